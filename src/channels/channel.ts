@@ -1,0 +1,210 @@
+/**
+ * The one interface every payment channel adapter implements. Domain code (payments,
+ * callbacks, sweeper, refunds, reconciliation) talks to channels only through it; the wire
+ * format of each channel lives entirely inside its own folder under `src/channels/`.
+ */
+
+/** Channel identifiers as stored in the database and used in callback paths. */
+export type ChannelName = "alipay" | "wechatpay" | "card";
+
+export const CHANNEL_NAMES: readonly ChannelName[] = ["alipay", "wechatpay", "card"];
+
+/** What the shopper needs to pay: a QR URL (Alipay), a code URL (WeChat) or a client secret (card). */
+export type PaymentAction =
+  | { kind: "qr_code_url"; value: string }
+  | { kind: "code_url"; value: string }
+  | { kind: "client_secret"; value: string };
+
+export interface ChannelCreatePaymentRequest {
+  /** Our payment number: the channel's `out_trade_no` (or metadata on the card acquirer). */
+  paymentNo: string;
+  /** Amount in the currency's minor units. Adapters convert to their wire format. */
+  amountMinor: bigint;
+  /** ISO 4217 code. */
+  currency: string;
+  subject: string;
+  expiresAt: Date;
+  /** Absolute URL of our callback route for this channel. */
+  notifyUrl: string;
+  /** Stable per payment: retrying a create with the same key must not create a second trade. */
+  idempotencyKey: string;
+  /** Card only: the acquirer's payment-method token (never a card number). */
+  paymentMethodToken?: string;
+}
+
+export interface ChannelPaymentCreated {
+  /** The channel's own id, when the create call already returns one (card: `pi_...`). */
+  channelTradeNo?: string;
+  action: PaymentAction;
+}
+
+/** A payment's state as the channel reports it, normalised. */
+export type ChannelTradeState =
+  | "pending" // created, waiting for the shopper (WAIT_BUYER_PAY, NOTPAY, USERPAYING, requires_*)
+  | "succeeded" // paid (TRADE_SUCCESS, TRADE_FINISHED, SUCCESS, REFUND, succeeded)
+  | "failed" // the attempt failed for good (PAYERROR, payment_failed)
+  | "closed" // closed or cancelled without payment
+  | "not_found"; // the channel has no such trade (e.g. the shopper never scanned the Alipay QR)
+
+export interface ChannelTradeStatus {
+  state: ChannelTradeState;
+  channelTradeNo?: string;
+  /** Amount the channel holds for the trade, in minor units, when it says. */
+  amountMinor?: bigint;
+  currency?: string;
+  paidAt?: Date;
+  /** Channel's failure or state text, kept for support. */
+  detail?: string;
+}
+
+/** Identifies a trade at the channel: our number plus the channel's id when we know it. */
+export interface ChannelTradeRef {
+  paymentNo: string;
+  channelTradeNo?: string | null;
+  amountMinor: bigint;
+  currency: string;
+}
+
+export interface ChannelRefundRequest {
+  trade: ChannelTradeRef;
+  /** Our refund number: the channel's `out_request_no` / `out_refund_no`; the idempotency key. */
+  refundNo: string;
+  amountMinor: bigint;
+  reason?: string;
+  notifyUrl: string;
+}
+
+export type ChannelRefundState = "succeeded" | "processing" | "failed";
+
+export interface ChannelRefundStatus {
+  state: ChannelRefundState;
+  channelRefundNo?: string;
+  detail?: string;
+}
+
+/** An inbound callback exactly as received: lower-cased header names, the raw body bytes. */
+export interface CallbackRequest {
+  headers: Readonly<Record<string, string | undefined>>;
+  rawBody: Buffer;
+}
+
+/** A verified, parsed callback about a payment. */
+export interface PaymentNotification {
+  kind: "payment";
+  /** The channel's id for this notification; the same across re-sends (inbox dedup key). */
+  notificationId: string;
+  paymentNo: string;
+  channelTradeNo?: string;
+  state: ChannelTradeState;
+  /** The order amount the channel says it was for, in minor units: cross-checked against ours. */
+  amountMinor: bigint;
+  currency: string;
+  paidAt?: Date;
+  /** The channel's own event/status name, for the audit trail. */
+  channelStatus: string;
+}
+
+/** A verified, parsed callback about a refund. */
+export interface RefundNotification {
+  kind: "refund";
+  notificationId: string;
+  paymentNo: string;
+  refundNo: string;
+  channelRefundNo?: string;
+  state: ChannelRefundState;
+  amountMinor: bigint;
+  channelStatus: string;
+}
+
+/** A verified callback that carries nothing for us to apply (an event type we do not use). */
+export interface IgnoredNotification {
+  kind: "ignored";
+  notificationId: string;
+  channelStatus: string;
+}
+
+export type ChannelNotification = PaymentNotification | RefundNotification | IgnoredNotification;
+
+/** The HTTP answer the channel expects. */
+export interface CallbackAnswer {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+/** A row of a channel's daily bill, normalised. */
+export interface BillRecord {
+  kind: "payment" | "refund";
+  paymentNo: string;
+  channelTradeNo?: string;
+  refundNo?: string;
+  amountMinor: bigint;
+  feeMinor: bigint;
+  currency: string;
+  occurredAt: Date;
+}
+
+export interface PaymentChannel {
+  readonly name: ChannelName;
+  createPayment(request: ChannelCreatePaymentRequest): Promise<ChannelPaymentCreated>;
+  queryPayment(trade: ChannelTradeRef): Promise<ChannelTradeStatus>;
+  /**
+   * Closes an unpaid trade. Resolves when the trade is closed or never existed at the channel;
+   * throws {@link ChannelTradePaidError} when the channel says it was paid.
+   */
+  closePayment(trade: ChannelTradeRef): Promise<void>;
+  refund(request: ChannelRefundRequest): Promise<ChannelRefundStatus>;
+  queryRefund(request: ChannelRefundRequest): Promise<ChannelRefundStatus>;
+  /**
+   * Verifies the signature over the raw bytes first, then the account identity (app id, mchid),
+   * then parses. Throws {@link CallbackRejectedError} on anything invalid.
+   */
+  parseCallback(request: CallbackRequest): ChannelNotification;
+  /** The exact acknowledgement the channel expects for a processed callback. */
+  acceptAnswer(): CallbackAnswer;
+  /** A non-success answer, so the channel re-sends later (or gives up on a forged one). */
+  rejectAnswer(reason: string): CallbackAnswer;
+  fetchBill(billDate: string): Promise<BillRecord[]>;
+}
+
+/** The channel could not be reached or answered 5xx/timeout: retry later, never guess an outcome. */
+export class ChannelUnavailableError extends Error {
+  readonly reason = "CHANNEL_UNAVAILABLE";
+  constructor(
+    readonly channel: ChannelName,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${channel}: ${message}`, options);
+  }
+}
+
+/** The channel answered, and said no (business failure). `code` is the channel's own code. */
+export class ChannelRejectedError extends Error {
+  readonly reason = "CHANNEL_REJECTED";
+  constructor(
+    readonly channel: ChannelName,
+    readonly code: string,
+    message: string,
+  ) {
+    super(`${channel} rejected: ${code}: ${message}`);
+  }
+}
+
+/** Asked to close a trade the channel says is paid. */
+export class ChannelTradePaidError extends Error {
+  readonly reason = "CHANNEL_TRADE_PAID";
+  constructor(readonly channel: ChannelName) {
+    super(`${channel}: trade is already paid`);
+  }
+}
+
+/** A callback failed verification or parsing. `reason` is logged and stored, never the secrets. */
+export class CallbackRejectedError extends Error {
+  constructor(
+    readonly channel: ChannelName,
+    readonly reason: string,
+  ) {
+    super(`${channel} callback rejected: ${reason}`);
+  }
+}
