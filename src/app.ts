@@ -1,0 +1,138 @@
+/**
+ * Builds and starts the service from a configuration: database, channels, domain services, the
+ * gRPC and HTTP listeners and the sweeper. Used by main.ts, the tests and the benchmark, so all
+ * three run the same wiring.
+ */
+import type { Server as HttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createCallbackService } from "./callbacks/callback-service.js";
+import { createAlipayChannel } from "./channels/alipay/alipay-channel.js";
+import type { PaymentChannel } from "./channels/channel.js";
+import { ChannelRegistry } from "./channels/registry.js";
+import type { Config } from "./config.js";
+import { type Database, openDatabase } from "./db/database.js";
+import { SecretBox } from "./merchants/credentials.js";
+import { createMerchantService } from "./merchants/merchant-service.js";
+import { createPaymentService } from "./payments/payment-service.js";
+import { createPaymentSweeper, type PaymentSweeper } from "./payments/payment-sweeper.js";
+import { mapErrors } from "./rpc/errors.js";
+import { createGrpcServer, listenGrpc, shutdownGrpc } from "./rpc/grpc-server.js";
+import { createHttpServer } from "./rpc/http-server.js";
+import { createMerchantRpc } from "./rpc/merchant-rpc.js";
+import { createPaymentRpc } from "./rpc/payment-rpc.js";
+import { MerchantService } from "../gen/payments/v1/merchant_service_pb.js";
+import { PaymentService } from "../gen/payments/v1/payment_service_pb.js";
+
+/** The configuration with the secrets main.ts resolves first (generated ones in embedded mode). */
+export type ResolvedConfig = Readonly<Config & { adminToken: string; dataEncryptionKey: string }>;
+
+export interface AppOptions {
+  config: ResolvedConfig;
+  /** Extra or replacement channels (tests); by default built from the config. */
+  channels?: PaymentChannel[];
+  /** Start the background sweeper loop (tests drive `sweeper.runOnce()` themselves). */
+  runSweeper?: boolean;
+  log?: (message: string) => void;
+}
+
+export interface App {
+  db: Database;
+  grpcPort: number;
+  httpPort: number;
+  /** Base URL of the HTTP listener. */
+  httpUrl: string;
+  sweeper: PaymentSweeper;
+  /** Drains in-flight calls (up to the grace time), stops the sweeper, closes the database. */
+  stop(): Promise<void>;
+}
+
+export function buildChannels(config: AppOptions["config"]): PaymentChannel[] {
+  const channels: PaymentChannel[] = [];
+  if (config.alipay) channels.push(createAlipayChannel({ ...config.alipay, timeoutMs: config.channelTimeoutMs }));
+  return channels;
+}
+
+export async function startApp(options: AppOptions): Promise<App> {
+  const { config } = options;
+  const log = options.log ?? ((message: string) => console.log(message));
+  const logError = (message: string, error: unknown) => console.error(message, error);
+
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const channels = new ChannelRegistry(options.channels ?? buildChannels(config));
+  const merchants = createMerchantService(new SecretBox(config.dataEncryptionKey));
+  const payments = createPaymentService({ channels, publicBaseUrl: config.publicBaseUrl });
+  const callbacks = createCallbackService({ db, channels, log });
+  const sweeper = createPaymentSweeper({ db, channels, log, leaseMs: config.channelTimeoutMs * 3 });
+
+  const services = [
+    { service: MerchantService, impl: mapErrors(createMerchantRpc(db, merchants, config.adminToken), logError) },
+    { service: PaymentService, impl: mapErrors(createPaymentRpc(db, merchants, payments), logError) },
+  ];
+
+  let draining = false;
+  const grpc = createGrpcServer({ services, maxReceiveMessageLength: config.maxRequestBytes });
+  const grpcPort = await listenGrpc(grpc.server, config.host, config.grpcPort);
+  const http = createHttpServer({
+    services,
+    callbacks,
+    maxRequestBytes: config.maxRequestBytes,
+    isHealthy: async () => !draining && (await db.orm.isConnected()),
+  });
+  const httpPort = await listenHttp(http, config.host, config.httpPort);
+
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<unknown> = Promise.resolve();
+  if (options.runSweeper ?? true) {
+    const tick = () => {
+      sweeping = sweeper
+        .runOnce()
+        .catch((error) => logError("sweeper pass failed", error))
+        .finally(() => {
+          if (!draining) sweepTimer = setTimeout(tick, config.sweepIntervalMs);
+        });
+    };
+    sweepTimer = setTimeout(tick, config.sweepIntervalMs);
+  }
+
+  const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+  return {
+    db,
+    grpcPort,
+    httpPort,
+    httpUrl: `http://${host}:${httpPort}`,
+    sweeper,
+    async stop() {
+      draining = true;
+      grpc.setServing(false);
+      clearTimeout(sweepTimer);
+      await Promise.all([
+        shutdownGrpc(grpc.server, config.shutdownGraceMs),
+        closeHttp(http, config.shutdownGraceMs),
+        sweeping,
+      ]);
+      await db.close();
+    },
+  };
+}
+
+function listenHttp(server: HttpServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Stops accepting, lets in-flight requests finish, then cuts what is left after the grace time. */
+function closeHttp(server: HttpServer, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,182 @@
+/**
+ * Channel callbacks: raw body → the adapter verifies the signature and account → cross-check
+ * against the stored payment → inbox row unique per (channel, notification id) → transition and
+ * effects in one transaction → the channel's exact acknowledgement. Anything invalid changes
+ * nothing, is answered non-success and is kept in the callback log with the reason.
+ */
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import type { SqlEntityManager } from "@mikro-orm/knex";
+import {
+  type CallbackAnswer,
+  CallbackRejectedError,
+  type CallbackRequest,
+  type ChannelName,
+  type PaymentChannel,
+  type PaymentNotification,
+} from "../channels/channel.js";
+import type { ChannelRegistry } from "../channels/registry.js";
+import type { Database } from "../db/database.js";
+import { newId } from "../ids.js";
+import { applyChannelStatus } from "../payments/channel-outcome.js";
+import { Payment } from "../payments/payment-entity.js";
+import { CallbackInbox, CallbackLog, type CallbackLogRow } from "./callback-entities.js";
+
+/** Headers never stored: they could carry credentials of whoever called. */
+const UNSTORED_HEADERS = new Set(["authorization", "cookie", "proxy-authorization"]);
+
+export type CallbackVerdict =
+  | "applied"
+  | "duplicate"
+  | "rejected"
+  | "unknown_payment"
+  | "mismatch"
+  | "ignored"
+  | "error";
+
+export interface CallbackResult {
+  answer: CallbackAnswer;
+  verdict: CallbackVerdict;
+  reason?: string;
+}
+
+export interface CallbackServiceOptions {
+  db: Database;
+  channels: ChannelRegistry;
+  log?: (message: string) => void;
+}
+
+export function createCallbackService(options: CallbackServiceOptions) {
+  const log = options.log ?? (() => {});
+
+  function logRow(
+    channel: ChannelName,
+    request: CallbackRequest,
+    receivedAt: Date,
+    verdict: CallbackVerdict,
+    answer: CallbackAnswer,
+    details: { reason?: string; notificationId?: string; paymentId?: string; effect?: string },
+  ): CallbackLogRow {
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (value !== undefined && !UNSTORED_HEADERS.has(name)) headers[name] = value;
+    }
+    return {
+      id: newId(receivedAt.getTime()),
+      channel,
+      receivedAt,
+      headers,
+      rawBody: request.rawBody,
+      verdict,
+      reason: details.reason?.slice(0, 255) ?? null,
+      notificationId: details.notificationId ?? null,
+      paymentId: details.paymentId ?? null,
+      effect: details.effect ?? null,
+      answerStatus: answer.status,
+    };
+  }
+
+  async function applyPayment(
+    em: SqlEntityManager,
+    channel: PaymentChannel,
+    request: CallbackRequest,
+    receivedAt: Date,
+    notification: PaymentNotification,
+  ): Promise<CallbackResult> {
+    const finish = async (verdict: CallbackVerdict, answer: CallbackAnswer, details: Parameters<typeof logRow>[5]) => {
+      await em.insert(CallbackLog, logRow(channel.name, request, receivedAt, verdict, answer, details));
+      return { answer, verdict, reason: details.reason };
+    };
+    const ids = { notificationId: notification.notificationId };
+
+    const payment = await em.findOne(
+      Payment,
+      { paymentNo: notification.paymentNo, channel: channel.name },
+      { disableIdentityMap: true },
+    );
+    if (!payment) {
+      // Maybe our create has not committed yet, or it is not ours: non-success, so it is re-sent.
+      const reason = `no payment ${notification.paymentNo}`;
+      return finish("unknown_payment", channel.rejectAnswer(reason), { ...ids, reason });
+    }
+    if (notification.amountMinor !== payment.amount || notification.currency !== payment.currency) {
+      const reason = `amount ${notification.amountMinor} ${notification.currency} != ${payment.amount} ${payment.currency}`;
+      log(`callback ${channel.name} ${notification.notificationId}: ${reason}`);
+      return finish("mismatch", channel.rejectAnswer("amount mismatch"), { ...ids, paymentId: payment.id, reason });
+    }
+
+    const accept = channel.acceptAnswer();
+    try {
+      return await em.transactional(async (tx) => {
+        await tx.insert(CallbackInbox, {
+          id: newId(receivedAt.getTime()),
+          channel: channel.name,
+          notificationId: notification.notificationId,
+          paymentId: payment.id,
+          createdAt: receivedAt,
+        });
+        const outcome = await applyChannelStatus(
+          tx,
+          payment,
+          {
+            state: notification.state,
+            channelTradeNo: notification.channelTradeNo,
+            amountMinor: notification.amountMinor,
+            currency: notification.currency,
+            paidAt: notification.paidAt,
+            detail: notification.channelStatus,
+          },
+          `callback:${notification.channelStatus}`,
+        );
+        const effect = outcome.transition ?? outcome.effect;
+        await tx.insert(
+          CallbackLog,
+          logRow(channel.name, request, receivedAt, "applied", accept, { ...ids, paymentId: payment.id, effect }),
+        );
+        return { answer: accept, verdict: "applied" as const };
+      });
+    } catch (error) {
+      if (!(error instanceof UniqueConstraintViolationException)) throw error;
+      // Same notification again (a re-send, or a concurrent copy): already applied once.
+      return finish("duplicate", accept, { ...ids, paymentId: payment.id });
+    }
+  }
+
+  return {
+    async handle(channelName: ChannelName, request: CallbackRequest): Promise<CallbackResult> {
+      const channel = options.channels.get(channelName);
+      const em = options.db.em();
+      const receivedAt = new Date();
+      try {
+        const notification = channel.parseCallback(request);
+        if (notification.kind === "payment") {
+          return await applyPayment(em, channel, request, receivedAt, notification);
+        }
+        const answer = channel.acceptAnswer();
+        const reason = `${notification.kind} notification not applied here: ${notification.channelStatus}`;
+        await em.insert(
+          CallbackLog,
+          logRow(channelName, request, receivedAt, "ignored", answer, {
+            notificationId: notification.notificationId,
+            reason,
+          }),
+        );
+        return { answer, verdict: "ignored", reason };
+      } catch (error) {
+        if (error instanceof CallbackRejectedError) {
+          log(`callback ${channelName} rejected: ${error.reason}`);
+          const answer = channel.rejectAnswer(error.reason);
+          await em.insert(CallbackLog, logRow(channelName, request, receivedAt, "rejected", answer, { reason: error.reason }));
+          return { answer, verdict: "rejected", reason: error.reason };
+        }
+        log(`callback ${channelName} failed: ${(error as Error).message}`);
+        const answer = { ...channel.rejectAnswer("internal error"), status: 500 };
+        await em
+          .insert(CallbackLog, logRow(channelName, request, receivedAt, "error", answer, { reason: (error as Error).message }))
+          .catch(() => {});
+        return { answer, verdict: "error", reason: (error as Error).message };
+      }
+    },
+  };
+}
+
+export type CallbackService = ReturnType<typeof createCallbackService>;

@@ -1,0 +1,81 @@
+/**
+ * Opens the database: MySQL/MariaDB when a URL is given (versioned migrations applied at start),
+ * otherwise an embedded SQLite file through libSQL (schema created from the entities at start).
+ */
+import { join } from "node:path";
+import type { Options } from "@mikro-orm/core";
+import type { MikroORM, SqlEntityManager } from "@mikro-orm/knex";
+import { LibSqlDriver, MikroORM as LibSqlORM } from "@mikro-orm/libsql";
+import { Migrator } from "@mikro-orm/migrations";
+import { MySqlDriver, MikroORM as MySqlORM } from "@mikro-orm/mysql";
+import { ENTITIES } from "./entities.js";
+import { MIGRATIONS } from "./migrations/index.js";
+
+export type DatabaseKind = "mysql" | "sqlite";
+
+export interface Database {
+  readonly kind: DatabaseKind;
+  readonly orm: MikroORM;
+  /** A fresh EntityManager for one request or one job; never shared. */
+  em(): SqlEntityManager;
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  /** `mysql://user:pass@host:port/db`; undefined = embedded SQLite under `dataDir`. */
+  url?: string;
+  dataDir: string;
+  /** Connections per process (MySQL only). */
+  poolSize?: number;
+}
+
+const common = {
+  entities: ENTITIES,
+  discovery: { disableDynamicFileAccess: true, requireEntitiesArray: true },
+  forceUtcTimezone: true,
+  // Ids are assigned by the application; nothing relies on the ORM's identity map across calls.
+  allowGlobalContext: false,
+  debug: false,
+} satisfies Options;
+
+export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
+  if (options.url) {
+    const orm = await MySqlORM.init({
+      ...common,
+      driver: MySqlDriver,
+      clientUrl: options.url.replace(/^mariadb:/, "mysql:"),
+      timezone: "+00:00",
+      pool: { min: 0, max: options.poolSize ?? 20 },
+      extensions: [Migrator],
+      migrations: { migrationsList: MIGRATIONS, transactional: true, allOrNothing: true, snapshot: false },
+    });
+    await orm.getMigrator().up();
+    return wrap("mysql", orm as unknown as MikroORM);
+  }
+  const orm = await LibSqlORM.init({
+    ...common,
+    driver: LibSqlDriver,
+    dbName: join(options.dataDir, "payments.sqlite"),
+    // One connection: SQLite has one writer anyway, and this keeps transactions from
+    // failing with SQLITE_BUSY. Safe integers make BIGINT exact above 2^53.
+    pool: {
+      min: 1,
+      max: 1,
+      afterCreate(conn: { defaultSafeIntegers(on: boolean): void }, done: (e: unknown, c: unknown) => void) {
+        conn.defaultSafeIntegers(true);
+        done(null, conn);
+      },
+    },
+  });
+  await orm.schema.updateSchema();
+  return wrap("sqlite", orm as unknown as MikroORM);
+}
+
+function wrap(kind: DatabaseKind, orm: MikroORM): Database {
+  return {
+    kind,
+    orm,
+    em: () => orm.em.fork() as SqlEntityManager,
+    close: () => orm.close(true),
+  };
+}

@@ -1,0 +1,83 @@
+/** Merchant administration and API-key authentication. */
+import type { SqlEntityManager } from "@mikro-orm/knex";
+import { NotFoundError, UnauthenticatedError, Violations } from "../errors.js";
+import { newId } from "../ids.js";
+import { hashApiKey, newApiKey, newWebhookSecret, type SecretBox } from "./credentials.js";
+import { Merchant, type MerchantRow } from "./merchant-entity.js";
+
+export interface CreatedMerchant {
+  merchant: MerchantRow;
+  apiKey: string;
+  webhookSecret: string;
+}
+
+export function validateNotifyUrl(violations: Violations, field: string, value: string): void {
+  if (value === "") return;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(value);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+    violations.add(field, "INVALID_URL", "must be an absolute http(s) URL");
+  } else if (value.length > 512) {
+    violations.add(field, "TOO_LONG", "must be at most 512 characters");
+  }
+}
+
+export function createMerchantService(secretBox: SecretBox) {
+  return {
+    async createMerchant(em: SqlEntityManager, input: { name: string; notifyUrl: string }): Promise<CreatedMerchant> {
+      const violations = new Violations();
+      const name = input.name.trim();
+      if (name.length === 0) violations.add("name", "REQUIRED", "is required");
+      else if (name.length > 128) violations.add("name", "TOO_LONG", "must be at most 128 characters");
+      validateNotifyUrl(violations, "notify_url", input.notifyUrl);
+      violations.throwIfAny();
+
+      const apiKey = newApiKey();
+      const webhookSecret = newWebhookSecret();
+      const now = new Date();
+      const merchant: MerchantRow = {
+        id: newId(),
+        name,
+        notifyUrl: input.notifyUrl,
+        apiKeyHash: hashApiKey(apiKey),
+        apiKeyPrefix: apiKey.slice(0, 12),
+        webhookSecretSealed: secretBox.seal(webhookSecret),
+        createdAt: now,
+        updatedAt: now,
+      };
+      await em.insert(Merchant, merchant);
+      return { merchant, apiKey, webhookSecret };
+    },
+
+    async getMerchant(em: SqlEntityManager, merchantId: string): Promise<MerchantRow> {
+      const merchant = await em.findOne(Merchant, { id: merchantId });
+      if (!merchant) throw new NotFoundError("MERCHANT_NOT_FOUND", `merchant ${merchantId} not found`);
+      return merchant;
+    },
+
+    async rotateApiKey(em: SqlEntityManager, merchantId: string): Promise<{ merchant: MerchantRow; apiKey: string }> {
+      const apiKey = newApiKey();
+      const changes = { apiKeyHash: hashApiKey(apiKey), apiKeyPrefix: apiKey.slice(0, 12), updatedAt: new Date() };
+      const updated = await em.nativeUpdate(Merchant, { id: merchantId }, changes);
+      if (updated === 0) throw new NotFoundError("MERCHANT_NOT_FOUND", `merchant ${merchantId} not found`);
+      return { merchant: await this.getMerchant(em, merchantId), apiKey };
+    },
+
+    /** The merchant owning `apiKey`; UNAUTHENTICATED for an unknown key. */
+    async authenticate(em: SqlEntityManager, apiKey: string): Promise<MerchantRow> {
+      const merchant = await em.findOne(Merchant, { apiKeyHash: hashApiKey(apiKey) }, { disableIdentityMap: true });
+      if (!merchant) throw new UnauthenticatedError("invalid API key");
+      return merchant;
+    },
+
+    openWebhookSecret(merchant: MerchantRow): string {
+      return secretBox.open(merchant.webhookSecretSealed);
+    },
+  };
+}
+
+export type MerchantService = ReturnType<typeof createMerchantService>;

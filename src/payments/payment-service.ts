@@ -1,0 +1,370 @@
+/**
+ * Payment operations for merchants: create, read, query, list, close. Every call is scoped to
+ * one merchant; each status change goes through the transition table in a transaction.
+ */
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import type { SqlEntityManager } from "@mikro-orm/knex";
+import {
+  type ChannelName,
+  ChannelRejectedError,
+  type ChannelTradeRef,
+  ChannelTradePaidError,
+  type PaymentChannel,
+} from "../channels/channel.js";
+import type { ChannelRegistry } from "../channels/registry.js";
+import { ConflictError, PreconditionError, ValidationError } from "../errors.js";
+import { newId, newTradeNo } from "../ids.js";
+import type { MerchantRow } from "../merchants/merchant-entity.js";
+import { applyChannelStatus } from "./channel-outcome.js";
+import { IdempotencyRecord, Payment, PaymentItem, type PaymentRow } from "./payment-entity.js";
+import {
+  type CreatePaymentInput,
+  DEFAULT_EXPIRE_SECONDS,
+  hashCreatePayment,
+  validateCreatePayment,
+} from "./payment-input.js";
+import {
+  findMerchantPayment,
+  type PaymentLookup,
+  type PaymentView,
+  reloadPayment,
+  withItems,
+  withItemsMany,
+} from "./payment-repository.js";
+import type { PaymentStatus } from "./payment-status.js";
+import { recordPaymentEvent, transitionPayment } from "./payment-transitions.js";
+import { firstQueryAt } from "./query-schedule.js";
+
+export interface PaymentServiceDeps {
+  channels: ChannelRegistry;
+  /** `PUBLIC_BASE_URL`: channels post callbacks to `${publicBaseUrl}/callbacks/{channel}`. */
+  publicBaseUrl: string;
+}
+
+export interface ListPaymentsFilter {
+  status?: PaymentStatus;
+  channel?: ChannelName;
+  createdAfter?: Date;
+  createdBefore?: Date;
+  pageSize: number;
+  pageToken: string;
+}
+
+const CREATE_OPERATION = "CreatePayment";
+
+export function tradeRef(payment: PaymentRow): ChannelTradeRef {
+  return {
+    paymentNo: payment.paymentNo,
+    channelTradeNo: payment.channelTradeNo,
+    amountMinor: payment.amount,
+    currency: payment.currency,
+  };
+}
+
+export function callbackUrl(publicBaseUrl: string, channel: ChannelName): string {
+  return `${publicBaseUrl}/callbacks/${channel}`;
+}
+
+export function createPaymentService(deps: PaymentServiceDeps) {
+  const channelOf = (payment: PaymentRow): PaymentChannel => deps.channels.get(payment.channel as ChannelName);
+
+  /** Inserts the payment with its items and idempotency record, PENDING and without an action yet. */
+  async function insertPayment(
+    em: SqlEntityManager,
+    merchant: MerchantRow,
+    input: CreatePaymentInput,
+    requestHash: string,
+    idempotencyKey: string | undefined,
+  ): Promise<PaymentRow> {
+    const now = new Date();
+    const expireSeconds = input.expireSeconds || DEFAULT_EXPIRE_SECONDS;
+    const expiresAt = new Date(now.getTime() + expireSeconds * 1000);
+    const payment: PaymentRow = {
+      id: newId(now.getTime()),
+      paymentNo: newTradeNo("P", now),
+      merchantId: merchant.id,
+      merchantOrderNo: input.merchantOrderNo,
+      amount: input.amount,
+      currency: input.currency,
+      channel: input.channel!,
+      status: "PENDING",
+      statusReason: null,
+      subject: input.subject,
+      channelTradeNo: null,
+      actionKind: null,
+      actionValue: null,
+      refundedAmount: 0n,
+      fee: 0n,
+      notifyUrl: input.notifyUrl || merchant.notifyUrl,
+      metadata: input.metadata,
+      paymentMethodToken: input.paymentMethod || null,
+      requestHash,
+      createdAt: now,
+      updatedAt: now,
+      paidAt: null,
+      closedAt: null,
+      expiresAt,
+      nextQueryAt: firstQueryAt(now, expiresAt),
+      queryAttempts: 0,
+      sweepLeaseUntil: null,
+    };
+    await em.transactional(async (tx) => {
+      await tx.insert(Payment, payment);
+      if (input.items.length > 0) {
+        await tx.insertMany(
+          PaymentItem,
+          input.items.map((item, position) => ({
+            id: newId(now.getTime()),
+            paymentId: payment.id,
+            merchantId: merchant.id,
+            position,
+            sku: item.sku,
+            name: item.name,
+            quantity: item.quantity,
+            unitAmount: item.unitAmount,
+          })),
+        );
+      }
+      if (idempotencyKey !== undefined) {
+        await tx.insert(IdempotencyRecord, {
+          id: newId(now.getTime()),
+          merchantId: merchant.id,
+          operation: CREATE_OPERATION,
+          idempotencyKey,
+          requestHash,
+          resourceId: payment.id,
+          createdAt: now,
+        });
+      }
+      await recordPaymentEvent(tx, payment, "payment.created", { amount: payment.amount.toString() }, now);
+    });
+    return payment;
+  }
+
+  /**
+   * An earlier create with the same idempotency key or order number: the same request gets that
+   * payment back, a different one a conflict. Undefined when there is none.
+   */
+  async function findPrevious(
+    em: SqlEntityManager,
+    merchant: MerchantRow,
+    input: CreatePaymentInput,
+    requestHash: string,
+    idempotencyKey: string | undefined,
+  ): Promise<PaymentRow | undefined> {
+    if (idempotencyKey !== undefined) {
+      const record = await em.findOne(
+        IdempotencyRecord,
+        { merchantId: merchant.id, operation: CREATE_OPERATION, idempotencyKey },
+        { disableIdentityMap: true },
+      );
+      if (record) {
+        if (record.requestHash !== requestHash) {
+          throw new ConflictError(
+            "IDEMPOTENCY_KEY_REUSED",
+            "this idempotency-key was used with a different request",
+          );
+        }
+        return reloadPayment(em, record.resourceId);
+      }
+    }
+    const existing = await em.findOne(
+      Payment,
+      { merchantId: merchant.id, merchantOrderNo: input.merchantOrderNo },
+      { disableIdentityMap: true },
+    );
+    if (!existing) return undefined;
+    if (existing.requestHash !== requestHash) {
+      throw new ConflictError(
+        "MERCHANT_ORDER_NO_REUSED",
+        `merchant_order_no ${input.merchantOrderNo} already has a payment with different details`,
+      );
+    }
+    return existing;
+  }
+
+  /** Opens the trade at the channel and stores the action; a rejection fails the payment. */
+  async function openAtChannel(em: SqlEntityManager, payment: PaymentRow): Promise<PaymentRow> {
+    const channel = channelOf(payment);
+    try {
+      const created = await channel.createPayment({
+        paymentNo: payment.paymentNo,
+        amountMinor: payment.amount,
+        currency: payment.currency,
+        subject: payment.subject,
+        expiresAt: payment.expiresAt,
+        notifyUrl: callbackUrl(deps.publicBaseUrl, channel.name),
+        idempotencyKey: `create-${payment.id}`,
+        paymentMethodToken: payment.paymentMethodToken ?? undefined,
+      });
+      // Not a status change: the payment may even be SUCCEEDED already if the callback won the race.
+      await em.nativeUpdate(
+        Payment,
+        { id: payment.id },
+        {
+          actionKind: created.action.kind,
+          actionValue: created.action.value,
+          ...(created.channelTradeNo && !payment.channelTradeNo ? { channelTradeNo: created.channelTradeNo } : {}),
+          updatedAt: new Date(),
+        },
+      );
+      return reloadPayment(em, payment.id);
+    } catch (error) {
+      if (error instanceof ChannelRejectedError) {
+        await em.transactional((tx) =>
+          transitionPayment(
+            tx,
+            payment,
+            "FAILED",
+            { statusReason: `${error.code}: ${error.message}`.slice(0, 255), nextQueryAt: null },
+            "channel_rejected_create",
+          ),
+        );
+        throw new PreconditionError("CHANNEL_REJECTED", error.message);
+      }
+      // Unavailable or unknown: the payment stays PENDING and the sweeper asks the channel later;
+      // the merchant may retry the same request, which reopens it idempotently.
+      throw error;
+    }
+  }
+
+  return {
+    async createPayment(
+      em: SqlEntityManager,
+      merchant: MerchantRow,
+      input: CreatePaymentInput,
+      idempotencyKey?: string,
+    ): Promise<PaymentView> {
+      validateCreatePayment(input);
+      if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
+        throw new ValidationError([
+          { field: "idempotency-key", reason: "INVALID_LENGTH", description: "must be 1-255 characters" },
+        ]);
+      }
+      deps.channels.get(input.channel!);
+      const requestHash = hashCreatePayment(input);
+
+      let payment = await findPrevious(em, merchant, input, requestHash, idempotencyKey);
+      if (!payment) {
+        try {
+          payment = await insertPayment(em, merchant, input, requestHash, idempotencyKey);
+        } catch (error) {
+          if (!(error instanceof UniqueConstraintViolationException)) throw error;
+          // A concurrent identical request won the insert: answer as its retry.
+          payment = await findPrevious(em, merchant, input, requestHash, idempotencyKey);
+          if (!payment) throw error;
+        }
+      }
+      if (payment.status === "PENDING" && payment.actionKind === null) {
+        payment = await openAtChannel(em, payment);
+      }
+      return withItems(em, payment);
+    },
+
+    async getPayment(em: SqlEntityManager, merchantId: string, lookup: PaymentLookup): Promise<PaymentView> {
+      return withItems(em, await findMerchantPayment(em, merchantId, lookup));
+    },
+
+    /** Asks the channel, applies the answer, returns the payment as it now stands. */
+    async queryPayment(em: SqlEntityManager, merchantId: string, lookup: PaymentLookup): Promise<PaymentView> {
+      const payment = await findMerchantPayment(em, merchantId, lookup);
+      if (payment.status === "PENDING" || payment.status === "FAILED" || payment.status === "CLOSED") {
+        const status = await channelOf(payment).queryPayment(tradeRef(payment));
+        await em.transactional((tx) => applyChannelStatus(tx, payment, status, "query"));
+      }
+      return withItems(em, await reloadPayment(em, payment.id));
+    },
+
+    async listPayments(em: SqlEntityManager, merchantId: string, filter: ListPaymentsFilter) {
+      const pageSize = filter.pageSize === 0 ? 20 : filter.pageSize;
+      if (pageSize < 1 || pageSize > 100) {
+        throw new ValidationError([{ field: "page_size", reason: "OUT_OF_RANGE", description: "must be 0-100" }]);
+      }
+      const filterKey = JSON.stringify([
+        filter.status ?? "",
+        filter.channel ?? "",
+        filter.createdAfter?.getTime() ?? "",
+        filter.createdBefore?.getTime() ?? "",
+      ]);
+      const after = filter.pageToken === "" ? undefined : decodePageToken(filter.pageToken, filterKey);
+      const where: Record<string, unknown> = { merchantId };
+      if (filter.status) where.status = filter.status;
+      if (filter.channel) where.channel = filter.channel;
+      if (filter.createdAfter || filter.createdBefore) {
+        where.createdAt = {
+          ...(filter.createdAfter ? { $gte: filter.createdAfter } : {}),
+          ...(filter.createdBefore ? { $lt: filter.createdBefore } : {}),
+        };
+      }
+      if (after) where.id = { $lt: after };
+      const rows = await em.find(Payment, where, {
+        orderBy: { id: "desc" },
+        limit: pageSize + 1,
+        disableIdentityMap: true,
+      });
+      const page = rows.slice(0, pageSize);
+      const nextPageToken = rows.length > pageSize ? encodePageToken(page[page.length - 1]!.id, filterKey) : "";
+      return { payments: await withItemsMany(em, page), nextPageToken };
+    },
+
+    /**
+     * Closes an unpaid payment: first at the channel, then here. If the channel says it was paid,
+     * the payment becomes SUCCEEDED (after a query for the details) and the close fails.
+     */
+    async closePayment(em: SqlEntityManager, merchantId: string, paymentId: string): Promise<PaymentView> {
+      const payment = await findMerchantPayment(em, merchantId, { paymentId });
+      if (payment.status === "CLOSED") return withItems(em, payment);
+      if (payment.status !== "PENDING") {
+        throw new PreconditionError("INVALID_TRANSITION", `a ${payment.status} payment cannot be closed`);
+      }
+      await closeAtChannelThenHere(em, channelOf(payment), payment, "closed by merchant", "merchant_close");
+      const after = await reloadPayment(em, payment.id);
+      if (after.status !== "CLOSED") {
+        throw new PreconditionError("INVALID_TRANSITION", `the payment is ${after.status} and cannot be closed`);
+      }
+      return withItems(em, after);
+    },
+  };
+}
+
+/**
+ * Closes at the channel, then applies CLOSED here. A channel that reports the trade paid gets
+ * the payment queried and marked SUCCEEDED instead. Shared by ClosePayment and the sweeper.
+ */
+export async function closeAtChannelThenHere(
+  em: SqlEntityManager,
+  channel: PaymentChannel,
+  payment: PaymentRow,
+  reason: string,
+  cause: string,
+): Promise<void> {
+  try {
+    await channel.closePayment(tradeRef(payment));
+  } catch (error) {
+    if (!(error instanceof ChannelTradePaidError)) throw error;
+    const status = await channel.queryPayment(tradeRef(payment));
+    await em.transactional((tx) => applyChannelStatus(tx, payment, status, cause));
+    return;
+  }
+  await em.transactional((tx) =>
+    applyChannelStatus(tx, payment, { state: "closed", detail: reason }, cause),
+  );
+}
+
+export type PaymentService = ReturnType<typeof createPaymentService>;
+
+function encodePageToken(lastId: string, filterKey: string): string {
+  return Buffer.from(JSON.stringify({ lastId, filterKey })).toString("base64url");
+}
+
+function decodePageToken(token: string, filterKey: string): string {
+  try {
+    const parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { lastId?: unknown; filterKey?: unknown };
+    if (typeof parsed.lastId === "string" && parsed.filterKey === filterKey) return parsed.lastId;
+  } catch {
+    // fall through to the error below
+  }
+  throw new ValidationError([
+    { field: "page_token", reason: "INVALID_PAGE_TOKEN", description: "is not a token from this listing with these filters" },
+  ]);
+}

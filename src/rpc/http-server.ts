@@ -1,0 +1,91 @@
+/**
+ * The HTTP listener: the same services over Connect (JSON and binary) and gRPC-Web via
+ * connect-node, plus the channel callback shim (`POST /callbacks/{channel}`) and `GET /healthz`.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { CallbackService } from "../callbacks/callback-service.js";
+import { CHANNEL_NAMES, type ChannelName } from "../channels/channel.js";
+
+/** Callbacks are small; anything larger is not a channel's notification. */
+const MAX_CALLBACK_BYTES = 64 * 1024;
+
+export interface HttpServerOptions {
+  // biome-ignore lint/suspicious/noExplicitAny: a list of services of different types
+  services: Array<{ service: DescService; impl: Partial<ServiceImpl<any>> }>;
+  callbacks: CallbackService;
+  maxRequestBytes: number;
+  /** Answers /healthz: false while draining or when the database is unreachable. */
+  isHealthy: () => Promise<boolean>;
+}
+
+class BodyTooLargeError extends Error {}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new BodyTooLargeError();
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function send(res: ServerResponse, status: number, contentType: string, body: string): void {
+  res.writeHead(status, { "content-type": contentType, "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export function createHttpServer(options: HttpServerOptions): Server {
+  async function fallback(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? "/").split("?")[0]!;
+    if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
+      const healthy = await options.isHealthy().catch(() => false);
+      send(res, healthy ? 200 : 503, "application/json", JSON.stringify({ status: healthy ? "ok" : "unavailable" }));
+      return;
+    }
+    const match = /^\/callbacks\/([a-z]+)$/.exec(path);
+    if (match && CHANNEL_NAMES.includes(match[1] as ChannelName)) {
+      if (req.method !== "POST") {
+        send(res, 405, "text/plain", "method not allowed");
+        return;
+      }
+      let rawBody: Buffer;
+      try {
+        rawBody = await readBody(req, MAX_CALLBACK_BYTES);
+      } catch (error) {
+        if (error instanceof BodyTooLargeError) send(res, 413, "text/plain", "callback too large");
+        else res.destroy();
+        return;
+      }
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(req.headers)) {
+        if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
+      }
+      const result = await options.callbacks.handle(match[1] as ChannelName, { headers, rawBody });
+      send(res, result.answer.status, result.answer.contentType, result.answer.body);
+      return;
+    }
+    send(res, 404, "text/plain", "not found");
+  }
+
+  const handler = connectNodeAdapter({
+    routes(router: ConnectRouter) {
+      for (const { service, impl } of options.services) router.service(service, impl);
+    },
+    readMaxBytes: options.maxRequestBytes,
+    writeMaxBytes: 16 * 1024 * 1024,
+    fallback(req, res) {
+      fallback(req, res).catch(() => {
+        if (!res.headersSent) send(res, 500, "text/plain", "internal error");
+        else res.destroy();
+      });
+    },
+  });
+  const server = createServer({ requestTimeout: 60_000 }, handler);
+  server.keepAliveTimeout = 65_000;
+  return server;
+}

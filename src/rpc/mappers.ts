@@ -1,0 +1,138 @@
+/** Conversions between domain rows and the generated protobuf messages. Only src/rpc sees gen/. */
+import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { ChannelName } from "../channels/channel.js";
+import type { MerchantRow } from "../merchants/merchant-entity.js";
+import type { CreatePaymentInput } from "../payments/payment-input.js";
+import type { PaymentView } from "../payments/payment-repository.js";
+import type { PaymentStatus as DomainPaymentStatus } from "../payments/payment-status.js";
+import { type Merchant, MerchantSchema } from "../../gen/payments/v1/merchant_service_pb.js";
+import {
+  Channel,
+  type Payment,
+  PaymentSchema,
+  PaymentStatus,
+} from "../../gen/payments/v1/payment_pb.js";
+import type { CreatePaymentRequest, PaymentLookup } from "../../gen/payments/v1/payment_service_pb.js";
+import type { PaymentLookup as DomainLookup } from "../payments/payment-repository.js";
+import { ValidationError } from "../errors.js";
+
+const CHANNEL_TO_PROTO: Record<ChannelName, Channel> = {
+  alipay: Channel.ALIPAY,
+  wechatpay: Channel.WECHAT_PAY,
+  card: Channel.CARD,
+};
+
+const STATUS_TO_PROTO: Record<DomainPaymentStatus, PaymentStatus> = {
+  PENDING: PaymentStatus.PENDING,
+  SUCCEEDED: PaymentStatus.SUCCEEDED,
+  FAILED: PaymentStatus.FAILED,
+  CLOSED: PaymentStatus.CLOSED,
+  REFUNDED: PaymentStatus.REFUNDED,
+};
+
+export function channelFromProto(channel: Channel): ChannelName | undefined {
+  return (Object.keys(CHANNEL_TO_PROTO) as ChannelName[]).find((name) => CHANNEL_TO_PROTO[name] === channel);
+}
+
+export function statusFromProto(status: PaymentStatus): DomainPaymentStatus | undefined {
+  return (Object.keys(STATUS_TO_PROTO) as DomainPaymentStatus[]).find((name) => STATUS_TO_PROTO[name] === status);
+}
+
+function timestamp(date: Date | null | undefined): Timestamp | undefined {
+  return date ? timestampFromDate(date) : undefined;
+}
+
+export function optionalDate(ts: Timestamp | undefined): Date | undefined {
+  return ts ? timestampDate(ts) : undefined;
+}
+
+export function merchantToProto(merchant: MerchantRow): Merchant {
+  return create(MerchantSchema, {
+    id: merchant.id,
+    name: merchant.name,
+    notifyUrl: merchant.notifyUrl,
+    apiKeyPrefix: merchant.apiKeyPrefix,
+    createdAt: timestampFromDate(merchant.createdAt),
+  });
+}
+
+export function paymentToProto({ payment, items }: PaymentView): Payment {
+  const pending = payment.status === "PENDING";
+  return create(PaymentSchema, {
+    id: payment.id,
+    paymentNo: payment.paymentNo,
+    merchantId: payment.merchantId,
+    merchantOrderNo: payment.merchantOrderNo,
+    amount: payment.amount,
+    currency: payment.currency,
+    channel: CHANNEL_TO_PROTO[payment.channel as ChannelName],
+    status: STATUS_TO_PROTO[payment.status as DomainPaymentStatus],
+    subject: payment.subject,
+    items: items.map((item) => ({
+      sku: item.sku,
+      name: item.name,
+      quantity: item.quantity,
+      unitAmount: item.unitAmount,
+    })),
+    channelTradeNo: payment.channelTradeNo ?? "",
+    action:
+      pending && payment.actionKind && payment.actionValue
+        ? { action: { case: actionCase(payment.actionKind), value: payment.actionValue } }
+        : undefined,
+    refundedAmount: payment.refundedAmount,
+    fee: payment.fee,
+    createdAt: timestampFromDate(payment.createdAt),
+    paidAt: timestamp(payment.paidAt),
+    closedAt: timestamp(payment.closedAt),
+    expiresAt: timestampFromDate(payment.expiresAt),
+    notifyUrl: payment.notifyUrl,
+    metadata: payment.metadata,
+    statusReason: payment.statusReason ?? "",
+  });
+}
+
+function actionCase(kind: string): "qrCodeUrl" | "codeUrl" | "clientSecret" {
+  switch (kind) {
+    case "qr_code_url":
+      return "qrCodeUrl";
+    case "code_url":
+      return "codeUrl";
+    default:
+      return "clientSecret";
+  }
+}
+
+export function createPaymentInputFromProto(req: CreatePaymentRequest): CreatePaymentInput {
+  return {
+    merchantOrderNo: req.merchantOrderNo,
+    currency: req.currency,
+    items: req.items.map((item) => ({
+      sku: item.sku,
+      name: item.name,
+      quantity: item.quantity,
+      unitAmount: item.unitAmount,
+    })),
+    amount: req.amount,
+    channel: channelFromProto(req.channel),
+    subject: req.subject,
+    expireSeconds: req.expireSeconds,
+    notifyUrl: req.notifyUrl,
+    metadata: { ...req.metadata },
+    paymentMethod: req.paymentMethod,
+  };
+}
+
+export function lookupFromProto(lookup: PaymentLookup | undefined): DomainLookup {
+  switch (lookup?.key.case) {
+    case "paymentId":
+      if (lookup.key.value !== "") return { paymentId: lookup.key.value };
+      break;
+    case "merchantOrderNo":
+      if (lookup.key.value !== "") return { merchantOrderNo: lookup.key.value };
+      break;
+  }
+  throw new ValidationError([
+    { field: "lookup", reason: "REQUIRED", description: "set lookup.payment_id or lookup.merchant_order_no" },
+  ]);
+}

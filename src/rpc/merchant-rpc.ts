@@ -1,0 +1,50 @@
+/** MerchantService: admin-only; decodes, calls the merchant domain, encodes. */
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { Database } from "../db/database.js";
+import type { MerchantService as MerchantDomain } from "../merchants/merchant-service.js";
+import { ValidationError } from "../errors.js";
+import {
+  CreateMerchantResponseSchema,
+  GetMerchantResponseSchema,
+  type MerchantService,
+  RotateApiKeyResponseSchema,
+} from "../../gen/payments/v1/merchant_service_pb.js";
+import { requireAdmin } from "./auth.js";
+import { merchantToProto } from "./mappers.js";
+
+function requireId(merchantId: string): string {
+  if (merchantId === "") {
+    throw new ValidationError([{ field: "merchant_id", reason: "REQUIRED", description: "is required" }]);
+  }
+  return merchantId;
+}
+
+export function createMerchantRpc(
+  db: Database,
+  merchants: MerchantDomain,
+  adminToken: string,
+): ServiceImpl<typeof MerchantService> {
+  const admin = (ctx: HandlerContext) => requireAdmin(ctx, adminToken);
+  return {
+    async createMerchant(req, ctx) {
+      admin(ctx);
+      const created = await merchants.createMerchant(db.em(), { name: req.name, notifyUrl: req.notifyUrl });
+      return create(CreateMerchantResponseSchema, {
+        merchant: merchantToProto(created.merchant),
+        apiKey: created.apiKey,
+        webhookSecret: created.webhookSecret,
+      });
+    },
+    async getMerchant(req, ctx) {
+      admin(ctx);
+      const merchant = await merchants.getMerchant(db.em(), requireId(req.merchantId));
+      return create(GetMerchantResponseSchema, { merchant: merchantToProto(merchant) });
+    },
+    async rotateApiKey(req, ctx) {
+      admin(ctx);
+      const rotated = await merchants.rotateApiKey(db.em(), requireId(req.merchantId));
+      return create(RotateApiKeyResponseSchema, { merchant: merchantToProto(rotated.merchant), apiKey: rotated.apiKey });
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/** PaymentService: authenticates the merchant, decodes, calls the payment domain, encodes. */
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Database } from "../db/database.js";
+import { ValidationError } from "../errors.js";
+import type { MerchantService as MerchantDomain } from "../merchants/merchant-service.js";
+import type { PaymentService as PaymentDomain } from "../payments/payment-service.js";
+import {
+  ClosePaymentResponseSchema,
+  CreatePaymentResponseSchema,
+  GetPaymentResponseSchema,
+  ListPaymentsResponseSchema,
+  type PaymentService,
+  QueryPaymentResponseSchema,
+} from "../../gen/payments/v1/payment_service_pb.js";
+import { PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
+import { authenticateMerchant } from "./auth.js";
+import {
+  channelFromProto,
+  createPaymentInputFromProto,
+  lookupFromProto,
+  optionalDate,
+  paymentToProto,
+  statusFromProto,
+} from "./mappers.js";
+
+export function createPaymentRpc(
+  db: Database,
+  merchants: MerchantDomain,
+  payments: PaymentDomain,
+): ServiceImpl<typeof PaymentService> {
+  return {
+    async createPayment(req, ctx) {
+      const em = db.em();
+      const merchant = await authenticateMerchant(ctx, em, merchants);
+      const idempotencyKey = ctx.requestHeader.get("idempotency-key") ?? undefined;
+      const view = await payments.createPayment(em, merchant, createPaymentInputFromProto(req), idempotencyKey);
+      return create(CreatePaymentResponseSchema, { payment: paymentToProto(view) });
+    },
+    async getPayment(req, ctx) {
+      const em = db.em();
+      const merchant = await authenticateMerchant(ctx, em, merchants);
+      const view = await payments.getPayment(em, merchant.id, lookupFromProto(req.lookup));
+      return create(GetPaymentResponseSchema, { payment: paymentToProto(view) });
+    },
+    async queryPayment(req, ctx) {
+      const em = db.em();
+      const merchant = await authenticateMerchant(ctx, em, merchants);
+      const view = await payments.queryPayment(em, merchant.id, lookupFromProto(req.lookup));
+      return create(QueryPaymentResponseSchema, { payment: paymentToProto(view) });
+    },
+    async listPayments(req, ctx) {
+      const em = db.em();
+      const merchant = await authenticateMerchant(ctx, em, merchants);
+      const page = await payments.listPayments(em, merchant.id, {
+        status: req.status === PaymentStatus.UNSPECIFIED ? undefined : statusFromProto(req.status),
+        channel: channelFromProto(req.channel),
+        createdAfter: optionalDate(req.createdAfter),
+        createdBefore: optionalDate(req.createdBefore),
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+      return create(ListPaymentsResponseSchema, {
+        payments: page.payments.map(paymentToProto),
+        nextPageToken: page.nextPageToken,
+      });
+    },
+    async closePayment(req, ctx) {
+      const em = db.em();
+      const merchant = await authenticateMerchant(ctx, em, merchants);
+      if (req.paymentId === "") {
+        throw new ValidationError([{ field: "payment_id", reason: "REQUIRED", description: "is required" }]);
+      }
+      const view = await payments.closePayment(em, merchant.id, req.paymentId);
+      return create(ClosePaymentResponseSchema, { payment: paymentToProto(view) });
+    },
+  };
+}
