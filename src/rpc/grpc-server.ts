@@ -1,0 +1,396 @@
+import { type EventEmitter, once } from "node:events";
+import {
+  create,
+  type DescFile,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  fromBinary,
+  type Message,
+  toBinary,
+} from "@bufbuild/protobuf";
+import { anyPack, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import {
+  Code,
+  ConnectError,
+  createHandlerContext,
+  createServiceImplSpec,
+  type HandlerContext,
+  type Interceptor,
+  type MethodImplSpec,
+  type ServiceImpl,
+} from "@connectrpc/connect";
+import {
+  createAsyncIterable,
+  invokeUnaryImplementation,
+  transformInvokeImplementation,
+} from "@connectrpc/connect/protocol";
+import * as grpc from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation, type ServingStatus } from "grpc-health-check";
+import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
+
+/** Options for {@link addServiceToGrpcServer}. */
+export interface GrpcServiceOptions {
+  /**
+   * Connect interceptors run around every call, as `createConnectRouter({ interceptors })` runs them
+   * on the Connect listener, so cross-cutting rules (authentication, logging) are written once.
+   */
+  interceptors?: Interceptor[];
+  /**
+   * Aborts `ctx.signal` of every call in flight, e.g. when the process shuts down; abort it with a
+   * `ConnectError` (say `Code.Unavailable`) so calls that give up because of it answer with that code.
+   */
+  shutdownSignal?: AbortSignal;
+}
+
+/** A service and its connect-es implementation, for {@link createGrpcServer}. */
+export interface GrpcServiceRegistration<S extends DescService> {
+  service: S;
+  impl: Partial<ServiceImpl<S>>;
+}
+
+/** Options for {@link createGrpcServer}; `services` is typed per element, so each impl is checked against its service. */
+export interface GrpcServerOptions<Services extends readonly DescService[]> extends GrpcServiceOptions {
+  services: { [K in keyof Services]: GrpcServiceRegistration<Services[K]> };
+  /** Largest request message accepted, in bytes; default 4 MiB. */
+  maxReceiveMessageLength?: number;
+  /** Largest response message sent, in bytes; default 16 MiB. */
+  maxSendMessageLength?: number;
+}
+
+type AnyMethodImplSpec = MethodImplSpec<DescMessage, DescMessage>;
+// grpc-js does not export the type all server calls share.
+type SurfaceCall = Pick<
+  grpc.ServerUnaryCall<Message, Message>,
+  "cancelled" | "metadata" | "sendMetadata" | "getDeadline" | "getPath" | "getHost"
+> &
+  Pick<EventEmitter, "once">;
+type ResponseStreamCall = grpc.ServerWritableStream<Message, Message> | grpc.ServerDuplexStream<Message, Message>;
+
+const defaultMaxReceiveMessageLength = 4 * 1024 * 1024;
+const defaultMaxSendMessageLength = 16 * 1024 * 1024;
+const statusDetailsKey = "grpc-status-details-bin";
+// What grpc-js accepts; anything else would make Metadata.add throw.
+const validMetadataKey = /^[0-9a-z_.-]+$/;
+const validMetadataText = /^[ -~]*$/;
+// Set by the gRPC transport itself; copying them from ctx headers or error metadata would corrupt the response.
+const transportHeaders = new Set(["content-type", "content-length", "te", "connection", "transfer-encoding"]);
+const healthByServer = new WeakMap<grpc.Server, { health: HealthImplementation; names: string[] }>();
+
+/**
+ * Registers a connect-es service implementation on a grpc-js server: one handler per method
+ * (unary, server-, client- and bidi-streaming), protobuf-es binary (de)serialization, a connect
+ * `HandlerContext` per call, and errors mapped to gRPC statuses with `grpc-status-details-bin`.
+ * Methods missing from `impl` answer `UNIMPLEMENTED`.
+ */
+export function addServiceToGrpcServer<S extends DescService>(
+  server: grpc.Server,
+  service: S,
+  impl: Partial<ServiceImpl<S>>,
+  options: GrpcServiceOptions = {},
+): void {
+  const spec = createServiceImplSpec(service, impl);
+  const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    const methodSpec = spec.methods[method.localName] as AnyMethodImplSpec;
+    definition[method.localName] = createMethodDefinition(method);
+    handlers[method.localName] = createHandler(methodSpec, options);
+  }
+  server.addService(definition, handlers);
+}
+
+/**
+ * Creates a grpc-js server with explicit message size limits, the given services,
+ * `grpc.health.v1.Health` (SERVING for "" and every service; see {@link setGrpcServing})
+ * and server reflection (v1 and v1alpha) built from the services' protobuf-es descriptors.
+ */
+export function createGrpcServer<const Services extends readonly DescService[]>(
+  options: GrpcServerOptions<Services>,
+): grpc.Server {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": options.maxReceiveMessageLength ?? defaultMaxReceiveMessageLength,
+    "grpc.max_send_message_length": options.maxSendMessageLength ?? defaultMaxSendMessageLength,
+  });
+  for (const { service, impl } of options.services) {
+    addServiceToGrpcServer(server, service, impl, options);
+  }
+
+  const names = options.services.map(({ service }) => service.typeName);
+  const health = new HealthImplementation(Object.fromEntries(["", ...names].map((name) => [name, "SERVING"])));
+  health.addToServer(server);
+  healthByServer.set(server, { health, names });
+
+  const services = options.services.map(({ service }) => service);
+  new ReflectionService(reflectionPackage(services), { services: names }).addToServer(server);
+  return server;
+}
+
+/**
+ * Sets the health status reported for "" and every service of a server made by {@link createGrpcServer};
+ * `false` before shutting down lets load balancers stop sending new calls.
+ */
+export function setGrpcServing(server: grpc.Server, serving: boolean): void {
+  const entry = healthByServer.get(server);
+  if (!entry) return;
+  const status: ServingStatus = serving ? "SERVING" : "NOT_SERVING";
+  for (const name of ["", ...entry.names]) entry.health.setStatus(name, status);
+}
+
+/** Binds the server to `host:port` without TLS; resolves with the bound port (useful with port 0). */
+export function listenGrpc(server: grpc.Server, host: string, port: number): Promise<number> {
+  const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, boundPort) => {
+      if (error) reject(error);
+      else resolve(boundPort);
+    });
+  });
+}
+
+/**
+ * Reports NOT_SERVING, stops accepting calls and waits for those in flight;
+ * after `graceMs` cancels whatever is still running (long-lived streams, stuck calls).
+ */
+export function shutdownGrpc(server: grpc.Server, graceMs: number): Promise<void> {
+  setGrpcServing(server, false);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function createMethodDefinition(method: DescMethod): grpc.MethodDefinition<Message, Message> {
+  return {
+    path: `/${method.parent.typeName}/${method.name}`,
+    originalName: method.localName,
+    requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+    responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+    requestSerialize: (message) => toBuffer(toBinary(method.input, message)),
+    requestDeserialize: (bytes) => fromBinary(method.input, bytes),
+    responseSerialize: (message) => toBuffer(toBinary(method.output, message)),
+    responseDeserialize: (bytes) => fromBinary(method.output, bytes),
+  };
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+// The handlers reuse connect's own invocation helpers (exported from "@connectrpc/connect/protocol",
+// marked internal) so output normalization and interceptors behave exactly as on the Connect listener.
+function createHandler(spec: AnyMethodImplSpec, options: GrpcServiceOptions): grpc.UntypedHandleCall {
+  const interceptors = options.interceptors ?? [];
+  switch (spec.kind) {
+    case "unary":
+      return ((call, callback) => {
+        const ctx = createContext(call, spec.method, options.shutdownSignal);
+        invokeUnaryImplementation(spec, ctx, call.request, interceptors)
+          .then(
+            (response) => {
+              sendHeaders(call, ctx);
+              callback(null, response, toMetadata(ctx.responseTrailer));
+            },
+            (error: unknown) => {
+              sendHeaders(call, ctx);
+              callback(toStatus(error, call, ctx));
+            },
+          )
+          .finally(() => ctx.abort());
+      }) satisfies grpc.handleUnaryCall<Message, Message>;
+    case "client_streaming":
+      return ((call, callback) => {
+        const ctx = createContext(call, spec.method, options.shutdownSignal);
+        const requests: AsyncIterable<Message> = call.iterator({ destroyOnReturn: false });
+        firstOf(transformInvokeImplementation(spec, ctx, interceptors)(requests))
+          .then(
+            (response) => {
+              sendHeaders(call, ctx);
+              callback(null, response, toMetadata(ctx.responseTrailer));
+            },
+            (error: unknown) => {
+              sendHeaders(call, ctx);
+              callback(toStatus(error, call, ctx));
+            },
+          )
+          .finally(() => ctx.abort());
+      }) satisfies grpc.handleClientStreamingCall<Message, Message>;
+    case "server_streaming":
+      return ((call) => {
+        const ctx = createContext(call, spec.method, options.shutdownSignal);
+        const responses = transformInvokeImplementation(spec, ctx, interceptors)(createAsyncIterable([call.request]));
+        void streamResponses(call, ctx, responses);
+      }) satisfies grpc.handleServerStreamingCall<Message, Message>;
+    case "bidi_streaming":
+      return ((call) => {
+        const ctx = createContext(call, spec.method, options.shutdownSignal);
+        // The default async iterator destroys the stream when it ends, and with it the response side of a duplex.
+        const requests: AsyncIterable<Message> = call.iterator({ destroyOnReturn: false });
+        const responses = transformInvokeImplementation(spec, ctx, interceptors)(requests);
+        void streamResponses(call, ctx, responses);
+      }) satisfies grpc.handleBidiStreamingCall<Message, Message>;
+  }
+}
+
+async function firstOf(messages: AsyncIterable<Message>): Promise<Message> {
+  for await (const message of messages) return message;
+  throw new ConnectError("protocol error: missing output message", Code.Internal);
+}
+
+async function streamResponses(
+  call: ResponseStreamCall,
+  ctx: HandlerContext & { abort(reason?: unknown): void },
+  responses: AsyncIterable<Message>,
+): Promise<void> {
+  let headersSent = false;
+  try {
+    for await (const response of responses) {
+      if (call.cancelled) break;
+      // Connect lets an implementation set response headers until it yields its first message.
+      if (!headersSent) {
+        sendHeaders(call, ctx);
+        headersSent = true;
+      }
+      if (!call.write(response)) {
+        await once(call, "drain", { signal: ctx.signal });
+      }
+    }
+    if (!headersSent) sendHeaders(call, ctx);
+    call.end(toMetadata(ctx.responseTrailer));
+  } catch (error) {
+    if (!headersSent) sendHeaders(call, ctx);
+    call.emit("error", toStatus(error, call, ctx));
+  } finally {
+    ctx.abort();
+  }
+}
+
+function createContext(call: SurfaceCall, method: DescMethod, shutdownSignal: AbortSignal | undefined) {
+  const cancellation = new AbortController();
+  call.once("cancelled", () => cancellation.abort(new ConnectError("call cancelled by the client", Code.Canceled)));
+  return createHandlerContext({
+    service: method.parent,
+    method,
+    protocolName: "grpc",
+    requestMethod: "POST",
+    url: `http://${call.getHost()}${call.getPath()}`,
+    timeoutMs: remainingMs(call.getDeadline()),
+    requestSignal: cancellation.signal,
+    shutdownSignal,
+    requestHeader: toHeaders(call.metadata),
+  });
+}
+
+function remainingMs(deadline: grpc.Deadline): number | undefined {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
+}
+
+/** gRPC metadata as connect `Headers`; binary (`-bin`) values base64-encoded, as connect encodes them. */
+function toHeaders(metadata: grpc.Metadata): Headers {
+  const headers = new Headers();
+  for (const [key, values] of Object.entries(metadata.toJSON())) {
+    for (const value of values) {
+      headers.append(key, typeof value === "string" ? value : value.toString("base64"));
+    }
+  }
+  return headers;
+}
+
+/** Connect `Headers` as gRPC metadata, or undefined when there is nothing to send. */
+function toMetadata(...sources: Headers[]): grpc.Metadata | undefined {
+  let metadata: grpc.Metadata | undefined;
+  for (const headers of sources) {
+    headers.forEach((value, key) => {
+      if (key.startsWith("grpc-") || transportHeaders.has(key) || !validMetadataKey.test(key)) return;
+      if (key.endsWith("-bin")) {
+        metadata ??= new grpc.Metadata();
+        // Headers joins repeated values with ", ".
+        for (const part of value.split(",")) metadata.add(key, Buffer.from(part.trim(), "base64"));
+      } else if (validMetadataText.test(value)) {
+        metadata ??= new grpc.Metadata();
+        metadata.add(key, value);
+      }
+    });
+  }
+  return metadata;
+}
+
+function sendHeaders(call: SurfaceCall, ctx: HandlerContext): void {
+  const metadata = toMetadata(ctx.responseHeader);
+  if (metadata && !call.cancelled) call.sendMetadata(metadata);
+}
+
+/**
+ * The gRPC status for an error thrown by an implementation: a `ConnectError` keeps its code, message,
+ * metadata and details (as a `google.rpc.Status` in `grpc-status-details-bin`); anything else is
+ * logged and answered with INTERNAL so internals do not leak.
+ */
+function toStatus(reason: unknown, call: SurfaceCall, ctx: HandlerContext): Partial<grpc.StatusObject> {
+  let error: ConnectError;
+  if (reason instanceof ConnectError) {
+    error = reason;
+  } else if (ctx.signal.aborted && ctx.signal.reason instanceof ConnectError) {
+    // The implementation gave up because the call was cancelled, timed out or the server is stopping.
+    error = ctx.signal.reason;
+  } else {
+    if (!call.cancelled) console.error(`gRPC ${call.getPath()} failed:`, reason);
+    error = new ConnectError("internal error", Code.Internal);
+  }
+
+  const metadata = toMetadata(ctx.responseTrailer, error.metadata) ?? new grpc.Metadata();
+  if (error.details.length > 0) {
+    const status = create(StatusSchema, {
+      code: error.code,
+      message: error.rawMessage,
+      details: error.details.map((detail) =>
+        "desc" in detail
+          ? anyPack(detail.desc, create(detail.desc, detail.value))
+          : { typeUrl: `type.googleapis.com/${detail.type}`, value: detail.value },
+      ),
+    });
+    metadata.set(statusDetailsKey, toBuffer(toBinary(StatusSchema, status)));
+  }
+  // Connect's Code numbers are the gRPC status codes.
+  return { code: error.code as number as grpc.status, details: error.rawMessage, metadata };
+}
+
+/**
+ * What `@grpc/reflection` reads: it only uses `fileDescriptorProtos`, so one entry per service
+ * carrying the service's file and its transitive dependencies is enough.
+ */
+function reflectionPackage(services: DescService[]): ConstructorParameters<typeof ReflectionService>[0] {
+  const encoded = new Map<DescFile, Buffer>();
+  const collect = (file: DescFile, into: Set<DescFile>): void => {
+    if (into.has(file)) return;
+    into.add(file);
+    for (const dependency of file.dependencies) collect(dependency, into);
+  };
+  const encode = (file: DescFile): Buffer => {
+    let bytes = encoded.get(file);
+    if (!bytes) {
+      bytes = toBuffer(toBinary(FileDescriptorProtoSchema, file.proto));
+      encoded.set(file, bytes);
+    }
+    return bytes;
+  };
+  const entries = services.map((service) => {
+    const files = new Set<DescFile>();
+    collect(service.file, files);
+    // The format tag only satisfies proto-loader's types; reflection ignores it.
+    const definition = {
+      format: "Protocol Buffer 3 EnumDescriptorProto" as const,
+      type: {},
+      fileDescriptorProtos: [...files].map(encode),
+    };
+    return [service.typeName, definition] as const;
+  });
+  return Object.fromEntries(entries);
+}
