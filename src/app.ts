@@ -7,6 +7,8 @@ import type { Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createCallbackService } from "./callbacks/callback-service.js";
 import { createAlipayChannel } from "./channels/alipay/alipay-channel.js";
+import { createCardChannel } from "./channels/card/card-channel.js";
+import { createWechatPayChannel } from "./channels/wechatpay/wechatpay-channel.js";
 import type { PaymentChannel } from "./channels/channel.js";
 import { ChannelRegistry } from "./channels/registry.js";
 import type { Config } from "./config.js";
@@ -16,10 +18,14 @@ import { createMerchantService } from "./merchants/merchant-service.js";
 import { createPaymentService } from "./payments/payment-service.js";
 import { createPaymentSweeper, type PaymentSweeper } from "./payments/payment-sweeper.js";
 import { mapErrors } from "./rpc/errors.js";
-import { createGrpcServer, listenGrpc, shutdownGrpc } from "./rpc/grpc-server.js";
+import { createGrpcServer, listenGrpc, setGrpcServing, shutdownGrpc } from "./rpc/grpc-server.js";
 import { createHttpServer } from "./rpc/http-server.js";
 import { createMerchantRpc } from "./rpc/merchant-rpc.js";
 import { createPaymentRpc } from "./rpc/payment-rpc.js";
+import { createSettlementRpc } from "./rpc/settlement-rpc.js";
+import { createRefundService } from "./refunds/refund-service.js";
+import { createRefundSweeper, type RefundSweeper } from "./refunds/refund-sweeper.js";
+import { SettlementService } from "../gen/payments/v1/settlement_service_pb.js";
 import { MerchantService } from "../gen/payments/v1/merchant_service_pb.js";
 import { PaymentService } from "../gen/payments/v1/payment_service_pb.js";
 
@@ -42,13 +48,17 @@ export interface App {
   /** Base URL of the HTTP listener. */
   httpUrl: string;
   sweeper: PaymentSweeper;
+  refundSweeper: RefundSweeper;
   /** Drains in-flight calls (up to the grace time), stops the sweeper, closes the database. */
   stop(): Promise<void>;
 }
 
 export function buildChannels(config: AppOptions["config"]): PaymentChannel[] {
   const channels: PaymentChannel[] = [];
-  if (config.alipay) channels.push(createAlipayChannel({ ...config.alipay, timeoutMs: config.channelTimeoutMs }));
+  const timeoutMs = config.channelTimeoutMs;
+  if (config.alipay) channels.push(createAlipayChannel({ ...config.alipay, timeoutMs }));
+  if (config.wechatpay) channels.push(createWechatPayChannel({ ...config.wechatpay, timeoutMs }));
+  if (config.card) channels.push(createCardChannel({ ...config.card, timeoutMs }));
   return channels;
 }
 
@@ -61,17 +71,21 @@ export async function startApp(options: AppOptions): Promise<App> {
   const channels = new ChannelRegistry(options.channels ?? buildChannels(config));
   const merchants = createMerchantService(new SecretBox(config.dataEncryptionKey));
   const payments = createPaymentService({ channels, publicBaseUrl: config.publicBaseUrl });
+  const refunds = createRefundService({ channels, publicBaseUrl: config.publicBaseUrl });
   const callbacks = createCallbackService({ db, channels, log });
-  const sweeper = createPaymentSweeper({ db, channels, log, leaseMs: config.channelTimeoutMs * 3 });
+  const leaseMs = config.channelTimeoutMs * 3;
+  const sweeper = createPaymentSweeper({ db, channels, log, leaseMs });
+  const refundSweeper = createRefundSweeper({ db, channels, publicBaseUrl: config.publicBaseUrl, log, leaseMs });
 
   const services = [
     { service: MerchantService, impl: mapErrors(createMerchantRpc(db, merchants, config.adminToken), logError) },
-    { service: PaymentService, impl: mapErrors(createPaymentRpc(db, merchants, payments), logError) },
-  ];
+    { service: PaymentService, impl: mapErrors(createPaymentRpc(db, merchants, payments, refunds), logError) },
+    { service: SettlementService, impl: mapErrors(createSettlementRpc(db, merchants, config.adminToken), logError) },
+  ] as const;
 
   let draining = false;
   const grpc = createGrpcServer({ services, maxReceiveMessageLength: config.maxRequestBytes });
-  const grpcPort = await listenGrpc(grpc.server, config.host, config.grpcPort);
+  const grpcPort = await listenGrpc(grpc, config.host, config.grpcPort);
   const http = createHttpServer({
     services,
     callbacks,
@@ -84,8 +98,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   let sweeping: Promise<unknown> = Promise.resolve();
   if (options.runSweeper ?? true) {
     const tick = () => {
-      sweeping = sweeper
-        .runOnce()
+      sweeping = Promise.all([sweeper.runOnce(), refundSweeper.runOnce()])
         .catch((error) => logError("sweeper pass failed", error))
         .finally(() => {
           if (!draining) sweepTimer = setTimeout(tick, config.sweepIntervalMs);
@@ -101,12 +114,13 @@ export async function startApp(options: AppOptions): Promise<App> {
     httpPort,
     httpUrl: `http://${host}:${httpPort}`,
     sweeper,
+    refundSweeper,
     async stop() {
       draining = true;
-      grpc.setServing(false);
+      setGrpcServing(grpc, false);
       clearTimeout(sweepTimer);
       await Promise.all([
-        shutdownGrpc(grpc.server, config.shutdownGraceMs),
+        shutdownGrpc(grpc, config.shutdownGraceMs),
         closeHttp(http, config.shutdownGraceMs),
         sweeping,
       ]);

@@ -23,11 +23,13 @@ function devSecret(dataDir: string, file: string): string {
 function resolveConfig(config: Readonly<Config>): { resolved: ResolvedConfig; simulated: string[] } {
   mkdirSync(config.dataDir, { recursive: true });
   const simulated: string[] = [];
-  let alipay = config.alipay;
+  const simulator = `http://127.0.0.1:${config.simulatorPort}`;
+  const devKeys = () => loadOrCreateDevChannelKeys(config.dataDir);
+  let { alipay, wechatpay, card } = config;
   if (!alipay) {
-    const keys = loadOrCreateDevChannelKeys(config.dataDir).alipay;
+    const keys = devKeys().alipay;
     alipay = {
-      gatewayUrl: `http://127.0.0.1:${config.simulatorPort}/alipay/gateway.do`,
+      gatewayUrl: `${simulator}/alipay/gateway.do`,
       appId: keys.appId,
       appPrivateKeyPem: keys.appPrivateKeyPem,
       alipayPublicKeyPem: keys.alipayPublicKeyPem,
@@ -35,9 +37,28 @@ function resolveConfig(config: Readonly<Config>): { resolved: ResolvedConfig; si
     };
     simulated.push("alipay");
   }
+  if (!wechatpay) {
+    const keys = devKeys().wechatpay;
+    wechatpay = {
+      baseUrl: `${simulator}/wechatpay`,
+      mchId: keys.mchId,
+      appId: keys.appId,
+      mchSerialNo: keys.mchSerialNo,
+      mchPrivateKeyPem: keys.mchPrivateKeyPem,
+      platformPublicKeyPem: keys.platformPublicKeyPem,
+      publicKeyId: keys.publicKeyId,
+      apiV3Key: keys.apiV3Key,
+    };
+    simulated.push("wechatpay");
+  }
+  if (!card) {
+    const keys = devKeys().card;
+    card = { baseUrl: `${simulator}/card`, secretKey: keys.secretKey, webhookSecret: keys.webhookSecret };
+    simulated.push("card");
+  }
   const adminToken = config.adminToken ?? devSecret(config.dataDir, "admin-token");
   const dataEncryptionKey = config.dataEncryptionKey ?? devSecret(config.dataDir, "data-encryption-key");
-  return { resolved: Object.freeze({ ...config, alipay, adminToken, dataEncryptionKey }), simulated };
+  return { resolved: Object.freeze({ ...config, alipay, wechatpay, card, adminToken, dataEncryptionKey }), simulated };
 }
 
 /** Runs `npm run simulator`'s entry as a child process and waits until it answers. */

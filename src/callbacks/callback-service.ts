@@ -13,12 +13,15 @@ import {
   type ChannelName,
   type PaymentChannel,
   type PaymentNotification,
+  type RefundNotification,
 } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
 import type { Database } from "../db/database.js";
 import { newId } from "../ids.js";
 import { applyChannelStatus } from "../payments/channel-outcome.js";
 import { Payment } from "../payments/payment-entity.js";
+import { Refund } from "../refunds/refund-entity.js";
+import { applyRefundStatus } from "../refunds/refund-outcome.js";
 import { CallbackInbox, CallbackLog, type CallbackLogRow } from "./callback-entities.js";
 
 /** Headers never stored: they could carry credentials of whoever called. */
@@ -32,6 +35,13 @@ export type CallbackVerdict =
   | "mismatch"
   | "ignored"
   | "error";
+
+interface LogDetails {
+  reason?: string;
+  notificationId?: string;
+  paymentId?: string;
+  effect?: string;
+}
 
 export interface CallbackResult {
   answer: CallbackAnswer;
@@ -54,7 +64,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
     receivedAt: Date,
     verdict: CallbackVerdict,
     answer: CallbackAnswer,
-    details: { reason?: string; notificationId?: string; paymentId?: string; effect?: string },
+    details: LogDetails,
   ): CallbackLogRow {
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(request.headers)) {
@@ -75,6 +85,86 @@ export function createCallbackService(options: CallbackServiceOptions) {
     };
   }
 
+  /** Keeps a callback that changed nothing in the log and returns its answer. */
+  async function record(
+    em: SqlEntityManager,
+    channel: ChannelName,
+    request: CallbackRequest,
+    receivedAt: Date,
+    verdict: CallbackVerdict,
+    answer: CallbackAnswer,
+    details: LogDetails,
+  ): Promise<CallbackResult> {
+    await em.insert(CallbackLog, logRow(channel, request, receivedAt, verdict, answer, details));
+    return { answer, verdict, reason: details.reason };
+  }
+
+  /**
+   * Inserts the inbox row and applies the change in one transaction; a duplicate notification
+   * id rolls it back and is answered as success (it was applied the first time).
+   */
+  async function applyOnce(
+    em: SqlEntityManager,
+    channel: PaymentChannel,
+    request: CallbackRequest,
+    receivedAt: Date,
+    notificationId: string,
+    paymentId: string,
+    apply: (tx: SqlEntityManager) => Promise<string>,
+  ): Promise<CallbackResult> {
+    const accept = channel.acceptAnswer();
+    try {
+      return await em.transactional(async (tx) => {
+        await tx.insert(CallbackInbox, {
+          id: newId(receivedAt.getTime()),
+          channel: channel.name,
+          notificationId,
+          paymentId,
+          createdAt: receivedAt,
+        });
+        const effect = await apply(tx);
+        await tx.insert(
+          CallbackLog,
+          logRow(channel.name, request, receivedAt, "applied", accept, { notificationId, paymentId, effect }),
+        );
+        return { answer: accept, verdict: "applied" as const };
+      });
+    } catch (error) {
+      if (!(error instanceof UniqueConstraintViolationException)) throw error;
+      return record(em, channel.name, request, receivedAt, "duplicate", accept, { notificationId, paymentId });
+    }
+  }
+
+  async function applyRefund(
+    em: SqlEntityManager,
+    channel: PaymentChannel,
+    request: CallbackRequest,
+    receivedAt: Date,
+    notification: RefundNotification,
+  ): Promise<CallbackResult> {
+    const ids = { notificationId: notification.notificationId };
+    const finish = (verdict: CallbackVerdict, answer: CallbackAnswer, details: LogDetails) =>
+      record(em, channel.name, request, receivedAt, verdict, answer, details);
+    const refund = await em.findOne(
+      Refund,
+      { refundNo: notification.refundNo, channel: channel.name },
+      { disableIdentityMap: true },
+    );
+    if (!refund) {
+      const reason = `no refund ${notification.refundNo}`;
+      return finish("unknown_payment", channel.rejectAnswer(reason), { ...ids, reason });
+    }
+    if (notification.amountMinor !== refund.amount) {
+      const reason = `refund amount ${notification.amountMinor} != ${refund.amount}`;
+      return finish("mismatch", channel.rejectAnswer("amount mismatch"), { ...ids, paymentId: refund.paymentId, reason });
+    }
+    return applyOnce(em, channel, request, receivedAt, notification.notificationId, refund.paymentId, async (tx) => {
+      const status = { state: notification.state, channelRefundNo: notification.channelRefundNo, detail: notification.channelStatus };
+      const applied = await applyRefundStatus(tx, refund, status, `callback:${notification.channelStatus}`);
+      return applied ? `refund ${refund.id} PROCESSING->${notification.state.toUpperCase()}` : "unchanged";
+    });
+  }
+
   async function applyPayment(
     em: SqlEntityManager,
     channel: PaymentChannel,
@@ -82,10 +172,8 @@ export function createCallbackService(options: CallbackServiceOptions) {
     receivedAt: Date,
     notification: PaymentNotification,
   ): Promise<CallbackResult> {
-    const finish = async (verdict: CallbackVerdict, answer: CallbackAnswer, details: Parameters<typeof logRow>[5]) => {
-      await em.insert(CallbackLog, logRow(channel.name, request, receivedAt, verdict, answer, details));
-      return { answer, verdict, reason: details.reason };
-    };
+    const finish = (verdict: CallbackVerdict, answer: CallbackAnswer, details: LogDetails) =>
+      record(em, channel.name, request, receivedAt, verdict, answer, details);
     const ids = { notificationId: notification.notificationId };
 
     const payment = await em.findOne(
@@ -104,41 +192,22 @@ export function createCallbackService(options: CallbackServiceOptions) {
       return finish("mismatch", channel.rejectAnswer("amount mismatch"), { ...ids, paymentId: payment.id, reason });
     }
 
-    const accept = channel.acceptAnswer();
-    try {
-      return await em.transactional(async (tx) => {
-        await tx.insert(CallbackInbox, {
-          id: newId(receivedAt.getTime()),
-          channel: channel.name,
-          notificationId: notification.notificationId,
-          paymentId: payment.id,
-          createdAt: receivedAt,
-        });
-        const outcome = await applyChannelStatus(
-          tx,
-          payment,
-          {
-            state: notification.state,
-            channelTradeNo: notification.channelTradeNo,
-            amountMinor: notification.amountMinor,
-            currency: notification.currency,
-            paidAt: notification.paidAt,
-            detail: notification.channelStatus,
-          },
-          `callback:${notification.channelStatus}`,
-        );
-        const effect = outcome.transition ?? outcome.effect;
-        await tx.insert(
-          CallbackLog,
-          logRow(channel.name, request, receivedAt, "applied", accept, { ...ids, paymentId: payment.id, effect }),
-        );
-        return { answer: accept, verdict: "applied" as const };
-      });
-    } catch (error) {
-      if (!(error instanceof UniqueConstraintViolationException)) throw error;
-      // Same notification again (a re-send, or a concurrent copy): already applied once.
-      return finish("duplicate", accept, { ...ids, paymentId: payment.id });
-    }
+    return applyOnce(em, channel, request, receivedAt, notification.notificationId, payment.id, async (tx) => {
+      const outcome = await applyChannelStatus(
+        tx,
+        payment,
+        {
+          state: notification.state,
+          channelTradeNo: notification.channelTradeNo,
+          amountMinor: notification.amountMinor,
+          currency: notification.currency,
+          paidAt: notification.paidAt,
+          detail: notification.channelStatus,
+        },
+        `callback:${notification.channelStatus}`,
+      );
+      return outcome.transition ?? outcome.effect;
+    });
   }
 
   return {
@@ -151,22 +220,19 @@ export function createCallbackService(options: CallbackServiceOptions) {
         if (notification.kind === "payment") {
           return await applyPayment(em, channel, request, receivedAt, notification);
         }
-        const answer = channel.acceptAnswer();
-        const reason = `${notification.kind} notification not applied here: ${notification.channelStatus}`;
-        await em.insert(
-          CallbackLog,
-          logRow(channelName, request, receivedAt, "ignored", answer, {
-            notificationId: notification.notificationId,
-            reason,
-          }),
-        );
-        return { answer, verdict: "ignored", reason };
+        if (notification.kind === "refund") {
+          return await applyRefund(em, channel, request, receivedAt, notification);
+        }
+        return await record(em, channelName, request, receivedAt, "ignored", channel.acceptAnswer(), {
+          notificationId: notification.notificationId,
+          reason: `event not used here: ${notification.channelStatus}`,
+        });
       } catch (error) {
         if (error instanceof CallbackRejectedError) {
           log(`callback ${channelName} rejected: ${error.reason}`);
-          const answer = channel.rejectAnswer(error.reason);
-          await em.insert(CallbackLog, logRow(channelName, request, receivedAt, "rejected", answer, { reason: error.reason }));
-          return { answer, verdict: "rejected", reason: error.reason };
+          return record(em, channelName, request, receivedAt, "rejected", channel.rejectAnswer(error.reason), {
+            reason: error.reason,
+          });
         }
         log(`callback ${channelName} failed: ${(error as Error).message}`);
         const answer = { ...channel.rejectAnswer("internal error"), status: 500 };

@@ -69,6 +69,8 @@ export interface ChannelRefundRequest {
   trade: ChannelTradeRef;
   /** Our refund number: the channel's `out_request_no` / `out_refund_no`; the idempotency key. */
   refundNo: string;
+  /** The channel's refund id once known (lets the card acquirer look it up directly). */
+  channelRefundNo?: string | null;
   amountMinor: bigint;
   reason?: string;
   notifyUrl: string;

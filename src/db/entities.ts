@@ -1,7 +1,25 @@
 /** Every entity of the service: the one list the ORM, the schema and the migrations are built from. */
 import { CallbackInbox, CallbackLog } from "../callbacks/callback-entities.js";
+import { Discrepancy } from "../discrepancies/discrepancy-entity.js";
+import { FeeRule } from "../fees/fee-rule-entity.js";
+import { AccountBalance, JournalEntry, JournalPosting } from "../ledger/ledger-entities.js";
 import { Merchant } from "../merchants/merchant-entity.js";
 import { OutboxEvent } from "../outbox/outbox-entity.js";
 import { IdempotencyRecord, Payment, PaymentItem } from "../payments/payment-entity.js";
+import { Refund } from "../refunds/refund-entity.js";
 
-export const ENTITIES = [Merchant, Payment, PaymentItem, IdempotencyRecord, OutboxEvent, CallbackLog, CallbackInbox];
+export const ENTITIES = [
+  Merchant,
+  Payment,
+  PaymentItem,
+  IdempotencyRecord,
+  Refund,
+  FeeRule,
+  JournalEntry,
+  JournalPosting,
+  AccountBalance,
+  Discrepancy,
+  OutboxEvent,
+  CallbackLog,
+  CallbackInbox,
+];

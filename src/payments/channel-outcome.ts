@@ -5,7 +5,12 @@
  */
 import type { SqlEntityManager } from "@mikro-orm/knex";
 import type { ChannelTradeStatus } from "../channels/channel.js";
-import type { PaymentRow } from "./payment-entity.js";
+import { Discrepancy } from "../discrepancies/discrepancy-entity.js";
+import { paymentFee } from "../fees/fee-calculator.js";
+import { findFeeRule } from "../fees/fee-rules.js";
+import { newId } from "../ids.js";
+import { accounts, postEntry } from "../ledger/ledger.js";
+import { Payment, type PaymentRow } from "./payment-entity.js";
 import { recordPaymentEvent, transitionPayment } from "./payment-transitions.js";
 
 export type OutcomeEffect =
@@ -45,14 +50,9 @@ export async function applyChannelStatus(
 
   switch (status.state) {
     case "succeeded": {
-      if (payment.status === "CLOSED") {
-        await recordPaymentEvent(tx, payment, "payment.paid_after_close", {
-          cause,
-          channelTradeNo: status.channelTradeNo ?? null,
-          paidAt: status.paidAt?.toISOString() ?? null,
-        });
-        return { effect: "paid_after_close" };
-      }
+      if (payment.status === "CLOSED") return recordPaidAfterClose(tx, payment, status, cause);
+      // The fee is fixed now, from the rule in force when the money arrived.
+      const fee = paymentFee(payment.amount, await findFeeRule(tx, payment.merchantId, payment.channel, payment.currency));
       const applied = await transitionPayment(
         tx,
         payment,
@@ -60,12 +60,26 @@ export async function applyChannelStatus(
         {
           channelTradeNo: status.channelTradeNo ?? payment.channelTradeNo,
           paidAt: status.paidAt ?? new Date(),
+          fee,
           nextQueryAt: null,
           statusReason: null,
         },
         cause,
       );
-      return applied ? { effect: "applied", transition: `${payment.status}->SUCCEEDED` } : { effect: "unchanged" };
+      if (!applied) return { effect: "unchanged" };
+      await postEntry(tx, {
+        ref: `payment_succeeded:${payment.id}`,
+        entryType: "payment_succeeded",
+        merchantId: payment.merchantId,
+        paymentId: payment.id,
+        currency: payment.currency,
+        postings: [
+          { account: accounts.channelClearing(payment.channel), amount: payment.amount },
+          { account: accounts.merchantPending(payment.merchantId), amount: -(payment.amount - fee) },
+          { account: accounts.feeRevenue, amount: -fee },
+        ],
+      });
+      return { effect: "applied", transition: `${payment.status}->SUCCEEDED` };
     }
     case "failed": {
       const applied = await transitionPayment(
@@ -95,4 +109,55 @@ export async function applyChannelStatus(
     case "not_found":
       return { effect: "unchanged" };
   }
+}
+
+/**
+ * The channel took the shopper's money for a payment we had already closed. The payment stays
+ * CLOSED (the order is gone); the money is booked as an unapplied receipt and raised once as a
+ * PAID_AFTER_CLOSE discrepancy, with the channel's trade number, to be refunded.
+ */
+async function recordPaidAfterClose(
+  tx: SqlEntityManager,
+  payment: PaymentRow,
+  status: ChannelTradeStatus,
+  cause: string,
+): Promise<OutcomeResult> {
+  const existing = await tx.count(Discrepancy, { kind: "PAID_AFTER_CLOSE", subjectRef: payment.id });
+  if (existing > 0) return { effect: "unchanged" };
+  const now = new Date();
+  await tx.insert(Discrepancy, {
+    id: newId(now.getTime()),
+    kind: "PAID_AFTER_CLOSE",
+    subjectRef: payment.id,
+    channel: payment.channel,
+    merchantId: payment.merchantId,
+    paymentId: payment.id,
+    channelTradeNo: status.channelTradeNo ?? payment.channelTradeNo ?? null,
+    amount: payment.amount,
+    currency: payment.currency,
+    detail: `channel reported the payment paid${status.paidAt ? ` at ${status.paidAt.toISOString()}` : ""} after it was closed (${cause}); refund the shopper`,
+    status: "OPEN",
+    resolution: null,
+    createdAt: now,
+    resolvedAt: null,
+  });
+  if (status.channelTradeNo && !payment.channelTradeNo) {
+    await tx.nativeUpdate(Payment, { id: payment.id }, { channelTradeNo: status.channelTradeNo, updatedAt: now });
+  }
+  await postEntry(tx, {
+    ref: `paid_after_close:${payment.id}`,
+    entryType: "paid_after_close",
+    merchantId: payment.merchantId,
+    paymentId: payment.id,
+    currency: payment.currency,
+    postings: [
+      { account: accounts.channelClearing(payment.channel), amount: payment.amount },
+      { account: accounts.unappliedReceipts(payment.channel), amount: -payment.amount },
+    ],
+  });
+  await recordPaymentEvent(tx, payment, "payment.paid_after_close", {
+    cause,
+    channelTradeNo: status.channelTradeNo ?? null,
+  });
+  return { effect: "paid_after_close" };
 }

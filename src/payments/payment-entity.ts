@@ -26,7 +26,10 @@ export const Payment = defineEntity({
     channelTradeNo: p.string().length(64).nullable(),
     actionKind: p.string().length(16).nullable(),
     actionValue: p.text().nullable(),
+    /** Sum of succeeded refunds. */
     refundedAmount: p.bigint().default(0),
+    /** Sum of refunds accepted but not yet finished: reserved, so refunds never exceed the amount. */
+    refundPendingAmount: p.bigint().default(0),
     fee: p.bigint().default(0),
     notifyUrl: p.string().length(512),
     metadata: p.json<Record<string, string>>(),

@@ -94,6 +94,7 @@ export function createPaymentService(deps: PaymentServiceDeps) {
       actionKind: null,
       actionValue: null,
       refundedAmount: 0n,
+      refundPendingAmount: 0n,
       fee: 0n,
       notifyUrl: input.notifyUrl || merchant.notifyUrl,
       metadata: input.metadata,

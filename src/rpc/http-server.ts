@@ -14,7 +14,7 @@ const MAX_CALLBACK_BYTES = 64 * 1024;
 
 export interface HttpServerOptions {
   // biome-ignore lint/suspicious/noExplicitAny: a list of services of different types
-  services: Array<{ service: DescService; impl: Partial<ServiceImpl<any>> }>;
+  services: ReadonlyArray<{ service: DescService; impl: Partial<ServiceImpl<any>> }>;
   callbacks: CallbackService;
   maxRequestBytes: number;
   /** Answers /healthz: false while draining or when the database is unreachable. */
@@ -79,9 +79,11 @@ export function createHttpServer(options: HttpServerOptions): Server {
     readMaxBytes: options.maxRequestBytes,
     writeMaxBytes: 16 * 1024 * 1024,
     fallback(req, res) {
-      fallback(req, res).catch(() => {
-        if (!res.headersSent) send(res, 500, "text/plain", "internal error");
-        else res.destroy();
+      // This listener is HTTP/1.1 only, so these are always the http module's types.
+      const response = res as unknown as ServerResponse;
+      fallback(req as IncomingMessage, response).catch(() => {
+        if (!response.headersSent) send(response, 500, "text/plain", "internal error");
+        else response.destroy();
       });
     },
   });

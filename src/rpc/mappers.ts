@@ -13,7 +13,14 @@ import {
   PaymentSchema,
   PaymentStatus,
 } from "../../gen/payments/v1/payment_pb.js";
-import type { CreatePaymentRequest, PaymentLookup } from "../../gen/payments/v1/payment_service_pb.js";
+import {
+  type CreatePaymentRequest,
+  type PaymentLookup,
+  type Refund,
+  RefundSchema,
+  RefundStatus,
+} from "../../gen/payments/v1/payment_service_pb.js";
+import type { RefundRow } from "../refunds/refund-entity.js";
 import type { PaymentLookup as DomainLookup } from "../payments/payment-repository.js";
 import { ValidationError } from "../errors.js";
 
@@ -135,4 +142,32 @@ export function lookupFromProto(lookup: PaymentLookup | undefined): DomainLookup
   throw new ValidationError([
     { field: "lookup", reason: "REQUIRED", description: "set lookup.payment_id or lookup.merchant_order_no" },
   ]);
+}
+
+const REFUND_STATUS_TO_PROTO: Record<string, RefundStatus> = {
+  PROCESSING: RefundStatus.PROCESSING,
+  SUCCEEDED: RefundStatus.SUCCEEDED,
+  FAILED: RefundStatus.FAILED,
+};
+
+export function refundToProto(refund: RefundRow): Refund {
+  return create(RefundSchema, {
+    id: refund.id,
+    refundNo: refund.refundNo,
+    paymentId: refund.paymentId,
+    merchantRefundNo: refund.merchantRefundNo,
+    amount: refund.amount,
+    currency: refund.currency,
+    status: REFUND_STATUS_TO_PROTO[refund.status] ?? RefundStatus.UNSPECIFIED,
+    reason: refund.reason,
+    channelRefundNo: refund.channelRefundNo ?? "",
+    feeReturned: refund.feeReturned,
+    failureReason: refund.failureReason ?? "",
+    createdAt: timestampFromDate(refund.createdAt),
+    succeededAt: timestamp(refund.succeededAt),
+  });
+}
+
+export function channelToProto(channel: string): Channel {
+  return CHANNEL_TO_PROTO[channel as ChannelName] ?? Channel.UNSPECIFIED;
 }

@@ -8,10 +8,13 @@ import {
   CreateMerchantResponseSchema,
   GetMerchantResponseSchema,
   type MerchantService,
+  RefundFeePolicy,
   RotateApiKeyResponseSchema,
+  SetFeeRuleResponseSchema,
 } from "../../gen/payments/v1/merchant_service_pb.js";
+import { setFeeRule } from "../fees/fee-rules.js";
 import { requireAdmin } from "./auth.js";
-import { merchantToProto } from "./mappers.js";
+import { channelFromProto, channelToProto, merchantToProto } from "./mappers.js";
 
 function requireId(merchantId: string): string {
   if (merchantId === "") {
@@ -45,6 +48,31 @@ export function createMerchantRpc(
       admin(ctx);
       const rotated = await merchants.rotateApiKey(db.em(), requireId(req.merchantId));
       return create(RotateApiKeyResponseSchema, { merchant: merchantToProto(rotated.merchant), apiKey: rotated.apiKey });
+    },
+    async setFeeRule(req, ctx) {
+      admin(ctx);
+      const em = db.em();
+      await merchants.getMerchant(em, requireId(req.merchantId));
+      const rule = await setFeeRule(em, {
+        merchantId: req.merchantId,
+        channel: channelFromProto(req.channel),
+        currency: req.currency,
+        rateBps: req.rateBps,
+        fixedFee: req.fixedFee,
+        minFee: req.minFee,
+        refundFeePolicy: req.refundFeePolicy === RefundFeePolicy.PRORATE ? "PRORATE" : "RETAIN",
+      });
+      return create(SetFeeRuleResponseSchema, {
+        feeRule: {
+          merchantId: rule.merchantId,
+          channel: channelToProto(rule.channel),
+          currency: rule.currency,
+          rateBps: rule.rateBps,
+          fixedFee: rule.fixedFee,
+          minFee: rule.minFee,
+          refundFeePolicy: rule.refundFeePolicy === "PRORATE" ? RefundFeePolicy.PRORATE : RefundFeePolicy.RETAIN,
+        },
+      });
     },
   };
 }

@@ -5,10 +5,14 @@ import type { Database } from "../db/database.js";
 import { ValidationError } from "../errors.js";
 import type { MerchantService as MerchantDomain } from "../merchants/merchant-service.js";
 import type { PaymentService as PaymentDomain } from "../payments/payment-service.js";
+import type { RefundService as RefundDomain } from "../refunds/refund-service.js";
 import {
   ClosePaymentResponseSchema,
   CreatePaymentResponseSchema,
   GetPaymentResponseSchema,
+  GetRefundResponseSchema,
+  ListRefundsResponseSchema,
+  RefundPaymentResponseSchema,
   ListPaymentsResponseSchema,
   type PaymentService,
   QueryPaymentResponseSchema,
@@ -21,6 +25,7 @@ import {
   lookupFromProto,
   optionalDate,
   paymentToProto,
+  refundToProto,
   statusFromProto,
 } from "./mappers.js";
 
@@ -28,6 +33,7 @@ export function createPaymentRpc(
   db: Database,
   merchants: MerchantDomain,
   payments: PaymentDomain,
+  refunds: RefundDomain,
 ): ServiceImpl<typeof PaymentService> {
   return {
     async createPayment(req, ctx) {
@@ -73,6 +79,41 @@ export function createPaymentRpc(
       }
       const view = await payments.closePayment(em, merchant.id, req.paymentId);
       return create(ClosePaymentResponseSchema, { payment: paymentToProto(view) });
+    },
+    async refundPayment(req, ctx) {
+      const em = db.em();
+      const merchant = await authenticateMerchant(ctx, em, merchants);
+      const refund = await refunds.refundPayment(em, merchant.id, {
+        paymentId: req.paymentId,
+        merchantRefundNo: req.merchantRefundNo,
+        amount: req.amount,
+        reason: req.reason,
+      });
+      return create(RefundPaymentResponseSchema, { refund: refundToProto(refund) });
+    },
+    async getRefund(req, ctx) {
+      const em = db.em();
+      const merchant = await authenticateMerchant(ctx, em, merchants);
+      let lookup: { refundId: string } | { paymentId: string; merchantRefundNo: string };
+      if (req.refundId !== "") lookup = { refundId: req.refundId };
+      else if (req.paymentId !== "" && req.merchantRefundNo !== "") {
+        lookup = { paymentId: req.paymentId, merchantRefundNo: req.merchantRefundNo };
+      } else {
+        throw new ValidationError([
+          { field: "refund_id", reason: "REQUIRED", description: "set refund_id, or payment_id with merchant_refund_no" },
+        ]);
+      }
+      return create(GetRefundResponseSchema, { refund: refundToProto(await refunds.getRefund(em, merchant.id, lookup)) });
+    },
+    async listRefunds(req, ctx) {
+      const em = db.em();
+      const merchant = await authenticateMerchant(ctx, em, merchants);
+      const page = await refunds.listRefunds(em, merchant.id, {
+        paymentId: req.paymentId || undefined,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+      return create(ListRefundsResponseSchema, { refunds: page.refunds.map(refundToProto), nextPageToken: page.nextPageToken });
     },
   };
 }

@@ -2,17 +2,19 @@
 // @generated from file payments/v1/merchant_service.proto (package payments.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Channel } from "./payment_pb.js";
+import { file_payments_v1_payment } from "./payment_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file payments/v1/merchant_service.proto.
  */
 export const file_payments_v1_merchant_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJwYXltZW50cy92MS9tZXJjaGFudF9zZXJ2aWNlLnByb3RvEgtwYXltZW50cy52MSKAAQoITWVyY2hhbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRISCgpub3RpZnlfdXJsGAMgASgJEhYKDmFwaV9rZXlfcHJlZml4GAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKFUNyZWF0ZU1lcmNoYW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEhIKCm5vdGlmeV91cmwYAiABKAkiagoWQ3JlYXRlTWVyY2hhbnRSZXNwb25zZRInCghtZXJjaGFudBgBIAEoCzIVLnBheW1lbnRzLnYxLk1lcmNoYW50Eg8KB2FwaV9rZXkYAiABKAkSFgoOd2ViaG9va19zZWNyZXQYAyABKAkiKQoSR2V0TWVyY2hhbnRSZXF1ZXN0EhMKC21lcmNoYW50X2lkGAEgASgJIj4KE0dldE1lcmNoYW50UmVzcG9uc2USJwoIbWVyY2hhbnQYASABKAsyFS5wYXltZW50cy52MS5NZXJjaGFudCIqChNSb3RhdGVBcGlLZXlSZXF1ZXN0EhMKC21lcmNoYW50X2lkGAEgASgJIlAKFFJvdGF0ZUFwaUtleVJlc3BvbnNlEicKCG1lcmNoYW50GAEgASgLMhUucGF5bWVudHMudjEuTWVyY2hhbnQSDwoHYXBpX2tleRgCIAEoCTKTAgoPTWVyY2hhbnRTZXJ2aWNlElkKDkNyZWF0ZU1lcmNoYW50EiIucGF5bWVudHMudjEuQ3JlYXRlTWVyY2hhbnRSZXF1ZXN0GiMucGF5bWVudHMudjEuQ3JlYXRlTWVyY2hhbnRSZXNwb25zZRJQCgtHZXRNZXJjaGFudBIfLnBheW1lbnRzLnYxLkdldE1lcmNoYW50UmVxdWVzdBogLnBheW1lbnRzLnYxLkdldE1lcmNoYW50UmVzcG9uc2USUwoMUm90YXRlQXBpS2V5EiAucGF5bWVudHMudjEuUm90YXRlQXBpS2V5UmVxdWVzdBohLnBheW1lbnRzLnYxLlJvdGF0ZUFwaUtleVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiJwYXltZW50cy92MS9tZXJjaGFudF9zZXJ2aWNlLnByb3RvEgtwYXltZW50cy52MSKAAQoITWVyY2hhbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRISCgpub3RpZnlfdXJsGAMgASgJEhYKDmFwaV9rZXlfcHJlZml4GAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKFUNyZWF0ZU1lcmNoYW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEhIKCm5vdGlmeV91cmwYAiABKAkiagoWQ3JlYXRlTWVyY2hhbnRSZXNwb25zZRInCghtZXJjaGFudBgBIAEoCzIVLnBheW1lbnRzLnYxLk1lcmNoYW50Eg8KB2FwaV9rZXkYAiABKAkSFgoOd2ViaG9va19zZWNyZXQYAyABKAkiKQoSR2V0TWVyY2hhbnRSZXF1ZXN0EhMKC21lcmNoYW50X2lkGAEgASgJIj4KE0dldE1lcmNoYW50UmVzcG9uc2USJwoIbWVyY2hhbnQYASABKAsyFS5wYXltZW50cy52MS5NZXJjaGFudCIqChNSb3RhdGVBcGlLZXlSZXF1ZXN0EhMKC21lcmNoYW50X2lkGAEgASgJIlAKFFJvdGF0ZUFwaUtleVJlc3BvbnNlEicKCG1lcmNoYW50GAEgASgLMhUucGF5bWVudHMudjEuTWVyY2hhbnQSDwoHYXBpX2tleRgCIAEoCSLGAQoHRmVlUnVsZRITCgttZXJjaGFudF9pZBgBIAEoCRIlCgdjaGFubmVsGAIgASgOMhQucGF5bWVudHMudjEuQ2hhbm5lbBIQCghjdXJyZW5jeRgDIAEoCRIQCghyYXRlX2JwcxgEIAEoBRIRCglmaXhlZF9mZWUYBSABKAMSDwoHbWluX2ZlZRgGIAEoAxI3ChFyZWZ1bmRfZmVlX3BvbGljeRgHIAEoDjIcLnBheW1lbnRzLnYxLlJlZnVuZEZlZVBvbGljeSLQAQoRU2V0RmVlUnVsZVJlcXVlc3QSEwoLbWVyY2hhbnRfaWQYASABKAkSJQoHY2hhbm5lbBgCIAEoDjIULnBheW1lbnRzLnYxLkNoYW5uZWwSEAoIY3VycmVuY3kYAyABKAkSEAoIcmF0ZV9icHMYBCABKAUSEQoJZml4ZWRfZmVlGAUgASgDEg8KB21pbl9mZWUYBiABKAMSNwoRcmVmdW5kX2ZlZV9wb2xpY3kYByABKA4yHC5wYXltZW50cy52MS5SZWZ1bmRGZWVQb2xpY3kiPAoSU2V0RmVlUnVsZVJlc3BvbnNlEiYKCGZlZV9ydWxlGAEgASgLMhQucGF5bWVudHMudjEuRmVlUnVsZSpxCg9SZWZ1bmRGZWVQb2xpY3kSIQodUkVGVU5EX0ZFRV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIcChhSRUZVTkRfRkVFX1BPTElDWV9SRVRBSU4QARIdChlSRUZVTkRfRkVFX1BPTElDWV9QUk9SQVRFEAIy4gIKD01lcmNoYW50U2VydmljZRJZCg5DcmVhdGVNZXJjaGFudBIiLnBheW1lbnRzLnYxLkNyZWF0ZU1lcmNoYW50UmVxdWVzdBojLnBheW1lbnRzLnYxLkNyZWF0ZU1lcmNoYW50UmVzcG9uc2USUAoLR2V0TWVyY2hhbnQSHy5wYXltZW50cy52MS5HZXRNZXJjaGFudFJlcXVlc3QaIC5wYXltZW50cy52MS5HZXRNZXJjaGFudFJlc3BvbnNlElMKDFJvdGF0ZUFwaUtleRIgLnBheW1lbnRzLnYxLlJvdGF0ZUFwaUtleVJlcXVlc3QaIS5wYXltZW50cy52MS5Sb3RhdGVBcGlLZXlSZXNwb25zZRJNCgpTZXRGZWVSdWxlEh4ucGF5bWVudHMudjEuU2V0RmVlUnVsZVJlcXVlc3QaHy5wYXltZW50cy52MS5TZXRGZWVSdWxlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_payments_v1_payment]);
 
 /**
  * A merchant: a seller on the platform whose payments this service takes.
@@ -218,6 +220,189 @@ export const RotateApiKeyResponseSchema: GenMessage<RotateApiKeyResponse> = /*@_
   messageDesc(file_payments_v1_merchant_service, 6);
 
 /**
+ * A merchant's fee for a channel and currency:
+ * fee = max(min_fee, round_half_up(amount * rate_bps / 10000) + fixed_fee), at most the amount.
+ *
+ * @generated from message payments.v1.FeeRule
+ */
+export type FeeRule = Message<"payments.v1.FeeRule"> & {
+  /**
+   * The merchant.
+   *
+   * @generated from field: string merchant_id = 1;
+   */
+  merchantId: string;
+
+  /**
+   * The channel it applies to.
+   *
+   * @generated from field: payments.v1.Channel channel = 2;
+   */
+  channel: Channel;
+
+  /**
+   * The currency it applies to.
+   *
+   * @generated from field: string currency = 3;
+   */
+  currency: string;
+
+  /**
+   * Proportional part in basis points (1/100 of a percent), 0 to 10000.
+   *
+   * @generated from field: int32 rate_bps = 4;
+   */
+  rateBps: number;
+
+  /**
+   * Fixed part per payment, in minor units.
+   *
+   * @generated from field: int64 fixed_fee = 5;
+   */
+  fixedFee: bigint;
+
+  /**
+   * Minimum fee per payment, in minor units.
+   *
+   * @generated from field: int64 min_fee = 6;
+   */
+  minFee: bigint;
+
+  /**
+   * What happens to the fee on refunds.
+   *
+   * @generated from field: payments.v1.RefundFeePolicy refund_fee_policy = 7;
+   */
+  refundFeePolicy: RefundFeePolicy;
+};
+
+/**
+ * Describes the message payments.v1.FeeRule.
+ * Use `create(FeeRuleSchema)` to create a new message.
+ */
+export const FeeRuleSchema: GenMessage<FeeRule> = /*@__PURE__*/
+  messageDesc(file_payments_v1_merchant_service, 7);
+
+/**
+ * Input of SetFeeRule.
+ *
+ * @generated from message payments.v1.SetFeeRuleRequest
+ */
+export type SetFeeRuleRequest = Message<"payments.v1.SetFeeRuleRequest"> & {
+  /**
+   * The merchant.
+   *
+   * @generated from field: string merchant_id = 1;
+   */
+  merchantId: string;
+
+  /**
+   * The channel.
+   *
+   * @generated from field: payments.v1.Channel channel = 2;
+   */
+  channel: Channel;
+
+  /**
+   * ISO 4217 currency code.
+   *
+   * @generated from field: string currency = 3;
+   */
+  currency: string;
+
+  /**
+   * Proportional part in basis points, 0 to 10000.
+   *
+   * @generated from field: int32 rate_bps = 4;
+   */
+  rateBps: number;
+
+  /**
+   * Fixed part in minor units; not negative.
+   *
+   * @generated from field: int64 fixed_fee = 5;
+   */
+  fixedFee: bigint;
+
+  /**
+   * Minimum fee in minor units; not negative.
+   *
+   * @generated from field: int64 min_fee = 6;
+   */
+  minFee: bigint;
+
+  /**
+   * Refund fee policy; unset = RETAIN.
+   *
+   * @generated from field: payments.v1.RefundFeePolicy refund_fee_policy = 7;
+   */
+  refundFeePolicy: RefundFeePolicy;
+};
+
+/**
+ * Describes the message payments.v1.SetFeeRuleRequest.
+ * Use `create(SetFeeRuleRequestSchema)` to create a new message.
+ */
+export const SetFeeRuleRequestSchema: GenMessage<SetFeeRuleRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_merchant_service, 8);
+
+/**
+ * Output of SetFeeRule.
+ *
+ * @generated from message payments.v1.SetFeeRuleResponse
+ */
+export type SetFeeRuleResponse = Message<"payments.v1.SetFeeRuleResponse"> & {
+  /**
+   * The rule now in force.
+   *
+   * @generated from field: payments.v1.FeeRule fee_rule = 1;
+   */
+  feeRule?: FeeRule | undefined;
+};
+
+/**
+ * Describes the message payments.v1.SetFeeRuleResponse.
+ * Use `create(SetFeeRuleResponseSchema)` to create a new message.
+ */
+export const SetFeeRuleResponseSchema: GenMessage<SetFeeRuleResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_merchant_service, 9);
+
+/**
+ * Whether a refund gives the merchant back the fee of the refunded part.
+ *
+ * @generated from enum payments.v1.RefundFeePolicy
+ */
+export enum RefundFeePolicy {
+  /**
+   * Not set: RETAIN.
+   *
+   * @generated from enum value: REFUND_FEE_POLICY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The fee is kept on refunds (what most channels do with their own fee).
+   *
+   * @generated from enum value: REFUND_FEE_POLICY_RETAIN = 1;
+   */
+  RETAIN = 1,
+
+  /**
+   * The refunded share of the fee is returned, rounded half-up; the refund that completes the
+   * payment returns the rest, so the returned parts add up to the fee exactly.
+   *
+   * @generated from enum value: REFUND_FEE_POLICY_PRORATE = 2;
+   */
+  PRORATE = 2,
+}
+
+/**
+ * Describes the enum payments.v1.RefundFeePolicy.
+ */
+export const RefundFeePolicySchema: GenEnum<RefundFeePolicy> = /*@__PURE__*/
+  enumDesc(file_payments_v1_merchant_service, 0);
+
+/**
  * Administration of merchants. Every call needs `authorization: Bearer <ADMIN_TOKEN>`.
  *
  * @generated from service payments.v1.MerchantService
@@ -253,6 +438,17 @@ export const MerchantService: GenService<{
     methodKind: "unary";
     input: typeof RotateApiKeyRequestSchema;
     output: typeof RotateApiKeyResponseSchema;
+  },
+  /**
+   * Sets the merchant's fee for one channel and currency, replacing any earlier rule. It applies
+   * to payments that succeed from then on; a payment's fee is fixed when it succeeds.
+   *
+   * @generated from rpc payments.v1.MerchantService.SetFeeRule
+   */
+  setFeeRule: {
+    methodKind: "unary";
+    input: typeof SetFeeRuleRequestSchema;
+    output: typeof SetFeeRuleResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_payments_v1_merchant_service, 0);

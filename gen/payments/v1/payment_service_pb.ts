@@ -2,8 +2,8 @@
 // @generated from file payments/v1/payment_service.proto (package payments.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Channel, Payment, PaymentItem, PaymentStatus } from "./payment_pb.js";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file payments/v1/payment_service.proto.
  */
 export const file_payments_v1_payment_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFwYXltZW50cy92MS9wYXltZW50X3NlcnZpY2UucHJvdG8SC3BheW1lbnRzLnYxIuwCChRDcmVhdGVQYXltZW50UmVxdWVzdBIZChFtZXJjaGFudF9vcmRlcl9ubxgBIAEoCRIQCghjdXJyZW5jeRgCIAEoCRInCgVpdGVtcxgDIAMoCzIYLnBheW1lbnRzLnYxLlBheW1lbnRJdGVtEg4KBmFtb3VudBgEIAEoAxIlCgdjaGFubmVsGAUgASgOMhQucGF5bWVudHMudjEuQ2hhbm5lbBIPCgdzdWJqZWN0GAYgASgJEhYKDmV4cGlyZV9zZWNvbmRzGAcgASgFEhIKCm5vdGlmeV91cmwYCCABKAkSQQoIbWV0YWRhdGEYCSADKAsyLy5wYXltZW50cy52MS5DcmVhdGVQYXltZW50UmVxdWVzdC5NZXRhZGF0YUVudHJ5EhYKDnBheW1lbnRfbWV0aG9kGAogASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI+ChVDcmVhdGVQYXltZW50UmVzcG9uc2USJQoHcGF5bWVudBgBIAEoCzIULnBheW1lbnRzLnYxLlBheW1lbnQiSQoNUGF5bWVudExvb2t1cBIUCgpwYXltZW50X2lkGAEgASgJSAASGwoRbWVyY2hhbnRfb3JkZXJfbm8YAiABKAlIAEIFCgNrZXkiPwoRR2V0UGF5bWVudFJlcXVlc3QSKgoGbG9va3VwGAEgASgLMhoucGF5bWVudHMudjEuUGF5bWVudExvb2t1cCI7ChJHZXRQYXltZW50UmVzcG9uc2USJQoHcGF5bWVudBgBIAEoCzIULnBheW1lbnRzLnYxLlBheW1lbnQiQQoTUXVlcnlQYXltZW50UmVxdWVzdBIqCgZsb29rdXAYASABKAsyGi5wYXltZW50cy52MS5QYXltZW50TG9va3VwIj0KFFF1ZXJ5UGF5bWVudFJlc3BvbnNlEiUKB3BheW1lbnQYASABKAsyFC5wYXltZW50cy52MS5QYXltZW50IvYBChNMaXN0UGF5bWVudHNSZXF1ZXN0EioKBnN0YXR1cxgBIAEoDjIaLnBheW1lbnRzLnYxLlBheW1lbnRTdGF0dXMSJQoHY2hhbm5lbBgCIAEoDjIULnBheW1lbnRzLnYxLkNoYW5uZWwSMQoNY3JlYXRlZF9hZnRlchgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOY3JlYXRlZF9iZWZvcmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIlcKFExpc3RQYXltZW50c1Jlc3BvbnNlEiYKCHBheW1lbnRzGAEgAygLMhQucGF5bWVudHMudjEuUGF5bWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKQoTQ2xvc2VQYXltZW50UmVxdWVzdBISCgpwYXltZW50X2lkGAEgASgJIj0KFENsb3NlUGF5bWVudFJlc3BvbnNlEiUKB3BheW1lbnQYASABKAsyFC5wYXltZW50cy52MS5QYXltZW50MrYDCg5QYXltZW50U2VydmljZRJWCg1DcmVhdGVQYXltZW50EiEucGF5bWVudHMudjEuQ3JlYXRlUGF5bWVudFJlcXVlc3QaIi5wYXltZW50cy52MS5DcmVhdGVQYXltZW50UmVzcG9uc2USTQoKR2V0UGF5bWVudBIeLnBheW1lbnRzLnYxLkdldFBheW1lbnRSZXF1ZXN0Gh8ucGF5bWVudHMudjEuR2V0UGF5bWVudFJlc3BvbnNlElMKDFF1ZXJ5UGF5bWVudBIgLnBheW1lbnRzLnYxLlF1ZXJ5UGF5bWVudFJlcXVlc3QaIS5wYXltZW50cy52MS5RdWVyeVBheW1lbnRSZXNwb25zZRJTCgxMaXN0UGF5bWVudHMSIC5wYXltZW50cy52MS5MaXN0UGF5bWVudHNSZXF1ZXN0GiEucGF5bWVudHMudjEuTGlzdFBheW1lbnRzUmVzcG9uc2USUwoMQ2xvc2VQYXltZW50EiAucGF5bWVudHMudjEuQ2xvc2VQYXltZW50UmVxdWVzdBohLnBheW1lbnRzLnYxLkNsb3NlUGF5bWVudFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_payments_v1_payment]);
+  fileDesc("CiFwYXltZW50cy92MS9wYXltZW50X3NlcnZpY2UucHJvdG8SC3BheW1lbnRzLnYxIuwCChRDcmVhdGVQYXltZW50UmVxdWVzdBIZChFtZXJjaGFudF9vcmRlcl9ubxgBIAEoCRIQCghjdXJyZW5jeRgCIAEoCRInCgVpdGVtcxgDIAMoCzIYLnBheW1lbnRzLnYxLlBheW1lbnRJdGVtEg4KBmFtb3VudBgEIAEoAxIlCgdjaGFubmVsGAUgASgOMhQucGF5bWVudHMudjEuQ2hhbm5lbBIPCgdzdWJqZWN0GAYgASgJEhYKDmV4cGlyZV9zZWNvbmRzGAcgASgFEhIKCm5vdGlmeV91cmwYCCABKAkSQQoIbWV0YWRhdGEYCSADKAsyLy5wYXltZW50cy52MS5DcmVhdGVQYXltZW50UmVxdWVzdC5NZXRhZGF0YUVudHJ5EhYKDnBheW1lbnRfbWV0aG9kGAogASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI+ChVDcmVhdGVQYXltZW50UmVzcG9uc2USJQoHcGF5bWVudBgBIAEoCzIULnBheW1lbnRzLnYxLlBheW1lbnQiSQoNUGF5bWVudExvb2t1cBIUCgpwYXltZW50X2lkGAEgASgJSAASGwoRbWVyY2hhbnRfb3JkZXJfbm8YAiABKAlIAEIFCgNrZXkiPwoRR2V0UGF5bWVudFJlcXVlc3QSKgoGbG9va3VwGAEgASgLMhoucGF5bWVudHMudjEuUGF5bWVudExvb2t1cCI7ChJHZXRQYXltZW50UmVzcG9uc2USJQoHcGF5bWVudBgBIAEoCzIULnBheW1lbnRzLnYxLlBheW1lbnQiQQoTUXVlcnlQYXltZW50UmVxdWVzdBIqCgZsb29rdXAYASABKAsyGi5wYXltZW50cy52MS5QYXltZW50TG9va3VwIj0KFFF1ZXJ5UGF5bWVudFJlc3BvbnNlEiUKB3BheW1lbnQYASABKAsyFC5wYXltZW50cy52MS5QYXltZW50IvYBChNMaXN0UGF5bWVudHNSZXF1ZXN0EioKBnN0YXR1cxgBIAEoDjIaLnBheW1lbnRzLnYxLlBheW1lbnRTdGF0dXMSJQoHY2hhbm5lbBgCIAEoDjIULnBheW1lbnRzLnYxLkNoYW5uZWwSMQoNY3JlYXRlZF9hZnRlchgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOY3JlYXRlZF9iZWZvcmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIlcKFExpc3RQYXltZW50c1Jlc3BvbnNlEiYKCHBheW1lbnRzGAEgAygLMhQucGF5bWVudHMudjEuUGF5bWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKQoTQ2xvc2VQYXltZW50UmVxdWVzdBISCgpwYXltZW50X2lkGAEgASgJIj0KFENsb3NlUGF5bWVudFJlc3BvbnNlEiUKB3BheW1lbnQYASABKAsyFC5wYXltZW50cy52MS5QYXltZW50It8CCgZSZWZ1bmQSCgoCaWQYASABKAkSEQoJcmVmdW5kX25vGAIgASgJEhIKCnBheW1lbnRfaWQYAyABKAkSGgoSbWVyY2hhbnRfcmVmdW5kX25vGAQgASgJEg4KBmFtb3VudBgFIAEoAxIQCghjdXJyZW5jeRgGIAEoCRIpCgZzdGF0dXMYByABKA4yGS5wYXltZW50cy52MS5SZWZ1bmRTdGF0dXMSDgoGcmVhc29uGAggASgJEhkKEWNoYW5uZWxfcmVmdW5kX25vGAkgASgJEhQKDGZlZV9yZXR1cm5lZBgKIAEoAxIWCg5mYWlsdXJlX3JlYXNvbhgLIAEoCRIuCgpjcmVhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzdWNjZWVkZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImYKFFJlZnVuZFBheW1lbnRSZXF1ZXN0EhIKCnBheW1lbnRfaWQYASABKAkSGgoSbWVyY2hhbnRfcmVmdW5kX25vGAIgASgJEg4KBmFtb3VudBgDIAEoAxIOCgZyZWFzb24YBCABKAkiPAoVUmVmdW5kUGF5bWVudFJlc3BvbnNlEiMKBnJlZnVuZBgBIAEoCzITLnBheW1lbnRzLnYxLlJlZnVuZCJVChBHZXRSZWZ1bmRSZXF1ZXN0EhEKCXJlZnVuZF9pZBgBIAEoCRISCgpwYXltZW50X2lkGAIgASgJEhoKEm1lcmNoYW50X3JlZnVuZF9ubxgDIAEoCSI4ChFHZXRSZWZ1bmRSZXNwb25zZRIjCgZyZWZ1bmQYASABKAsyEy5wYXltZW50cy52MS5SZWZ1bmQiTwoSTGlzdFJlZnVuZHNSZXF1ZXN0EhIKCnBheW1lbnRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiVAoTTGlzdFJlZnVuZHNSZXNwb25zZRIkCgdyZWZ1bmRzGAEgAygLMhMucGF5bWVudHMudjEuUmVmdW5kEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSqCAQoMUmVmdW5kU3RhdHVzEh0KGVJFRlVORF9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhSRUZVTkRfU1RBVFVTX1BST0NFU1NJTkcQARIbChdSRUZVTkRfU1RBVFVTX1NVQ0NFRURFRBACEhgKFFJFRlVORF9TVEFUVVNfRkFJTEVEEAMyrAUKDlBheW1lbnRTZXJ2aWNlElYKDUNyZWF0ZVBheW1lbnQSIS5wYXltZW50cy52MS5DcmVhdGVQYXltZW50UmVxdWVzdBoiLnBheW1lbnRzLnYxLkNyZWF0ZVBheW1lbnRSZXNwb25zZRJNCgpHZXRQYXltZW50Eh4ucGF5bWVudHMudjEuR2V0UGF5bWVudFJlcXVlc3QaHy5wYXltZW50cy52MS5HZXRQYXltZW50UmVzcG9uc2USUwoMUXVlcnlQYXltZW50EiAucGF5bWVudHMudjEuUXVlcnlQYXltZW50UmVxdWVzdBohLnBheW1lbnRzLnYxLlF1ZXJ5UGF5bWVudFJlc3BvbnNlElMKDExpc3RQYXltZW50cxIgLnBheW1lbnRzLnYxLkxpc3RQYXltZW50c1JlcXVlc3QaIS5wYXltZW50cy52MS5MaXN0UGF5bWVudHNSZXNwb25zZRJTCgxDbG9zZVBheW1lbnQSIC5wYXltZW50cy52MS5DbG9zZVBheW1lbnRSZXF1ZXN0GiEucGF5bWVudHMudjEuQ2xvc2VQYXltZW50UmVzcG9uc2USVgoNUmVmdW5kUGF5bWVudBIhLnBheW1lbnRzLnYxLlJlZnVuZFBheW1lbnRSZXF1ZXN0GiIucGF5bWVudHMudjEuUmVmdW5kUGF5bWVudFJlc3BvbnNlEkoKCUdldFJlZnVuZBIdLnBheW1lbnRzLnYxLkdldFJlZnVuZFJlcXVlc3QaHi5wYXltZW50cy52MS5HZXRSZWZ1bmRSZXNwb25zZRJQCgtMaXN0UmVmdW5kcxIfLnBheW1lbnRzLnYxLkxpc3RSZWZ1bmRzUmVxdWVzdBogLnBheW1lbnRzLnYxLkxpc3RSZWZ1bmRzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_payments_v1_payment]);
 
 /**
  * Input of CreatePayment.
@@ -369,6 +369,334 @@ export const ClosePaymentResponseSchema: GenMessage<ClosePaymentResponse> = /*@_
   messageDesc(file_payments_v1_payment_service, 10);
 
 /**
+ * A refund of part or all of a payment.
+ *
+ * @generated from message payments.v1.Refund
+ */
+export type Refund = Message<"payments.v1.Refund"> & {
+  /**
+   * Service-assigned id (ULID).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Our refund number sent to the channel (`out_request_no`, `out_refund_no`).
+   *
+   * @generated from field: string refund_no = 2;
+   */
+  refundNo: string;
+
+  /**
+   * The refunded payment.
+   *
+   * @generated from field: string payment_id = 3;
+   */
+  paymentId: string;
+
+  /**
+   * The merchant's refund number; unique per payment.
+   *
+   * @generated from field: string merchant_refund_no = 4;
+   */
+  merchantRefundNo: string;
+
+  /**
+   * Amount in minor units of `currency`.
+   *
+   * @generated from field: int64 amount = 5;
+   */
+  amount: bigint;
+
+  /**
+   * ISO 4217 currency code, the payment's.
+   *
+   * @generated from field: string currency = 6;
+   */
+  currency: string;
+
+  /**
+   * Current status.
+   *
+   * @generated from field: payments.v1.RefundStatus status = 7;
+   */
+  status: RefundStatus;
+
+  /**
+   * The merchant's reason, passed to the channel.
+   *
+   * @generated from field: string reason = 8;
+   */
+  reason: string;
+
+  /**
+   * The channel's refund id, once known.
+   *
+   * @generated from field: string channel_refund_no = 9;
+   */
+  channelRefundNo: string;
+
+  /**
+   * Part of the payment's fee returned to the merchant with this refund (per the fee rule's policy).
+   *
+   * @generated from field: int64 fee_returned = 10;
+   */
+  feeReturned: bigint;
+
+  /**
+   * Why the refund failed, when it did.
+   *
+   * @generated from field: string failure_reason = 11;
+   */
+  failureReason: string;
+
+  /**
+   * When the refund was accepted.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 12;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When the channel confirmed it.
+   *
+   * @generated from field: google.protobuf.Timestamp succeeded_at = 13;
+   */
+  succeededAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message payments.v1.Refund.
+ * Use `create(RefundSchema)` to create a new message.
+ */
+export const RefundSchema: GenMessage<Refund> = /*@__PURE__*/
+  messageDesc(file_payments_v1_payment_service, 11);
+
+/**
+ * Input of RefundPayment.
+ *
+ * @generated from message payments.v1.RefundPaymentRequest
+ */
+export type RefundPaymentRequest = Message<"payments.v1.RefundPaymentRequest"> & {
+  /**
+   * The payment to refund; it must be SUCCEEDED.
+   *
+   * @generated from field: string payment_id = 1;
+   */
+  paymentId: string;
+
+  /**
+   * The merchant's refund number, 1 to 64 characters of `[A-Za-z0-9_-]`: the idempotency key.
+   *
+   * @generated from field: string merchant_refund_no = 2;
+   */
+  merchantRefundNo: string;
+
+  /**
+   * Amount to refund in minor units; at most what is still refundable.
+   *
+   * @generated from field: int64 amount = 3;
+   */
+  amount: bigint;
+
+  /**
+   * Reason shown to the shopper by the channel; at most 256 characters.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message payments.v1.RefundPaymentRequest.
+ * Use `create(RefundPaymentRequestSchema)` to create a new message.
+ */
+export const RefundPaymentRequestSchema: GenMessage<RefundPaymentRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_payment_service, 12);
+
+/**
+ * Output of RefundPayment.
+ *
+ * @generated from message payments.v1.RefundPaymentResponse
+ */
+export type RefundPaymentResponse = Message<"payments.v1.RefundPaymentResponse"> & {
+  /**
+   * The refund: SUCCEEDED, PROCESSING (finishes later) or FAILED.
+   *
+   * @generated from field: payments.v1.Refund refund = 1;
+   */
+  refund?: Refund | undefined;
+};
+
+/**
+ * Describes the message payments.v1.RefundPaymentResponse.
+ * Use `create(RefundPaymentResponseSchema)` to create a new message.
+ */
+export const RefundPaymentResponseSchema: GenMessage<RefundPaymentResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_payment_service, 13);
+
+/**
+ * Input of GetRefund: the refund id, or the payment id with the merchant's refund number.
+ *
+ * @generated from message payments.v1.GetRefundRequest
+ */
+export type GetRefundRequest = Message<"payments.v1.GetRefundRequest"> & {
+  /**
+   * The refund's id.
+   *
+   * @generated from field: string refund_id = 1;
+   */
+  refundId: string;
+
+  /**
+   * With `merchant_refund_no`, instead of `refund_id`.
+   *
+   * @generated from field: string payment_id = 2;
+   */
+  paymentId: string;
+
+  /**
+   * With `payment_id`, instead of `refund_id`.
+   *
+   * @generated from field: string merchant_refund_no = 3;
+   */
+  merchantRefundNo: string;
+};
+
+/**
+ * Describes the message payments.v1.GetRefundRequest.
+ * Use `create(GetRefundRequestSchema)` to create a new message.
+ */
+export const GetRefundRequestSchema: GenMessage<GetRefundRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_payment_service, 14);
+
+/**
+ * Output of GetRefund.
+ *
+ * @generated from message payments.v1.GetRefundResponse
+ */
+export type GetRefundResponse = Message<"payments.v1.GetRefundResponse"> & {
+  /**
+   * The refund.
+   *
+   * @generated from field: payments.v1.Refund refund = 1;
+   */
+  refund?: Refund | undefined;
+};
+
+/**
+ * Describes the message payments.v1.GetRefundResponse.
+ * Use `create(GetRefundResponseSchema)` to create a new message.
+ */
+export const GetRefundResponseSchema: GenMessage<GetRefundResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_payment_service, 15);
+
+/**
+ * Input of ListRefunds.
+ *
+ * @generated from message payments.v1.ListRefundsRequest
+ */
+export type ListRefundsRequest = Message<"payments.v1.ListRefundsRequest"> & {
+  /**
+   * Only refunds of this payment; empty = all.
+   *
+   * @generated from field: string payment_id = 1;
+   */
+  paymentId: string;
+
+  /**
+   * Page size, 1 to 100; 0 means 20.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` from the previous page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message payments.v1.ListRefundsRequest.
+ * Use `create(ListRefundsRequestSchema)` to create a new message.
+ */
+export const ListRefundsRequestSchema: GenMessage<ListRefundsRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_payment_service, 16);
+
+/**
+ * Output of ListRefunds.
+ *
+ * @generated from message payments.v1.ListRefundsResponse
+ */
+export type ListRefundsResponse = Message<"payments.v1.ListRefundsResponse"> & {
+  /**
+   * The page, newest first.
+   *
+   * @generated from field: repeated payments.v1.Refund refunds = 1;
+   */
+  refunds: Refund[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message payments.v1.ListRefundsResponse.
+ * Use `create(ListRefundsResponseSchema)` to create a new message.
+ */
+export const ListRefundsResponseSchema: GenMessage<ListRefundsResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_payment_service, 17);
+
+/**
+ * Where a refund is in its life.
+ *
+ * @generated from enum payments.v1.RefundStatus
+ */
+export enum RefundStatus {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: REFUND_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Accepted and sent (or being sent) to the channel; its amount is reserved.
+   *
+   * @generated from enum value: REFUND_STATUS_PROCESSING = 1;
+   */
+  PROCESSING = 1,
+
+  /**
+   * The channel returned the money to the shopper.
+   *
+   * @generated from enum value: REFUND_STATUS_SUCCEEDED = 2;
+   */
+  SUCCEEDED = 2,
+
+  /**
+   * The channel refused or abandoned it; the amount is refundable again.
+   *
+   * @generated from enum value: REFUND_STATUS_FAILED = 3;
+   */
+  FAILED = 3,
+}
+
+/**
+ * Describes the enum payments.v1.RefundStatus.
+ */
+export const RefundStatusSchema: GenEnum<RefundStatus> = /*@__PURE__*/
+  enumDesc(file_payments_v1_payment_service, 0);
+
+/**
  * Payments for merchants. Every call needs `authorization: Bearer <api_key>` and sees only
  * that merchant's payments: another merchant's id answers NOT_FOUND.
  *
@@ -428,6 +756,39 @@ export const PaymentService: GenService<{
     methodKind: "unary";
     input: typeof ClosePaymentRequestSchema;
     output: typeof ClosePaymentResponseSchema;
+  },
+  /**
+   * Refunds part or all of a succeeded payment through its channel. Idempotent by
+   * `merchant_refund_no`: the same number and amount return the same refund, the same number
+   * with another amount fails with IDEMPOTENCY_KEY_REUSED. Refunds together never exceed the
+   * paid amount (REFUND_EXCEEDS_PAYMENT). The refund may finish later (status PROCESSING).
+   *
+   * @generated from rpc payments.v1.PaymentService.RefundPayment
+   */
+  refundPayment: {
+    methodKind: "unary";
+    input: typeof RefundPaymentRequestSchema;
+    output: typeof RefundPaymentResponseSchema;
+  },
+  /**
+   * Reads a refund.
+   *
+   * @generated from rpc payments.v1.PaymentService.GetRefund
+   */
+  getRefund: {
+    methodKind: "unary";
+    input: typeof GetRefundRequestSchema;
+    output: typeof GetRefundResponseSchema;
+  },
+  /**
+   * Lists the merchant's refunds, newest first.
+   *
+   * @generated from rpc payments.v1.PaymentService.ListRefunds
+   */
+  listRefunds: {
+    methodKind: "unary";
+    input: typeof ListRefundsRequestSchema;
+    output: typeof ListRefundsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_payments_v1_payment_service, 0);

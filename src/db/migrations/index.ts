@@ -1,5 +1,5 @@
 /** Versioned MySQL migrations, oldest first. New files are made with `npm run migration:create -- <name>`. */
 import type { MigrationObject } from "@mikro-orm/core";
-import { Migration20261122010658 } from "./migration-20261122010658-initial.js";
+import { Migration20261122011910 } from "./migration-20261122011910-initial.js";
 
-export const MIGRATIONS: MigrationObject[] = [{ name: "Migration20261122010658", class: Migration20261122010658 }];
+export const MIGRATIONS: MigrationObject[] = [{ name: "Migration20261122011910", class: Migration20261122011910 }];

@@ -1,0 +1,23 @@
+/**
+ * Verifies the ledger's invariants against the configured database (DATABASE_URL, or the
+ * embedded one under DATA_DIR) and exits non-zero listing the offending ids.
+ *
+ *   npm run check-ledger
+ */
+import { loadConfig } from "../src/config.js";
+import { openDatabase } from "../src/db/database.js";
+import { checkLedger } from "../src/ledger/ledger-check.js";
+
+const config = loadConfig();
+const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+try {
+  const result = await checkLedger(db.em());
+  console.log(`checked ${result.entriesChecked} journal entries and ${result.paymentsChecked} payments`);
+  for (const violation of result.violations) {
+    console.log(`${violation.check} ${violation.subject}: ${violation.detail}`);
+  }
+  console.log(result.ok ? "ledger OK" : `ledger BROKEN: ${result.violations.length} violation(s)`);
+  process.exitCode = result.ok ? 0 : 1;
+} finally {
+  await db.close();
+}

@@ -1,0 +1,91 @@
+/**
+ * Finishes refunds that stay PROCESSING: asks the channel on the back-off schedule (1, 2, 5, 10,
+ * 30 minutes, then every 30), claimed with a lease like the payment sweeper, so several
+ * processes share the work and each refund is asked about once per turn.
+ */
+import type { SqlEntityManager } from "@mikro-orm/knex";
+import { type ChannelName, ChannelRejectedError } from "../channels/channel.js";
+import type { ChannelRegistry } from "../channels/registry.js";
+import type { Database } from "../db/database.js";
+import { reloadPayment } from "../payments/payment-repository.js";
+import { nextQueryAt } from "../payments/query-schedule.js";
+import { Refund, type RefundRow } from "./refund-entity.js";
+import { applyRefundStatus } from "./refund-outcome.js";
+import { channelRefundRequest } from "./refund-service.js";
+
+/** Refunds are asked about for as long as they are processing; the schedule never "expires". */
+const NO_EXPIRY = new Date(8.64e15);
+
+export function createRefundSweeper(options: {
+  db: Database;
+  channels: ChannelRegistry;
+  publicBaseUrl: string;
+  batchSize?: number;
+  leaseMs?: number;
+  log?: (message: string) => void;
+}) {
+  const batchSize = options.batchSize ?? 50;
+  const leaseMs = options.leaseMs ?? 60_000;
+  const log = options.log ?? (() => {});
+
+  async function claim(em: SqlEntityManager, id: string, now: Date): Promise<boolean> {
+    const claimed = await em.nativeUpdate(
+      Refund,
+      {
+        id,
+        status: "PROCESSING",
+        nextQueryAt: { $lte: now },
+        $or: [{ sweepLeaseUntil: null }, { sweepLeaseUntil: { $lt: now } }],
+      },
+      { sweepLeaseUntil: new Date(now.getTime() + leaseMs) },
+    );
+    return claimed === 1;
+  }
+
+  async function sweepOne(em: SqlEntityManager, refund: RefundRow): Promise<boolean> {
+    const channel = options.channels.get(refund.channel as ChannelName);
+    const request = channelRefundRequest(await reloadPayment(em, refund.paymentId), refund, options.publicBaseUrl);
+    const now = new Date();
+    try {
+      const status = await channel.queryRefund(request);
+      if (await em.transactional((tx) => applyRefundStatus(tx, refund, status, "sweeper_query"))) return true;
+    } catch (error) {
+      if (error instanceof ChannelRejectedError) {
+        await em.transactional((tx) =>
+          applyRefundStatus(tx, refund, { state: "failed", detail: `${error.code}: ${error.message}` }, "sweeper_query"),
+        );
+        return true;
+      }
+      log(`sweeper: refund ${refund.id} on ${refund.channel}: ${(error as Error).message}`);
+    }
+    const attempts = refund.queryAttempts + 1;
+    await em.nativeUpdate(
+      Refund,
+      { id: refund.id, status: "PROCESSING" },
+      { nextQueryAt: nextQueryAt(now, attempts, NO_EXPIRY), queryAttempts: attempts, sweepLeaseUntil: null },
+    );
+    return false;
+  }
+
+  return {
+    async runOnce(): Promise<{ claimed: number; finished: number }> {
+      const em = options.db.em();
+      const now = new Date();
+      const due = await em.find(
+        Refund,
+        { status: "PROCESSING", nextQueryAt: { $lte: now } },
+        { orderBy: { nextQueryAt: "asc" }, limit: batchSize, disableIdentityMap: true },
+      );
+      let claimed = 0;
+      let finished = 0;
+      for (const refund of due) {
+        if (!(await claim(em, refund.id, now))) continue;
+        claimed++;
+        if (await sweepOne(em, refund)) finished++;
+      }
+      return { claimed, finished };
+    },
+  };
+}
+
+export type RefundSweeper = ReturnType<typeof createRefundSweeper>;

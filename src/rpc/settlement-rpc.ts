@@ -1,0 +1,88 @@
+/** SettlementService: balances (merchant), ledger checks and discrepancies (admin). */
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { Database } from "../db/database.js";
+import type { DiscrepancyRow } from "../discrepancies/discrepancy-entity.js";
+import { listDiscrepancies, resolveDiscrepancy } from "../discrepancies/discrepancy-service.js";
+import { Violations } from "../errors.js";
+import { checkLedger } from "../ledger/ledger-check.js";
+import { merchantBalance } from "../ledger/ledger.js";
+import type { MerchantService as MerchantDomain } from "../merchants/merchant-service.js";
+import { isKnownCurrency } from "../money/currency.js";
+import {
+  CheckLedgerResponseSchema,
+  type Discrepancy,
+  DiscrepancySchema,
+  GetBalanceResponseSchema,
+  ListDiscrepanciesResponseSchema,
+  ResolveDiscrepancyResponseSchema,
+  type SettlementService,
+} from "../../gen/payments/v1/settlement_service_pb.js";
+import { authenticateMerchant, requireAdmin } from "./auth.js";
+import { channelToProto } from "./mappers.js";
+
+function discrepancyToProto(row: DiscrepancyRow): Discrepancy {
+  return create(DiscrepancySchema, {
+    id: row.id,
+    kind: row.kind,
+    channel: channelToProto(row.channel),
+    merchantId: row.merchantId ?? "",
+    paymentId: row.paymentId ?? "",
+    channelTradeNo: row.channelTradeNo ?? "",
+    amount: row.amount ?? 0n,
+    currency: row.currency ?? "",
+    detail: row.detail,
+    status: row.status,
+    resolution: row.resolution ?? "",
+    createdAt: timestampFromDate(row.createdAt),
+  });
+}
+
+export function createSettlementRpc(
+  db: Database,
+  merchants: MerchantDomain,
+  adminToken: string,
+): ServiceImpl<typeof SettlementService> {
+  const admin = (ctx: HandlerContext) => requireAdmin(ctx, adminToken);
+  return {
+    async getBalance(req, ctx) {
+      const em = db.em();
+      const merchant = await authenticateMerchant(ctx, em, merchants);
+      if (!isKnownCurrency(req.currency)) {
+        const v = new Violations();
+        v.add("currency", "UNKNOWN_CURRENCY", "must be a supported ISO 4217 code, e.g. CNY");
+        v.throwIfAny();
+      }
+      const balance = await merchantBalance(em, merchant.id, req.currency);
+      return create(GetBalanceResponseSchema, { currency: req.currency, ...balance });
+    },
+    async checkLedger(_req, ctx) {
+      admin(ctx);
+      const result = await checkLedger(db.em());
+      return create(CheckLedgerResponseSchema, {
+        ok: result.ok,
+        violations: result.violations,
+        entriesChecked: BigInt(result.entriesChecked),
+        paymentsChecked: BigInt(result.paymentsChecked),
+      });
+    },
+    async listDiscrepancies(req, ctx) {
+      admin(ctx);
+      const page = await listDiscrepancies(db.em(), {
+        status: req.status,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+      return create(ListDiscrepanciesResponseSchema, {
+        discrepancies: page.discrepancies.map(discrepancyToProto),
+        nextPageToken: page.nextPageToken,
+      });
+    },
+    async resolveDiscrepancy(req, ctx) {
+      admin(ctx);
+      const row = await resolveDiscrepancy(db.em(), req.discrepancyId, req.resolution);
+      return create(ResolveDiscrepancyResponseSchema, { discrepancy: discrepancyToProto(row) });
+    },
+  };
+}
