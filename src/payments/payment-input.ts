@@ -38,10 +38,17 @@ const MAX_METADATA_ENTRIES = 20;
 const MAX_AMOUNT_MAJOR = 10n ** 10n;
 const ORDER_NO_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** Luhn-valid runs of 13-19 digits (spaces or dashes allowed between digits) look like card numbers. */
+/**
+ * Card-network prefixes (Visa, Mastercard, Amex, Discover, JCB, UnionPay, Diners). Requiring one
+ * keeps Luhn-valid order numbers and timestamps (1 in 10 of any digit run) from being refused.
+ */
+const CARD_PREFIX = /^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|35|6011|64[4-9]|65|62|81)/;
+
+/** Luhn-valid runs of 13-19 digits with a card-network prefix (spaces or dashes allowed) look like card numbers. */
 export function containsCardNumber(text: string): boolean {
-  for (const match of text.matchAll(/\d(?:[ -]?\d){12,18}/g)) {
+  for (const match of text.matchAll(/(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)/g)) {
     const digits = match[0].replace(/[ -]/g, "");
+    if (!CARD_PREFIX.test(digits)) continue;
     let sum = 0;
     for (let i = 0; i < digits.length; i++) {
       let d = digits.charCodeAt(digits.length - 1 - i) - 48;
@@ -119,7 +126,6 @@ export function validateCreatePayment(input: CreatePaymentInput): void {
   const freeText: Array<[string, string]> = [
     ["subject", input.subject],
     ["payment_method", input.paymentMethod],
-    ["merchant_order_no", input.merchantOrderNo],
     ...input.items.map((item, i): [string, string] => [`items[${i}].name`, `${item.name} ${item.sku}`]),
     ...entries.map(([key, value]): [string, string] => [`metadata.${key}`, `${key} ${value}`]),
   ];

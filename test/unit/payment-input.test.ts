@@ -75,6 +75,8 @@ describe("create-payment validation", () => {
   it("refuses card numbers anywhere in the request", () => {
     expect(containsCardNumber("4242 4242 4242 4242")).toBe(true);
     expect(containsCardNumber("order 4242424242424241")).toBe(false);
+    // Luhn-valid, but a timestamp-like number without a card-network prefix.
+    expect(containsCardNumber("17637732390000")).toBe(false);
     const error = violations(input({ metadata: { note: "card 4111-1111-1111-1111" } }));
     expect(error.violations[0]).toMatchObject({ field: "metadata.note", reason: "CARD_NUMBER_NOT_ALLOWED" });
   });

@@ -1,0 +1,59 @@
+/**
+ * Process entry of the channel simulator (`npm run simulator`). Settings:
+ * `SIMULATOR_PORT` (8090), `HOST` (127.0.0.1), `SIMULATOR_TIME_SCALE` (1; 0.001 turns Alipay's
+ * 4-minute re-send gap into 240 ms), `SIMULATOR_DATA_DIR` (`./data`, where the development keys live).
+ */
+import path from "node:path";
+import { closeHttpAgents } from "../channels/http-client.js";
+import { DEV_KEYS_FILE_NAME, loadOrCreateDevChannelKeys } from "../channels/dev-keys.js";
+import { startSimulator } from "./simulator.js";
+
+function fail(message: string): never {
+  console.error(`simulator: ${message}`);
+  process.exit(1);
+}
+
+function readSettings(env: NodeJS.ProcessEnv) {
+  const portText = env.SIMULATOR_PORT ?? "8090";
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65_535) {
+    fail(`SIMULATOR_PORT must be a port number (0-65535), got ${JSON.stringify(portText)}`);
+  }
+  const timeScaleText = env.SIMULATOR_TIME_SCALE ?? "1";
+  const timeScale = Number(timeScaleText);
+  if (!/^\d*\.?\d+(e-?\d+)?$/i.test(timeScaleText) || !(timeScale > 0)) {
+    fail(`SIMULATOR_TIME_SCALE must be a positive number such as 1 or 0.001, got ${JSON.stringify(timeScaleText)}`);
+  }
+  return Object.freeze({
+    port: Number(portText),
+    host: env.HOST || "127.0.0.1",
+    timeScale,
+    dataDir: path.resolve(env.SIMULATOR_DATA_DIR || "./data"),
+  });
+}
+
+const settings = readSettings(process.env);
+const keys = loadOrCreateDevChannelKeys(settings.dataDir);
+const simulator = await startSimulator({ port: settings.port, host: settings.host, timeScale: settings.timeScale, keys }).catch(
+  (error: NodeJS.ErrnoException) => {
+    if (error.code === "EADDRINUSE") fail(`${settings.host}:${settings.port} is already in use; set SIMULATOR_PORT to another port`);
+    throw error;
+  },
+);
+
+console.log(`channel simulator listening on ${simulator.url} (time scale ${settings.timeScale})`);
+console.log(`  Alipay gateway:   POST ${simulator.url}/alipay/gateway.do (app_id ${keys.alipay.appId})`);
+console.log(`  pay a trade:      curl -X POST ${simulator.url}/simulator/alipay/trades/<out_trade_no>/pay`);
+console.log(`  inspect a trade:  curl ${simulator.url}/simulator/alipay/trades/<out_trade_no>`);
+console.log(`  development keys: ${path.join(settings.dataDir, DEV_KEYS_FILE_NAME)}`);
+
+let stopping = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    void simulator.close().finally(() => {
+      closeHttpAgents();
+      process.exit(0);
+    });
+  });
+}

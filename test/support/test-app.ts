@@ -1,0 +1,157 @@
+/**
+ * A whole service for integration tests: its own MySQL database, the channel simulator on a free
+ * port with compressed re-send times, the app on free ports wired to it, and clients of both
+ * kinds (grpc-js over the gRPC port, connect-es Connect JSON over the HTTP port).
+ */
+import { createServer } from "node:net";
+import { type Client, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { type App, type ResolvedConfig, startApp } from "../../src/app.js";
+import { type DevChannelKeys, generateDevChannelKeys } from "../../src/channels/dev-keys.js";
+import { loadConfig } from "../../src/config.js";
+import { type Simulator, startSimulator } from "../../src/simulator/simulator.js";
+import { MerchantService } from "../../gen/payments/v1/merchant_service_pb.js";
+import { PaymentService } from "../../gen/payments/v1/payment_service_pb.js";
+import { SettlementService } from "../../gen/payments/v1/settlement_service_pb.js";
+import { createGrpcJsClient, type GrpcJsClient } from "./grpc-client.js";
+import { createTestDatabase, type TestDatabase } from "./test-database.js";
+
+export const ADMIN_TOKEN = "test-admin-token-0123456789";
+
+let sharedKeys: DevChannelKeys | undefined;
+/** RSA key generation is slow; one set per test process is enough. */
+export function testKeys(): DevChannelKeys {
+  sharedKeys ??= generateDevChannelKeys();
+  return sharedKeys;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface TestApp {
+  app: App;
+  simulator: Simulator;
+  database?: TestDatabase;
+  config: ResolvedConfig;
+  grpc: {
+    merchants: GrpcJsClient<typeof MerchantService>;
+    payments: GrpcJsClient<typeof PaymentService>;
+    settlement: GrpcJsClient<typeof SettlementService>;
+  };
+  connect: {
+    merchants: Client<typeof MerchantService>;
+    payments: Client<typeof PaymentService>;
+    settlement: Client<typeof SettlementService>;
+  };
+  adminHeaders: Record<string, string>;
+  /** Creates a merchant and returns its id and `authorization` header. */
+  createMerchant(name?: string): Promise<{ id: string; apiKey: string; headers: Record<string, string> }>;
+  stop(): Promise<void>;
+}
+
+export interface TestAppOptions {
+  /** "mysql" (default) or the embedded SQLite driver in a temporary directory. */
+  database?: "mysql" | "sqlite";
+  /** Reuse a running simulator (e.g. shared by two app processes). */
+  simulator?: Simulator;
+  /** Reuse a database (e.g. two app instances on one MySQL). */
+  databaseUrl?: string;
+  timeScale?: number;
+  channelTimeoutMs?: number;
+}
+
+export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const keys = testKeys();
+  const simulator = options.simulator ?? (await startSimulator({ port: 0, keys, timeScale: options.timeScale ?? 0.0005 }));
+  let database: TestDatabase | undefined;
+  let databaseUrl = options.databaseUrl;
+  let dataDir = "./data";
+  if (!databaseUrl && (options.database ?? "mysql") === "mysql") {
+    database = await createTestDatabase();
+    databaseUrl = database.url;
+  }
+  if (options.database === "sqlite") {
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    dataDir = mkdtempSync(join(tmpdir(), "payments-sqlite-"));
+  }
+
+  const httpPort = await freePort();
+  const config: ResolvedConfig = Object.freeze({
+    ...loadConfig({}),
+    databaseUrl,
+    dataDir,
+    grpcPort: 0,
+    httpPort,
+    publicBaseUrl: `http://127.0.0.1:${httpPort}`,
+    adminToken: ADMIN_TOKEN,
+    dataEncryptionKey: "test-data-encryption-key-0123456789abcdef",
+    channelTimeoutMs: options.channelTimeoutMs ?? 2000,
+    shutdownGraceMs: 2000,
+    alipay: {
+      gatewayUrl: `${simulator.url}/alipay/gateway.do`,
+      appId: keys.alipay.appId,
+      appPrivateKeyPem: keys.alipay.appPrivateKeyPem,
+      alipayPublicKeyPem: keys.alipay.alipayPublicKeyPem,
+      sellerId: keys.alipay.sellerId,
+    },
+    wechatpay: {
+      baseUrl: `${simulator.url}/wechatpay`,
+      mchId: keys.wechatpay.mchId,
+      appId: keys.wechatpay.appId,
+      mchSerialNo: keys.wechatpay.mchSerialNo,
+      mchPrivateKeyPem: keys.wechatpay.mchPrivateKeyPem,
+      platformPublicKeyPem: keys.wechatpay.platformPublicKeyPem,
+      publicKeyId: keys.wechatpay.publicKeyId,
+      apiV3Key: keys.wechatpay.apiV3Key,
+    },
+    card: { baseUrl: `${simulator.url}/card`, secretKey: keys.card.secretKey, webhookSecret: keys.card.webhookSecret },
+  });
+  const app = await startApp({ config, runSweeper: false, log: () => {} });
+
+  const grpcAddress = `127.0.0.1:${app.grpcPort}`;
+  const transport = createConnectTransport({ baseUrl: app.httpUrl, httpVersion: "1.1", useBinaryFormat: false });
+  const grpc = {
+    merchants: createGrpcJsClient(MerchantService, grpcAddress),
+    payments: createGrpcJsClient(PaymentService, grpcAddress),
+    settlement: createGrpcJsClient(SettlementService, grpcAddress),
+  };
+  const adminHeaders = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+  return {
+    app,
+    simulator,
+    database,
+    config,
+    grpc,
+    connect: {
+      merchants: createClient(MerchantService, transport),
+      payments: createClient(PaymentService, transport),
+      settlement: createClient(SettlementService, transport),
+    },
+    adminHeaders,
+    async createMerchant(name = "Test Shop") {
+      const created = await grpc.merchants.createMerchant({ name, notifyUrl: "https://shop.example/notify" }, adminHeaders);
+      return {
+        id: created.merchant!.id,
+        apiKey: created.apiKey,
+        headers: { authorization: `Bearer ${created.apiKey}` },
+      };
+    },
+    async stop() {
+      for (const client of Object.values(grpc)) client.close();
+      await app.stop();
+      if (!options.simulator) await simulator.close();
+      await database?.drop();
+    },
+  };
+}
