@@ -44,6 +44,14 @@ export interface SimulatorFaults {
   apiTimeout?: ApiTimeoutFault;
   /** A close call answers success, then the trade gets paid and a success notify is sent. */
   paidAfterClose?: boolean;
+  /**
+   * Refunds are answered as still processing and finish later: after this many real milliseconds
+   * the refund completes and its notify (where the channel has one) is sent. Alipay, whose refunds
+   * are synchronous, then reports the refund through its refund query only.
+   */
+  refundDelayMs?: number;
+  /** Refunds fail at the channel: rejected at once, or (with `refundDelayMs`) abandoned later. */
+  refundFails?: boolean;
 }
 
 /** Where faults apply: everything, one channel, or one trade of a channel. */
@@ -72,6 +80,8 @@ const FAULT_KEYS = [
   "apiError",
   "apiTimeout",
   "paidAfterClose",
+  "refundDelayMs",
+  "refundFails",
 ] as const satisfies readonly (keyof SimulatorFaults)[];
 
 function invalid(message: string): SimulatorControlError {
@@ -127,6 +137,7 @@ export function parseSetFaultsRequest(body: unknown): SetFaultsRequest {
         out[key] = nonNegativeInteger(value, key, 1);
         break;
       case "notifyDelayMs":
+      case "refundDelayMs":
         out[key] = nonNegativeInteger(value, key);
         break;
       case "alterAmount":

@@ -4,6 +4,7 @@
  * simulator to the shim.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { EntityName, FilterQuery } from "@mikro-orm/core";
 import type { ServiceError } from "@grpc/grpc-js";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -64,7 +65,7 @@ function getByGrpc(id: string) {
   return t.grpc.payments.getPayment({ lookup: { key: { case: "paymentId", value: id } } }, merchant.headers);
 }
 
-async function countRows(entity: typeof OutboxEvent | typeof CallbackLog, where: Record<string, unknown>) {
+async function countRows<T extends object>(entity: EntityName<T>, where: FilterQuery<T>) {
   return t.app.db.em().count(entity, where);
 }
 
@@ -361,7 +362,7 @@ describe("Alipay notifies", () => {
     expect(await countRows(CallbackLog, { paymentId: id, verdict: "applied" })).toBe(1);
     expect(await countRows(CallbackLog, { paymentId: id, verdict: "duplicate" })).toBe(9);
     const entries = await t.app.db.em().getConnection().execute("select count(*) as n from journal_entry where payment_id = ?", [id]);
-    expect(Number(entries[0].n)).toBe(1);
+    expect(Number(entries[0]?.n)).toBe(1);
   });
 
   it("rejects a notify with a tampered amount, changing nothing", async () => {
