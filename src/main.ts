@@ -67,7 +67,7 @@ async function startSimulatorProcess(config: Readonly<Config>): Promise<ChildPro
     env: { ...process.env, SIMULATOR_PORT: String(config.simulatorPort), SIMULATOR_DATA_DIR: config.dataDir },
     stdio: ["ignore", "inherit", "inherit"],
   });
-  const url = `http://127.0.0.1:${config.simulatorPort}/simulator/health`;
+  const url = `http://127.0.0.1:${config.simulatorPort}/simulator`;
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null) throw new Error(`simulator exited with code ${child.exitCode}`);
     const ok = await fetch(url).then((r) => r.ok, () => false);
