@@ -47,7 +47,8 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       timezone: "+00:00",
       pool: { min: 0, max: options.poolSize ?? 20 },
       extensions: [Migrator],
-      migrations: { migrationsList: MIGRATIONS, transactional: true, allOrNothing: true, snapshot: false },
+      // MySQL commits DDL implicitly, so a migration cannot be wrapped in a transaction.
+      migrations: { migrationsList: MIGRATIONS, transactional: false, allOrNothing: false, snapshot: false, silent: true },
     });
     await orm.getMigrator().up();
     return wrap("mysql", orm as unknown as MikroORM);

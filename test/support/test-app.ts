@@ -6,7 +6,8 @@
 import { createServer } from "node:net";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { type App, type ResolvedConfig, startApp } from "../../src/app.js";
+import { type App, buildChannels, type ResolvedConfig, startApp } from "../../src/app.js";
+import type { PaymentChannel } from "../../src/channels/channel.js";
 import { type DevChannelKeys, generateDevChannelKeys } from "../../src/channels/dev-keys.js";
 import { loadConfig } from "../../src/config.js";
 import { type Simulator, startSimulator } from "../../src/simulator/simulator.js";
@@ -66,6 +67,8 @@ export interface TestAppOptions {
   databaseUrl?: string;
   timeScale?: number;
   channelTimeoutMs?: number;
+  /** Wraps each channel adapter, e.g. to count the calls the service makes. */
+  wrapChannel?: (channel: PaymentChannel) => PaymentChannel;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -116,7 +119,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     },
     card: { baseUrl: `${simulator.url}/card`, secretKey: keys.card.secretKey, webhookSecret: keys.card.webhookSecret },
   });
-  const app = await startApp({ config, runSweeper: false, log: () => {} });
+  const channels = options.wrapChannel ? buildChannels(config).map(options.wrapChannel) : undefined;
+  const app = await startApp({ config, channels, runSweeper: false, log: () => {} });
 
   const grpcAddress = `127.0.0.1:${app.grpcPort}`;
   const transport = createConnectTransport({ baseUrl: app.httpUrl, httpVersion: "1.1", useBinaryFormat: false });
