@@ -80,9 +80,9 @@ export async function applyRefundStatus(
       refundId: refund.id,
       currency: refund.currency,
       postings: [
-        { account: accounts.refundClearing(refund.channel), amount: -refund.amount },
-        { account: accounts.merchantPending(refund.merchantId), amount: merchantShare },
-        { account: accounts.feeRevenue, amount: refund.feeReturned },
+        { account: accounts.refundClearing(refund.channel), amount: refund.amount },
+        { account: accounts.merchantPending(refund.merchantId), amount: -merchantShare },
+        { account: accounts.feeRevenue, amount: -refund.feeReturned },
       ],
     });
     await recordPaymentEvent(tx, payment, "refund.failed", { refundId: refund.id, reason: status.detail ?? null, cause });
