@@ -456,6 +456,7 @@ describe("server reflection", () => {
       "payments.v1.MerchantService/CreateMerchant",
       "payments.v1.MerchantService/GetMerchant",
       "payments.v1.MerchantService/RotateApiKey",
+      "payments.v1.MerchantService/SetFeeRule",
       "test.v1.CountService/Count",
       "test.v1.CountService/Double",
       "test.v1.CountService/Sum",
