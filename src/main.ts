@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { type ResolvedConfig, startApp } from "./app.js";
 import { loadOrCreateDevChannelKeys } from "./channels/dev-keys.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
+import { registerCardWebhookEndpoint } from "./simulator/card-webhook-endpoint.js";
 
 /** A secret generated once and kept in the data directory (embedded mode only). */
 function devSecret(dataDir: string, file: string): string {
@@ -92,6 +93,10 @@ async function main(): Promise<void> {
   const { resolved, simulated } = resolveConfig(config);
   const simulator = simulated.length > 0 ? await startSimulatorProcess(config) : undefined;
   const app = await startApp({ config: resolved });
+  if (simulated.includes("card")) {
+    const simulatorUrl = `http://127.0.0.1:${config.simulatorPort}`;
+    await registerCardWebhookEndpoint(simulatorUrl, resolved.card!.secretKey, `${resolved.publicBaseUrl}/callbacks/card`);
+  }
 
   console.log(`database: ${config.databaseUrl ? "MySQL" : `embedded SQLite in ${config.dataDir}`}`);
   console.log(`gRPC:     ${config.host}:${app.grpcPort}`);

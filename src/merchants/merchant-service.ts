@@ -1,5 +1,6 @@
 /** Merchant administration and API-key authentication. */
 import type { SqlEntityManager } from "@mikro-orm/knex";
+import { findRow } from "../db/database.js";
 import { NotFoundError, UnauthenticatedError, Violations } from "../errors.js";
 import { newId } from "../ids.js";
 import { hashApiKey, newApiKey, newWebhookSecret, type SecretBox } from "./credentials.js";
@@ -69,7 +70,8 @@ export function createMerchantService(secretBox: SecretBox) {
 
     /** The merchant owning `apiKey`; UNAUTHENTICATED for an unknown key. */
     async authenticate(em: SqlEntityManager, apiKey: string): Promise<MerchantRow> {
-      const merchant = await em.findOne(Merchant, { apiKeyHash: hashApiKey(apiKey) }, { disableIdentityMap: true });
+      // Every call reads the database (no cache), so a rotated key stops working at once on every replica.
+      const merchant = await findRow<MerchantRow>(em, Merchant, { apiKeyHash: hashApiKey(apiKey) });
       if (!merchant) throw new UnauthenticatedError("invalid API key");
       return merchant;
     },

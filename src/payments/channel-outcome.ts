@@ -4,7 +4,7 @@
  * sweeper and QueryPayment cannot disagree.
  */
 import type { SqlEntityManager } from "@mikro-orm/knex";
-import type { ChannelTradeStatus } from "../channels/channel.js";
+import { ChannelRejectedError, type ChannelTradeStatus } from "../channels/channel.js";
 import { Discrepancy } from "../discrepancies/discrepancy-entity.js";
 import { paymentFee } from "../fees/fee-calculator.js";
 import { findFeeRule } from "../fees/fee-rules.js";
@@ -18,6 +18,15 @@ export type OutcomeEffect =
   | "unchanged" // nothing to do (still pending, or already in that state)
   | "amount_mismatch" // the channel's amount differs from ours: not applied, raised
   | "paid_after_close"; // money arrived for a closed payment: recorded, raised for refund
+
+/**
+ * An answer whose signature did not verify. Adapters report it as a rejection so the caller hears
+ * about it, but nothing in it is the channel's word: handle it like no answer (outcome unknown),
+ * never as a failure that would fail a payment or release a refund the channel may have paid.
+ */
+export function isUntrustedAnswer(error: unknown): boolean {
+  return error instanceof ChannelRejectedError && error.code === "RESPONSE_SIGNATURE_INVALID";
+}
 
 export interface OutcomeResult {
   effect: OutcomeEffect;
@@ -66,7 +75,11 @@ export async function applyChannelStatus(
         },
         cause,
       );
-      if (!applied) return { effect: "unchanged" };
+      if (!applied) {
+        // Read as PENDING, closed since by a close that committed first: the money still arrived.
+        if (await isClosedNow(tx, payment.id)) return recordPaidAfterClose(tx, { ...payment, status: "CLOSED" }, status, cause);
+        return { effect: "unchanged" };
+      }
       await postEntry(tx, {
         ref: `payment_succeeded:${payment.id}`,
         entryType: "payment_succeeded",
@@ -109,6 +122,14 @@ export async function applyChannelStatus(
     case "not_found":
       return { effect: "unchanged" };
   }
+}
+
+/**
+ * Whether the payment is CLOSED as of the latest commit. An UPDATE reads (and locks) the current
+ * row; a SELECT could answer from the transaction's older snapshot under REPEATABLE READ.
+ */
+async function isClosedNow(tx: SqlEntityManager, paymentId: string): Promise<boolean> {
+  return (await tx.nativeUpdate(Payment, { id: paymentId, status: "CLOSED" }, { updatedAt: new Date() })) === 1;
 }
 
 /**

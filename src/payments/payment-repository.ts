@@ -1,5 +1,9 @@
-/** Reads of payments, always scoped to one merchant. */
+/**
+ * Reads of payments, always scoped to one merchant. The single-row reads are on every call's path
+ * and use the row-level helpers of db/database.ts (same rows, a fraction of the CPU).
+ */
 import type { SqlEntityManager } from "@mikro-orm/knex";
+import { findRow, findRows } from "../db/database.js";
 import { NotFoundError } from "../errors.js";
 import { Payment, PaymentItem, type PaymentItemRow, type PaymentRow } from "./payment-entity.js";
 
@@ -21,7 +25,7 @@ export async function findMerchantPayment(
     "paymentId" in lookup
       ? { id: lookup.paymentId, merchantId }
       : { merchantOrderNo: lookup.merchantOrderNo, merchantId };
-  const payment = await em.findOne(Payment, where, { disableIdentityMap: true });
+  const payment = await findRow<PaymentRow>(em, Payment, where);
   if (!payment) {
     const key = "paymentId" in lookup ? lookup.paymentId : `order ${lookup.merchantOrderNo}`;
     throw new NotFoundError("PAYMENT_NOT_FOUND", `payment ${key} not found`);
@@ -30,17 +34,13 @@ export async function findMerchantPayment(
 }
 
 export async function reloadPayment(em: SqlEntityManager, paymentId: string): Promise<PaymentRow> {
-  const payment = await em.findOne(Payment, { id: paymentId }, { disableIdentityMap: true });
+  const payment = await findRow<PaymentRow>(em, Payment, { id: paymentId });
   if (!payment) throw new NotFoundError("PAYMENT_NOT_FOUND", `payment ${paymentId} not found`);
   return payment;
 }
 
 export async function withItems(em: SqlEntityManager, payment: PaymentRow): Promise<PaymentView> {
-  const items = await em.find(
-    PaymentItem,
-    { paymentId: payment.id },
-    { orderBy: { position: "asc" }, disableIdentityMap: true },
-  );
+  const items = await findRows<PaymentItemRow>(em, PaymentItem, { paymentId: payment.id }, { orderBy: [["position", "asc"]] });
   return { payment, items };
 }
 

@@ -13,10 +13,11 @@ import {
 } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
 import { ConflictError, PreconditionError, ValidationError } from "../errors.js";
+import { inTransaction, insertRow, insertRows, updateRows } from "../db/database.js";
 import { newId, newTradeNo } from "../ids.js";
 import type { MerchantRow } from "../merchants/merchant-entity.js";
-import { applyChannelStatus } from "./channel-outcome.js";
-import { IdempotencyRecord, Payment, PaymentItem, type PaymentRow } from "./payment-entity.js";
+import { applyChannelStatus, isUntrustedAnswer } from "./channel-outcome.js";
+import { IdempotencyRecord, Payment, PaymentItem, type PaymentItemRow, type PaymentRow } from "./payment-entity.js";
 import {
   type CreatePaymentInput,
   DEFAULT_EXPIRE_SECONDS,
@@ -68,14 +69,17 @@ export function callbackUrl(publicBaseUrl: string, channel: ChannelName): string
 export function createPaymentService(deps: PaymentServiceDeps) {
   const channelOf = (payment: PaymentRow): PaymentChannel => deps.channels.get(payment.channel as ChannelName);
 
-  /** Inserts the payment with its items and idempotency record, PENDING and without an action yet. */
+  /**
+   * Inserts the payment with its items and idempotency record, PENDING and without an action yet.
+   * A unique-key violation means an earlier create with the same order number or idempotency key.
+   */
   async function insertPayment(
     em: SqlEntityManager,
     merchant: MerchantRow,
     input: CreatePaymentInput,
     requestHash: string,
     idempotencyKey: string | undefined,
-  ): Promise<PaymentRow> {
+  ): Promise<PaymentView> {
     const now = new Date();
     const expireSeconds = input.expireSeconds || DEFAULT_EXPIRE_SECONDS;
     const expiresAt = new Date(now.getTime() + expireSeconds * 1000);
@@ -109,25 +113,21 @@ export function createPaymentService(deps: PaymentServiceDeps) {
       queryAttempts: 0,
       sweepLeaseUntil: null,
     };
-    await em.transactional(async (tx) => {
-      await tx.insert(Payment, payment);
-      if (input.items.length > 0) {
-        await tx.insertMany(
-          PaymentItem,
-          input.items.map((item, position) => ({
-            id: newId(now.getTime()),
-            paymentId: payment.id,
-            merchantId: merchant.id,
-            position,
-            sku: item.sku,
-            name: item.name,
-            quantity: item.quantity,
-            unitAmount: item.unitAmount,
-          })),
-        );
-      }
+    const items: PaymentItemRow[] = input.items.map((item, position) => ({
+      id: newId(now.getTime()),
+      paymentId: payment.id,
+      merchantId: merchant.id,
+      position,
+      sku: item.sku,
+      name: item.name,
+      quantity: item.quantity,
+      unitAmount: item.unitAmount,
+    }));
+    await inTransaction(em, async (tx) => {
+      await insertRow(tx, Payment, payment);
+      await insertRows(tx, PaymentItem, items);
       if (idempotencyKey !== undefined) {
-        await tx.insert(IdempotencyRecord, {
+        await insertRow(tx, IdempotencyRecord, {
           id: newId(now.getTime()),
           merchantId: merchant.id,
           operation: CREATE_OPERATION,
@@ -139,7 +139,7 @@ export function createPaymentService(deps: PaymentServiceDeps) {
       }
       await recordPaymentEvent(tx, payment, "payment.created", { amount: payment.amount.toString() }, now);
     });
-    return payment;
+    return { payment, items };
   }
 
   /**
@@ -198,20 +198,23 @@ export function createPaymentService(deps: PaymentServiceDeps) {
         idempotencyKey: `create-${payment.id}`,
         paymentMethodToken: payment.paymentMethodToken ?? undefined,
       });
-      // Not a status change: the payment may even be SUCCEEDED already if the callback won the race.
-      await em.nativeUpdate(
-        Payment,
-        { id: payment.id },
-        {
-          actionKind: created.action.kind,
-          actionValue: created.action.value,
-          ...(created.channelTradeNo && !payment.channelTradeNo ? { channelTradeNo: created.channelTradeNo } : {}),
-          updatedAt: new Date(),
-        },
-      );
+      const changes = {
+        actionKind: created.action.kind,
+        actionValue: created.action.value,
+        ...(created.channelTradeNo && !payment.channelTradeNo ? { channelTradeNo: created.channelTradeNo } : {}),
+        updatedAt: new Date(),
+      };
+      // Not a status change. While the payment is PENDING nothing but the sweeper's bookkeeping
+      // changes its row (every other change is a transition out of PENDING), so our copy plus these
+      // changes is what a re-read would show. If a callback won the race (the payment may even be
+      // SUCCEEDED already), store the action all the same and read the payment as it now is.
+      if ((await updateRows(em, Payment, { id: payment.id, status: "PENDING" }, changes)) === 1) {
+        return { ...payment, ...changes };
+      }
+      await updateRows(em, Payment, { id: payment.id }, changes);
       return reloadPayment(em, payment.id);
     } catch (error) {
-      if (error instanceof ChannelRejectedError) {
+      if (error instanceof ChannelRejectedError && !isUntrustedAnswer(error)) {
         await em.transactional((tx) =>
           transitionPayment(
             tx,
@@ -223,7 +226,7 @@ export function createPaymentService(deps: PaymentServiceDeps) {
         );
         throw new PreconditionError("CHANNEL_REJECTED", error.message);
       }
-      // Unavailable or unknown: the payment stays PENDING and the sweeper asks the channel later;
+      // Unavailable, unknown or unverifiable: the payment stays PENDING and the sweeper asks the channel later;
       // the merchant may retry the same request, which reopens it idempotently.
       throw error;
     }
@@ -245,21 +248,23 @@ export function createPaymentService(deps: PaymentServiceDeps) {
       deps.channels.get(input.channel!);
       const requestHash = hashCreatePayment(input);
 
-      let payment = await findPrevious(em, merchant, input, requestHash, idempotencyKey);
-      if (!payment) {
-        try {
-          payment = await insertPayment(em, merchant, input, requestHash, idempotencyKey);
-        } catch (error) {
-          if (!(error instanceof UniqueConstraintViolationException)) throw error;
-          // A concurrent identical request won the insert: answer as its retry.
-          payment = await findPrevious(em, merchant, input, requestHash, idempotencyKey);
-          if (!payment) throw error;
-        }
+      // Insert first: the unique keys on (merchant, order number) and (merchant, idempotency key)
+      // catch a retry, so a new payment costs no lookups and a retry one failed insert.
+      let payment: PaymentRow | undefined;
+      let items: PaymentItemRow[] | undefined;
+      try {
+        ({ payment, items } = await insertPayment(em, merchant, input, requestHash, idempotencyKey));
+      } catch (error) {
+        if (!(error instanceof UniqueConstraintViolationException)) throw error;
+        // A retry, or a concurrent identical request that won the insert: answer as its retry.
+        payment = await findPrevious(em, merchant, input, requestHash, idempotencyKey);
+        if (!payment) throw error;
       }
       if (payment.status === "PENDING" && payment.actionKind === null) {
         payment = await openAtChannel(em, payment);
       }
-      return withItems(em, payment);
+      // Order lines never change: the ones just inserted are the stored ones.
+      return items ? { payment, items } : withItems(em, payment);
     },
 
     async getPayment(em: SqlEntityManager, merchantId: string, lookup: PaymentLookup): Promise<PaymentView> {

@@ -4,7 +4,7 @@
  * was paid, and books it in the ledger in the same transaction; then the channel is asked. The
  * refund finishes now, or later by callback or query (refund-outcome.ts).
  */
-import { type QueryResult, UniqueConstraintViolationException } from "@mikro-orm/core";
+import { DeadlockException, type QueryResult, UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { SqlEntityManager } from "@mikro-orm/knex";
 import { type ChannelName, type ChannelRefundRequest, ChannelRejectedError } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
@@ -14,6 +14,7 @@ import { findFeeRule } from "../fees/fee-rules.js";
 import { newId, newTradeNo } from "../ids.js";
 import { accounts, postEntry } from "../ledger/ledger.js";
 import type { PaymentRow } from "../payments/payment-entity.js";
+import { isUntrustedAnswer } from "../payments/channel-outcome.js";
 import { findMerchantPayment, reloadPayment } from "../payments/payment-repository.js";
 import { callbackUrl, tradeRef } from "../payments/payment-service.js";
 import { firstQueryAt } from "../payments/query-schedule.js";
@@ -36,6 +37,24 @@ export interface ListRefundsFilter {
 }
 
 const REFUND_NO_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Attempts per transaction when the database rolls it back as a deadlock victim. */
+const DEADLOCK_ATTEMPTS = 3;
+
+/**
+ * Runs `work` in a transaction, and again when the database chose it as a deadlock victim: refunds
+ * of one payment lock its row and its status index entry, and MySQL may take the two in either
+ * order (it reads by the status index when the table is small). The victim's work was rolled back.
+ */
+async function transactionalRetryingDeadlocks<T>(em: SqlEntityManager, work: (tx: SqlEntityManager) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await em.transactional(work);
+    } catch (error) {
+      if (!(error instanceof DeadlockException) || attempt >= DEADLOCK_ATTEMPTS) throw error;
+    }
+  }
+}
 
 function validate(input: RefundInput): void {
   const v = new Violations();
@@ -63,7 +82,7 @@ export function createRefundService(deps: { channels: ChannelRegistry; publicBas
   /** Reserves the amount, inserts the refund and books it, all or nothing. */
   async function accept(em: SqlEntityManager, payment: PaymentRow, input: RefundInput): Promise<RefundRow> {
     const rule = await findFeeRule(em, payment.merchantId, payment.channel, payment.currency);
-    return em.transactional(async (tx) => {
+    return transactionalRetryingDeadlocks(em, async (tx) => {
       const now = new Date();
       const reserved: QueryResult = await tx.execute(
         `update payment set refund_pending_amount = refund_pending_amount + ?, updated_at = ?
@@ -73,7 +92,8 @@ export function createRefundService(deps: { channels: ChannelRegistry; publicBas
       );
       if (reserved.affectedRows !== 1) {
         const current = await reloadPayment(tx, payment.id);
-        if (current.status !== "SUCCEEDED") {
+        // A fully refunded payment has nothing left to refund: the same answer however the race went.
+        if (current.status !== "SUCCEEDED" && current.status !== "REFUNDED") {
           throw new PreconditionError("INVALID_TRANSITION", `a ${current.status} payment cannot be refunded`);
         }
         const refundable = current.amount - current.refundedAmount - current.refundPendingAmount;
@@ -150,14 +170,14 @@ export function createRefundService(deps: { channels: ChannelRegistry; publicBas
     const channel = deps.channels.get(refund.channel as ChannelName);
     try {
       const status = await channel.refund(channelRefundRequest(payment, refund, deps.publicBaseUrl));
-      await em.transactional((tx) => applyRefundStatus(tx, refund, status, "refund_call"));
+      await transactionalRetryingDeadlocks(em, (tx) => applyRefundStatus(tx, refund, status, "refund_call"));
     } catch (error) {
-      if (error instanceof ChannelRejectedError) {
-        await em.transactional((tx) =>
+      if (error instanceof ChannelRejectedError && !isUntrustedAnswer(error)) {
+        await transactionalRetryingDeadlocks(em, (tx) =>
           applyRefundStatus(tx, refund, { state: "failed", detail: `${error.code}: ${error.message}` }, "refund_rejected"),
         );
       } else {
-        // Unreachable or unknown: stays PROCESSING; the sweeper asks again (refunds are idempotent
+        // Unreachable, unknown or unverifiable: stays PROCESSING; the sweeper asks again (refunds are idempotent
         // at every channel by our refund number).
         return refund;
       }

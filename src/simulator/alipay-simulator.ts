@@ -6,6 +6,11 @@
  * Behaviour copied from Alipay on purpose: a precreated trade exists for query/close/refund only
  * once the shopper scans the QR code (`ACQ.TRADE_NOT_EXIST` before that, and a close then leaves
  * the QR code payable); closes and refunds send notifies to the trade's notify_url too.
+ * Refund faults follow Alipay's refund rules: `refundFails` alone is a `40004`
+ * `ACQ.SELLER_BALANCE_NOT_ENOUGH`; `refundDelayMs` answers `fund_change: "N"` and the refund query
+ * (`alipay.trade.fastpay.refund.query`) shows the refund without `refund_status` until it is paid
+ * out (`REFUND_SUCCESS`; no notify then), or, with `refundFails`, shows no refund at all once it is
+ * abandoned.
  * Approximations: bills are served for today as well (Alipay: T+1 after 10:00), request
  * timestamps must be within 30 minutes of the simulator's clock.
  */
@@ -131,6 +136,11 @@ function parseTimeoutExpress(text: string, now: Date): Date {
   return new Date(now.getTime() + count * unitMs);
 }
 
+/** What the trade has refunded so far: processing refunds are reserved (see `refundedMinor`) but not yet paid out. */
+function paidOutMinor(trade: SimTrade): bigint {
+  return trade.refunds.reduce((sum, refund) => (refund.state === "succeeded" ? sum + refund.amountMinor : sum), 0n);
+}
+
 function maskedLogonId(buyerId: string): string {
   return `${buyerId.slice(4, 7)}***@sim.alipay.test`;
 }
@@ -143,6 +153,8 @@ export function createAlipaySimulator(context: SimulatorContext, allKeys: DevCha
   // A key Alipay does not own, to forge notifies and responses when a fault asks for it.
   const wrongPrivateKey = loadAlipayPrivateKey(keys.appPrivateKeyPem);
   const billTokens = new Map<string, { billDate: string; expiresAt: number }>();
+  /** When each refund's money went back to the buyer (`gmt_refund_pay`); later than the request when delayed. */
+  const refundPaidAt = new WeakMap<SimRefund, Date>();
 
   function findTrade(biz: Content): SimTrade | undefined {
     const tradeNo = stringField(biz, "trade_no");
@@ -166,7 +178,7 @@ export function createAlipaySimulator(context: SimulatorContext, allKeys: DevCha
       case "pending":
         return "WAIT_BUYER_PAY";
       case "paid":
-        return refundedMinor(trade) >= trade.amountMinor ? "TRADE_CLOSED" : "TRADE_SUCCESS";
+        return paidOutMinor(trade) >= trade.amountMinor ? "TRADE_CLOSED" : "TRADE_SUCCESS";
       default:
         return "TRADE_CLOSED";
     }
@@ -247,7 +259,7 @@ export function createAlipaySimulator(context: SimulatorContext, allKeys: DevCha
         ? { kind, tradeStatus: "TRADE_SUCCESS" }
         : kind === "closed"
           ? { kind, tradeStatus: "TRADE_CLOSED" }
-          : { kind, tradeStatus: tradeStatus(trade), refundFeeMinor: refundedMinor(trade) };
+          : { kind, tradeStatus: tradeStatus(trade), refundFeeMinor: paidOutMinor(trade) };
     if (refund) facts.refund = refund;
     return context.notifier.enqueue(trade, {
       id: notifyId,
@@ -393,39 +405,66 @@ export function createAlipaySimulator(context: SimulatorContext, allKeys: DevCha
     if (amountMinor === undefined) throw invalidParameter("refund_amount is required");
     if (amountMinor < MIN_AMOUNT_MINOR) throw invalidParameter("refund_amount must be at least 0.01");
     const outRequestNo = stringField(biz, "out_request_no");
-    const failureExtra = () => ({ out_trade_no: trade.outTradeNo, refund_fee: yuan(refundedMinor(trade)), send_back_fee: "0.00" });
+    const failureExtra = () => ({ out_trade_no: trade.outTradeNo, refund_fee: yuan(paidOutMinor(trade)), send_back_fee: "0.00" });
     if (trade.state !== "paid") throw business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法", failureExtra());
     if (!outRequestNo && amountMinor !== trade.amountMinor) {
       throw business("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "撤销或退款金额与订单金额不一致", failureExtra());
     }
     const refundNo = outRequestNo ?? trade.outTradeNo;
-    const success = (fundChange: "Y" | "N", refundRecord: SimRefund): Content => ({
-      code: "10000",
-      msg: "Success",
-      trade_no: trade.channelTradeNo,
-      out_trade_no: trade.outTradeNo,
-      buyer_logon_id: maskedLogonId(trade.buyerId ?? "2088000000000000"),
-      buyer_user_id: trade.buyerId,
-      fund_change: fundChange,
-      refund_fee: yuan(refundedMinor(trade)),
-      send_back_fee: yuan(refundRecord.amountMinor),
-      gmt_refund_pay: toAlipayTime(refundRecord.createdAt),
-    });
+    // fund_change Y only when this very call moved the money; a repeat or a refund still in progress says N.
+    const answer = (fundChange: "Y" | "N", refundRecord: SimRefund): Content => {
+      const paidOut = refundRecord.state === "succeeded";
+      const content: Content = {
+        code: "10000",
+        msg: "Success",
+        trade_no: trade.channelTradeNo,
+        out_trade_no: trade.outTradeNo,
+        buyer_logon_id: maskedLogonId(trade.buyerId ?? "2088000000000000"),
+        buyer_user_id: trade.buyerId,
+        fund_change: fundChange,
+        refund_fee: yuan(paidOutMinor(trade)),
+        send_back_fee: paidOut ? yuan(refundRecord.amountMinor) : "0.00",
+      };
+      if (paidOut) content.gmt_refund_pay = toAlipayTime(refundPaidAt.get(refundRecord) ?? refundRecord.createdAt);
+      return content;
+    };
 
     const previous = trade.refunds.find((candidate) => candidate.refundNo === refundNo);
-    if (previous) {
+    if (previous && previous.state !== "failed") {
       if (previous.amountMinor !== amountMinor) throw business("ACQ.DISCORDANT_REPEAT_REQUEST", "请求信息不一致", failureExtra());
-      return success("N", previous);
+      return answer("N", previous);
     }
+    // Alipay's advice for a failed refund is to retry with the same out_request_no: a new attempt.
+    if (previous) trade.refunds.splice(trade.refunds.indexOf(previous), 1);
     if (refundedMinor(trade) + amountMinor > trade.amountMinor) {
       throw business("ACQ.REASON_TRADE_REFUND_FEE_ERR", "退款金额无效", failureExtra());
     }
-    const refundRecord: SimRefund = { refundNo, amountMinor, state: "succeeded", createdAt: new Date() };
+    const refundRecord: SimRefund = { refundNo, amountMinor, state: "processing", createdAt: new Date() };
     const reason = stringField(biz, "refund_reason");
     if (reason) refundRecord.reason = reason;
     trade.refunds.push(refundRecord);
+
+    const faults = context.faults.resolve("alipay", trade.outTradeNo);
+    if (faults.refundDelayMs !== undefined) {
+      const fails = faults.refundFails === true;
+      context.timers.schedule(faults.refundDelayMs, () => finishRefund(refundRecord, fails ? "failed" : "succeeded"));
+      return answer("N", refundRecord);
+    }
+    if (faults.refundFails) {
+      // Kept as failed so the control API shows the attempt; the refund query reports nothing for it.
+      refundRecord.state = "failed";
+      throw business("ACQ.SELLER_BALANCE_NOT_ENOUGH", "卖家余额不足", failureExtra());
+    }
+    finishRefund(refundRecord, "succeeded");
     void notify(trade, "refund", refundRecord);
-    return success("Y", refundRecord);
+    return answer("Y", refundRecord);
+  }
+
+  /** A refund leaves processing once; a delayed one is then visible through the refund query only. */
+  function finishRefund(refundRecord: SimRefund, state: "succeeded" | "failed"): void {
+    if (refundRecord.state !== "processing") return;
+    refundRecord.state = state;
+    if (state === "succeeded") refundPaidAt.set(refundRecord, new Date());
   }
 
   function refundQuery(biz: Content): Content {
@@ -440,13 +479,20 @@ export function createAlipaySimulator(context: SimulatorContext, allKeys: DevCha
       out_trade_no: trade.outTradeNo,
       out_request_no: outRequestNo,
     };
-    if (!refundRecord) return content;
-    return {
+    // 10000 only says the query ran: Alipay returns no refund data for a refund it never received or that failed.
+    if (!refundRecord || refundRecord.state === "failed") return content;
+    const known: Content = {
       ...content,
       total_amount: yuan(trade.amountMinor),
       refund_amount: yuan(refundRecord.amountMinor),
+    };
+    if (refundRecord.reason) known.refund_reason = refundRecord.reason;
+    // refund_status stays absent until the money is back with the buyer.
+    if (refundRecord.state === "processing") return known;
+    return {
+      ...known,
       refund_status: "REFUND_SUCCESS",
-      gmt_refund_pay: toAlipayTime(refundRecord.createdAt),
+      gmt_refund_pay: toAlipayTime(refundPaidAt.get(refundRecord) ?? refundRecord.createdAt),
     };
   }
 

@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { CHANNEL_NAMES, type ChannelName } from "../channels/channel.js";
 import type { DevChannelKeys } from "../channels/dev-keys.js";
 import { createAlipaySimulator } from "./alipay-simulator.js";
+import { createCardSimulator } from "./card-simulator.js";
 import {
   type ChannelSimulator,
   type ChannelSimulatorFactory,
@@ -19,6 +20,7 @@ import {
 import { type FaultScope, FaultRegistry, parseSetFaultsRequest, type SetFaultsRequest, type SimulatorFaults } from "./faults.js";
 import { Notifier, TimerSet } from "./notifier.js";
 import { SimulatorControlError, type SimTradeView, TradeStore, toTradeView } from "./trade-store.js";
+import { createWechatPaySimulator } from "./wechatpay-simulator.js";
 
 // Re-exported so tests and tools import the simulator from one module.
 export { HOLD_OPEN, type PayOutcome } from "./channel-side.js";
@@ -26,7 +28,7 @@ export type { ApiErrorFault, ApiTimeoutFault, FaultScope, SetFaultsRequest, Simu
 export type { SimTradeView } from "./trade-store.js";
 
 /** Channel sides that exist so far; each new side adds its factory here. */
-export const CHANNEL_SIMULATORS: readonly ChannelSimulatorFactory[] = [createAlipaySimulator];
+export const CHANNEL_SIMULATORS: readonly ChannelSimulatorFactory[] = [createAlipaySimulator, createWechatPaySimulator, createCardSimulator];
 
 /** How to start the simulator; `keys` are the channels' identities (see `loadOrCreateDevChannelKeys`). */
 export interface SimulatorOptions {

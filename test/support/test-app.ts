@@ -10,6 +10,7 @@ import { type App, buildChannels, type ResolvedConfig, startApp } from "../../sr
 import type { PaymentChannel } from "../../src/channels/channel.js";
 import { type DevChannelKeys, generateDevChannelKeys } from "../../src/channels/dev-keys.js";
 import { loadConfig } from "../../src/config.js";
+import { registerCardWebhookEndpoint } from "../../src/simulator/card-webhook-endpoint.js";
 import { type Simulator, startSimulator } from "../../src/simulator/simulator.js";
 import { MerchantService } from "../../gen/payments/v1/merchant_service_pb.js";
 import { PaymentService } from "../../gen/payments/v1/payment_service_pb.js";
@@ -53,6 +54,8 @@ export interface TestApp {
     settlement: Client<typeof SettlementService>;
   };
   adminHeaders: Record<string, string>;
+  /** Registers the shim's card route with the simulated acquirer, which sends card events there. */
+  registerCardWebhook(): Promise<void>;
   /** Creates a merchant and returns its id and `authorization` header. */
   createMerchant(name?: string): Promise<{ id: string; apiKey: string; headers: Record<string, string> }>;
   stop(): Promise<void>;
@@ -143,6 +146,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       settlement: createClient(SettlementService, transport),
     },
     adminHeaders,
+    registerCardWebhook: () =>
+      registerCardWebhookEndpoint(simulator.url, keys.card.secretKey, `${config.publicBaseUrl}/callbacks/card`),
     async createMerchant(name = "Test Shop") {
       const created = await grpc.merchants.createMerchant({ name, notifyUrl: "https://shop.example/notify" }, adminHeaders);
       return {

@@ -496,6 +496,8 @@ function refundNotification(event: CardEvent, refund: JsonObject, fallbackPaymen
   if (!state) throw new CallbackRejectedError("card", "unknown_refund_status");
   const amountMinor = integer(refund.amount);
   if (amountMinor === undefined || amountMinor < 0n) throw new CallbackRejectedError("card", "bad_amount");
+  // channelStatus becomes the refund's failure reason: carry the acquirer's, as a query does.
+  const failureReason = state === "failed" ? text(refund.failure_reason) : undefined;
   const notification: RefundNotification = {
     kind: "refund",
     notificationId: event.id,
@@ -503,7 +505,7 @@ function refundNotification(event: CardEvent, refund: JsonObject, fallbackPaymen
     refundNo,
     state,
     amountMinor,
-    channelStatus: `${event.type}:${status}`,
+    channelStatus: failureReason ? `${event.type}:${status}: ${clean(failureReason)}` : `${event.type}:${status}`,
   };
   const id = text(refund.id);
   if (id) notification.channelRefundNo = id;
