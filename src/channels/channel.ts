@@ -181,6 +181,21 @@ export class ChannelUnavailableError extends Error {
   }
 }
 
+/**
+ * The channel answered, but the answer cannot be trusted (its signature does not verify) or read
+ * (an unexpected shape). What happened at the channel is unknown, exactly as when it cannot be
+ * reached: callers retry or ask again later and never act on the content. `code` says which.
+ */
+export class ChannelAnswerUntrustedError extends ChannelUnavailableError {
+  constructor(
+    channel: ChannelName,
+    readonly code: "RESPONSE_SIGNATURE_INVALID" | "UNEXPECTED_RESPONSE",
+    message: string,
+  ) {
+    super(channel, message);
+  }
+}
+
 /** The channel answered, and said no (business failure). `code` is the channel's own code. */
 export class ChannelRejectedError extends Error {
   readonly reason = "CHANNEL_REJECTED";

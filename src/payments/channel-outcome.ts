@@ -4,7 +4,7 @@
  * sweeper and QueryPayment cannot disagree.
  */
 import type { SqlEntityManager } from "@mikro-orm/knex";
-import { ChannelRejectedError, type ChannelTradeStatus } from "../channels/channel.js";
+import type { ChannelTradeStatus } from "../channels/channel.js";
 import { Discrepancy } from "../discrepancies/discrepancy-entity.js";
 import { paymentFee } from "../fees/fee-calculator.js";
 import { findFeeRule } from "../fees/fee-rules.js";
@@ -18,15 +18,6 @@ export type OutcomeEffect =
   | "unchanged" // nothing to do (still pending, or already in that state)
   | "amount_mismatch" // the channel's amount differs from ours: not applied, raised
   | "paid_after_close"; // money arrived for a closed payment: recorded, raised for refund
-
-/**
- * An answer whose signature did not verify. Adapters report it as a rejection so the caller hears
- * about it, but nothing in it is the channel's word: handle it like no answer (outcome unknown),
- * never as a failure that would fail a payment or release a refund the channel may have paid.
- */
-export function isUntrustedAnswer(error: unknown): boolean {
-  return error instanceof ChannelRejectedError && error.code === "RESPONSE_SIGNATURE_INVALID";
-}
 
 export interface OutcomeResult {
   effect: OutcomeEffect;

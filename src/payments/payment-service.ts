@@ -16,7 +16,7 @@ import { ConflictError, PreconditionError, ValidationError } from "../errors.js"
 import { inTransaction, insertRow, insertRows, updateRows } from "../db/database.js";
 import { newId, newTradeNo } from "../ids.js";
 import type { MerchantRow } from "../merchants/merchant-entity.js";
-import { applyChannelStatus, isUntrustedAnswer } from "./channel-outcome.js";
+import { applyChannelStatus } from "./channel-outcome.js";
 import { IdempotencyRecord, Payment, PaymentItem, type PaymentItemRow, type PaymentRow } from "./payment-entity.js";
 import {
   type CreatePaymentInput,
@@ -214,7 +214,7 @@ export function createPaymentService(deps: PaymentServiceDeps) {
       await updateRows(em, Payment, { id: payment.id }, changes);
       return reloadPayment(em, payment.id);
     } catch (error) {
-      if (error instanceof ChannelRejectedError && !isUntrustedAnswer(error)) {
+      if (error instanceof ChannelRejectedError) {
         await em.transactional((tx) =>
           transitionPayment(
             tx,

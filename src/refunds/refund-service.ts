@@ -14,7 +14,6 @@ import { findFeeRule } from "../fees/fee-rules.js";
 import { newId, newTradeNo } from "../ids.js";
 import { accounts, postEntry } from "../ledger/ledger.js";
 import type { PaymentRow } from "../payments/payment-entity.js";
-import { isUntrustedAnswer } from "../payments/channel-outcome.js";
 import { findMerchantPayment, reloadPayment } from "../payments/payment-repository.js";
 import { callbackUrl, tradeRef } from "../payments/payment-service.js";
 import { firstQueryAt } from "../payments/query-schedule.js";
@@ -172,7 +171,7 @@ export function createRefundService(deps: { channels: ChannelRegistry; publicBas
       const status = await channel.refund(channelRefundRequest(payment, refund, deps.publicBaseUrl));
       await transactionalRetryingDeadlocks(em, (tx) => applyRefundStatus(tx, refund, status, "refund_call"));
     } catch (error) {
-      if (error instanceof ChannelRejectedError && !isUntrustedAnswer(error)) {
+      if (error instanceof ChannelRejectedError) {
         await transactionalRetryingDeadlocks(em, (tx) =>
           applyRefundStatus(tx, refund, { state: "failed", detail: `${error.code}: ${error.message}` }, "refund_rejected"),
         );

@@ -7,7 +7,6 @@ import type { SqlEntityManager } from "@mikro-orm/knex";
 import { type ChannelName, ChannelRejectedError } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
 import type { Database } from "../db/database.js";
-import { isUntrustedAnswer } from "../payments/channel-outcome.js";
 import { reloadPayment } from "../payments/payment-repository.js";
 import { nextQueryAt } from "../payments/query-schedule.js";
 import { Refund, type RefundRow } from "./refund-entity.js";
@@ -51,7 +50,7 @@ export function createRefundSweeper(options: {
       const status = await channel.queryRefund(request);
       if (await em.transactional((tx) => applyRefundStatus(tx, refund, status, "sweeper_query"))) return true;
     } catch (error) {
-      if (error instanceof ChannelRejectedError && !isUntrustedAnswer(error)) {
+      if (error instanceof ChannelRejectedError) {
         await em.transactional((tx) =>
           applyRefundStatus(tx, refund, { state: "failed", detail: `${error.code}: ${error.message}` }, "sweeper_query"),
         );

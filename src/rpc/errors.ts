@@ -7,7 +7,12 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 type OutgoingDetail = Extract<ConnectError["details"][number], { desc: unknown }>;
-import { ChannelRejectedError, ChannelTradePaidError, ChannelUnavailableError } from "../channels/channel.js";
+import {
+  ChannelAnswerUntrustedError,
+  ChannelRejectedError,
+  ChannelTradePaidError,
+  ChannelUnavailableError,
+} from "../channels/channel.js";
 import {
   ConflictError,
   DomainError,
@@ -46,7 +51,9 @@ export function toConnectError(error: unknown, log: (message: string, error: unk
     return new ConnectError(error.message, codeOf(error), undefined, details);
   }
   if (error instanceof ChannelUnavailableError) {
-    return new ConnectError(error.message, Code.Unavailable, undefined, [errorInfo(error.reason, { channel: error.channel })]);
+    const metadata: Record<string, string> = { channel: error.channel };
+    if (error instanceof ChannelAnswerUntrustedError) metadata.channel_code = error.code;
+    return new ConnectError(error.message, Code.Unavailable, undefined, [errorInfo(error.reason, metadata)]);
   }
   if (error instanceof ChannelRejectedError) {
     return new ConnectError(error.message, Code.FailedPrecondition, undefined, [

@@ -316,8 +316,8 @@ describe("gateway faults on query", () => {
 
 describe("answers not signed by Alipay (badResponseSignature)", () => {
   async function expectRefused(error: ServiceError) {
-    // FAILED_PRECONDITION: no retry helps until the key is put right; the cause is named for operators.
-    expect(error.code).toBe(GrpcStatus.FAILED_PRECONDITION);
+    // The outcome at Alipay is unknown, as if it were unreachable; the cause is named for operators.
+    expect(error.code).toBe(GrpcStatus.UNAVAILABLE);
     const info = readGrpcErrorDetails(error).errorInfo;
     expect(info?.metadata.channel_code).toBe("RESPONSE_SIGNATURE_INVALID");
   }

@@ -5,7 +5,7 @@ import { createAlipayChannel } from "../../src/channels/alipay/alipay-channel.js
 import {
   CallbackRejectedError,
   type ChannelNotification,
-  ChannelRejectedError,
+  ChannelAnswerUntrustedError,
   ChannelTradePaidError,
   ChannelUnavailableError,
   type PaymentChannel,
@@ -360,7 +360,7 @@ describe("faults", () => {
   it("badResponseSignature: an answer not signed by Alipay is never trusted", async () => {
     simulator.setFaults({ faults: { badResponseSignature: true } });
     await expect(createTrade()).rejects.toSatisfy(
-      (error) => error instanceof ChannelRejectedError && error.code === "RESPONSE_SIGNATURE_INVALID",
+      (error) => error instanceof ChannelAnswerUntrustedError && error.code === "RESPONSE_SIGNATURE_INVALID",
     );
   });
 

@@ -22,6 +22,7 @@ import {
   type BillRecord,
   type PaymentChannel,
   type PaymentNotification,
+  ChannelAnswerUntrustedError,
 } from "../channel.js";
 import { type HttpRequest, type HttpResponse, HttpTransportError, sendHttpRequest } from "../http-client.js";
 import { parseAlipayTradeBill } from "./alipay-bill.js";
@@ -147,15 +148,13 @@ export function createAlipayChannel(config: AlipayChannelConfig): PaymentChannel
     const parts = splitGatewayResponse(response.body.toString("utf8"), method);
     if (!parts) throw new ChannelUnavailableError("alipay", `${method}: gateway answer is not an Alipay response envelope`);
     if (!verifyGatewayResponse(parts, alipayPublicKey)) {
-      throw new ChannelRejectedError(
-        "alipay",
-        "RESPONSE_SIGNATURE_INVALID",
+      throw new ChannelAnswerUntrustedError("alipay", "RESPONSE_SIGNATURE_INVALID",
         `${method}: ${parts.sign ? "response signature does not verify" : "response is unsigned"} with the configured Alipay public key` +
           ` (unverified content claims code ${unverifiedCode(parts.responseText)}); check ALIPAY_PUBLIC_KEY`,
       );
     }
     const fields = parseObject(parts.responseText);
-    if (!fields) throw new ChannelRejectedError("alipay", "UNEXPECTED_RESPONSE", `${method}: ${parts.responseKey} is not a JSON object`);
+    if (!fields) throw new ChannelAnswerUntrustedError("alipay", "UNEXPECTED_RESPONSE", `${method}: ${parts.responseKey} is not a JSON object`);
     const answer: GatewayAnswer = { code: text(fields.code) ?? "", msg: text(fields.msg) ?? "", fields };
     const subCode = text(fields.sub_code);
     const subMsg = text(fields.sub_msg);
@@ -179,7 +178,7 @@ export function createAlipayChannel(config: AlipayChannelConfig): PaymentChannel
     try {
       return parseMinor(value, "CNY");
     } catch {
-      throw new ChannelRejectedError("alipay", "UNEXPECTED_RESPONSE", `${method}: ${name} is not an amount: ${JSON.stringify(value)}`);
+      throw new ChannelAnswerUntrustedError("alipay", "UNEXPECTED_RESPONSE", `${method}: ${name} is not an amount: ${JSON.stringify(value)}`);
     }
   }
 
@@ -198,7 +197,7 @@ export function createAlipayChannel(config: AlipayChannelConfig): PaymentChannel
     const tradeStatus = text(answer.fields.trade_status) ?? "";
     let state = mapAlipayTradeStatus(tradeStatus);
     if (!state) {
-      throw new ChannelRejectedError("alipay", "UNEXPECTED_RESPONSE", `${method}: unknown trade_status ${JSON.stringify(tradeStatus)}`);
+      throw new ChannelAnswerUntrustedError("alipay", "UNEXPECTED_RESPONSE", `${method}: unknown trade_status ${JSON.stringify(tradeStatus)}`);
     }
     const paidAt = parseAlipayTime(text(answer.fields.send_pay_date));
     // A fully refunded trade is TRADE_CLOSED too; a payment date tells it apart from one never paid.
@@ -259,7 +258,7 @@ export function createAlipayChannel(config: AlipayChannelConfig): PaymentChannel
       );
       if (answer.code !== ALIPAY_CODE.success) throw rejected(method, answer);
       const qrCode = text(answer.fields.qr_code);
-      if (!qrCode) throw new ChannelRejectedError("alipay", "UNEXPECTED_RESPONSE", `${method}: success without qr_code`);
+      if (!qrCode) throw new ChannelAnswerUntrustedError("alipay", "UNEXPECTED_RESPONSE", `${method}: success without qr_code`);
       return { action: { kind: "qr_code_url", value: qrCode } };
     },
 
@@ -356,7 +355,7 @@ export function createAlipayChannel(config: AlipayChannelConfig): PaymentChannel
       const answer = await callGateway(method, { bill_type: "trade", bill_date: billDate });
       if (answer.code !== ALIPAY_CODE.success) throw rejected(method, answer);
       const downloadUrl = text(answer.fields.bill_download_url);
-      if (!downloadUrl) throw new ChannelRejectedError("alipay", "UNEXPECTED_RESPONSE", `${method}: success without bill_download_url`);
+      if (!downloadUrl) throw new ChannelAnswerUntrustedError("alipay", "UNEXPECTED_RESPONSE", `${method}: success without bill_download_url`);
 
       const download = await send("bill download", {
         method: "GET",

@@ -24,6 +24,7 @@ import {
   type PaymentChannel,
   type PaymentNotification,
   type RefundNotification,
+  ChannelAnswerUntrustedError,
 } from "../channel.js";
 import { type HttpResponse, HttpTransportError, sendHttpRequest } from "../http-client.js";
 import { verifyCardWebhookSignature } from "./card-webhook-signature.js";
@@ -592,8 +593,8 @@ function rejected(operation: string, error: AcquirerError): ChannelRejectedError
   return new ChannelRejectedError("card", error.code ?? error.type ?? `HTTP_${error.status}`, `${operation}: ${describeError(error)}`);
 }
 
-function unexpected(operation: string, what: string): ChannelRejectedError {
-  return new ChannelRejectedError("card", "UNEXPECTED_RESPONSE", `${operation}: ${what}`);
+function unexpected(operation: string, what: string): ChannelAnswerUntrustedError {
+  return new ChannelAnswerUntrustedError("card", "UNEXPECTED_RESPONSE", `${operation}: ${what}`);
 }
 
 /**

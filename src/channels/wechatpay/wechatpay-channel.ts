@@ -24,6 +24,7 @@ import {
   type PaymentChannel,
   type PaymentNotification,
   type RefundNotification,
+  ChannelAnswerUntrustedError,
 } from "../channel.js";
 import { HttpTransportError, type HttpResponse, sendHttpRequest } from "../http-client.js";
 import { parseWechatTradeBill } from "./wechatpay-bill.js";
@@ -217,9 +218,7 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
       publicKeyId: config.publicKeyId,
     });
     if (!check.ok) {
-      throw new ChannelRejectedError(
-        "wechatpay",
-        "RESPONSE_SIGNATURE_INVALID",
+      throw new ChannelAnswerUntrustedError("wechatpay", "RESPONSE_SIGNATURE_INVALID",
         `${operation}: HTTP ${response.status} answer failed signature verification (${check.reason}) with the configured` +
           ` WeChat Pay public key ${config.publicKeyId} (unverified content claims code ${unverifiedCode(response.body)});` +
           " check WECHATPAY_PUBLIC_KEY and WECHATPAY_PUBLIC_KEY_ID",
@@ -235,7 +234,7 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
         parsed = undefined;
       }
       if (!isObject(parsed)) {
-        throw new ChannelRejectedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: HTTP ${response.status} body is not a JSON object`);
+        throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: HTTP ${response.status} body is not a JSON object`);
       }
       fields = parsed;
     }
@@ -252,7 +251,7 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
   function answerAmount(value: unknown, operation: string, name: string): bigint {
     const amount = fromWechatAmount(value);
     if (amount === undefined) {
-      throw new ChannelRejectedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: ${name} is not an amount: ${JSON.stringify(value)}`);
+      throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: ${name} is not an amount: ${JSON.stringify(value)}`);
     }
     return amount;
   }
@@ -260,7 +259,7 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
   function refundStatusOf(fields: Json, operation: string): ChannelRefundStatus {
     const status = text(fields.status) ?? "";
     const state = mapWechatRefundStatus(status);
-    if (!state) throw new ChannelRejectedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: unknown refund status ${JSON.stringify(status)}`);
+    if (!state) throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: unknown refund status ${JSON.stringify(status)}`);
     const result: ChannelRefundStatus = { state, detail: status };
     const refundId = text(fields.refund_id);
     if (refundId) result.channelRefundNo = refundId;
@@ -279,7 +278,7 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
     const fields = answer.fields;
     const tradeState = text(fields.trade_state) ?? "";
     const state = mapWechatTradeState(tradeState);
-    if (!state) throw new ChannelRejectedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: unknown trade_state ${JSON.stringify(tradeState)}`);
+    if (!state) throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: unknown trade_state ${JSON.stringify(tradeState)}`);
     const description = text(fields.trade_state_desc);
     const status: ChannelTradeStatus = { state, detail: description ? `${tradeState} (${description})` : tradeState };
     const transactionId = text(fields.transaction_id);
@@ -308,13 +307,13 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
   async function downloadBill(billDate: string, downloadUrl: string, hashType: string, hashValue: string): Promise<BillRecord[]> {
     const operation = "download trade bill";
     if (hashType !== "SHA1" || !/^[0-9a-fA-F]{40}$/.test(hashValue)) {
-      throw new ChannelRejectedError("wechatpay", "UNEXPECTED_RESPONSE", `apply trade bill: unsupported hash ${hashType} ${JSON.stringify(hashValue)}`);
+      throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", `apply trade bill: unsupported hash ${hashType} ${JSON.stringify(hashValue)}`);
     }
     let url: URL;
     try {
       url = new URL(downloadUrl);
     } catch {
-      throw new ChannelRejectedError("wechatpay", "UNEXPECTED_RESPONSE", "apply trade bill: download_url is not a URL");
+      throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", "apply trade bill: download_url is not a URL");
     }
     // The file is not signed (WeChat sends no Wechatpay-* headers on it): the SHA1 from the signed answer vouches for it.
     const response = await send(operation, "GET", url, "", Math.max(timeoutMs, BILL_DOWNLOAD_TIMEOUT_MS));
@@ -391,7 +390,7 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
         throw rejected(operation, answer.error);
       }
       const codeUrl = text(answer.fields.code_url);
-      if (!codeUrl) throw new ChannelRejectedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: success without code_url`);
+      if (!codeUrl) throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: success without code_url`);
       return { action: { kind: "code_url", value: codeUrl } };
     },
 
@@ -525,7 +524,7 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
       const hashType = text(answer.fields.hash_type);
       const hashValue = text(answer.fields.hash_value);
       if (!downloadUrl || !hashType || !hashValue) {
-        throw new ChannelRejectedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: success without download_url/hash_type/hash_value`);
+        throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: success without download_url/hash_type/hash_value`);
       }
       return downloadBill(billDate, downloadUrl, hashType, hashValue);
     },
