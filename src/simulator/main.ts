@@ -42,8 +42,10 @@ const simulator = await startSimulator({ port: settings.port, host: settings.hos
 
 console.log(`channel simulator listening on ${simulator.url} (time scale ${settings.timeScale})`);
 console.log(`  Alipay gateway:   POST ${simulator.url}/alipay/gateway.do (app_id ${keys.alipay.appId})`);
-console.log(`  pay a trade:      curl -X POST ${simulator.url}/simulator/alipay/trades/<out_trade_no>/pay`);
-console.log(`  inspect a trade:  curl ${simulator.url}/simulator/alipay/trades/<out_trade_no>`);
+console.log(`  WeChat Pay v3:    ${simulator.url}/wechatpay/v3/... (mchid ${keys.wechatpay.mchId})`);
+console.log(`  card acquirer:    ${simulator.url}/card/v1/... (webhooks go to registered /v1/webhook_endpoints)`);
+console.log(`  pay a trade:      curl -X POST ${simulator.url}/simulator/{alipay|wechatpay|card}/trades/<payment_no>/pay`);
+console.log(`  inspect a trade:  curl ${simulator.url}/simulator/{alipay|wechatpay|card}/trades/<payment_no>`);
 console.log(`  development keys: ${path.join(settings.dataDir, DEV_KEYS_FILE_NAME)}`);
 
 let stopping = false;
