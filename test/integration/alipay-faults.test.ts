@@ -18,6 +18,7 @@ import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { RefundStatus } from "../../gen/payments/v1/payment_service_pb.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
+import { eventually, grpcError } from "../support/waiting.js";
 
 const PRECREATE = "alipay.trade.precreate";
 const QUERY = "alipay.trade.query";
@@ -53,24 +54,6 @@ function alipayPayment(overrides: Record<string, unknown> = {}) {
     items: [{ sku: "TEA-250", name: "Oolong tea 250g", quantity: 2n, unitAmount: 4444n }],
     ...overrides,
   };
-}
-
-async function grpcError(promise: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error("expected the call to fail");
-}
-
-async function eventually<T>(read: () => Promise<T> | T, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 const lookup = (id: string) => ({ lookup: { key: { case: "paymentId" as const, value: id } } });

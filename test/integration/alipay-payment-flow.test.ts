@@ -5,7 +5,6 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { EntityName, FilterQuery } from "@mikro-orm/core";
-import type { ServiceError } from "@grpc/grpc-js";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signNotifyParams } from "../../src/channels/alipay/alipay-signature.js";
@@ -16,6 +15,7 @@ import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_de
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
 import { startTestApp, type TestApp, testKeys } from "../support/test-app.js";
+import { eventually, grpcError } from "../support/waiting.js";
 
 let t: TestApp;
 let merchant: Awaited<ReturnType<TestApp["createMerchant"]>>;
@@ -41,24 +41,6 @@ function alipayPayment(overrides: Record<string, unknown> = {}) {
     items: [{ sku: "TEA-250", name: "Oolong tea 250g", quantity: 2n, unitAmount: 4444n }],
     ...overrides,
   };
-}
-
-async function grpcError(promise: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error("expected the call to fail");
-}
-
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 function getByGrpc(id: string) {

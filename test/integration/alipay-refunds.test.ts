@@ -13,6 +13,7 @@ import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { RefundStatus } from "../../gen/payments/v1/payment_service_pb.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
+import { eventually, grpcError } from "../support/waiting.js";
 
 type Merchant = Awaited<ReturnType<TestApp["createMerchant"]>>;
 
@@ -31,24 +32,6 @@ afterEach(async () => {
   expect(ledger.ok).toBe(true);
 });
 afterAll(() => t?.stop());
-
-async function grpcError(promise: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error("expected the call to fail");
-}
-
-async function eventually<T>(read: () => Promise<T> | T, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 const lookup = (id: string) => ({ lookup: { key: { case: "paymentId" as const, value: id } } });
 

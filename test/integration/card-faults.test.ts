@@ -3,7 +3,6 @@
  * reordered, delayed, dropped and early webhooks, forged and altered ones, acquirer 5xx and
  * timeouts, money arriving after close; then 1,000 randomly corrupted webhooks posted to the shim.
  */
-import type { ServiceError } from "@grpc/grpc-js";
 import type { EntityName, FilterQuery } from "@mikro-orm/core";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import fc from "fast-check";
@@ -16,6 +15,7 @@ import { Payment as PaymentEntity } from "../../src/payments/payment-entity.js";
 import type { SimulatorFaults } from "../../src/simulator/simulator.js";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { startTestApp, type TestApp, testKeys } from "../support/test-app.js";
+import { eventually, grpcError } from "../support/waiting.js";
 
 /** Short, so that the timeout cases stay quick; still far above a local round trip. */
 const CHANNEL_TIMEOUT_MS = 1000;
@@ -51,24 +51,6 @@ async function createPayment(overrides: Record<string, unknown> = {}) {
 
 function faultsFor(paymentNo: string, faults: SimulatorFaults) {
   t.simulator.setFaults({ channel: "card", outTradeNo: paymentNo, faults });
-}
-
-async function grpcError(promise: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error("expected the call to fail");
-}
-
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 async function statusOf(id: string) {

@@ -3,7 +3,6 @@
  * acquirer (Stripe's API) spoken by the simulator over real HTTP, webhooks posted by the simulator
  * to `POST /callbacks/card`. Also the simulated acquirer's own API rules the adapter relies on.
  */
-import type { ServiceError } from "@grpc/grpc-js";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CallbackLog } from "../../src/callbacks/callback-entities.js";
@@ -11,6 +10,7 @@ import { checkLedger } from "../../src/ledger/ledger-check.js";
 import { Payment as PaymentEntity } from "../../src/payments/payment-entity.js";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { startTestApp, type TestApp, testKeys } from "../support/test-app.js";
+import { eventually, grpcError } from "../support/waiting.js";
 
 let t: TestApp;
 let merchant: Awaited<ReturnType<TestApp["createMerchant"]>>;
@@ -62,24 +62,6 @@ function cardPayment(overrides: Record<string, unknown> = {}) {
     items: [{ sku: "TEA-GREEN", name: "Green tea tin", quantity: 1n, unitAmount: 1999n }],
     ...overrides,
   };
-}
-
-async function grpcError(promise: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error("expected the call to fail");
-}
-
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 function getByConnect(id: string) {

@@ -12,15 +12,7 @@ import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { RefundStatus } from "../../gen/payments/v1/payment_service_pb.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
-
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+import { eventually } from "../support/waiting.js";
 
 describe("the core flow on the embedded database", () => {
   let t: TestApp;

@@ -18,7 +18,8 @@ import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
 import { startTestApp, type TestApp, testKeys } from "../support/test-app.js";
-import { eventually, grpcError, postWechatCallback, transactionResource, wechatCallback, wechatPayment } from "../support/wechatpay.js";
+import { eventually, grpcError } from "../support/waiting.js";
+import { postWechatCallback, transactionResource, wechatCallback, wechatPayment } from "../support/wechatpay.js";
 
 const CHANNEL_TIMEOUT_MS = 400;
 

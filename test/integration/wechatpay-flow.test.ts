@@ -13,7 +13,8 @@ import { WECHATPAY_NOTIFY_RETRY_GAPS_MS } from "../../src/simulator/wechatpay-si
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
-import { eventually, grpcError, wechatPayment } from "../support/wechatpay.js";
+import { eventually, grpcError } from "../support/waiting.js";
+import { wechatPayment } from "../support/wechatpay.js";
 
 const TIME_SCALE = 0.0005;
 

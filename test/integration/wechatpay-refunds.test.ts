@@ -14,7 +14,8 @@ import { PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { RefundStatus } from "../../gen/payments/v1/payment_service_pb.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
-import { eventually, grpcError, wechatPayment } from "../support/wechatpay.js";
+import { eventually, grpcError } from "../support/waiting.js";
+import { wechatPayment } from "../support/wechatpay.js";
 
 let t: TestApp;
 let merchant: Awaited<ReturnType<TestApp["createMerchant"]>>;

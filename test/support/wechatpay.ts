@@ -1,8 +1,7 @@
 /**
  * Fixtures for the WeChat Pay integration tests: payment requests, callbacks signed and encrypted
- * like WeChat's (or forged on purpose), and small waiting helpers.
+ * like WeChat's (or forged on purpose).
  */
-import type { ServiceError } from "@grpc/grpc-js";
 import { encryptResource, signWechatResponse } from "../../src/channels/wechatpay/wechatpay-signature.js";
 import { toWechatTime } from "../../src/channels/wechatpay/wechatpay-time.js";
 import { Channel } from "../../gen/payments/v1/payment_pb.js";
@@ -30,25 +29,6 @@ export function wechatPayment(overrides: Record<string, unknown> = {}) {
 }
 
 /** Polls `read` every 25 ms until `done` holds or the time is up; returns the last value either way. */
-export async function eventually<T>(read: () => Promise<T> | T, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-/** The error a call fails with; fails the test when it succeeds. */
-export async function grpcError(promise: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error("expected the call to fail");
-}
-
 /** A decrypted `TRANSACTION.SUCCESS` resource for one of our payments, as WeChat writes it. */
 export function transactionResource(paymentNo: string, amountMinor: number, overrides: Record<string, unknown> = {}) {
   const keys = testKeys().wechatpay;
