@@ -212,7 +212,7 @@ describe("ledger invariants", () => {
     );
     const balance = await merchantBalance(db.em(), merchant.id, "CNY");
     expect(typeof balance.pending).toBe("bigint");
-  });
+  }, 180_000);
 
   it("keep 50 concurrent refunds of one payment within the paid amount", async () => {
     const em = db.em();
