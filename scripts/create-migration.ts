@@ -2,7 +2,9 @@
  * Writes the next versioned MySQL migration: the difference between the entities and the schema
  * that the existing migrations build. Runs against a scratch database on `MYSQL_URL`
  * (default mysql://root@127.0.0.1:3306), dropped afterwards. Then list the new class in
- * src/db/migrations/index.ts.
+ * src/db/migrations/index.ts, and read the SQL: against MariaDB the schema diff also lists
+ * changes that are not real (JSON columns it stores as LONGTEXT with a check, nullable columns'
+ * defaults); keep only the statements the change needs.
  *
  *   npm run migration:create -- <name>
  */

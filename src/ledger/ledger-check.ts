@@ -68,9 +68,9 @@ export async function checkLedger(em: SqlEntityManager): Promise<LedgerCheckResu
   const paymentsChecked = await checkPayments(em, violations);
 
   const cached: Row[] = await em.execute(
-    `select b.account as account, b.currency as currency, b.balance as balance,
+    `select b.account as account, b.currency as currency, sum(b.balance) as balance,
        (select coalesce(sum(p.amount), 0) from journal_posting p where p.account = b.account and p.currency = b.currency) as actual
-     from account_balance b`,
+     from account_balance b group by b.account, b.currency`,
   );
   for (const row of cached) {
     if (toBigInt(row.balance) !== toBigInt(row.actual)) {

@@ -45,19 +45,22 @@ export const JournalPosting = defineEntity({
 export type JournalPostingRow = InferEntity<typeof JournalPosting>;
 
 /**
- * Cached balance of a merchant account, moved by an atomic `balance = balance + ?` in the same
- * transaction as its postings. Only merchant accounts are cached: system accounts such as
- * `fee_revenue` would be one hot row for every payment; their balances are summed when needed.
+ * Cached balance of a merchant account, split over a few slots: each posting adds to one slot
+ * chosen at random by an atomic `balance = balance + ?` in the same transaction as its postings,
+ * and the balance is the sum of the slots. One row per account would serialize every concurrent
+ * payment of a merchant on its row lock until commit; with slots they rarely meet. Only merchant
+ * accounts are cached: system accounts such as `fee_revenue` are summed when needed.
  */
 export const AccountBalance = defineEntity({
   name: "AccountBalance",
   tableName: "account_balance",
-  uniques: [{ name: "account_balance_uq", properties: ["account", "currency"] }],
+  uniques: [{ name: "account_balance_uq", properties: ["account", "currency", "slot"] }],
   properties: {
     id: p.string().length(26).primary(),
     merchantId: p.string().length(26),
     account: p.string().length(64),
     currency: p.string().length(3),
+    slot: p.smallint().default(0),
     balance: p.bigint(),
     updatedAt: p.datetime(3),
   },

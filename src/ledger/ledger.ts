@@ -12,6 +12,7 @@
  *   unapplied_receipts:{channel} liability: money received that no open payment can take
  *                                (paid after close), to be refunded
  */
+import { randomInt } from "node:crypto";
 import { MySqlPlatform, type SqlEntityManager } from "@mikro-orm/knex";
 import { newId } from "../ids.js";
 import { AccountBalance, JournalEntry, JournalPosting } from "./ledger-entities.js";
@@ -25,7 +26,7 @@ export const accounts = {
   unappliedReceipts: (channel: string) => `unapplied_receipts:${channel}`,
 };
 
-/** Balances of these accounts are cached per row; see AccountBalance. */
+/** Balances of these accounts are cached in slot rows; see AccountBalance. */
 function isMerchantAccount(account: string): boolean {
   return account.startsWith("merchant_");
 }
@@ -90,7 +91,10 @@ export async function postEntry(tx: SqlEntityManager, entry: NewEntry): Promise<
   }
 }
 
-/** An atomic increment (insert on first use), so concurrent entries never lose an update. */
+/** Slots per cached account: enough that concurrent payments of one merchant rarely wait on each other. */
+export const BALANCE_SLOTS = 16;
+
+/** An atomic increment of a random slot (inserted on first use), so concurrent entries never lose an update. */
 async function addToBalance(
   tx: SqlEntityManager,
   merchantId: string,
@@ -102,10 +106,11 @@ async function addToBalance(
   // The two dialects spell an upsert differently; the increment itself is the same.
   const conflict = tx.getPlatform() instanceof MySqlPlatform
     ? "on duplicate key update balance = balance + values(balance), updated_at = values(updated_at)"
-    : "on conflict (account, currency) do update set balance = balance + excluded.balance, updated_at = excluded.updated_at";
+    : "on conflict (account, currency, slot) do update set balance = balance + excluded.balance, updated_at = excluded.updated_at";
+  const slot = randomInt(BALANCE_SLOTS);
   await tx.execute(
-    `insert into account_balance (id, merchant_id, account, currency, balance, updated_at) values (?, ?, ?, ?, ?, ?) ${conflict}`,
-    [newId(now.getTime()), merchantId, account, currency, amount, now],
+    `insert into account_balance (id, merchant_id, account, currency, slot, balance, updated_at) values (?, ?, ?, ?, ?, ?, ?) ${conflict}`,
+    [newId(now.getTime()), merchantId, account, currency, slot, amount, now],
   );
 }
 
@@ -132,7 +137,8 @@ export async function merchantBalance(em: SqlEntityManager, merchantId: string, 
     { account: { $in: [accounts.merchantPending(merchantId), accounts.merchantAvailable(merchantId)] }, currency },
     { disableIdentityMap: true },
   );
-  const balanceOf = (account: string) => rows.find((row) => row.account === account)?.balance ?? 0n;
+  const balanceOf = (account: string) =>
+    rows.filter((row) => row.account === account).reduce((sum, row) => sum + row.balance, 0n);
   const paidOut = await em.execute(
     `select sum(p.amount) as total from journal_posting p join journal_entry e on e.id = p.entry_id
      where p.account = ? and p.currency = ? and e.entry_type = 'payout'`,

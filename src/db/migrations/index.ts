@@ -1,5 +1,9 @@
 /** Versioned MySQL migrations, oldest first. New files are made with `npm run migration:create -- <name>`. */
 import type { MigrationObject } from "@mikro-orm/core";
 import { Migration20261122011910 } from "./migration-20261122011910-initial.js";
+import { Migration20261122023729 } from "./migration-20261122023729-balance-slots.js";
 
-export const MIGRATIONS: MigrationObject[] = [{ name: "Migration20261122011910", class: Migration20261122011910 }];
+export const MIGRATIONS: MigrationObject[] = [
+  { name: "Migration20261122011910", class: Migration20261122011910 },
+  { name: "Migration20261122023729", class: Migration20261122023729 },
+];
