@@ -1,6 +1,6 @@
 /** Merchant administration and API-key authentication. */
 import type { SqlEntityManager } from "@mikro-orm/knex";
-import { findRow } from "../db/database.js";
+import { findRow } from "../db/rows.js";
 import { NotFoundError, UnauthenticatedError, Violations } from "../errors.js";
 import { newId } from "../ids.js";
 import { hashApiKey, newApiKey, newWebhookSecret, type SecretBox } from "./credentials.js";

@@ -3,7 +3,7 @@
  * and use the row-level helpers of db/database.ts (same rows, a fraction of the CPU).
  */
 import type { SqlEntityManager } from "@mikro-orm/knex";
-import { findRow, findRows } from "../db/database.js";
+import { findRow, findRows } from "../db/rows.js";
 import { NotFoundError } from "../errors.js";
 import { Payment, PaymentItem, type PaymentItemRow, type PaymentRow } from "./payment-entity.js";
 

@@ -13,7 +13,7 @@ import { anyPack, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import {
   Code,
   ConnectError,
-  createHandlerContext,
+  createContextValues,
   createServiceImplSpec,
   type HandlerContext,
   type Interceptor,
@@ -22,6 +22,7 @@ import {
 } from "@connectrpc/connect";
 import {
   createAsyncIterable,
+  getAbortSignalReason,
   invokeUnaryImplementation,
   transformInvokeImplementation,
 } from "@connectrpc/connect/protocol";
@@ -186,13 +187,19 @@ function toBuffer(bytes: Uint8Array): Buffer {
 
 // The handlers reuse connect's own invocation helpers (exported from "@connectrpc/connect/protocol",
 // marked internal) so output normalization and interceptors behave exactly as on the Connect listener.
+// A unary call without interceptors calls the implementation directly: that is all
+// invokeUnaryImplementation does then, besides copying the context (which would make its signal).
 function createHandler(spec: AnyMethodImplSpec, options: GrpcServiceOptions): grpc.UntypedHandleCall {
   const interceptors = options.interceptors ?? [];
   switch (spec.kind) {
-    case "unary":
+    case "unary": {
+      const invoke =
+        interceptors.length === 0
+          ? async (ctx: CallContext, request: Message) => create(spec.method.output, await spec.impl(request, ctx))
+          : (ctx: CallContext, request: Message) => invokeUnaryImplementation(spec, ctx, request, interceptors);
       return ((call, callback) => {
         const ctx = createContext(call, spec.method, options.shutdownSignal);
-        invokeUnaryImplementation(spec, ctx, call.request, interceptors)
+        invoke(ctx, call.request)
           .then(
             (response) => {
               sendHeaders(call, ctx);
@@ -205,6 +212,7 @@ function createHandler(spec: AnyMethodImplSpec, options: GrpcServiceOptions): gr
           )
           .finally(() => ctx.abort(callFinished));
       }) satisfies grpc.handleUnaryCall<Message, Message>;
+    }
     case "client_streaming":
       return ((call, callback) => {
         const ctx = createContext(call, spec.method, options.shutdownSignal);
@@ -246,7 +254,7 @@ async function firstOf(messages: AsyncIterable<Message>): Promise<Message> {
 
 async function streamResponses(
   call: ResponseStreamCall,
-  ctx: HandlerContext & { abort(reason?: unknown): void },
+  ctx: CallContext,
   responses: AsyncIterable<Message>,
 ): Promise<void> {
   let headersSent = false;
@@ -278,20 +286,76 @@ async function streamResponses(
  */
 const callFinished = new ConnectError("call finished", Code.Canceled);
 
-function createContext(call: SurfaceCall, method: DescMethod, shutdownSignal: AbortSignal | undefined) {
-  const ctx = createHandlerContext({
+/** A connect `HandlerContext` plus the adapter's handle to abort it. */
+type CallContext = HandlerContext & { abort(reason?: unknown): void };
+
+/**
+ * The connect `HandlerContext` of one call, as `createHandlerContext` makes it, except that its
+ * AbortSignal (with the deadline timer and the link to the shutdown signal) is only made when
+ * something reads `signal`: the unary implementations here never do, and those two
+ * AbortControllers, their listeners and abort events were about 5% of a CreatePayment's CPU
+ * (docs/performance.md). An abort before the signal exists is remembered, so a signal made later
+ * is already aborted, with that reason.
+ */
+function createContext(call: SurfaceCall, method: DescMethod, shutdownSignal: AbortSignal | undefined): CallContext {
+  const timeoutMs = remainingMs(call.getDeadline());
+  const deadlineAt = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+  let controller: AbortController | undefined;
+  let aborted = false;
+  let abortReason: unknown;
+  let deadlineTimer: NodeJS.Timeout | undefined;
+  const onShutdown = () => abort(getAbortSignalReason(shutdownSignal!));
+
+  function abort(reason?: unknown): void {
+    if (aborted) return;
+    aborted = true;
+    abortReason = reason;
+    if (!controller) return;
+    clearTimeout(deadlineTimer);
+    shutdownSignal?.removeEventListener("abort", onShutdown);
+    controller.abort(reason);
+  }
+
+  function signal(): AbortSignal {
+    if (controller) return controller.signal;
+    controller = new AbortController();
+    if (aborted) {
+      controller.abort(abortReason);
+    } else if (shutdownSignal?.aborted) {
+      abort(getAbortSignalReason(shutdownSignal));
+    } else {
+      shutdownSignal?.addEventListener("abort", onShutdown);
+      if (deadlineAt !== undefined) {
+        const timedOut = () => abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+        const left = deadlineAt - Date.now();
+        if (left <= 0) timedOut();
+        else deadlineTimer = setTimeout(timedOut, left);
+      }
+    }
+    return controller.signal;
+  }
+
+  // grpc-js also emits "cancelled" after every call it has answered, by when ctx is aborted already:
+  // building a ConnectError (with its stack) for those cost about 1% of the CPU of a CreatePayment.
+  call.once("cancelled", () => {
+    if (!aborted) abort(new ConnectError("call cancelled by the client", Code.Canceled));
+  });
+  return {
     service: method.parent,
     method,
     protocolName: "grpc",
     requestMethod: "POST",
     url: `http://${call.getHost()}${call.getPath()}`,
-    timeoutMs: remainingMs(call.getDeadline()),
-    shutdownSignal,
-    requestHeader: toHeaders(call.metadata),
-  });
-  // Aborting ctx itself instead of linking one more AbortController per call: same signal, same reason.
-  call.once("cancelled", () => ctx.abort(new ConnectError("call cancelled by the client", Code.Canceled)));
-  return ctx;
+    get signal() {
+      return signal();
+    },
+    timeoutMs: () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now()),
+    requestHeader: new Headers(toHeaders(call.metadata)),
+    responseHeader: new Headers(),
+    responseTrailer: new Headers(),
+    values: createContextValues(),
+    abort,
+  };
 }
 
 function remainingMs(deadline: grpc.Deadline): number | undefined {
@@ -299,10 +363,7 @@ function remainingMs(deadline: grpc.Deadline): number | undefined {
   return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
 }
 
-/**
- * gRPC metadata as connect header pairs; binary (`-bin`) values base64-encoded, as connect encodes
- * them. Pairs, not `Headers`: `createHandlerContext` copies them into its own `Headers` anyway.
- */
+/** gRPC metadata as connect header pairs; binary (`-bin`) values base64-encoded, as connect encodes them. */
 function toHeaders(metadata: grpc.Metadata): Array<[string, string]> {
   const pairs: Array<[string, string]> = [];
   for (const [key, values] of Object.entries(metadata.toJSON())) {
