@@ -14,7 +14,7 @@
  *
  * `tsx bench/ceiling-server.ts '<json options>'` prints `{"port":N}` once listening.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import http from "node:http";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -28,6 +28,7 @@ import {
   CreatePaymentResponseSchema,
 } from "../gen/payments/v1/payment_service_pb.js";
 import { CREATE_PAYMENT_PATH } from "./workload.js";
+import { newId, newTradeNo } from "../src/ids.js";
 
 export interface CeilingOptions {
   databaseUrl: string;
@@ -44,27 +45,8 @@ export interface CeilingOptions {
 
 const options = JSON.parse(process.argv[2] ?? "{}") as CeilingOptions;
 
-// ULIDs as the service makes them: 48-bit time, 80 random bits, Crockford base32.
-const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-function base32(bytes: Buffer): string {
-  let value = 0n;
-  for (const byte of bytes) value = (value << 8n) | BigInt(byte);
-  let out = "";
-  for (let i = 0; i < 16; i++) {
-    out = ALPHABET[Number(value & 31n)]! + out;
-    value >>= 5n;
-  }
-  return out;
-}
-function ulid(ms: number): string {
-  let time = "";
-  let rest = ms;
-  for (let i = 0; i < 10; i++) {
-    time = ALPHABET[rest % 32]! + time;
-    rest = Math.floor(rest / 32);
-  }
-  return time + base32(randomBytes(10));
-}
+// Ids as the service makes them (the same function: ids are not what the comparison is about).
+const ulid = newId;
 
 // mysql2's callback API: its promise wrapper captures a stack trace per query (about 8% of this
 // server's CPU when measured), which the service's row helpers do not pay either.
@@ -126,7 +108,7 @@ async function createPayment(req: CreatePaymentRequest, idempotencyKey: string |
   const now = new Date();
   const ms = now.getTime();
   const id = ulid(ms);
-  const paymentNo = `P${now.toISOString().replace(/\D/g, "").slice(0, 14)}${base32(randomBytes(10))}`;
+  const paymentNo = newTradeNo("P", now);
   const expiresAt = new Date(ms + (req.expireSeconds || 900) * 1000);
   const nextQueryAt = new Date(Math.min(ms + 60_000, expiresAt.getTime()));
   const notifyUrl = req.notifyUrl || options.notifyUrl;
