@@ -134,8 +134,13 @@ async function recordPaidAfterClose(
   status: ChannelTradeStatus,
   cause: string,
 ): Promise<OutcomeResult> {
-  const existing = await tx.count(Discrepancy, { kind: "PAID_AFTER_CLOSE", subjectRef: payment.id });
-  if (existing > 0) return { effect: "unchanged" };
+  // findOne, not count(): the ORM's count() fails on the embedded driver, whose integers are bigint.
+  const existing = await tx.findOne(
+    Discrepancy,
+    { kind: "PAID_AFTER_CLOSE", subjectRef: payment.id },
+    { fields: ["id"], disableIdentityMap: true },
+  );
+  if (existing) return { effect: "unchanged" };
   const now = new Date();
   await tx.insert(Discrepancy, {
     id: newId(now.getTime()),

@@ -58,6 +58,27 @@ describe("the core flow on the embedded database", () => {
     expect(check.violations).toEqual([]);
     expect(check.ok).toBe(true);
   });
+
+  it("records money paid after close as a discrepancy", async () => {
+    const merchant = await t.createMerchant();
+    const created = await t.grpc.payments.createPayment(
+      { merchantOrderNo: "embedded-3", currency: "CNY", amount: 700n, channel: Channel.ALIPAY, subject: "Tea" },
+      merchant.headers,
+    );
+    await t.grpc.payments.closePayment({ paymentId: created.payment!.id }, merchant.headers);
+    // Alipay keeps an unscanned QR code payable after our close: the shopper pays anyway.
+    t.simulator.pay("alipay", created.payment!.paymentNo);
+    const listed = await eventually(
+      () => t.grpc.settlement.listDiscrepancies({ status: "OPEN" }, t.adminHeaders),
+      (r) => r.discrepancies.some((d) => d.paymentId === created.payment!.id),
+    );
+    const discrepancy = listed.discrepancies.find((d) => d.paymentId === created.payment!.id);
+    expect(discrepancy?.kind).toBe("PAID_AFTER_CLOSE");
+    expect(discrepancy?.channelTradeNo).not.toBe("");
+    const read = await t.grpc.payments.getPayment({ lookup: { key: { case: "paymentId", value: created.payment!.id } } }, merchant.headers);
+    expect(read.payment?.status).toBe(PaymentStatus.CLOSED);
+    expect((await checkLedger(t.app.db.em())).ok).toBe(true);
+  });
 });
 
 describe("BIGINT above 2^53", () => {
