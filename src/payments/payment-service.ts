@@ -16,7 +16,6 @@ import { ConflictError, PreconditionError, ValidationError } from "../errors.js"
 import { inRowTransaction, insertRow, insertRows, updateRows } from "../db/rows.js";
 import { newId, newTradeNo } from "../ids.js";
 import type { MerchantRow } from "../merchants/merchant-entity.js";
-import { OutboxEvent, type OutboxEventRow } from "../outbox/outbox-entity.js";
 import { applyChannelStatus } from "./channel-outcome.js";
 import { IdempotencyRecord, Payment, PaymentItem, type PaymentItemRow, type PaymentRow } from "./payment-entity.js";
 import {
@@ -34,7 +33,7 @@ import {
   withItemsMany,
 } from "./payment-repository.js";
 import type { PaymentStatus } from "./payment-status.js";
-import { transitionPayment } from "./payment-transitions.js";
+import { recordPaymentEvent, transitionPayment } from "./payment-transitions.js";
 import { firstQueryAt } from "./query-schedule.js";
 
 export interface PaymentServiceDeps {
@@ -138,21 +137,7 @@ export function createPaymentService(deps: PaymentServiceDeps) {
           createdAt: now,
         });
       }
-      // The row recordPaymentEvent writes, through the row helper like the rest of this transaction.
-      const created: OutboxEventRow = {
-        id: newId(now.getTime()),
-        merchantId: payment.merchantId,
-        aggregateId: payment.id,
-        eventType: "payment.created",
-        payload: { amount: payment.amount.toString() },
-        createdAt: now,
-        availableAt: now,
-        leaseUntil: null,
-        attempts: 0,
-        deliveredAt: null,
-        lastError: null,
-      };
-      await insertRow(tx, OutboxEvent, created);
+      await recordPaymentEvent(tx, payment, "payment.created", { amount: payment.amount.toString() }, now);
     });
     return { payment, items };
   }

@@ -5,7 +5,8 @@
  */
 import type { SqlEntityManager } from "@mikro-orm/knex";
 import { newId } from "../ids.js";
-import { OutboxEvent } from "../outbox/outbox-entity.js";
+import { insertRow, type RowExecutor } from "../db/rows.js";
+import { OutboxEvent, type OutboxEventRow } from "../outbox/outbox-entity.js";
 import { Payment, type PaymentRow } from "./payment-entity.js";
 import { allowedSources, type PaymentStatus } from "./payment-status.js";
 
@@ -34,15 +35,15 @@ export async function transitionPayment(
   return true;
 }
 
-/** Writes an outbox event about a payment in the current transaction. */
+/** Writes an outbox event about a payment in the current transaction (an ORM one or a row transaction). */
 export async function recordPaymentEvent(
-  tx: SqlEntityManager,
+  tx: RowExecutor,
   payment: Pick<PaymentRow, "id" | "merchantId">,
   eventType: string,
   payload: Record<string, unknown>,
   now: Date = new Date(),
 ): Promise<void> {
-  await tx.insert(OutboxEvent, {
+  await insertRow<OutboxEventRow>(tx, OutboxEvent, {
     id: newId(now.getTime()),
     merchantId: payment.merchantId,
     aggregateId: payment.id,

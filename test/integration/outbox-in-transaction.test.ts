@@ -1,0 +1,67 @@
+/**
+ * Outbox events are written with the row helpers inside whatever transaction the caller holds (an
+ * ORM transaction or a row transaction): a rolled-back change leaves no event behind, on both drivers.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Database, openDatabase } from "../../src/db/database.js";
+import { inRowTransaction } from "../../src/db/rows.js";
+import { newId } from "../../src/ids.js";
+import { OutboxEvent } from "../../src/outbox/outbox-entity.js";
+import { recordPaymentEvent } from "../../src/payments/payment-transitions.js";
+import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
+
+let mysql: TestDatabase;
+const opened: Database[] = [];
+beforeAll(async () => {
+  mysql = await createTestDatabase();
+});
+afterAll(async () => {
+  for (const db of opened) await db.close();
+  await mysql?.drop();
+});
+
+for (const driver of ["mysql", "sqlite"] as const) {
+  describe(`outbox events on ${driver}`, () => {
+    async function open(): Promise<Database> {
+      const db = await openDatabase({
+        url: driver === "mysql" ? mysql.url : undefined,
+        dataDir: mkdtempSync(join(tmpdir(), "payments-outbox-")),
+      });
+      opened.push(db);
+      return db;
+    }
+
+    it("commit and roll back with an ORM transaction", async () => {
+      const db = await open();
+      const kept = { id: newId(), merchantId: newId() };
+      const dropped = { id: newId(), merchantId: newId() };
+      await db.em().transactional((tx) => recordPaymentEvent(tx, kept, "test.kept", {}));
+      await expect(
+        db.em().transactional(async (tx) => {
+          await recordPaymentEvent(tx, dropped, "test.dropped", {});
+          throw new Error("roll back");
+        }),
+      ).rejects.toThrow("roll back");
+      expect(await db.em().find(OutboxEvent, { aggregateId: kept.id })).toHaveLength(1);
+      expect(await db.em().find(OutboxEvent, { aggregateId: dropped.id })).toHaveLength(0);
+    });
+
+    it("commit and roll back with a row transaction", async () => {
+      const db = await open();
+      const kept = { id: newId(), merchantId: newId() };
+      const dropped = { id: newId(), merchantId: newId() };
+      await inRowTransaction(db.em(), (tx) => recordPaymentEvent(tx, kept, "test.kept", {}));
+      await expect(
+        inRowTransaction(db.em(), async (tx) => {
+          await recordPaymentEvent(tx, dropped, "test.dropped", {});
+          throw new Error("roll back");
+        }),
+      ).rejects.toThrow("roll back");
+      expect(await db.em().find(OutboxEvent, { aggregateId: kept.id })).toHaveLength(1);
+      expect(await db.em().find(OutboxEvent, { aggregateId: dropped.id })).toHaveLength(0);
+    });
+  });
+}
