@@ -75,10 +75,6 @@ export function createMerchantService(secretBox: SecretBox) {
       if (!merchant) throw new UnauthenticatedError("invalid API key");
       return merchant;
     },
-
-    openWebhookSecret(merchant: MerchantRow): string {
-      return secretBox.open(merchant.webhookSecretSealed);
-    },
   };
 }
 

@@ -24,7 +24,3 @@ export function canTransition(from: PaymentStatus, to: PaymentStatus): boolean {
 export function allowedSources(to: PaymentStatus): PaymentStatus[] {
   return (Object.keys(TRANSITIONS) as PaymentStatus[]).filter((from) => TRANSITIONS[from].includes(to));
 }
-
-export function isFinal(status: PaymentStatus): boolean {
-  return status !== "PENDING";
-}
