@@ -8,6 +8,7 @@ import type { SqlEntityManager } from "@mikro-orm/knex";
 import type { ChannelName } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
 import type { Database } from "../db/database.js";
+import { claimDue } from "../db/leases.js";
 import { applyChannelStatus } from "./channel-outcome.js";
 import { Payment, type PaymentRow } from "./payment-entity.js";
 import { closeAtChannelThenHere, tradeRef } from "./payment-service.js";
@@ -35,19 +36,6 @@ export function createPaymentSweeper(options: PaymentSweeperOptions) {
   const leaseMs = options.leaseMs ?? 60_000;
   const log = options.log ?? (() => {});
 
-  async function claim(em: SqlEntityManager, id: string, now: Date): Promise<boolean> {
-    const claimed = await em.nativeUpdate(
-      Payment,
-      {
-        id,
-        status: "PENDING",
-        nextQueryAt: { $lte: now },
-        $or: [{ sweepLeaseUntil: null }, { sweepLeaseUntil: { $lt: now } }],
-      },
-      { sweepLeaseUntil: new Date(now.getTime() + leaseMs) },
-    );
-    return claimed === 1;
-  }
 
   async function sweepOne(em: SqlEntityManager, payment: PaymentRow, result: SweepResult): Promise<void> {
     const channel = options.channels.get(payment.channel as ChannelName);
@@ -81,17 +69,10 @@ export function createPaymentSweeper(options: PaymentSweeperOptions) {
     /** One pass over the payments due now. */
     async runOnce(): Promise<SweepResult> {
       const em = options.db.em();
-      const now = new Date();
-      const due = await em.find(
-        Payment,
-        { status: "PENDING", nextQueryAt: { $lte: now } },
-        { orderBy: { nextQueryAt: "asc" }, limit: batchSize, disableIdentityMap: true },
-      );
       const result: SweepResult = { claimed: 0, settled: 0, closed: 0, retried: 0 };
-      for (const candidate of due) {
-        if (!(await claim(em, candidate.id, now))) continue;
+      for await (const payment of claimDue<PaymentRow>(em, Payment, "PENDING", { batchSize, leaseMs })) {
         result.claimed++;
-        await sweepOne(em, candidate, result);
+        await sweepOne(em, payment, result);
       }
       return result;
     },

@@ -7,6 +7,7 @@ import type { SqlEntityManager } from "@mikro-orm/knex";
 import { type ChannelName, ChannelRejectedError } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
 import type { Database } from "../db/database.js";
+import { claimDue } from "../db/leases.js";
 import { reloadPayment } from "../payments/payment-repository.js";
 import { nextQueryAt } from "../payments/query-schedule.js";
 import { Refund, type RefundRow } from "./refund-entity.js";
@@ -28,19 +29,6 @@ export function createRefundSweeper(options: {
   const leaseMs = options.leaseMs ?? 60_000;
   const log = options.log ?? (() => {});
 
-  async function claim(em: SqlEntityManager, id: string, now: Date): Promise<boolean> {
-    const claimed = await em.nativeUpdate(
-      Refund,
-      {
-        id,
-        status: "PROCESSING",
-        nextQueryAt: { $lte: now },
-        $or: [{ sweepLeaseUntil: null }, { sweepLeaseUntil: { $lt: now } }],
-      },
-      { sweepLeaseUntil: new Date(now.getTime() + leaseMs) },
-    );
-    return claimed === 1;
-  }
 
   async function sweepOne(em: SqlEntityManager, refund: RefundRow): Promise<boolean> {
     const channel = options.channels.get(refund.channel as ChannelName);
@@ -70,16 +58,9 @@ export function createRefundSweeper(options: {
   return {
     async runOnce(): Promise<{ claimed: number; finished: number }> {
       const em = options.db.em();
-      const now = new Date();
-      const due = await em.find(
-        Refund,
-        { status: "PROCESSING", nextQueryAt: { $lte: now } },
-        { orderBy: { nextQueryAt: "asc" }, limit: batchSize, disableIdentityMap: true },
-      );
       let claimed = 0;
       let finished = 0;
-      for (const refund of due) {
-        if (!(await claim(em, refund.id, now))) continue;
+      for await (const refund of claimDue<RefundRow>(em, Refund, "PROCESSING", { batchSize, leaseMs })) {
         claimed++;
         if (await sweepOne(em, refund)) finished++;
       }

@@ -199,36 +199,14 @@ function createHandler(spec: AnyMethodImplSpec, options: GrpcServiceOptions): gr
           : (ctx: CallContext, request: Message) => invokeUnaryImplementation(spec, ctx, request, interceptors);
       return ((call, callback) => {
         const ctx = createContext(call, spec.method, options.shutdownSignal);
-        invoke(ctx, call.request)
-          .then(
-            (response) => {
-              sendHeaders(call, ctx);
-              callback(null, response, toMetadata(ctx.responseTrailer));
-            },
-            (error: unknown) => {
-              sendHeaders(call, ctx);
-              callback(toStatus(error, call, ctx));
-            },
-          )
-          .finally(() => ctx.abort(callFinished));
+        answerOnce(call, ctx, callback, invoke(ctx, call.request));
       }) satisfies grpc.handleUnaryCall<Message, Message>;
     }
     case "client_streaming":
       return ((call, callback) => {
         const ctx = createContext(call, spec.method, options.shutdownSignal);
         const requests: AsyncIterable<Message> = call.iterator({ destroyOnReturn: false });
-        firstOf(transformInvokeImplementation(spec, ctx, interceptors)(requests))
-          .then(
-            (response) => {
-              sendHeaders(call, ctx);
-              callback(null, response, toMetadata(ctx.responseTrailer));
-            },
-            (error: unknown) => {
-              sendHeaders(call, ctx);
-              callback(toStatus(error, call, ctx));
-            },
-          )
-          .finally(() => ctx.abort(callFinished));
+        answerOnce(call, ctx, callback, firstOf(transformInvokeImplementation(spec, ctx, interceptors)(requests)));
       }) satisfies grpc.handleClientStreamingCall<Message, Message>;
     case "server_streaming":
       return ((call) => {
@@ -391,6 +369,27 @@ function toMetadata(...sources: Headers[]): grpc.Metadata | undefined {
     });
   }
   return metadata;
+}
+
+/** Sends the one answer of a unary or client-streaming call, then ends its context. */
+function answerOnce(
+  call: SurfaceCall,
+  ctx: CallContext,
+  callback: grpc.sendUnaryData<Message>,
+  response: Promise<Message>,
+): void {
+  response
+    .then(
+      (message) => {
+        sendHeaders(call, ctx);
+        callback(null, message, toMetadata(ctx.responseTrailer));
+      },
+      (error: unknown) => {
+        sendHeaders(call, ctx);
+        callback(toStatus(error, call, ctx));
+      },
+    )
+    .finally(() => ctx.abort(callFinished));
 }
 
 function sendHeaders(call: SurfaceCall, ctx: HandlerContext): void {

@@ -316,6 +316,16 @@ describe("validation", () => {
     expect(readGrpcErrorDetails(error).badRequest?.fieldViolations[0]?.reason).toBe("CARD_NUMBER_NOT_ALLOWED");
   });
 
+  it("refuses a Connect request over the size limit without reading it into the service", async () => {
+    const response = await fetch(`${t.app.httpUrl}/payments.v1.PaymentService/CreatePayment`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...merchant.headers },
+      body: JSON.stringify({ merchantOrderNo: orderNo(), subject: "x".repeat(t.config.maxRequestBytes + 1) }),
+    });
+    const body = (await response.json()) as { code?: string };
+    expect(body.code).toBe("resource_exhausted");
+  });
+
   it("speaks plain Connect JSON to curl-like clients", async () => {
     const response = await fetch(`${t.app.httpUrl}/payments.v1.PaymentService/CreatePayment`, {
       method: "POST",
