@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type ResolvedConfig, startApp } from "./app.js";
-import { loadOrCreateDevChannelKeys } from "./channels/dev-keys.js";
+import { type DevChannelKeys, loadOrCreateDevChannelKeys } from "./channels/dev-keys.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { registerCardWebhookEndpoint } from "./simulator/card-webhook-endpoint.js";
 
@@ -25,7 +25,8 @@ function resolveConfig(config: Readonly<Config>): { resolved: ResolvedConfig; si
   mkdirSync(config.dataDir, { recursive: true });
   const simulated: string[] = [];
   const simulator = `http://127.0.0.1:${config.simulatorPort}`;
-  const devKeys = () => loadOrCreateDevChannelKeys(config.dataDir);
+  let devChannelKeys: DevChannelKeys | undefined;
+  const devKeys = () => (devChannelKeys ??= loadOrCreateDevChannelKeys(config.dataDir));
   let { alipay, wechatpay, card } = config;
   if (!alipay) {
     const keys = devKeys().alipay;
