@@ -39,7 +39,8 @@ export async function applyRefundStatus(
   );
   if (changed === 0) return false;
 
-  const payment = await reloadPayment(tx, refund.paymentId);
+  // The payment's own columns are only changed by atomic arithmetic below; events need just its ids.
+  const payment = { id: refund.paymentId, merchantId: refund.merchantId };
   const merchantShare = refund.amount - refund.feeReturned;
   if (to === "SUCCEEDED") {
     // Atomic column arithmetic: concurrent refunds of one payment never overwrite each other.
