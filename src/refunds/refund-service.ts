@@ -203,7 +203,8 @@ export function createRefundService(deps: { channels: ChannelRegistry; publicBas
         const winner = await findRefund(em, merchantId, { paymentId: payment.id, merchantRefundNo: input.merchantRefundNo });
         return sameOrConflict(winner, input);
       }
-      return sendToChannel(em, await reloadPayment(em, payment.id), refund);
+      // What the channel needs of the payment (numbers, amount) does not change once it succeeded.
+      return sendToChannel(em, payment, refund);
     },
 
     getRefund: findRefund,
