@@ -4,6 +4,7 @@
  * the variable.
  */
 import { readFileSync } from "node:fs";
+import { CHANNEL_NAMES, type ChannelName } from "./channels/channel.js";
 
 export interface AlipayConfig {
   gatewayUrl: string;
@@ -30,6 +31,44 @@ export interface CardConfig {
   webhookSecret: string;
 }
 
+/** Certificate and key (PEM files) for both listeners; a client CA turns on mutual TLS on gRPC. */
+export interface TlsConfig {
+  certFile: string;
+  keyFile: string;
+  /** `TLS_CLIENT_CA_FILE`: gRPC clients must present a certificate signed by this CA. */
+  clientCaFile?: string;
+}
+
+/** Bounds on the gRPC listener's connections (grpc-js server options). */
+export interface GrpcLimits {
+  /** `GRPC_MAX_CONNECTIONS`: open connections at once; more are refused. */
+  maxConnections: number;
+  /** `GRPC_MAX_CONCURRENT_STREAMS`: calls in flight on one connection. */
+  maxConcurrentStreams: number;
+  /** `GRPC_IDLE_TIMEOUT_MS`: a connection with no call for this long is closed. */
+  idleTimeoutMs: number;
+  /** `GRPC_MAX_CONNECTION_AGE_MS`: connections are asked to go away after this long... */
+  maxConnectionAgeMs: number;
+  /** `GRPC_MAX_CONNECTION_AGE_GRACE_MS`: ...and cut this long after that. */
+  maxConnectionAgeGraceMs: number;
+  /** `GRPC_KEEPALIVE_MIN_INTERVAL_MS`: clients pinging more often than this are disconnected. */
+  keepaliveMinIntervalMs: number;
+  /** `GRPC_MAX_SESSION_MEMORY_MB`: buffered bytes per connection before new streams are refused. */
+  maxSessionMemoryMb: number;
+}
+
+/** Bounds on the HTTP listener's connections (node:http server settings). */
+export interface HttpLimits {
+  /** `HTTP_MAX_CONNECTIONS`. */
+  maxConnections: number;
+  /** `HTTP_REQUEST_TIMEOUT_MS`: the whole request (headers and body) must arrive within this. */
+  requestTimeoutMs: number;
+  /** `HTTP_HEADERS_TIMEOUT_MS`. */
+  headersTimeoutMs: number;
+  /** `HTTP_KEEPALIVE_TIMEOUT_MS`: idle keep-alive connections are closed after this. */
+  keepAliveTimeoutMs: number;
+}
+
 export interface Config {
   /** `mysql://...`, or undefined for the embedded SQLite file. */
   databaseUrl?: string;
@@ -44,11 +83,36 @@ export interface Config {
   dataEncryptionKey?: string;
   /** How channels reach the callback shim, without a trailing slash. */
   publicBaseUrl: string;
-  /** Channels configured by their variables; the others are served by the simulator. */
+  /** Channels configured by their variables. */
   alipay?: AlipayConfig;
   wechatpay?: WechatPayConfig;
   card?: CardConfig;
+  /**
+   * Channels served by the simulator with development keys. `SIMULATED_CHANNELS` (a comma list,
+   * `all` or `none`) chooses them; unset, the embedded quick start simulates every channel without
+   * variables and a MySQL deployment simulates none. A channel neither configured nor simulated is off.
+   */
+  simulatedChannels: readonly ChannelName[];
   simulatorPort: number;
+  /** `SIMULATOR_CONTROL_TOKEN`: guards the simulator's control API; generated under `dataDir` when unset. */
+  simulatorControlToken?: string;
+  /** `TLS_CERT_FILE` and `TLS_KEY_FILE` (and `TLS_CLIENT_CA_FILE`); undefined = cleartext. */
+  tls?: TlsConfig;
+  /** `ALLOW_PLAINTEXT=true`: accept a non-loopback `HOST` without TLS (e.g. behind a TLS-terminating proxy). */
+  allowPlaintext: boolean;
+  grpcLimits: GrpcLimits;
+  httpLimits: HttpLimits;
+  /** `CALLBACK_LOG_RETENTION_DAYS`: callback audit rows older than this are deleted. */
+  callbackLogRetentionDays: number;
+  /** `RATE_LIMIT_PER_SECOND` and `RATE_LIMIT_BURST`: each merchant's calls per replica (token bucket). */
+  rateLimit: { perSecond: number; burst: number };
+  /** `FINAL_PAYMENT_CHANNEL_QUERIES`: times QueryPayment may ask the channel about a payment already final. */
+  finalPaymentChannelQueries: number;
+  /**
+   * Which merchant notify URLs are accepted: `NOTIFY_URL_ALLOW_HTTP` (default true only in the embedded
+   * quick start) and `NOTIFY_URL_ALLOW_PRIVATE` (loopback, private, link-local; default false).
+   */
+  notifyUrls: { allowHttp: boolean; allowPrivateNetworks: boolean };
   /** How often the sweeper looks for pending payments to query or expire. */
   sweepIntervalMs: number;
   /** Largest request body accepted on either listener. */
@@ -89,6 +153,55 @@ function positiveInt(env: Env, name: string, fallback: number): number {
   if (text === undefined) return fallback;
   if (!/^\d+$/.test(text) || Number(text) <= 0) {
     throw new ConfigError(name, `must be a positive integer, got ${JSON.stringify(text)}`);
+  }
+  return Number(text);
+}
+
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const text = optional(env, name)?.toLowerCase();
+  if (text === undefined) return fallback;
+  if (text === "true" || text === "1") return true;
+  if (text === "false" || text === "0") return false;
+  throw new ConfigError(name, `must be true or false, got ${JSON.stringify(text)}`);
+}
+
+/** A readable file's path (read later by whoever needs its contents). */
+function filePath(env: Env, name: string): string | undefined {
+  const path = optional(env, name);
+  if (path === undefined) return undefined;
+  try {
+    readFileSync(path);
+  } catch {
+    throw new ConfigError(name, `${JSON.stringify(path)} is not a readable file`);
+  }
+  return path;
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function simulatedChannels(env: Env, configured: Record<ChannelName, unknown>, embedded: boolean): ChannelName[] {
+  const text = optional(env, "SIMULATED_CHANNELS")?.toLowerCase();
+  if (text === undefined) return embedded ? CHANNEL_NAMES.filter((name) => configured[name] === undefined) : [];
+  if (text === "none") return [];
+  const names = text === "all" ? [...CHANNEL_NAMES] : text.split(",").map((name) => name.trim());
+  for (const name of names) {
+    if (!CHANNEL_NAMES.includes(name as ChannelName)) {
+      throw new ConfigError("SIMULATED_CHANNELS", `unknown channel ${JSON.stringify(name)}; use a comma list of ${CHANNEL_NAMES.join(", ")}, or all, or none`);
+    }
+    if (configured[name as ChannelName] !== undefined) {
+      throw new ConfigError("SIMULATED_CHANNELS", `${name} is configured by its variables and cannot also be simulated`);
+    }
+  }
+  return [...new Set(names as ChannelName[])];
+}
+
+function nonNegativeInt(env: Env, name: string, fallback: number): number {
+  const text = optional(env, name);
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(text)}`);
   }
   return Number(text);
 }
@@ -208,6 +321,37 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     }),
   );
 
+  const embedded = databaseUrl === undefined;
+  const simulated = simulatedChannels(env, { alipay, wechatpay, card }, embedded);
+  if (!embedded && !alipay && !wechatpay && !card && simulated.length === 0) {
+    throw new ConfigError(
+      "SIMULATED_CHANNELS",
+      "no channel is configured: set the ALIPAY_*, WECHATPAY_* or CARD_* variables (or SIMULATED_CHANNELS for a test deployment)",
+    );
+  }
+  const simulatorControlToken = optional(env, "SIMULATOR_CONTROL_TOKEN");
+  if (simulatorControlToken !== undefined && simulatorControlToken.length < 16) {
+    throw new ConfigError("SIMULATOR_CONTROL_TOKEN", "must be at least 16 characters");
+  }
+
+  const certFile = filePath(env, "TLS_CERT_FILE");
+  const keyFile = filePath(env, "TLS_KEY_FILE");
+  const clientCaFile = filePath(env, "TLS_CLIENT_CA_FILE");
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError(certFile === undefined ? "TLS_CERT_FILE" : "TLS_KEY_FILE", "must be set together with TLS_CERT_FILE and TLS_KEY_FILE");
+  }
+  if (clientCaFile !== undefined && certFile === undefined) {
+    throw new ConfigError("TLS_CLIENT_CA_FILE", "needs TLS_CERT_FILE and TLS_KEY_FILE");
+  }
+  const tls = certFile !== undefined && keyFile !== undefined ? { certFile, keyFile, clientCaFile } : undefined;
+  const allowPlaintext = flag(env, "ALLOW_PLAINTEXT", false);
+  if (!isLoopbackHost(host) && tls === undefined && !allowPlaintext) {
+    throw new ConfigError(
+      "HOST",
+      `${host} is not a loopback address: set TLS_CERT_FILE and TLS_KEY_FILE, or ALLOW_PLAINTEXT=true when a TLS proxy sits in front`,
+    );
+  }
+
   const publicBaseUrl =
     url(env, "PUBLIC_BASE_URL", ["http:", "https:"]) ??
     `http://${host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host}:${httpPort}`;
@@ -224,7 +368,36 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     alipay,
     wechatpay,
     card,
+    simulatedChannels: Object.freeze(simulated),
     simulatorPort: port(env, "SIMULATOR_PORT", 8090),
+    simulatorControlToken,
+    tls,
+    allowPlaintext,
+    grpcLimits: Object.freeze({
+      maxConnections: positiveInt(env, "GRPC_MAX_CONNECTIONS", 1000),
+      maxConcurrentStreams: positiveInt(env, "GRPC_MAX_CONCURRENT_STREAMS", 100),
+      idleTimeoutMs: positiveInt(env, "GRPC_IDLE_TIMEOUT_MS", 5 * 60_000),
+      maxConnectionAgeMs: positiveInt(env, "GRPC_MAX_CONNECTION_AGE_MS", 30 * 60_000),
+      maxConnectionAgeGraceMs: positiveInt(env, "GRPC_MAX_CONNECTION_AGE_GRACE_MS", 60_000),
+      keepaliveMinIntervalMs: positiveInt(env, "GRPC_KEEPALIVE_MIN_INTERVAL_MS", 60_000),
+      maxSessionMemoryMb: positiveInt(env, "GRPC_MAX_SESSION_MEMORY_MB", 10),
+    }),
+    httpLimits: Object.freeze({
+      maxConnections: positiveInt(env, "HTTP_MAX_CONNECTIONS", 1000),
+      requestTimeoutMs: positiveInt(env, "HTTP_REQUEST_TIMEOUT_MS", 30_000),
+      headersTimeoutMs: positiveInt(env, "HTTP_HEADERS_TIMEOUT_MS", 10_000),
+      keepAliveTimeoutMs: positiveInt(env, "HTTP_KEEPALIVE_TIMEOUT_MS", 5_000),
+    }),
+    callbackLogRetentionDays: positiveInt(env, "CALLBACK_LOG_RETENTION_DAYS", 90),
+    rateLimit: Object.freeze({
+      perSecond: positiveInt(env, "RATE_LIMIT_PER_SECOND", 200),
+      burst: positiveInt(env, "RATE_LIMIT_BURST", 400),
+    }),
+    finalPaymentChannelQueries: nonNegativeInt(env, "FINAL_PAYMENT_CHANNEL_QUERIES", 3),
+    notifyUrls: Object.freeze({
+      allowHttp: flag(env, "NOTIFY_URL_ALLOW_HTTP", embedded),
+      allowPrivateNetworks: flag(env, "NOTIFY_URL_ALLOW_PRIVATE", false),
+    }),
     sweepIntervalMs: positiveInt(env, "SWEEP_INTERVAL_MS", 5000),
     maxRequestBytes: positiveInt(env, "MAX_REQUEST_BYTES", 1024 * 1024),
     channelTimeoutMs: positiveInt(env, "CHANNEL_TIMEOUT_MS", 10_000),

@@ -60,6 +60,22 @@ export class UnauthenticatedError extends DomainError {
   readonly reason = "UNAUTHENTICATED";
 }
 
+/** Valid credentials that may not make this call (a merchant key on an admin RPC). */
+export class PermissionDeniedError extends DomainError {
+  readonly reason = "PERMISSION_DENIED";
+}
+
+/** The caller made too many calls; it may try again after `retryAfterMs`. */
+export class RateLimitedError extends DomainError {
+  readonly reason = "RATE_LIMITED";
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}
+
 /** Collects field violations and throws them together. */
 export class Violations {
   private readonly list: FieldViolation[] = [];

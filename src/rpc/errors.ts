@@ -17,11 +17,13 @@ import {
   ConflictError,
   DomainError,
   NotFoundError,
+  PermissionDeniedError,
   PreconditionError,
+  RateLimitedError,
   UnauthenticatedError,
   ValidationError,
 } from "../errors.js";
-import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 
 const DOMAIN = "payments.v1";
 
@@ -35,6 +37,8 @@ function codeOf(error: DomainError): Code {
   if (error instanceof PreconditionError) return Code.FailedPrecondition;
   if (error instanceof ConflictError) return Code.AlreadyExists;
   if (error instanceof UnauthenticatedError) return Code.Unauthenticated;
+  if (error instanceof PermissionDeniedError) return Code.PermissionDenied;
+  if (error instanceof RateLimitedError) return Code.ResourceExhausted;
   return Code.Internal;
 }
 
@@ -46,6 +50,13 @@ export function toConnectError(error: unknown, log: (message: string, error: unk
       details.push({
         desc: BadRequestSchema,
         value: create(BadRequestSchema, { fieldViolations: error.violations }),
+      });
+    }
+    if (error instanceof RateLimitedError) {
+      const ms = BigInt(Math.max(0, Math.ceil(error.retryAfterMs)));
+      details.push({
+        desc: RetryInfoSchema,
+        value: create(RetryInfoSchema, { retryDelay: { seconds: ms / 1000n, nanos: Number(ms % 1000n) * 1_000_000 } }),
       });
     }
     return new ConnectError(error.message, codeOf(error), undefined, details);
