@@ -443,6 +443,9 @@ async function main(): Promise<void> {
       HTTP_PORT: String(httpPort),
       DATA_DIR: dataDir,
       SWEEP_INTERVAL_MS: "3600000",
+      // One bench merchant makes thousands of calls a second: measure the service, not its rate limit.
+      RATE_LIMIT_PER_SECOND: "1000000",
+      RATE_LIMIT_BURST: "1000000",
       SIMULATOR_PORT: String(simulatorPort),
       ALIPAY_GATEWAY_URL: `${simulatorUrl}/alipay/gateway.do`,
       ALIPAY_APP_ID: keys.alipay.appId,

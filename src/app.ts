@@ -17,6 +17,7 @@ import { SecretBox } from "./merchants/credentials.js";
 import { createMerchantService } from "./merchants/merchant-service.js";
 import { createPaymentService } from "./payments/payment-service.js";
 import { createPaymentSweeper, type PaymentSweeper } from "./payments/payment-sweeper.js";
+import { MerchantAuthenticator } from "./rpc/auth.js";
 import { mapErrors } from "./rpc/errors.js";
 import { createGrpcServer, listenGrpc, setGrpcServing, shutdownGrpc } from "./rpc/grpc-server.js";
 import { createHttpServer } from "./rpc/http-server.js";
@@ -69,8 +70,14 @@ export async function startApp(options: AppOptions): Promise<App> {
 
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   const channels = new ChannelRegistry(options.channels ?? buildChannels(config));
-  const merchants = createMerchantService(new SecretBox(config.dataEncryptionKey));
-  const payments = createPaymentService({ channels, publicBaseUrl: config.publicBaseUrl });
+  const merchants = createMerchantService(new SecretBox(config.dataEncryptionKey), config.notifyUrls);
+  const merchantAuth = new MerchantAuthenticator(merchants, config.rateLimit);
+  const payments = createPaymentService({
+    channels,
+    publicBaseUrl: config.publicBaseUrl,
+    notifyUrls: config.notifyUrls,
+    finalPaymentChannelQueries: config.finalPaymentChannelQueries,
+  });
   const refunds = createRefundService({ channels, publicBaseUrl: config.publicBaseUrl });
   const callbacks = createCallbackService({ db, channels, log });
   const leaseMs = config.channelTimeoutMs * 3;
@@ -79,8 +86,8 @@ export async function startApp(options: AppOptions): Promise<App> {
 
   const services = [
     { service: MerchantService, impl: mapErrors(createMerchantRpc(db, merchants, config.adminToken), logError) },
-    { service: PaymentService, impl: mapErrors(createPaymentRpc(db, merchants, payments, refunds), logError) },
-    { service: SettlementService, impl: mapErrors(createSettlementRpc(db, merchants, config.adminToken), logError) },
+    { service: PaymentService, impl: mapErrors(createPaymentRpc(db, merchantAuth, payments, refunds), logError) },
+    { service: SettlementService, impl: mapErrors(createSettlementRpc(db, merchantAuth, config.adminToken), logError) },
   ] as const;
 
   let draining = false;

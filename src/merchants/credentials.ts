@@ -23,6 +23,14 @@ export function newApiKey(): string {
   return `sk_live_${randomToken(32)}`;
 }
 
+/**
+ * Whether `token` has the shape of a merchant API key from {@link newApiKey}: a cheap test before
+ * any lookup, and what tells a merchant credential from other tokens. Says nothing of validity.
+ */
+export function isApiKeyShaped(token: string): boolean {
+  return /^sk_live_[0-9A-Za-z]{32}$/.test(token);
+}
+
 export function newWebhookSecret(): string {
   return `whsec_${randomToken(32)}`;
 }

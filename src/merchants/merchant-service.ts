@@ -3,6 +3,7 @@ import type { SqlEntityManager } from "@mikro-orm/knex";
 import { findRow } from "../db/rows.js";
 import { NotFoundError, UnauthenticatedError, Violations } from "../errors.js";
 import { newId } from "../ids.js";
+import { type NotifyUrlPolicy, STRICT_NOTIFY_URL_POLICY, validateNotifyUrl } from "../notifications/notify-url.js";
 import { hashApiKey, newApiKey, newWebhookSecret, type SecretBox } from "./credentials.js";
 import { Merchant, type MerchantRow } from "./merchant-entity.js";
 
@@ -12,29 +13,18 @@ export interface CreatedMerchant {
   webhookSecret: string;
 }
 
-export function validateNotifyUrl(violations: Violations, field: string, value: string): void {
-  if (value === "") return;
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(value);
-  } catch {
-    parsed = undefined;
-  }
-  if (!parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
-    violations.add(field, "INVALID_URL", "must be an absolute http(s) URL");
-  } else if (value.length > 512) {
-    violations.add(field, "TOO_LONG", "must be at most 512 characters");
-  }
-}
-
-export function createMerchantService(secretBox: SecretBox) {
+/**
+ * Merchant administration. `notifyUrls` is the policy for merchants' notify URLs (`config.notifyUrls`);
+ * without one only public https URLs are accepted.
+ */
+export function createMerchantService(secretBox: SecretBox, notifyUrls: NotifyUrlPolicy = STRICT_NOTIFY_URL_POLICY) {
   return {
     async createMerchant(em: SqlEntityManager, input: { name: string; notifyUrl: string }): Promise<CreatedMerchant> {
       const violations = new Violations();
       const name = input.name.trim();
       if (name.length === 0) violations.add("name", "REQUIRED", "is required");
       else if (name.length > 128) violations.add("name", "TOO_LONG", "must be at most 128 characters");
-      validateNotifyUrl(violations, "notify_url", input.notifyUrl);
+      validateNotifyUrl(violations, "notify_url", input.notifyUrl, notifyUrls);
       violations.throwIfAny();
 
       const apiKey = newApiKey();

@@ -44,6 +44,8 @@ export const Payment = defineEntity({
     /** When the sweeper should next ask the channel; null once the payment is final. */
     nextQueryAt: p.datetime(3).nullable(),
     queryAttempts: p.integer().default(0),
+    /** Times QueryPayment asked the channel after the payment was final; capped by FINAL_PAYMENT_CHANNEL_QUERIES. */
+    finalChannelQueries: p.integer().default(0),
     /** A sweeping process holds the payment until then; other processes skip it. */
     sweepLeaseUntil: p.datetime(3).nullable(),
   },

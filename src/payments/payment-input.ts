@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import type { ChannelName } from "../channels/channel.js";
 import { Violations } from "../errors.js";
-import { validateNotifyUrl } from "../merchants/merchant-service.js";
+import { type NotifyUrlPolicy, STRICT_NOTIFY_URL_POLICY, validateNotifyUrl } from "../notifications/notify-url.js";
 import { currencyExponent, isKnownCurrency } from "../money/currency.js";
 
 export interface CreatePaymentItemInput {
@@ -63,8 +63,8 @@ export function containsCardNumber(text: string): boolean {
   return false;
 }
 
-/** Throws a ValidationError listing every invalid field. */
-export function validateCreatePayment(input: CreatePaymentInput): void {
+/** Throws a ValidationError listing every invalid field; `notifyUrls` is the notify URL policy (strict by default). */
+export function validateCreatePayment(input: CreatePaymentInput, notifyUrls: NotifyUrlPolicy = STRICT_NOTIFY_URL_POLICY): void {
   const v = new Violations();
 
   if (!ORDER_NO_PATTERN.test(input.merchantOrderNo)) {
@@ -88,7 +88,7 @@ export function validateCreatePayment(input: CreatePaymentInput): void {
   } else if (input.expireSeconds > 0 && input.expireSeconds < 60) {
     v.add("expire_seconds", "OUT_OF_RANGE", "must be at least 60 seconds");
   }
-  validateNotifyUrl(v, "notify_url", input.notifyUrl);
+  validateNotifyUrl(v, "notify_url", input.notifyUrl, notifyUrls);
 
   if (input.items.length > MAX_ITEMS) v.add("items", "TOO_MANY", `at most ${MAX_ITEMS} items`);
   let itemsTotal = 0n;

@@ -16,6 +16,7 @@ import { ConflictError, PreconditionError, ValidationError } from "../errors.js"
 import { inRowTransaction, insertRow, insertRows, updateRows } from "../db/rows.js";
 import { newId, newTradeNo } from "../ids.js";
 import type { MerchantRow } from "../merchants/merchant-entity.js";
+import type { NotifyUrlPolicy } from "../notifications/notify-url.js";
 import { applyChannelStatus } from "./channel-outcome.js";
 import { IdempotencyRecord, Payment, PaymentItem, type PaymentItemRow, type PaymentRow } from "./payment-entity.js";
 import {
@@ -40,6 +41,13 @@ export interface PaymentServiceDeps {
   channels: ChannelRegistry;
   /** `PUBLIC_BASE_URL`: channels post callbacks to `${publicBaseUrl}/callbacks/{channel}`. */
   publicBaseUrl: string;
+  /** `config.notifyUrls`: which notify URLs CreatePayment accepts; public https only when unset. */
+  notifyUrls?: NotifyUrlPolicy;
+  /**
+   * `config.finalPaymentChannelQueries`: how many times in its life QueryPayment may ask the channel
+   * about a payment that is already final; default 3.
+   */
+  finalPaymentChannelQueries?: number;
 }
 
 export interface ListPaymentsFilter {
@@ -111,6 +119,7 @@ export function createPaymentService(deps: PaymentServiceDeps) {
       expiresAt,
       nextQueryAt: firstQueryAt(now, expiresAt),
       queryAttempts: 0,
+      finalChannelQueries: 0,
       sweepLeaseUntil: null,
     };
     const items: PaymentItemRow[] = input.items.map((item, position) => ({
@@ -232,6 +241,22 @@ export function createPaymentService(deps: PaymentServiceDeps) {
     }
   }
 
+  const finalQueryLimit = deps.finalPaymentChannelQueries ?? 3;
+
+  /**
+   * Takes one of the payment's channel queries after final, if any is left: a conditional UPDATE
+   * of the counter, so concurrent queries on any number of replicas never take more than the limit.
+   */
+  async function claimFinalQuery(em: SqlEntityManager, payment: PaymentRow): Promise<boolean> {
+    if (payment.finalChannelQueries >= finalQueryLimit) return false;
+    const claimed: { affectedRows?: number } = await em.execute(
+      "update payment set final_channel_queries = final_channel_queries + 1 where id = ? and status = ? and final_channel_queries < ?",
+      [payment.id, payment.status, finalQueryLimit],
+      "run",
+    );
+    return claimed.affectedRows === 1;
+  }
+
   return {
     async createPayment(
       em: SqlEntityManager,
@@ -239,7 +264,7 @@ export function createPaymentService(deps: PaymentServiceDeps) {
       input: CreatePaymentInput,
       idempotencyKey?: string,
     ): Promise<PaymentView> {
-      validateCreatePayment(input);
+      validateCreatePayment(input, deps.notifyUrls);
       if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
         throw new ValidationError([
           { field: "idempotency-key", reason: "INVALID_LENGTH", description: "must be 1-255 characters" },
@@ -271,14 +296,26 @@ export function createPaymentService(deps: PaymentServiceDeps) {
       return withItems(em, await findMerchantPayment(em, merchantId, lookup));
     },
 
-    /** Asks the channel, applies the answer, returns the payment as it now stands. */
+    /**
+     * Asks the channel, applies the answer, returns the payment as it now stands. A PENDING payment
+     * is always asked about. A FAILED or CLOSED one only `finalPaymentChannelQueries` times in its
+     * life (a card decline can still turn into a success, a closed trade can turn out paid after
+     * close, and those few asks are how that is found); after that the stored state is the answer,
+     * so repeated queries of a settled payment never reach the channel account all merchants share.
+     * SUCCEEDED and REFUNDED payments are not asked about: nothing the channel says changes them here.
+     */
     async queryPayment(em: SqlEntityManager, merchantId: string, lookup: PaymentLookup): Promise<PaymentView> {
       const payment = await findMerchantPayment(em, merchantId, lookup);
-      if (payment.status === "PENDING" || payment.status === "FAILED" || payment.status === "CLOSED") {
+      const ask =
+        payment.status === "PENDING" ||
+        ((payment.status === "FAILED" || payment.status === "CLOSED") && (await claimFinalQuery(em, payment)));
+      if (ask) {
         const status = await channelOf(payment).queryPayment(tradeRef(payment));
         await em.transactional((tx) => applyChannelStatus(tx, payment, status, "query"));
+        return withItems(em, await reloadPayment(em, payment.id));
       }
-      return withItems(em, await reloadPayment(em, payment.id));
+      // Not asked: the row read at the start of this call is the answer, as GetPayment would give it.
+      return withItems(em, payment);
     },
 
     async listPayments(em: SqlEntityManager, merchantId: string, filter: ListPaymentsFilter) {

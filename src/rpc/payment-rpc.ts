@@ -3,7 +3,6 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Database } from "../db/database.js";
 import { ValidationError } from "../errors.js";
-import type { MerchantService as MerchantDomain } from "../merchants/merchant-service.js";
 import type { PaymentService as PaymentDomain } from "../payments/payment-service.js";
 import type { RefundService as RefundDomain } from "../refunds/refund-service.js";
 import {
@@ -18,7 +17,7 @@ import {
   QueryPaymentResponseSchema,
 } from "../../gen/payments/v1/payment_service_pb.js";
 import { PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
-import { authenticateMerchant } from "./auth.js";
+import { authenticateMerchant, type MerchantAuthenticator } from "./auth.js";
 import {
   channelFromProto,
   createPaymentInputFromProto,
@@ -31,7 +30,7 @@ import {
 
 export function createPaymentRpc(
   db: Database,
-  merchants: MerchantDomain,
+  merchants: MerchantAuthenticator,
   payments: PaymentDomain,
   refunds: RefundDomain,
 ): ServiceImpl<typeof PaymentService> {

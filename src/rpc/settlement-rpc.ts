@@ -8,7 +8,6 @@ import { listDiscrepancies, resolveDiscrepancy } from "../discrepancies/discrepa
 import { Violations } from "../errors.js";
 import { checkLedger } from "../ledger/ledger-check.js";
 import { merchantBalance } from "../ledger/ledger.js";
-import type { MerchantService as MerchantDomain } from "../merchants/merchant-service.js";
 import { isKnownCurrency } from "../money/currency.js";
 import {
   CheckLedgerResponseSchema,
@@ -19,7 +18,7 @@ import {
   ResolveDiscrepancyResponseSchema,
   type SettlementService,
 } from "../../gen/payments/v1/settlement_service_pb.js";
-import { authenticateMerchant, requireAdmin } from "./auth.js";
+import { authenticateMerchant, type MerchantAuthenticator, requireAdmin } from "./auth.js";
 import { channelToProto } from "./mappers.js";
 
 function discrepancyToProto(row: DiscrepancyRow): Discrepancy {
@@ -41,7 +40,7 @@ function discrepancyToProto(row: DiscrepancyRow): Discrepancy {
 
 export function createSettlementRpc(
   db: Database,
-  merchants: MerchantDomain,
+  merchants: MerchantAuthenticator,
   adminToken: string,
 ): ServiceImpl<typeof SettlementService> {
   const admin = (ctx: HandlerContext) => requireAdmin(ctx, adminToken);

@@ -72,6 +72,8 @@ export interface TestAppOptions {
   channelTimeoutMs?: number;
   /** Wraps each channel adapter, e.g. to count the calls the service makes. */
   wrapChannel?: (channel: PaymentChannel) => PaymentChannel;
+  /** Settings that replace the test configuration's (e.g. a small `rateLimit`). */
+  config?: Partial<ResolvedConfig>;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -121,6 +123,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       apiV3Key: keys.wechatpay.apiV3Key,
     },
     card: { baseUrl: `${simulator.url}/card`, secretKey: keys.card.secretKey, webhookSecret: keys.card.webhookSecret },
+    ...options.config,
   });
   const channels = options.wrapChannel ? buildChannels(config).map(options.wrapChannel) : undefined;
   const app = await startApp({ config, channels, runSweeper: false, log: () => {} });
