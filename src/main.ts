@@ -1,34 +1,53 @@
 /**
- * The service process: reads the configuration, fills in development settings for whatever is
- * not configured (embedded database, generated admin token, simulated channels with keys kept
- * under ./data/), starts the channel simulator when a channel needs it, and serves until SIGTERM.
+ * The service process: reads the configuration, fills in development settings where the
+ * configuration allows them (embedded database and generated admin token in the quick start;
+ * exactly the channels in `config.simulatedChannels` served by the simulator with development
+ * keys kept under the data directory), starts the simulator process only when a channel is
+ * simulated, and serves until SIGTERM. A channel neither configured nor simulated is off.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ResolvedConfig, startApp } from "./app.js";
+import { type App, type ResolvedConfig, startApp } from "./app.js";
+import { CHANNEL_NAMES, type ChannelName } from "./channels/channel.js";
 import { type DevChannelKeys, loadOrCreateDevChannelKeys } from "./channels/dev-keys.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { registerCardWebhookEndpoint } from "./simulator/card-webhook-endpoint.js";
+import { loadOrCreateControlToken } from "./simulator/control-token.js";
 
 /** A secret generated once and kept in the data directory (embedded mode only). */
-function devSecret(dataDir: string, file: string): string {
+function devSecret(dataDir: string, file: string, minLength: number): { secret: string; path: string } {
   const path = join(dataDir, file);
-  if (existsSync(path)) return readFileSync(path, "utf8").trim();
+  if (existsSync(path)) {
+    const secret = readFileSync(path, "utf8").trim();
+    if (secret.length < minLength) throw new Error(`${path} holds fewer than ${minLength} characters; delete it to generate a new one`);
+    return { secret, path };
+  }
   const secret = randomBytes(24).toString("base64url");
   writeFileSync(path, `${secret}\n`, { mode: 0o600 });
-  return secret;
+  return { secret, path };
 }
 
-function resolveConfig(config: Readonly<Config>): { resolved: ResolvedConfig; simulated: string[] } {
-  mkdirSync(config.dataDir, { recursive: true });
-  const simulated: string[] = [];
+/** What main.ts filled in beyond the configuration, for the start-up banner. */
+interface Resolution {
+  resolved: ResolvedConfig;
+  simulated: readonly ChannelName[];
+  /** The simulator's control token and where it is kept (undefined path: from SIMULATOR_CONTROL_TOKEN). */
+  control?: { token: string; path?: string };
+  /** Path of the generated admin token, when one was generated. */
+  adminTokenPath?: string;
+}
+
+function resolveConfig(config: Readonly<Config>): Resolution {
+  const simulated = config.simulatedChannels;
+  if (config.databaseUrl === undefined || simulated.length > 0) mkdirSync(config.dataDir, { recursive: true });
   const simulator = `http://127.0.0.1:${config.simulatorPort}`;
   let devChannelKeys: DevChannelKeys | undefined;
   const devKeys = () => (devChannelKeys ??= loadOrCreateDevChannelKeys(config.dataDir));
+  // Only the channels the configuration names as simulated: a missing variable never means "simulate".
   let { alipay, wechatpay, card } = config;
-  if (!alipay) {
+  if (simulated.includes("alipay")) {
     const keys = devKeys().alipay;
     alipay = {
       gatewayUrl: `${simulator}/alipay/gateway.do`,
@@ -37,9 +56,8 @@ function resolveConfig(config: Readonly<Config>): { resolved: ResolvedConfig; si
       alipayPublicKeyPem: keys.alipayPublicKeyPem,
       sellerId: keys.sellerId,
     };
-    simulated.push("alipay");
   }
-  if (!wechatpay) {
+  if (simulated.includes("wechatpay")) {
     const keys = devKeys().wechatpay;
     wechatpay = {
       baseUrl: `${simulator}/wechatpay`,
@@ -51,33 +69,73 @@ function resolveConfig(config: Readonly<Config>): { resolved: ResolvedConfig; si
       publicKeyId: keys.publicKeyId,
       apiV3Key: keys.apiV3Key,
     };
-    simulated.push("wechatpay");
   }
-  if (!card) {
+  if (simulated.includes("card")) {
     const keys = devKeys().card;
     card = { baseUrl: `${simulator}/card`, secretKey: keys.secretKey, webhookSecret: keys.webhookSecret };
-    simulated.push("card");
   }
-  const adminToken = config.adminToken ?? devSecret(config.dataDir, "admin-token");
-  const dataEncryptionKey = config.dataEncryptionKey ?? devSecret(config.dataDir, "data-encryption-key");
-  return { resolved: Object.freeze({ ...config, alipay, wechatpay, card, adminToken, dataEncryptionKey }), simulated };
+  let control: Resolution["control"];
+  if (simulated.length > 0) {
+    if (config.simulatorControlToken !== undefined) control = { token: config.simulatorControlToken };
+    else {
+      const generated = loadOrCreateControlToken(config.dataDir);
+      control = { token: generated.token, path: generated.file };
+    }
+  }
+  const generatedAdmin = config.adminToken === undefined ? devSecret(config.dataDir, "admin-token", 16) : undefined;
+  const adminToken = config.adminToken ?? generatedAdmin!.secret;
+  const dataEncryptionKey = config.dataEncryptionKey ?? devSecret(config.dataDir, "data-encryption-key", 32).secret;
+  return {
+    resolved: Object.freeze({ ...config, alipay, wechatpay, card, adminToken, dataEncryptionKey }),
+    simulated,
+    control,
+    adminTokenPath: generatedAdmin?.path,
+  };
 }
 
-/** Runs `npm run simulator`'s entry as a child process and waits until it answers. */
-async function startSimulatorProcess(config: Readonly<Config>): Promise<ChildProcess> {
+/** Runs `npm run simulator`'s entry as a child process and waits until its control API answers. */
+async function startSimulatorProcess(config: Readonly<Config>, controlToken: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/simulator/main.ts"], {
-    env: { ...process.env, SIMULATOR_PORT: String(config.simulatorPort), SIMULATOR_DATA_DIR: config.dataDir },
-    stdio: ["ignore", "inherit", "inherit"],
+    env: {
+      ...process.env,
+      SIMULATOR_PORT: String(config.simulatorPort),
+      SIMULATOR_DATA_DIR: config.dataDir,
+      SIMULATOR_CONTROL_TOKEN: controlToken,
+    },
+    // Its own banner would name the token's environment variable; this process prints where it is kept.
+    stdio: ["ignore", "ignore", "inherit"],
   });
   const url = `http://127.0.0.1:${config.simulatorPort}/simulator`;
+  // Only our own simulator knows the token, so a stranger on the port is never taken for it.
+  const headers = { authorization: `Bearer ${controlToken}` };
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null) throw new Error(`simulator exited with code ${child.exitCode}`);
-    const ok = await fetch(url).then((r) => r.ok, () => false);
+    const ok = await fetch(url, { headers }).then((r) => r.ok, () => false);
     if (ok) return child;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   child.kill();
   throw new Error(`simulator did not answer on ${url}`);
+}
+
+const CHANNEL_VARIABLE_PREFIX: Record<ChannelName, string> = { alipay: "ALIPAY_*", wechatpay: "WECHATPAY_*", card: "CARD_*" };
+
+/** One line per channel saying plainly whether it is simulated, real, or off. */
+function channelLines(config: Readonly<Config>, simulated: readonly ChannelName[]): string[] {
+  const configuredUrl: Record<ChannelName, string | undefined> = {
+    alipay: config.alipay?.gatewayUrl,
+    wechatpay: config.wechatpay?.baseUrl,
+    card: config.card?.baseUrl,
+  };
+  return CHANNEL_NAMES.map((name) => {
+    const label = `  ${name.padEnd(10)} `;
+    if (simulated.includes(name)) {
+      return `${label}SIMULATED at http://127.0.0.1:${config.simulatorPort} (development keys, not real money)`;
+    }
+    const url = configuredUrl[name];
+    if (url !== undefined) return `${label}real, ${url}`;
+    return `${label}off (no ${CHANNEL_VARIABLE_PREFIX[name]} variables, not in SIMULATED_CHANNELS)`;
+  });
 }
 
 async function main(): Promise<void> {
@@ -91,19 +149,38 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const { resolved, simulated } = resolveConfig(config);
-  const simulator = simulated.length > 0 ? await startSimulatorProcess(config) : undefined;
-  const app = await startApp({ config: resolved });
-  if (simulated.includes("card")) {
-    const simulatorUrl = `http://127.0.0.1:${config.simulatorPort}`;
-    await registerCardWebhookEndpoint(simulatorUrl, resolved.card!.secretKey, `${resolved.publicBaseUrl}/callbacks/card`);
+  const { resolved, simulated, control, adminTokenPath } = resolveConfig(config);
+  const simulator = control ? await startSimulatorProcess(config, control.token) : undefined;
+  let app: App;
+  try {
+    app = await startApp({ config: resolved });
+    if (simulated.includes("card")) {
+      const simulatorUrl = `http://127.0.0.1:${config.simulatorPort}`;
+      await registerCardWebhookEndpoint(simulatorUrl, resolved.card!.secretKey, `${resolved.publicBaseUrl}/callbacks/card`);
+    }
+  } catch (error) {
+    simulator?.kill("SIGTERM");
+    throw error;
   }
 
   console.log(`database: ${config.databaseUrl ? "MySQL" : `embedded SQLite in ${config.dataDir}`}`);
   console.log(`gRPC:     ${config.host}:${app.grpcPort}`);
   console.log(`HTTP:     ${app.httpUrl} (Connect, gRPC-Web, /callbacks/*, /healthz)`);
-  if (simulator) console.log(`simulator: http://127.0.0.1:${config.simulatorPort} for ${simulated.join(", ")}`);
-  if (!config.adminToken) console.log(`admin token (generated, kept in ${config.dataDir}/admin-token): ${resolved.adminToken}`);
+  console.log("channels:");
+  for (const line of channelLines(config, simulated)) console.log(line);
+  if (simulator && control) {
+    const simulatorUrl = `http://127.0.0.1:${config.simulatorPort}`;
+    const tokenSource = control.path ? `kept in ${control.path}` : "from SIMULATOR_CONTROL_TOKEN";
+    const bearer = control.path ? `$(cat ${control.path})` : "$SIMULATOR_CONTROL_TOKEN";
+    console.log(`simulator: ${simulatorUrl} (loopback only); control API token ${tokenSource}`);
+    console.log(`  pay a trade: curl -X POST -H "authorization: Bearer ${bearer}" ${simulatorUrl}/simulator/<channel>/trades/<payment_no>/pay`);
+    if (config.databaseUrl) {
+      console.log(
+        `WARNING: SIMULATED_CHANNELS on a MySQL deployment: ${simulated.join(", ")} payments are marked paid through the simulator's control API and move no real money`,
+      );
+    }
+  }
+  if (adminTokenPath) console.log(`admin token: generated, kept in ${adminTokenPath}`);
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -9,9 +9,16 @@ export class ChannelRegistry {
     for (const channel of channels) this.channels.set(channel.name, channel);
   }
 
+  /**
+   * The channel's adapter. A channel neither configured by its variables nor simulated is off:
+   * asking for it is `CHANNEL_NOT_CONFIGURED` (FAILED_PRECONDITION) naming the channel.
+   */
   get(name: ChannelName): PaymentChannel {
     const channel = this.channels.get(name);
-    if (!channel) throw new PreconditionError("CHANNEL_NOT_AVAILABLE", `channel ${name} is not configured`);
+    if (!channel) {
+      const enabled = [...this.channels.keys()].join(", ") || "none";
+      throw new PreconditionError("CHANNEL_NOT_CONFIGURED", `channel ${name} is not configured on this service (channels on: ${enabled})`);
+    }
     return channel;
   }
 

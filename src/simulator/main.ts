@@ -1,12 +1,16 @@
 /**
  * Process entry of the channel simulator (`npm run simulator`). Settings:
- * `SIMULATOR_PORT` (8090), `HOST` (127.0.0.1), `SIMULATOR_TIME_SCALE` (1; 0.001 turns Alipay's
- * 4-minute re-send gap into 240 ms), `SIMULATOR_DATA_DIR` (`./data`, where the development keys live).
+ * `SIMULATOR_PORT` (8090), `SIMULATOR_TIME_SCALE` (1; 0.001 turns Alipay's 4-minute re-send gap
+ * into 240 ms), `SIMULATOR_DATA_DIR` (`./data`, where the development keys live) and
+ * `SIMULATOR_CONTROL_TOKEN` (the control API's bearer token, at least 16 characters; unset, one is
+ * generated once into `${SIMULATOR_DATA_DIR}/simulator-control-token`, mode 0600).
+ * It listens on 127.0.0.1 only, whatever `HOST` says: its control API marks payments paid.
  */
 import path from "node:path";
 import { closeHttpAgents } from "../channels/http-client.js";
 import { DEV_KEYS_FILE_NAME, loadOrCreateDevChannelKeys } from "../channels/dev-keys.js";
-import { startSimulator } from "./simulator.js";
+import { loadOrCreateControlToken } from "./control-token.js";
+import { MIN_CONTROL_TOKEN_LENGTH, startSimulator } from "./simulator.js";
 
 function fail(message: string): never {
   console.error(`simulator: ${message}`);
@@ -23,29 +27,45 @@ function readSettings(env: NodeJS.ProcessEnv) {
   if (!/^\d*\.?\d+(e-?\d+)?$/i.test(timeScaleText) || !(timeScale > 0)) {
     fail(`SIMULATOR_TIME_SCALE must be a positive number such as 1 or 0.001, got ${JSON.stringify(timeScaleText)}`);
   }
+  const controlToken = env.SIMULATOR_CONTROL_TOKEN?.trim() || undefined;
+  if (controlToken !== undefined && controlToken.length < MIN_CONTROL_TOKEN_LENGTH) {
+    fail(`SIMULATOR_CONTROL_TOKEN must be at least ${MIN_CONTROL_TOKEN_LENGTH} characters`);
+  }
   return Object.freeze({
     port: Number(portText),
-    host: env.HOST || "127.0.0.1",
     timeScale,
     dataDir: path.resolve(env.SIMULATOR_DATA_DIR || "./data"),
+    controlToken,
   });
 }
 
 const settings = readSettings(process.env);
 const keys = loadOrCreateDevChannelKeys(settings.dataDir);
-const simulator = await startSimulator({ port: settings.port, host: settings.host, timeScale: settings.timeScale, keys }).catch(
+let controlToken = settings.controlToken;
+let tokenFile: string | undefined;
+if (controlToken === undefined) {
+  try {
+    ({ token: controlToken, file: tokenFile } = loadOrCreateControlToken(settings.dataDir));
+  } catch (error) {
+    fail((error as Error).message);
+  }
+}
+const simulator = await startSimulator({ port: settings.port, timeScale: settings.timeScale, keys, controlToken }).catch(
   (error: NodeJS.ErrnoException) => {
-    if (error.code === "EADDRINUSE") fail(`${settings.host}:${settings.port} is already in use; set SIMULATOR_PORT to another port`);
+    if (error.code === "EADDRINUSE") fail(`127.0.0.1:${settings.port} is already in use; set SIMULATOR_PORT to another port`);
     throw error;
   },
 );
 
-console.log(`channel simulator listening on ${simulator.url} (time scale ${settings.timeScale})`);
+const tokenSource = tokenFile ?? "SIMULATOR_CONTROL_TOKEN (from the environment)";
+const auth = `-H "authorization: Bearer ${tokenFile ? `$(cat ${tokenFile})` : "$SIMULATOR_CONTROL_TOKEN"}"`;
+console.log(`channel simulator listening on ${simulator.url} (loopback only; time scale ${settings.timeScale})`);
 console.log(`  Alipay gateway:   POST ${simulator.url}/alipay/gateway.do (app_id ${keys.alipay.appId})`);
 console.log(`  WeChat Pay v3:    ${simulator.url}/wechatpay/v3/... (mchid ${keys.wechatpay.mchId})`);
 console.log(`  card acquirer:    ${simulator.url}/card/v1/... (webhooks go to registered /v1/webhook_endpoints)`);
-console.log(`  pay a trade:      curl -X POST ${simulator.url}/simulator/{alipay|wechatpay|card}/trades/<payment_no>/pay`);
-console.log(`  inspect a trade:  curl ${simulator.url}/simulator/{alipay|wechatpay|card}/trades/<payment_no>`);
+console.log(`  control token:    ${tokenSource} (send as authorization: Bearer <token>)`);
+console.log(`  pay a trade:      curl -X POST ${auth} ${simulator.url}/simulator/{alipay|wechatpay|card}/trades/<payment_no>/pay`);
+console.log(`  inspect a trade:  curl ${auth} ${simulator.url}/simulator/{alipay|wechatpay|card}/trades/<payment_no>`);
 console.log(`  development keys: ${path.join(settings.dataDir, DEV_KEYS_FILE_NAME)}`);
 
 let stopping = false;

@@ -2,11 +2,16 @@
  * The channel simulator: one HTTP server that speaks each channel's wire format under
  * `/{channel}/...` and a JSON control API under `/simulator/...` for tests and people.
  * Runs in-process (`startSimulator`) or as its own process (`main.ts`).
+ *
+ * The control API can mark any trade paid, so it answers only requests carrying
+ * `authorization: Bearer <control token>`, and the server listens on loopback (127.0.0.1) only.
+ * The channel routes keep each channel's own authentication (signatures, secret keys).
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { CHANNEL_NAMES, type ChannelName } from "../channels/channel.js";
 import type { DevChannelKeys } from "../channels/dev-keys.js";
+import { secretsEqual } from "../merchants/credentials.js";
 import { createAlipaySimulator } from "./alipay-simulator.js";
 import { createCardSimulator } from "./card-simulator.js";
 import {
@@ -34,8 +39,11 @@ export const CHANNEL_SIMULATORS: readonly ChannelSimulatorFactory[] = [createAli
 export interface SimulatorOptions {
   /** 0 picks a free port; default 8090. */
   port?: number;
-  /** Default 127.0.0.1. */
-  host?: string;
+  /**
+   * The bearer token the control API (`/simulator/...`) requires, at least 16 characters.
+   * There is no host option: the simulator listens on 127.0.0.1 only.
+   */
+  controlToken: string;
   /** Multiplies the channels' re-send gaps; e.g. 0.001 turns Alipay's 4 minutes into 240 ms. Default 1. */
   timeScale?: number;
   keys: DevChannelKeys;
@@ -65,12 +73,19 @@ export interface Simulator {
 }
 
 const MAX_BODY_BYTES = 1024 * 1024;
+/** Shortest control token accepted; matches `SIMULATOR_CONTROL_TOKEN`'s rule. */
+export const MIN_CONTROL_TOKEN_LENGTH = 16;
+/** The only address the simulator listens on. */
+const LOOPBACK = "127.0.0.1";
 
 /** Starts the simulator and resolves once it listens. */
 export async function startSimulator(options: SimulatorOptions): Promise<Simulator> {
   const timeScale = options.timeScale ?? 1;
   if (!(timeScale > 0) || !Number.isFinite(timeScale)) throw new RangeError(`timeScale must be a positive number, got ${timeScale}`);
-  const host = options.host ?? "127.0.0.1";
+  const controlToken = options.controlToken;
+  if (typeof controlToken !== "string" || controlToken.length < MIN_CONTROL_TOKEN_LENGTH) {
+    throw new RangeError(`controlToken must be a string of at least ${MIN_CONTROL_TOKEN_LENGTH} characters`);
+  }
   let url = "";
 
   const trades = new TradeStore();
@@ -174,17 +189,33 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     void serve(request, response);
   });
 
+  /** True when the request carries `authorization: Bearer <controlToken>` (compared in constant time). */
+  function hasControlToken(request: http.IncomingMessage): boolean {
+    const match = /^Bearer (.+)$/.exec(request.headers.authorization ?? "");
+    return match !== null && secretsEqual(match[1]!, controlToken);
+  }
+
   async function serve(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
     try {
-      const rawBody = await readBody(request);
       const requestUrl = new URL(request.url ?? "/", "http://simulator.invalid");
       const segments = requestUrl.pathname
         .split("/")
         .filter((segment) => segment !== "")
         .map(decodePathSegment);
+      const isControl = segments[0] === "simulator";
+      // Checked before the body is read: an unauthenticated caller gets nothing buffered for it.
+      if (isControl && !hasControlToken(request)) {
+        const answer = json(401, {
+          error: "the simulator's control API needs authorization: Bearer <SIMULATOR_CONTROL_TOKEN>",
+        });
+        response.writeHead(answer.status, { ...answer.headers, "www-authenticate": 'Bearer realm="simulator"' });
+        response.end(answer.body);
+        return;
+      }
+      const rawBody = await readBody(request);
       const method = request.method ?? "GET";
       let answer: SimulatorResponse | typeof HOLD_OPEN;
-      if (segments[0] === "simulator") {
+      if (isControl) {
         answer = await control(method, segments.slice(1), requestUrl.searchParams, rawBody);
       } else if (segments[0] !== undefined && sides.has(segments[0] as ChannelName)) {
         const side = sides.get(segments[0] as ChannelName) as ChannelSimulator;
@@ -220,14 +251,13 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port ?? 8090, host, () => {
+    server.listen(options.port ?? 8090, LOOPBACK, () => {
       server.off("error", reject);
       resolve();
     });
   });
   const { port } = server.address() as AddressInfo;
-  const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
-  url = `http://${urlHost}:${port}`;
+  url = `http://${LOOPBACK}:${port}`;
   return simulator;
 }
 

@@ -18,6 +18,7 @@ import { type Simulator, startSimulator } from "../../src/simulator/simulator.js
 
 // 4 minutes become 120 ms.
 const TIME_SCALE = 0.0005;
+const CONTROL_TOKEN = "alipay-simulator-test-control-token";
 
 interface ReceivedNotify {
   at: number;
@@ -123,7 +124,10 @@ function notifiesFor(paymentNo: string): ReceivedNotify[] {
 async function control(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
   const response = await fetch(`${simulator.url}${path}`, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers: {
+      authorization: `Bearer ${CONTROL_TOKEN}`,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: response.status, json: (await response.json()) as Record<string, unknown> };
@@ -131,7 +135,7 @@ async function control(method: string, path: string, body?: unknown): Promise<{ 
 
 beforeAll(async () => {
   keys = generateDevChannelKeys();
-  simulator = await startSimulator({ port: 0, timeScale: TIME_SCALE, keys });
+  simulator = await startSimulator({ port: 0, timeScale: TIME_SCALE, keys, controlToken: CONTROL_TOKEN });
   alipay = adapter();
   receiver = await startReceiver(alipay);
 });

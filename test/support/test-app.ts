@@ -19,6 +19,8 @@ import { createGrpcJsClient, type GrpcJsClient } from "./grpc-client.js";
 import { createTestDatabase, type TestDatabase } from "./test-database.js";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
+/** The control token of every simulator the tests start; send as `authorization: Bearer ...` to `/simulator/*`. */
+export const SIMULATOR_CONTROL_TOKEN = "test-simulator-control-token-0123";
 
 let sharedKeys: DevChannelKeys | undefined;
 /** RSA key generation is slow; one set per test process is enough. */
@@ -78,7 +80,7 @@ export interface TestAppOptions {
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const keys = testKeys();
-  const simulator = options.simulator ?? (await startSimulator({ port: 0, keys, timeScale: options.timeScale ?? 0.0005 }));
+  const simulator = options.simulator ?? (await startSimulator({ port: 0, keys, timeScale: options.timeScale ?? 0.0005, controlToken: SIMULATOR_CONTROL_TOKEN }));
   let database: TestDatabase | undefined;
   let databaseUrl = options.databaseUrl;
   let dataDir = "./data";
