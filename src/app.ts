@@ -3,7 +3,6 @@
  * gRPC and HTTP listeners and the sweeper. Used by main.ts, the tests and the benchmark, so all
  * three run the same wiring.
  */
-import type { Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createCallbackService } from "./callbacks/callback-service.js";
 import { createAlipayChannel } from "./channels/alipay/alipay-channel.js";
@@ -20,7 +19,8 @@ import { createPaymentSweeper, type PaymentSweeper } from "./payments/payment-sw
 import { MerchantAuthenticator } from "./rpc/auth.js";
 import { mapErrors } from "./rpc/errors.js";
 import { createGrpcServer, listenGrpc, setGrpcServing, shutdownGrpc } from "./rpc/grpc-server.js";
-import { createHttpServer } from "./rpc/http-server.js";
+import { createHttpServer, type HttpListener } from "./rpc/http-server.js";
+import { createTlsSource } from "./rpc/tls.js";
 import { createMerchantRpc } from "./rpc/merchant-rpc.js";
 import { createPaymentRpc } from "./rpc/payment-rpc.js";
 import { createSettlementRpc } from "./rpc/settlement-rpc.js";
@@ -40,16 +40,24 @@ export interface AppOptions {
   /** Start the background sweeper loop (tests drive `sweeper.runOnce()` themselves). */
   runSweeper?: boolean;
   log?: (message: string) => void;
+  /** How often the TLS files are checked for a rotation (default 10 s; 0 = only on `reloadTls()`). */
+  tlsReloadIntervalMs?: number;
 }
 
 export interface App {
   db: Database;
   grpcPort: number;
   httpPort: number;
-  /** Base URL of the HTTP listener. */
+  /** Base URL of the HTTP listener (`https://` when TLS is on). */
   httpUrl: string;
   sweeper: PaymentSweeper;
   refundSweeper: RefundSweeper;
+  /**
+   * Reads the TLS certificate, key and client CA files again (e.g. on SIGHUP) and, when they changed and
+   * are valid, serves new connections on both listeners with them; returns whether it switched.
+   * False without TLS.
+   */
+  reloadTls(): boolean;
   /** Drains in-flight calls (up to the grace time), stops the sweeper, closes the database. */
   stop(): Promise<void>;
 }
@@ -68,6 +76,14 @@ export async function startApp(options: AppOptions): Promise<App> {
   const log = options.log ?? ((message: string) => console.log(message));
   const logError = (message: string, error: unknown) => console.error(message, error);
 
+  // Read first: unusable TLS files stop the start before anything is opened.
+  const tls = config.tls
+    ? createTlsSource(config.tls, {
+        reloadIntervalMs: options.tlsReloadIntervalMs,
+        onError: (error) => logError("TLS files changed but cannot be used; keeping the previous certificate:", error.message),
+        onReload: () => log("TLS certificate reloaded"),
+      })
+    : undefined;
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   const channels = new ChannelRegistry(options.channels ?? buildChannels(config));
   const merchants = createMerchantService(new SecretBox(config.dataEncryptionKey), config.notifyUrls);
@@ -91,13 +107,15 @@ export async function startApp(options: AppOptions): Promise<App> {
   ] as const;
 
   let draining = false;
-  const grpc = createGrpcServer({ services, maxReceiveMessageLength: config.maxRequestBytes });
-  const grpcPort = await listenGrpc(grpc, config.host, config.grpcPort);
+  const grpc = createGrpcServer({ services, maxReceiveMessageLength: config.maxRequestBytes, limits: config.grpcLimits });
+  const grpcPort = await listenGrpc(grpc, config.host, config.grpcPort, tls?.grpcCredentials());
   const http = createHttpServer({
     services,
     callbacks,
     maxRequestBytes: config.maxRequestBytes,
     isHealthy: async () => !draining && (await db.orm.isConnected()),
+    limits: config.httpLimits,
+    tls,
   });
   const httpPort = await listenHttp(http, config.host, config.httpPort);
 
@@ -119,11 +137,13 @@ export async function startApp(options: AppOptions): Promise<App> {
     db,
     grpcPort,
     httpPort,
-    httpUrl: `http://${host}:${httpPort}`,
+    httpUrl: `${tls ? "https" : "http"}://${host}:${httpPort}`,
     sweeper,
     refundSweeper,
+    reloadTls: () => tls?.reload() ?? false,
     async stop() {
       draining = true;
+      tls?.close();
       setGrpcServing(grpc, false);
       clearTimeout(sweepTimer);
       await Promise.all([
@@ -136,7 +156,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   };
 }
 
-function listenHttp(server: HttpServer, host: string, port: number): Promise<number> {
+function listenHttp(server: HttpListener, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
@@ -147,7 +167,7 @@ function listenHttp(server: HttpServer, host: string, port: number): Promise<num
 }
 
 /** Stops accepting, lets in-flight requests finish, then cuts what is left after the grace time. */
-function closeHttp(server: HttpServer, graceMs: number): Promise<void> {
+function closeHttp(server: HttpListener, graceMs: number): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => server.closeAllConnections(), graceMs);
     server.close(() => {

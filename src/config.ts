@@ -55,6 +55,11 @@ export interface GrpcLimits {
   keepaliveMinIntervalMs: number;
   /** `GRPC_MAX_SESSION_MEMORY_MB`: buffered bytes per connection before new streams are refused. */
   maxSessionMemoryMb: number;
+  /**
+   * `GRPC_REQUEST_TIMEOUT_MS`: once the server waits for a call's next request message (or the end of the
+   * request), it must arrive within this long, else the call ends with DEADLINE_EXCEEDED and its stream is reset.
+   */
+  requestTimeoutMs: number;
 }
 
 /** Bounds on the HTTP listener's connections (node:http server settings). */
@@ -381,6 +386,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       maxConnectionAgeGraceMs: positiveInt(env, "GRPC_MAX_CONNECTION_AGE_GRACE_MS", 60_000),
       keepaliveMinIntervalMs: positiveInt(env, "GRPC_KEEPALIVE_MIN_INTERVAL_MS", 60_000),
       maxSessionMemoryMb: positiveInt(env, "GRPC_MAX_SESSION_MEMORY_MB", 10),
+      requestTimeoutMs: positiveInt(env, "GRPC_REQUEST_TIMEOUT_MS", 30_000),
     }),
     httpLimits: Object.freeze({
       maxConnections: positiveInt(env, "HTTP_MAX_CONNECTIONS", 1000),

@@ -1,4 +1,6 @@
 import { type EventEmitter, once } from "node:events";
+import * as http2 from "node:http2";
+import type { Server as NetServer } from "node:net";
 import {
   create,
   type DescFile,
@@ -30,6 +32,7 @@ import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, type ServingStatus } from "grpc-health-check";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
+import type { GrpcLimits } from "../config.js";
 
 /** Options for {@link addServiceToGrpcServer}. */
 export interface GrpcServiceOptions {
@@ -58,7 +61,21 @@ export interface GrpcServerOptions<Services extends readonly DescService[]> exte
   maxReceiveMessageLength?: number;
   /** Largest response message sent, in bytes; default 16 MiB. */
   maxSendMessageLength?: number;
+  /** Connection and stream bounds; each one left out takes the value of {@link defaultGrpcLimits}. */
+  limits?: Partial<GrpcLimits>;
 }
+
+/** The bounds a server gets for what {@link GrpcServerOptions.limits} leaves out (the configuration's defaults). */
+export const defaultGrpcLimits: Readonly<GrpcLimits> = Object.freeze({
+  maxConnections: 1000,
+  maxConcurrentStreams: 100,
+  idleTimeoutMs: 5 * 60_000,
+  maxConnectionAgeMs: 30 * 60_000,
+  maxConnectionAgeGraceMs: 60_000,
+  keepaliveMinIntervalMs: 60_000,
+  maxSessionMemoryMb: 10,
+  requestTimeoutMs: 30_000,
+});
 
 type AnyMethodImplSpec = MethodImplSpec<DescMessage, DescMessage>;
 // grpc-js does not export the type all server calls share.
@@ -78,6 +95,7 @@ const validMetadataText = /^[ -~]*$/;
 // Set by the gRPC transport itself; copying them from ctx headers or error metadata would corrupt the response.
 const transportHeaders = new Set(["content-type", "content-length", "te", "connection", "transfer-encoding"]);
 const healthByServer = new WeakMap<grpc.Server, { health: HealthImplementation; names: string[] }>();
+const limitsByServer = new WeakMap<grpc.Server, GrpcLimits>();
 
 /**
  * Registers a connect-es service implementation on a grpc-js server: one handler per method
@@ -110,10 +128,20 @@ export function addServiceToGrpcServer<S extends DescService>(
 export function createGrpcServer<const Services extends readonly DescService[]>(
   options: GrpcServerOptions<Services>,
 ): grpc.Server {
+  const limits: GrpcLimits = { ...defaultGrpcLimits, ...options.limits };
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxReceiveMessageLength ?? defaultMaxReceiveMessageLength,
     "grpc.max_send_message_length": options.maxSendMessageLength ?? defaultMaxSendMessageLength,
+    // Sent in the HTTP/2 SETTINGS; nghttp2 refuses (RST_STREAM REFUSED_STREAM) the streams above it.
+    "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
+    "grpc.max_connection_idle_ms": limits.idleTimeoutMs,
+    "grpc.max_connection_age_ms": limits.maxConnectionAgeMs,
+    "grpc.max_connection_age_grace_ms": limits.maxConnectionAgeGraceMs,
+    // Node's maxSessionMemory, in MB: past it nghttp2 refuses new streams with ENHANCE_YOUR_CALM.
+    "grpc-node.max_session_memory": limits.maxSessionMemoryMb,
+    interceptors: [createReceiveTimeoutInterceptor(limits.requestTimeoutMs)],
   });
+  limitsByServer.set(server, limits);
   for (const { service, impl } of options.services) {
     addServiceToGrpcServer(server, service, impl, options);
   }
@@ -139,15 +167,185 @@ export function setGrpcServing(server: grpc.Server, serving: boolean): void {
   for (const name of ["", ...entry.names]) entry.health.setStatus(name, status);
 }
 
-/** Binds the server to `host:port` without TLS; resolves with the bound port (useful with port 0). */
-export function listenGrpc(server: grpc.Server, host: string, port: number): Promise<number> {
+/**
+ * Binds the server to `host:port` (cleartext unless `credentials` are given, e.g. from
+ * `TlsSource.grpcCredentials()`) and applies the connection limits grpc-js has no option for:
+ * at most `maxConnections` open connections (more are closed as soon as they are accepted), ping
+ * enforcement (`keepaliveMinIntervalMs`), and a stream reset once its call has been answered while the
+ * client is still sending. Resolves with the bound port (useful with port 0).
+ */
+export async function listenGrpc(
+  server: grpc.Server,
+  host: string,
+  port: number,
+  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+): Promise<number> {
   const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, boundPort) => {
+  const before = new Set(http2ServersOf(server));
+  const boundPort = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, credentials, (error, bound) => {
       if (error) reject(error);
-      else resolve(boundPort);
+      else resolve(bound);
     });
   });
+  const limits = limitsByServer.get(server) ?? defaultGrpcLimits;
+  const added = http2ServersOf(server).filter((listener) => !before.has(listener));
+  if (added.length === 0) {
+    server.forceShutdown();
+    throw new Error("grpc-js internals changed: cannot find the HTTP/2 listener to apply the connection limits to");
+  }
+  for (const listener of added) applyConnectionLimits(listener, limits);
+  return boundPort;
+}
+
+type Http2Listener = (http2.Http2Server | http2.Http2SecureServer) & NetServer;
+
+/**
+ * The HTTP/2 servers grpc-js listens with. grpc-js has no public hook for connections or sessions, so this
+ * reads its private `http2Servers` map (present from 1.10 through 1.14); {@link listenGrpc} refuses to
+ * start when it is missing, so a grpc-js upgrade that renames it fails closed rather than running unlimited.
+ */
+function http2ServersOf(server: grpc.Server): Http2Listener[] {
+  const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
+  if (!(servers instanceof Map)) {
+    throw new Error("grpc-js internals changed: grpc.Server has no http2Servers map; cannot apply connection limits");
+  }
+  return [...servers.keys()] as Http2Listener[];
+}
+
+// gRPC core's default: the third ping too soon ends the connection.
+const maxPingStrikes = 2;
+// A PING ACK is 17 bytes; more written since the previous ping means the server sent headers or data.
+const pingAckBytes = 17;
+
+function applyConnectionLimits(listener: Http2Listener, limits: GrpcLimits): void {
+  // net.Server closes each connection accepted above this at once.
+  listener.maxConnections = limits.maxConnections;
+  listener.on("session", (session: http2.ServerHttp2Session) => {
+    closeWithoutPreface(session, limits.requestTimeoutMs);
+    enforcePingInterval(session, limits.keepaliveMinIntervalMs);
+  });
+  listener.on("stream", (stream: http2.ServerHttp2Stream) => resetWhenAnswered(stream, limits.requestTimeoutMs));
+}
+
+/**
+ * A connection that has not sent the HTTP/2 preface (with its SETTINGS) within `timeoutMs` is cut, as
+ * the HTTP listener cuts one that has not sent its headers, rather than waiting for the idle timeout.
+ */
+function closeWithoutPreface(session: http2.ServerHttp2Session, timeoutMs: number): void {
+  const timer = setTimeout(() => session.destroy(), timeoutMs);
+  timer.unref();
+  session.once("remoteSettings", () => clearTimeout(timer));
+  session.once("close", () => clearTimeout(timer));
+}
+
+/**
+ * Pings more often than `minIntervalMs` are strikes unless the server sent something since the previous
+ * ping (so flow-control pings that clients send while receiving data are fine); past
+ * {@link maxPingStrikes} the connection gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings" (which gRPC
+ * clients answer by pinging less often) and is closed, as gRPC core and grpc-go servers do.
+ */
+function enforcePingInterval(session: http2.ServerHttp2Session, minIntervalMs: number): void {
+  let lastPingAt = Number.NEGATIVE_INFINITY;
+  let bytesWrittenAtLastPing = 0;
+  let strikes = 0;
+  session.on("ping", () => {
+    if (session.destroyed) return;
+    const now = performance.now();
+    const bytesWritten = session.socket.bytesWritten;
+    if (bytesWritten - bytesWrittenAtLastPing > 2 * pingAckBytes) strikes = 0;
+    else if (now - lastPingAt < minIntervalMs) strikes++;
+    lastPingAt = now;
+    bytesWrittenAtLastPing = bytesWritten;
+    if (strikes > maxPingStrikes) {
+      session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, undefined, Buffer.from("too_many_pings"));
+      session.destroy();
+    }
+  });
+}
+
+/**
+ * Once the server has ended a stream (answered the call) while the client is still sending, the rest of
+ * the request is useless: after the answer's last frame has gone out, the stream is reset with NO_ERROR
+ * (RFC 9113 section 8.1), so a client that never finishes its request cannot hold the stream (and its
+ * slot among the connection's concurrent streams) open. The answer's trailers go out first: a reset
+ * right away would overtake them. If they cannot go out (a client that stops reading) the stream is
+ * cancelled after `waitMs`.
+ */
+function resetWhenAnswered(stream: http2.ServerHttp2Stream, waitMs: number): void {
+  stream.once("finish", () => {
+    if (stream.readableEnded || stream.closed || stream.destroyed) return;
+    const startedAt = performance.now();
+    const check = setInterval(() => {
+      if (stream.closed || stream.destroyed) {
+        clearInterval(check);
+      } else if (stream.state.localClose === 1) {
+        clearInterval(check);
+        stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      } else if (performance.now() - startedAt > waitMs) {
+        clearInterval(check);
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+      }
+    }, 10);
+    check.unref();
+  });
+}
+
+/**
+ * Each time a call waits for its next request message (or the end of the request), it must arrive
+ * within `timeoutMs`; otherwise the call ends with DEADLINE_EXCEEDED (and {@link resetWhenAnswered}
+ * resets its stream). This bounds how long a request that is trickled or never finished holds a stream
+ * and its partly received message in memory. A handler that is slow to read a client stream is not
+ * affected: the clock only runs while the server is waiting for the client.
+ */
+function createReceiveTimeoutInterceptor(timeoutMs: number): grpc.ServerInterceptor {
+  return (_method, call) => {
+    let timer: NodeJS.Timeout | undefined;
+    const stop = () => {
+      clearTimeout(timer);
+      timer = undefined;
+    };
+    const intercepted = new ReceiveTimeoutCall(call, {
+      start(next) {
+        next({
+          onReceiveMessage(message, nextMessage) {
+            stop();
+            nextMessage(message);
+          },
+          onReceiveHalfClose(nextHalfClose) {
+            stop();
+            nextHalfClose();
+          },
+          onCancel: stop,
+        });
+      },
+      sendStatus(status, next) {
+        stop();
+        next(status);
+      },
+    });
+    intercepted.onStartRead = () => {
+      stop();
+      timer = setTimeout(() => {
+        timer = undefined;
+        intercepted.sendStatus({
+          code: grpc.status.DEADLINE_EXCEEDED,
+          details: `request message not received within ${timeoutMs} ms`,
+        });
+      }, timeoutMs);
+    };
+    return intercepted;
+  };
+}
+
+/** A grpc-js intercepting call that reports when the server asks for the next request message. */
+class ReceiveTimeoutCall extends grpc.ServerInterceptingCall {
+  onStartRead: () => void = () => {};
+
+  override startRead(): void {
+    this.onStartRead();
+    super.startRead();
+  }
 }
 
 /**

@@ -2,12 +2,15 @@
  * The HTTP listener: the same services over Connect (JSON and binary) and gRPC-Web via
  * connect-node, plus the channel callback shim (`POST /callbacks/{channel}`) and `GET /healthz`.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { CallbackService } from "../callbacks/callback-service.js";
 import { CHANNEL_NAMES, type ChannelName } from "../channels/channel.js";
+import type { HttpLimits } from "../config.js";
+import type { TlsSource } from "./tls.js";
 
 /** Callbacks are small; anything larger is not a channel's notification. */
 const MAX_CALLBACK_BYTES = 64 * 1024;
@@ -19,7 +22,22 @@ export interface HttpServerOptions {
   maxRequestBytes: number;
   /** Answers /healthz: false while draining or when the database is unreachable. */
   isHealthy: () => Promise<boolean>;
+  /** Connection bounds; each one left out takes the value of {@link defaultHttpLimits}. */
+  limits?: Partial<HttpLimits>;
+  /** Serve HTTPS with this certificate, following its rotations; absent = cleartext HTTP. */
+  tls?: TlsSource;
 }
+
+/** The bounds a server gets for what {@link HttpServerOptions.limits} leaves out (the configuration's defaults). */
+export const defaultHttpLimits: Readonly<HttpLimits> = Object.freeze({
+  maxConnections: 1000,
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+});
+
+/** The HTTP listener: node:http, or node:https when TLS is on (both HTTP/1.1). */
+export type HttpListener = Server | HttpsServer;
 
 class BodyTooLargeError extends Error {}
 
@@ -39,7 +57,14 @@ function send(res: ServerResponse, status: number, contentType: string, body: st
   res.end(body);
 }
 
-export function createHttpServer(options: HttpServerOptions): Server {
+/**
+ * Creates the HTTP listener with its connection bounds: at most `maxConnections` open connections (more
+ * are closed as soon as they are accepted), request headers within `headersTimeoutMs` and the whole
+ * request within `requestTimeoutMs` (else 408 and the connection is closed: this cuts slow-loris
+ * clients), idle keep-alive connections closed after `keepAliveTimeoutMs`. With `tls`, HTTPS whose
+ * certificate follows the source's rotations (new connections get the new certificate).
+ */
+export function createHttpServer(options: HttpServerOptions): HttpListener {
   async function fallback(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? "/").split("?")[0]!;
     if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
@@ -87,7 +112,29 @@ export function createHttpServer(options: HttpServerOptions): Server {
       });
     },
   });
-  const server = createServer({ requestTimeout: 60_000 }, handler);
-  server.keepAliveTimeout = 65_000;
+  const limits: HttpLimits = { ...defaultHttpLimits, ...options.limits };
+  // Node refuses a headers timeout above the request timeout; the request timeout covers the headers anyway.
+  const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
+  const serverOptions: ServerOptions = {
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // Node checks both timeouts only this often (default 30 s), which would let a slow request run far past them.
+    connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(headersTimeout / 2))),
+  };
+  let server: HttpListener;
+  if (options.tls) {
+    const { tls } = options;
+    const { cert, key } = tls.current();
+    // A TLS handshake must not take longer than sending the headers may.
+    const https = createHttpsServer({ ...serverOptions, cert, key, handshakeTimeout: headersTimeout }, handler);
+    const unsubscribe = tls.onChange((material) => https.setSecureContext({ cert: material.cert, key: material.key }));
+    https.once("close", unsubscribe);
+    server = https;
+  } else {
+    server = createServer(serverOptions, handler);
+  }
+  server.maxConnections = limits.maxConnections;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   return server;
 }
