@@ -43,6 +43,8 @@ export interface LoadOptions {
   idempotency?: boolean;
   /** Simulator base URL, for `full-cycle`. */
   simulatorUrl?: string;
+  /** Bearer token of the simulator's control API, for `full-cycle`. */
+  simulatorControlToken?: string;
   /** Size of the echo payload in bytes. */
   echoBytes?: number;
   /** The server process measured for CPU and peak RSS. */
@@ -127,7 +129,15 @@ function pay(channel: BenchChannel, paymentNo: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const request = http.request(
       `${options.simulatorUrl}/simulator/${channel}/trades/${encodeURIComponent(paymentNo)}/pay`,
-      { method: "POST", agent: simulatorAgent, headers: { "content-type": "application/json", "content-length": 2 } },
+      {
+        method: "POST",
+        agent: simulatorAgent,
+        headers: {
+          "content-type": "application/json",
+          "content-length": 2,
+          authorization: `Bearer ${options.simulatorControlToken ?? ""}`,
+        },
+      },
       (response) => {
         const chunks: Buffer[] = [];
         response.on("data", (chunk: Buffer) => chunks.push(chunk));

@@ -406,16 +406,19 @@ async function main(): Promise<void> {
 
   const simulatorPort = await freePort();
   const simulatorUrl = `http://127.0.0.1:${simulatorPort}`;
+  // The simulator's control API (the load generator pays trades through it) needs this token.
+  const simulatorControlToken = randomBytes(24).toString("base64url");
   const simulator = startProcess("simulator", ["src/simulator/main.ts"], {
     SIMULATOR_PORT: String(simulatorPort),
     SIMULATOR_DATA_DIR: dataDir,
     SIMULATOR_TIME_SCALE,
+    SIMULATOR_CONTROL_TOKEN: simulatorControlToken,
   });
   let simulated: string[] = [];
   await waitFor(
     "simulator",
     async () => {
-      const response = await fetch(`${simulatorUrl}/simulator`);
+      const response = await fetch(`${simulatorUrl}/simulator`, { headers: { authorization: `Bearer ${simulatorControlToken}` } });
       if (!response.ok) return false;
       simulated = ((await response.json()) as { channels: string[] }).channels;
       return true;
@@ -446,7 +449,8 @@ async function main(): Promise<void> {
       // One bench merchant makes thousands of calls a second: measure the service, not its rate limit.
       RATE_LIMIT_PER_SECOND: "1000000",
       RATE_LIMIT_BURST: "1000000",
-      SIMULATOR_PORT: String(simulatorPort),
+      // Every channel is configured below, pointing at the harness's simulator: main.ts starts none.
+      SIMULATED_CHANNELS: "none",
       ALIPAY_GATEWAY_URL: `${simulatorUrl}/alipay/gateway.do`,
       ALIPAY_APP_ID: keys.alipay.appId,
       ALIPAY_APP_PRIVATE_KEY: pemFile("alipay-app-private.pem", keys.alipay.appPrivateKeyPem),
@@ -547,6 +551,7 @@ async function main(): Promise<void> {
       headers: scenario.kind === "echo" ? {} : merchantHeaders,
       idempotency: scenario.kind !== "echo",
       simulatorUrl,
+      simulatorControlToken,
       echoBytes,
       serverPid: server.pid,
       otherPids: scenario.kind === "echo" ? {} : { simulator: simulator.child.pid!, ...(mysqldPid ? { mysqld: mysqldPid } : {}) },
