@@ -5,9 +5,10 @@
 import { join } from "node:path";
 import type { Options } from "@mikro-orm/core";
 import type { MikroORM, SqlEntityManager } from "@mikro-orm/knex";
-import { LibSqlDriver, MikroORM as LibSqlORM } from "@mikro-orm/libsql";
+import { MikroORM as LibSqlORM } from "@mikro-orm/libsql";
 import { Migrator } from "@mikro-orm/migrations";
 import { MySqlDriver, MikroORM as MySqlORM } from "@mikro-orm/mysql";
+import { BoundLibSqlDriver } from "./bound-libsql-driver.js";
 import { ENTITIES } from "./entities.js";
 import { MIGRATIONS } from "./migrations/index.js";
 
@@ -36,6 +37,9 @@ const common = {
   // Ids are assigned by the application; nothing relies on the ORM's identity map across calls.
   allowGlobalContext: false,
   debug: false,
+  // knex would otherwise write a failed statement's values into the error message; the statement
+  // with its placeholders is all a log needs (see db/database-errors.ts).
+  driverOptions: { compileSqlOnError: false },
 } satisfies Options;
 
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
@@ -55,7 +59,8 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   }
   const orm = await LibSqlORM.init({
     ...common,
-    driver: LibSqlDriver,
+    // Bound parameters: MikroORM's own libSQL driver writes values into the SQL text.
+    driver: BoundLibSqlDriver as never,
     dbName: join(options.dataDir, "payments.sqlite"),
     // One connection: SQLite has one writer anyway, and this keeps transactions from
     // failing with SQLITE_BUSY. Safe integers make BIGINT exact above 2^53.
