@@ -4,6 +4,7 @@
  * three run the same wiring.
  */
 import type { AddressInfo } from "node:net";
+import { createCallbackRetention } from "./callbacks/callback-retention.js";
 import { createCallbackService } from "./callbacks/callback-service.js";
 import { createAlipayChannel } from "./channels/alipay/alipay-channel.js";
 import { createCardChannel } from "./channels/card/card-channel.js";
@@ -12,6 +13,7 @@ import type { PaymentChannel } from "./channels/channel.js";
 import { ChannelRegistry } from "./channels/registry.js";
 import type { Config } from "./config.js";
 import { type Database, openDatabase } from "./db/database.js";
+import { loggableError } from "./db/database-errors.js";
 import { SecretBox } from "./merchants/credentials.js";
 import { createMerchantService } from "./merchants/merchant-service.js";
 import { createPaymentService } from "./payments/payment-service.js";
@@ -74,7 +76,8 @@ export function buildChannels(config: AppOptions["config"]): PaymentChannel[] {
 export async function startApp(options: AppOptions): Promise<App> {
   const { config } = options;
   const log = options.log ?? ((message: string) => console.log(message));
-  const logError = (message: string, error: unknown) => console.error(message, error);
+  // Database errors carry the statement's values; logs get its shape only.
+  const logError = (message: string, error: unknown) => console.error(message, loggableError(error));
 
   // Read first: unusable TLS files stop the start before anything is opened.
   const tls = config.tls
@@ -107,6 +110,12 @@ export async function startApp(options: AppOptions): Promise<App> {
   ] as const;
 
   let draining = false;
+  const callbackRetention = createCallbackRetention({
+    db,
+    retentionDays: config.callbackLogRetentionDays,
+    shouldContinue: () => !draining,
+    log,
+  });
   const grpc = createGrpcServer({ services, maxReceiveMessageLength: config.maxRequestBytes, limits: config.grpcLimits });
   const grpcPort = await listenGrpc(grpc, config.host, config.grpcPort, tls?.grpcCredentials());
   const http = createHttpServer({
@@ -123,7 +132,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   let sweeping: Promise<unknown> = Promise.resolve();
   if (options.runSweeper ?? true) {
     const tick = () => {
-      sweeping = Promise.all([sweeper.runOnce(), refundSweeper.runOnce()])
+      sweeping = Promise.all([sweeper.runOnce(), refundSweeper.runOnce(), callbackRetention.runIfDue()])
         .catch((error) => logError("sweeper pass failed", error))
         .finally(() => {
           if (!draining) sweepTimer = setTimeout(tick, config.sweepIntervalMs);

@@ -2,7 +2,9 @@
  * Channel callbacks: raw body → the adapter verifies the signature and account → cross-check
  * against the stored payment → inbox row unique per (channel, notification id) → transition and
  * effects in one transaction → the channel's exact acknowledgement. Anything invalid changes
- * nothing, is answered non-success and is kept in the callback log with the reason.
+ * nothing, is answered non-success and is kept in the callback log with the reason. What the log
+ * keeps of each request is bounded (callback-record.ts): unverified ones an excerpt, verified ones
+ * the body with secrets redacted.
  */
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { SqlEntityManager } from "@mikro-orm/knex";
@@ -17,15 +19,21 @@ import {
 } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
 import type { Database } from "../db/database.js";
+import { loggableMessage } from "../db/database-errors.js";
 import { newId } from "../ids.js";
 import { applyChannelStatus } from "../payments/channel-outcome.js";
 import { Payment } from "../payments/payment-entity.js";
 import { Refund } from "../refunds/refund-entity.js";
 import { applyRefundStatus } from "../refunds/refund-outcome.js";
 import { CallbackInbox, CallbackLog, type CallbackLogRow } from "./callback-entities.js";
+import { storedBody, storedHeaders } from "./callback-record.js";
 
-/** Headers never stored: they could carry credentials of whoever called. */
-const UNSTORED_HEADERS = new Set(["authorization", "cookie", "proxy-authorization"]);
+/** A stored reason: one line, no control characters, at most the column's 255 characters. */
+function storedReason(reason: string | undefined): string | null {
+  if (reason === undefined) return null;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
+  return reason.replace(/[\u0000-\u001f\u007f]+/g, " ").slice(0, 255);
+}
 
 export type CallbackVerdict =
   | "applied"
@@ -37,6 +45,8 @@ export type CallbackVerdict =
   | "error";
 
 interface LogDetails {
+  /** The signature (and account) checked out: the body is the channel's, kept redacted; else an excerpt. */
+  verified: boolean;
   reason?: string;
   notificationId?: string;
   paymentId?: string;
@@ -66,18 +76,18 @@ export function createCallbackService(options: CallbackServiceOptions) {
     answer: CallbackAnswer,
     details: LogDetails,
   ): CallbackLogRow {
-    const headers: Record<string, string> = {};
-    for (const [name, value] of Object.entries(request.headers)) {
-      if (value !== undefined && !UNSTORED_HEADERS.has(name)) headers[name] = value;
-    }
+    const body = storedBody(channel, request.rawBody, details.verified);
     return {
       id: newId(receivedAt.getTime()),
       channel,
       receivedAt,
-      headers,
-      rawBody: request.rawBody,
+      headers: storedHeaders(request.headers, details.verified),
+      rawBody: body.body,
+      bodySha256: body.sha256,
+      bodyBytes: body.bytes,
+      bodyForm: body.form,
       verdict,
-      reason: details.reason?.slice(0, 255) ?? null,
+      reason: storedReason(details.reason),
       notificationId: details.notificationId ?? null,
       paymentId: details.paymentId ?? null,
       effect: details.effect ?? null,
@@ -125,13 +135,13 @@ export function createCallbackService(options: CallbackServiceOptions) {
         const effect = await apply(tx);
         await tx.insert(
           CallbackLog,
-          logRow(channel.name, request, receivedAt, "applied", accept, { notificationId, paymentId, effect }),
+          logRow(channel.name, request, receivedAt, "applied", accept, { verified: true, notificationId, paymentId, effect }),
         );
         return { answer: accept, verdict: "applied" as const };
       });
     } catch (error) {
       if (!(error instanceof UniqueConstraintViolationException)) throw error;
-      return record(em, channel.name, request, receivedAt, "duplicate", accept, { notificationId, paymentId });
+      return record(em, channel.name, request, receivedAt, "duplicate", accept, { verified: true, notificationId, paymentId });
     }
   }
 
@@ -142,7 +152,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
     receivedAt: Date,
     notification: RefundNotification,
   ): Promise<CallbackResult> {
-    const ids = { notificationId: notification.notificationId };
+    const ids = { verified: true, notificationId: notification.notificationId };
     const finish = (verdict: CallbackVerdict, answer: CallbackAnswer, details: LogDetails) =>
       record(em, channel.name, request, receivedAt, verdict, answer, details);
     const refund = await em.findOne(
@@ -174,7 +184,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
   ): Promise<CallbackResult> {
     const finish = (verdict: CallbackVerdict, answer: CallbackAnswer, details: LogDetails) =>
       record(em, channel.name, request, receivedAt, verdict, answer, details);
-    const ids = { notificationId: notification.notificationId };
+    const ids = { verified: true, notificationId: notification.notificationId };
 
     const payment = await em.findOne(
       Payment,
@@ -215,8 +225,10 @@ export function createCallbackService(options: CallbackServiceOptions) {
       const channel = options.channels.get(channelName);
       const em = options.db.em();
       const receivedAt = new Date();
+      let verified = false;
       try {
         const notification = channel.parseCallback(request);
+        verified = true;
         if (notification.kind === "payment") {
           return await applyPayment(em, channel, request, receivedAt, notification);
         }
@@ -224,22 +236,25 @@ export function createCallbackService(options: CallbackServiceOptions) {
           return await applyRefund(em, channel, request, receivedAt, notification);
         }
         return await record(em, channelName, request, receivedAt, "ignored", channel.acceptAnswer(), {
+          verified,
           notificationId: notification.notificationId,
           reason: `event not used here: ${notification.channelStatus}`,
         });
       } catch (error) {
         if (error instanceof CallbackRejectedError) {
           log(`callback ${channelName} rejected: ${error.reason}`);
+          // Some rejections come after the signature checked out (an account mismatch); an excerpt is enough for those too.
           return record(em, channelName, request, receivedAt, "rejected", channel.rejectAnswer(error.reason), {
+            verified: false,
             reason: error.reason,
           });
         }
-        log(`callback ${channelName} failed: ${(error as Error).message}`);
+        // A database error's message carries the statement's values: log and keep its shape only.
+        const reason = loggableMessage(error);
+        log(`callback ${channelName} failed: ${reason}`);
         const answer = { ...channel.rejectAnswer("internal error"), status: 500 };
-        await em
-          .insert(CallbackLog, logRow(channelName, request, receivedAt, "error", answer, { reason: (error as Error).message }))
-          .catch(() => {});
-        return { answer, verdict: "error", reason: (error as Error).message };
+        await em.insert(CallbackLog, logRow(channelName, request, receivedAt, "error", answer, { verified, reason })).catch(() => {});
+        return { answer, verdict: "error", reason };
       }
     },
   };

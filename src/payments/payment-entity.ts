@@ -16,6 +16,7 @@ export const Payment = defineEntity({
     id: p.string().length(26).primary(),
     paymentNo: p.string().length(32).unique(),
     merchantId: p.string().length(26),
+    /** Compared byte for byte: binary NO PAD collation on MySQL (migration 20261202040000), SQLite's BINARY. */
     merchantOrderNo: p.string().length(64),
     amount: p.bigint(),
     currency: p.string().length(3),
@@ -79,6 +80,7 @@ export const IdempotencyRecord = defineEntity({
     id: p.string().length(26).primary(),
     merchantId: p.string().length(26),
     operation: p.string().length(32),
+    /** Compared byte for byte: binary NO PAD collation on MySQL (migration 20261202040000), SQLite's BINARY. */
     idempotencyKey: p.string().length(255),
     requestHash: p.string().length(64),
     resourceId: p.string().length(26),

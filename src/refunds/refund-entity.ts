@@ -18,6 +18,7 @@ export const Refund = defineEntity({
     refundNo: p.string().length(32).unique(),
     paymentId: p.string().length(26),
     merchantId: p.string().length(26),
+    /** Compared byte for byte: binary NO PAD collation on MySQL (migration 20261202040000), SQLite's BINARY. */
     merchantRefundNo: p.string().length(64),
     channel: p.string().length(16),
     amount: p.bigint(),

@@ -1,9 +1,19 @@
 /**
  * The embedded default (libSQL/SQLite file, no DATABASE_URL): the core flow works on it too,
  * and BIGINT money stays exact above 2^53 on both drivers, in entities and in raw aggregates.
+ * Values are bound, never written into SQL text, and a failed statement is logged without them.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { format } from "node:util";
+import { status as GrpcStatus } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { CallbackLog } from "../../src/callbacks/callback-entities.js";
 import { type Database, openDatabase } from "../../src/db/database.js";
+import { loggableError } from "../../src/db/database-errors.js";
+import { findRow, insertRow } from "../../src/db/rows.js";
+import { IdempotencyRecord, PaymentItem } from "../../src/payments/payment-entity.js";
 import { JournalPosting } from "../../src/ledger/ledger-entities.js";
 import { checkLedger } from "../../src/ledger/ledger-check.js";
 import { toBigInt } from "../../src/ledger/ledger.js";
@@ -12,7 +22,7 @@ import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { RefundStatus } from "../../gen/payments/v1/payment_service_pb.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
-import { eventually } from "../support/waiting.js";
+import { eventually, grpcError } from "../support/waiting.js";
 
 describe("the core flow on the embedded database", () => {
   let t: TestApp;
@@ -113,4 +123,131 @@ describe("BIGINT above 2^53", () => {
       expect(toBigInt(sum[0]?.total)).toBe(2n * big);
     });
   }
+});
+
+describe("values never enter SQL text", () => {
+  const tricky = `it's a \\ "quoted" ? -- 🍵 茶 \u0001\n'); drop table payment_item; --`;
+  let mysql: TestDatabase;
+  const opened: Database[] = [];
+  beforeAll(async () => {
+    mysql = await createTestDatabase();
+  });
+  afterAll(async () => {
+    for (const db of opened) await db.close();
+    await mysql?.drop();
+  });
+
+  async function open(driver: "mysql" | "sqlite"): Promise<Database> {
+    const db = await openDatabase({
+      url: driver === "mysql" ? mysql.url : undefined,
+      dataDir: mkdtempSync(join(tmpdir(), "payments-binding-")),
+    });
+    opened.push(db);
+    return db;
+  }
+
+  function callbackRow(reason: string) {
+    return {
+      id: newId(),
+      channel: "card",
+      receivedAt: new Date(),
+      headers: { "user-agent": `a\u0000b ${tricky}` },
+      rawBody: Buffer.from(`\u0000${tricky}`),
+      bodySha256: "0".repeat(64),
+      bodyBytes: 1,
+      bodyForm: "excerpt",
+      verdict: "rejected",
+      reason,
+      answerStatus: 400,
+    };
+  }
+
+  for (const driver of ["mysql", "sqlite"] as const) {
+    it(`round-trips quotes, backslashes, placeholders, emoji and control characters byte for byte (${driver})`, async () => {
+      const db = await open(driver);
+      const item = { paymentId: newId(), merchantId: newId(), position: 0, quantity: 1n, unitAmount: 2n };
+      const viaRows = { ...item, id: newId(), sku: tricky.slice(0, 64), name: tricky };
+      const viaOrm = { ...item, id: newId(), sku: "orm", name: `${tricky} (orm)` };
+      await insertRow(db.em(), PaymentItem, viaRows);
+      await db.em().insert(PaymentItem, viaOrm);
+      expect((await findRow<{ name: string; sku: string }>(db.em(), PaymentItem, { name: tricky }))?.sku).toBe(viaRows.sku);
+      expect((await db.em().findOneOrFail(PaymentItem, { id: viaOrm.id })).name).toBe(viaOrm.name);
+      expect((await db.em().findOneOrFail(PaymentItem, { name: viaRows.name })).id).toBe(viaRows.id);
+
+      // U+0000 inside JSON (escaped by JSON) and BLOB columns is fine on both drivers.
+      const row = callbackRow(tricky);
+      await insertRow(db.em(), CallbackLog, row);
+      const read = await findRow<typeof row>(db.em(), CallbackLog, { id: row.id });
+      expect(read?.headers).toEqual(row.headers);
+      expect(Buffer.from(read!.rawBody).equals(row.rawBody)).toBe(true);
+      expect(read?.reason).toBe(tricky);
+    });
+  }
+
+  it("keeps U+0000 in a text column on MySQL", async () => {
+    const db = await open("mysql");
+    const row = callbackRow("before\u0000after");
+    await insertRow(db.em(), CallbackLog, row);
+    expect((await findRow<typeof row>(db.em(), CallbackLog, { id: row.id }))?.reason).toBe("before\u0000after");
+  });
+
+  it("refuses U+0000 in a text column on the embedded database, which could not read it back", async () => {
+    const db = await open("sqlite");
+    const row = callbackRow("secret-before\u0000after");
+    const error = await insertRow(db.em(), CallbackLog, row).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(error?.message).toMatch(/U\+0000/);
+    expect(error?.message).not.toContain("secret-before");
+    expect(await findRow(db.em(), CallbackLog, { id: row.id })).toBeUndefined();
+  });
+
+  it("logs a failed statement without its values", async () => {
+    const t = await startTestApp({ database: "sqlite" });
+    const logged: string[] = [];
+    const spy = vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => {
+      logged.push(format(...args));
+    });
+    try {
+      const merchant = await t.createMerchant();
+      await t.app.db.em().execute("alter table payment_item rename to payment_item_gone");
+      const error = await grpcError(
+        t.grpc.payments.createPayment(
+          {
+            merchantOrderNo: "logged-1",
+            currency: "CNY",
+            amount: 1999n,
+            channel: Channel.ALIPAY,
+            subject: "Secret-Subject-Value",
+            items: [{ sku: "SKU-SECRET", name: "Secret-Item-Name", quantity: 1n, unitAmount: 1999n }],
+          },
+          merchant.headers,
+        ),
+      );
+      expect(error.code).toBe(GrpcStatus.INTERNAL);
+      const text = logged.join("\n");
+      expect(text).toContain("payment_item");
+      for (const value of ["Secret-Subject-Value", "Secret-Item-Name", "SKU-SECRET", "logged-1"]) {
+        expect(text.includes(value), `${value} in the log:\n${text}`).toBe(false);
+      }
+    } finally {
+      spy.mockRestore();
+      await t.stop();
+    }
+  });
+
+  it("redacts a real MySQL unique violation, whose message quotes the duplicate value", async () => {
+    const db = await open("mysql");
+    const record = { merchantId: "m", operation: "op", idempotencyKey: "Secret-Idem-Key", requestHash: "h", resourceId: "r", createdAt: new Date() };
+    await db.em().insert(IdempotencyRecord, { ...record, id: newId() });
+    const error = await db.em().insert(IdempotencyRecord, { ...record, id: newId() }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(error?.message).toContain("Secret-Idem-Key");
+    const logged = format(loggableError(error));
+    expect(logged).toContain("idempotency_record");
+    expect(logged).not.toContain("Secret-Idem-Key");
+  });
 });
