@@ -164,7 +164,8 @@ async function main(): Promise<void> {
   }
 
   console.log(`database: ${config.databaseUrl ? "MySQL" : `embedded SQLite in ${config.dataDir}`}`);
-  console.log(`gRPC:     ${config.host}:${app.grpcPort}`);
+  const grpcTransport = !config.tls ? "cleartext" : config.tls.clientCaFile ? "TLS; client certificates required" : "TLS";
+  console.log(`gRPC:     ${config.host}:${app.grpcPort} (${grpcTransport})`);
   console.log(`HTTP:     ${app.httpUrl} (Connect, gRPC-Web, /callbacks/*, /healthz)`);
   console.log("channels:");
   for (const line of channelLines(config, simulated)) console.log(line);
@@ -193,6 +194,8 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
+  // Certificates are also re-read every few seconds; SIGHUP lets a rotation script switch at once.
+  process.on("SIGHUP", () => app.reloadTls());
 }
 
 await main();
