@@ -76,7 +76,12 @@ export interface ChannelRefundRequest {
   notifyUrl: string;
 }
 
-export type ChannelRefundState = "succeeded" | "processing" | "failed";
+/**
+ * `not_found` comes only from `queryRefund`: the channel has no refund with our number, e.g. the
+ * process died after accepting it but before sending it. Never a failure: sending it again under the
+ * same number is safe at every channel, and is what the refund sweeper does.
+ */
+export type ChannelRefundState = "succeeded" | "processing" | "failed" | "not_found";
 
 export interface ChannelRefundStatus {
   state: ChannelRefundState;

@@ -17,7 +17,7 @@ export async function applyRefundStatus(
   status: ChannelRefundStatus,
   cause: string,
 ): Promise<boolean> {
-  if (status.state === "processing") {
+  if (status.state === "processing" || status.state === "not_found") {
     if (status.channelRefundNo && !refund.channelRefundNo) {
       await tx.nativeUpdate(Refund, { id: refund.id }, { channelRefundNo: status.channelRefundNo, updatedAt: new Date() });
     }

@@ -1,7 +1,8 @@
 /**
  * Finishes refunds that stay PROCESSING: asks the channel on the back-off schedule (1, 2, 5, 10,
  * 30 minutes, then every 30), claimed with a lease like the payment sweeper, so several
- * processes share the work and each refund is asked about once per turn.
+ * processes share the work and each refund is asked about once per turn. A refund the channel has
+ * never received is sent again; only the channel's own rejection fails it.
  */
 import type { SqlEntityManager } from "@mikro-orm/knex";
 import { type ChannelName, ChannelRejectedError } from "../channels/channel.js";
@@ -35,8 +36,16 @@ export function createRefundSweeper(options: {
     const request = channelRefundRequest(await reloadPayment(em, refund.paymentId), refund, options.publicBaseUrl);
     const now = new Date();
     try {
-      const status = await channel.queryRefund(request);
-      if (await em.transactional((tx) => applyRefundStatus(tx, refund, status, "sweeper_query"))) return true;
+      let status = await channel.queryRefund(request);
+      let cause = "sweeper_query";
+      if (status.state === "not_found") {
+        // Accepted here but never received there (a crash or a lost request between the two): send it
+        // again under the same refund number, which every channel treats as the same refund.
+        log(`sweeper: refund ${refund.id} is unknown to ${refund.channel}; sending it again`);
+        status = await channel.refund(request);
+        cause = "sweeper_resend";
+      }
+      if (await em.transactional((tx) => applyRefundStatus(tx, refund, status, cause))) return true;
     } catch (error) {
       if (error instanceof ChannelRejectedError) {
         await em.transactional((tx) =>

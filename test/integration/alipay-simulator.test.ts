@@ -286,7 +286,7 @@ describe("refunds", () => {
     expect(await alipay.refund(refund("R2", 7_001n))).toMatchObject({ state: "failed", detail: expect.stringContaining("ACQ.REASON_TRADE_REFUND_FEE_ERR") });
 
     expect(await alipay.queryRefund(refund("R1", 3_000n))).toMatchObject({ state: "succeeded" });
-    expect(await alipay.queryRefund(refund("R-unknown", 1n))).toMatchObject({ state: "failed" });
+    expect(await alipay.queryRefund(refund("R-unknown", 1n))).toMatchObject({ state: "not_found" });
     expect(simulator.getTrade("alipay", paymentNo)).toMatchObject({ refundedMinor: "3000", channelState: "TRADE_SUCCESS" });
 
     // Refund notifies are verified but carry nothing to apply yet.

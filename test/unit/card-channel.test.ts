@@ -552,7 +552,7 @@ describe("card channel: refunds", () => {
   });
 
   it("answers failed when the acquirer has no such refund", async () => {
-    expect((await channel.queryRefund(refundRequest({ refundNo: "R-none" }))).state).toBe("failed");
+    expect((await channel.queryRefund(refundRequest({ refundNo: "R-none" }))).state).toBe("not_found");
   });
 });
 

@@ -358,9 +358,9 @@ describe("refunds", () => {
     expect(fake.received[0]?.method).toBe("GET");
   });
 
-  it("reports an unknown refund as failed", async () => {
+  it("reports an unknown refund as not found, never as failed", async () => {
     fake.answer = () => ({ status: 404, body: json({ code: "RESOURCE_NOT_EXISTS", message: "退款单不存在" }) });
-    await expect(channel.queryRefund(refundRequest())).resolves.toMatchObject({ state: "failed" });
+    await expect(channel.queryRefund(refundRequest())).resolves.toMatchObject({ state: "not_found" });
   });
 });
 

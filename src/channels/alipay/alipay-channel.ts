@@ -219,12 +219,12 @@ export function createAlipayChannel(config: AlipayChannelConfig): PaymentChannel
       query_options: ["gmt_refund_pay"],
     });
     if (answer.code !== ALIPAY_CODE.success) {
-      if (answer.subCode === "ACQ.TRADE_NOT_EXIST") return { state: "failed", detail: describe(answer) };
+      if (answer.subCode === "ACQ.TRADE_NOT_EXIST") return { state: "not_found", detail: describe(answer) };
       throw rejected(method, answer);
     }
     // 10000 only means the query ran: no refund_amount means Alipay has no such refund.
     if (text(answer.fields.refund_amount) === undefined) {
-      return { state: "failed", detail: "refund not found at Alipay (a retry with the same out_request_no is safe)" };
+      return { state: "not_found", detail: "refund not found at Alipay" };
     }
     const refundStatus = text(answer.fields.refund_status);
     return refundStatus === "REFUND_SUCCESS"

@@ -352,14 +352,14 @@ export function createCardChannel(config: CardChannelConfig): PaymentChannel {
       const operation = "queryRefund";
       // ChannelRefundRequest has no acquirer refund id, so the intent's refunds are listed instead.
       const intentId = await intentIdFor(operation, request.trade);
-      if (!intentId) return { state: "failed", detail: "no payment intent for this payment at the acquirer" };
+      if (!intentId) return { state: "not_found", detail: "no payment intent for this payment at the acquirer" };
       for await (const refund of listAll(operation, "/v1/refunds", [
         ["payment_intent", intentId],
         ["limit", LIST_PAGE_SIZE],
       ])) {
         if (metadataOf(refund).refund_no === request.refundNo) return refundStatus(operation, refund);
       }
-      return { state: "failed", detail: "no refund with this refund_no at the acquirer (a retry with the same refund number is safe)" };
+      return { state: "not_found", detail: "no refund with this refund_no at the acquirer" };
     },
 
     parseCallback(request: CallbackRequest): ChannelNotification {

@@ -297,7 +297,7 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
     const answer = await call(operation, "GET", `/v3/refund/domestic/refunds/${encodeURIComponent(request.refundNo)}`);
     if (answer.error) {
       if (NOT_FOUND_CODES.has(answer.error.code)) {
-        return { state: "failed", detail: "refund not found at WeChat Pay (a retry with the same out_refund_no is safe)" };
+        return { state: "not_found", detail: "refund not found at WeChat Pay" };
       }
       throw rejected(operation, answer.error);
     }
