@@ -2,7 +2,7 @@
  * Finishes refunds that stay PROCESSING: asks the channel on the back-off schedule (1, 2, 5, 10,
  * 30 minutes, then every 30), claimed with a lease like the payment sweeper, so several
  * processes share the work and each refund is asked about once per turn. A refund the channel has
- * never received is sent again; only the channel's own rejection fails it.
+ * never received is sent again (up to three sweeps) before it is failed.
  */
 import type { SqlEntityManager } from "@mikro-orm/knex";
 import { type ChannelName, ChannelRejectedError } from "../channels/channel.js";
@@ -14,6 +14,9 @@ import { nextQueryAt } from "../payments/query-schedule.js";
 import { Refund, type RefundRow } from "./refund-entity.js";
 import { applyRefundStatus } from "./refund-outcome.js";
 import { channelRefundRequest } from "./refund-service.js";
+
+/** Sweeps that may send again a refund the channel does not know before it is failed. */
+const MAX_RESENDS = 3;
 
 /** Refunds are asked about for as long as they are processing; the schedule never "expires". */
 const NO_EXPIRY = new Date(8.64e15);
@@ -38,12 +41,15 @@ export function createRefundSweeper(options: {
     try {
       let status = await channel.queryRefund(request);
       let cause = "sweeper_query";
-      if (status.state === "not_found") {
+      if (status.state === "not_found" && refund.queryAttempts < MAX_RESENDS) {
         // Accepted here but never received there (a crash or a lost request between the two): send it
         // again under the same refund number, which every channel treats as the same refund.
         log(`sweeper: refund ${refund.id} is unknown to ${refund.channel}; sending it again`);
         status = await channel.refund(request);
         cause = "sweeper_resend";
+      } else if (status.state === "not_found") {
+        // Still unknown after the re-sends (e.g. Alipay abandoned it): its amount becomes refundable again.
+        status = { state: "failed", detail: status.detail };
       }
       if (await em.transactional((tx) => applyRefundStatus(tx, refund, status, cause))) return true;
     } catch (error) {

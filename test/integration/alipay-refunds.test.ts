@@ -215,16 +215,26 @@ describe("refund faults at Alipay", () => {
     expect((await getPayment(payment.id)).status).toBe(PaymentStatus.REFUNDED);
   });
 
-  it("marks a refund FAILED when Alipay accepted it but then abandoned it (refund query finds none)", async () => {
+  it("sends a refund Alipay abandoned (refund query finds none) again three times, then marks it FAILED", async () => {
     const payment = await paidPayment(8888n);
     t.simulator.setFaults({ channel: "alipay", outTradeNo: payment.paymentNo, faults: { refundDelayMs: 300, refundFails: true } });
     const abandoned = await refund(payment.id, "abandoned", 5000n);
     expect(abandoned.status).toBe(RefundStatus.PROCESSING);
-    await eventually(
-      () => alipayRefunds(payment.paymentNo)[0]?.state,
-      (state) => state === "failed",
-    );
+    const abandonedAtAlipay = () =>
+      eventually(
+        () => alipayRefunds(payment.paymentNo)[0]?.state,
+        (state) => state === "failed",
+      );
+    await abandonedAtAlipay();
 
+    // Alipay's rule: a failed refund is retried under the same out_request_no, so each sweep sends it again.
+    for (let sweep = 1; sweep <= 3; sweep++) {
+      await dueNow(abandoned.id);
+      expect(await t.app.refundSweeper.runOnce()).toMatchObject({ claimed: 1, finished: 0 });
+      expect((await t.grpc.payments.getRefund({ refundId: abandoned.id }, merchant.headers)).refund?.status).toBe(RefundStatus.PROCESSING);
+      await abandonedAtAlipay();
+    }
+    expect(alipayRefunds(payment.paymentNo)).toHaveLength(1);
     await dueNow(abandoned.id);
     expect(await t.app.refundSweeper.runOnce()).toMatchObject({ finished: 1 });
     const failed = await t.grpc.payments.getRefund({ paymentId: payment.id, merchantRefundNo: "abandoned" }, merchant.headers);
