@@ -8,6 +8,7 @@ import type { SqlEntityManager } from "@mikro-orm/knex";
 import type { ChannelName } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
 import type { Database } from "../db/database.js";
+import { loggableMessage } from "../db/database-errors.js";
 import { claimDue } from "../db/leases.js";
 import { applyChannelStatus } from "./channel-outcome.js";
 import { Payment, type PaymentRow } from "./payment-entity.js";
@@ -55,7 +56,7 @@ export function createPaymentSweeper(options: PaymentSweeperOptions) {
       }
     } catch (error) {
       // Unreachable or 5xx: leave it pending and ask again later; never decide on a guess.
-      log(`sweeper: payment ${payment.id} on ${payment.channel}: ${(error as Error).message}`);
+      log(`sweeper: payment ${payment.id} on ${payment.channel}: ${loggableMessage(error)}`);
       result.retried++;
     }
     await em.nativeUpdate(

@@ -8,6 +8,7 @@ import type { SqlEntityManager } from "@mikro-orm/knex";
 import { type ChannelName, ChannelRejectedError } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
 import type { Database } from "../db/database.js";
+import { loggableMessage } from "../db/database-errors.js";
 import { claimDue } from "../db/leases.js";
 import { reloadPayment } from "../payments/payment-repository.js";
 import { nextQueryAt } from "../payments/query-schedule.js";
@@ -59,7 +60,7 @@ export function createRefundSweeper(options: {
         );
         return true;
       }
-      log(`sweeper: refund ${refund.id} on ${refund.channel}: ${(error as Error).message}`);
+      log(`sweeper: refund ${refund.id} on ${refund.channel}: ${loggableMessage(error)}`);
     }
     const attempts = refund.queryAttempts + 1;
     await em.nativeUpdate(
