@@ -3,6 +3,7 @@ import type { SqlEntityManager } from "@mikro-orm/knex";
 import { findRow } from "../db/rows.js";
 import { NotFoundError, UnauthenticatedError, Violations } from "../errors.js";
 import { newId } from "../ids.js";
+import { checkPrintable } from "../input-text.js";
 import { type NotifyUrlPolicy, STRICT_NOTIFY_URL_POLICY, validateNotifyUrl } from "../notifications/notify-url.js";
 import { hashApiKey, newApiKey, newWebhookSecret, type SecretBox } from "./credentials.js";
 import { Merchant, type MerchantRow } from "./merchant-entity.js";
@@ -24,6 +25,7 @@ export function createMerchantService(secretBox: SecretBox, notifyUrls: NotifyUr
       const name = input.name.trim();
       if (name.length === 0) violations.add("name", "REQUIRED", "is required");
       else if (name.length > 128) violations.add("name", "TOO_LONG", "must be at most 128 characters");
+      else checkPrintable(violations, "name", name);
       validateNotifyUrl(violations, "notify_url", input.notifyUrl, notifyUrls);
       violations.throwIfAny();
 

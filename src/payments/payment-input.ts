@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import type { ChannelName } from "../channels/channel.js";
 import { Violations } from "../errors.js";
+import { checkPrintable } from "../input-text.js";
 import { type NotifyUrlPolicy, STRICT_NOTIFY_URL_POLICY, validateNotifyUrl } from "../notifications/notify-url.js";
 import { currencyExponent, isKnownCurrency } from "../money/currency.js";
 
@@ -32,8 +33,14 @@ export interface CreatePaymentInput {
 
 export const DEFAULT_EXPIRE_SECONDS = 900;
 export const MAX_EXPIRE_SECONDS = 86_400;
-const MAX_ITEMS = 100;
-const MAX_METADATA_ENTRIES = 20;
+/** Order lines per payment; a longer list gets one violation and its lines are not examined. */
+export const MAX_ITEMS = 100;
+/** Metadata entries per payment; a larger map gets one violation and its entries are not examined. */
+export const MAX_METADATA_ENTRIES = 20;
+const MAX_METADATA_KEY_CHARS = 40;
+const MAX_METADATA_VALUE_CHARS = 500;
+const MAX_SUBJECT_CHARS = 256;
+const MAX_ITEM_QUANTITY = 1_000_000n;
 /** Largest amount accepted, in major units; far above any channel's single-payment limit. */
 const MAX_AMOUNT_MAJOR = 10n ** 10n;
 const ORDER_NO_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -63,11 +70,16 @@ export function containsCardNumber(text: string): boolean {
   return false;
 }
 
-/** Throws a ValidationError listing every invalid field; `notifyUrls` is the notify URL policy (strict by default). */
+/**
+ * Throws a ValidationError listing the invalid fields; `notifyUrls` is the notify URL policy (strict
+ * by default). The work is bounded by the list limits, not by the request: an over-long list or
+ * map gets one violation and its entries are not examined (nor summed, nor scanned), and text over
+ * its length limit is not scanned for card numbers.
+ */
 export function validateCreatePayment(input: CreatePaymentInput, notifyUrls: NotifyUrlPolicy = STRICT_NOTIFY_URL_POLICY): void {
   const v = new Violations();
 
-  if (!ORDER_NO_PATTERN.test(input.merchantOrderNo)) {
+  if (!ORDER_NO_PATTERN.test(input.merchantOrderNo) && checkPrintable(v, "merchant_order_no", input.merchantOrderNo)) {
     v.add("merchant_order_no", "INVALID_FORMAT", "must be 1-64 characters of A-Z a-z 0-9 _ -");
   }
   if (input.channel === undefined) v.add("channel", "REQUIRED", "is required");
@@ -79,9 +91,12 @@ export function validateCreatePayment(input: CreatePaymentInput, notifyUrls: Not
   if (input.amount <= 0n) v.add("amount", "NOT_POSITIVE", "must be at least 1 minor unit");
   else if (currencyKnown && input.amount > maxAmount) v.add("amount", "TOO_LARGE", `must be at most ${maxAmount}`);
 
-  const subject = input.subject.trim();
-  if (subject.length === 0) v.add("subject", "REQUIRED", "is required");
-  else if (input.subject.length > 256) v.add("subject", "TOO_LONG", "must be at most 256 characters");
+  // Free text that passed its length and character checks; only this is scanned for card numbers.
+  const freeText: Array<[string, string]> = [];
+
+  if (input.subject.length > MAX_SUBJECT_CHARS) v.add("subject", "TOO_LONG", `must be at most ${MAX_SUBJECT_CHARS} characters`);
+  else if (input.subject.trim().length === 0) v.add("subject", "REQUIRED", "is required");
+  else if (checkPrintable(v, "subject", input.subject)) freeText.push(["subject", input.subject]);
 
   if (input.expireSeconds < 0 || input.expireSeconds > MAX_EXPIRE_SECONDS) {
     v.add("expire_seconds", "OUT_OF_RANGE", `must be 0 (default ${DEFAULT_EXPIRE_SECONDS}) to ${MAX_EXPIRE_SECONDS}`);
@@ -90,45 +105,54 @@ export function validateCreatePayment(input: CreatePaymentInput, notifyUrls: Not
   }
   validateNotifyUrl(v, "notify_url", input.notifyUrl, notifyUrls);
 
-  if (input.items.length > MAX_ITEMS) v.add("items", "TOO_MANY", `at most ${MAX_ITEMS} items`);
-  let itemsTotal = 0n;
-  input.items.forEach((item, i) => {
-    if (item.sku.length === 0 || item.sku.length > 64) v.add(`items[${i}].sku`, "INVALID_LENGTH", "must be 1-64 characters");
-    if (item.name.length === 0 || item.name.length > 256) {
-      v.add(`items[${i}].name`, "INVALID_LENGTH", "must be 1-256 characters");
+  let amountMismatch = false;
+  if (input.items.length > MAX_ITEMS) {
+    v.add("items", "TOO_MANY", `at most ${MAX_ITEMS} items, got ${input.items.length}`);
+  } else {
+    let itemsTotal = 0n;
+    input.items.forEach((item, i) => {
+      const field = `items[${i}]`;
+      let skuOk = false;
+      let nameOk = false;
+      if (item.sku.length === 0 || item.sku.length > 64) v.add(`${field}.sku`, "INVALID_LENGTH", "must be 1-64 characters");
+      else skuOk = checkPrintable(v, `${field}.sku`, item.sku);
+      if (item.name.length === 0 || item.name.length > 256) v.add(`${field}.name`, "INVALID_LENGTH", "must be 1-256 characters");
+      else nameOk = checkPrintable(v, `${field}.name`, item.name);
+      if (skuOk && nameOk) freeText.push([`${field}.name`, `${item.name} ${item.sku}`]);
+      if (item.quantity <= 0n) v.add(`${field}.quantity`, "NOT_POSITIVE", "must be at least 1");
+      else if (item.quantity > MAX_ITEM_QUANTITY) v.add(`${field}.quantity`, "TOO_LARGE", `must be at most ${MAX_ITEM_QUANTITY}`);
+      if (item.unitAmount < 0n) v.add(`${field}.unit_amount`, "NEGATIVE", "must not be negative");
+      itemsTotal += item.quantity * item.unitAmount;
+    });
+    amountMismatch = input.items.length > 0 && itemsTotal !== input.amount && v.empty;
+    if (amountMismatch) {
+      v.add("amount", "AMOUNT_MISMATCH", `must equal the sum of quantity * unit_amount over items (${itemsTotal})`);
     }
-    if (item.quantity <= 0n) v.add(`items[${i}].quantity`, "NOT_POSITIVE", "must be at least 1");
-    else if (item.quantity > 1_000_000n) v.add(`items[${i}].quantity`, "TOO_LARGE", "must be at most 1000000");
-    if (item.unitAmount < 0n) v.add(`items[${i}].unit_amount`, "NEGATIVE", "must not be negative");
-    itemsTotal += item.quantity * item.unitAmount;
-  });
-  const amountMismatch = input.items.length > 0 && itemsTotal !== input.amount && v.empty;
-  if (amountMismatch) {
-    v.add("amount", "AMOUNT_MISMATCH", `must equal the sum of quantity * unit_amount over items (${itemsTotal})`);
   }
 
   const entries = Object.entries(input.metadata);
-  if (entries.length > MAX_METADATA_ENTRIES) v.add("metadata", "TOO_MANY", `at most ${MAX_METADATA_ENTRIES} entries`);
-  for (const [key, value] of entries) {
-    if (key.length === 0 || key.length > 40) v.add(`metadata.${key}`, "INVALID_KEY", "keys must be 1-40 characters");
-    if (value.length > 500) v.add(`metadata.${key}`, "TOO_LONG", "values must be at most 500 characters");
+  if (entries.length > MAX_METADATA_ENTRIES) {
+    v.add("metadata", "TOO_MANY", `at most ${MAX_METADATA_ENTRIES} entries, got ${entries.length}`);
+  } else {
+    for (const [key, value] of entries) {
+      const field = `metadata.${key}`;
+      const keyOk = key.length > 0 && key.length <= MAX_METADATA_KEY_CHARS;
+      if (!keyOk) v.add(field, "INVALID_KEY", `keys must be 1-${MAX_METADATA_KEY_CHARS} characters`);
+      const valueOk = value.length <= MAX_METADATA_VALUE_CHARS;
+      if (!valueOk) v.add(field, "TOO_LONG", `values must be at most ${MAX_METADATA_VALUE_CHARS} characters`);
+      if (keyOk && valueOk && checkPrintable(v, field, `${key} ${value}`)) freeText.push([field, `${key} ${value}`]);
+    }
   }
 
   if (input.channel === "card") {
     if (!/^pm_[A-Za-z0-9_]{1,250}$/.test(input.paymentMethod)) {
       v.add("payment_method", "INVALID_TOKEN", "must be the acquirer's payment-method token (pm_...)");
-    }
+    } else freeText.push(["payment_method", input.paymentMethod]);
   } else if (input.paymentMethod !== "") {
     v.add("payment_method", "NOT_ALLOWED", "is only used by the card channel");
   }
 
   // Card numbers must never enter the service (PCI DSS scope): refuse them wherever they hide.
-  const freeText: Array<[string, string]> = [
-    ["subject", input.subject],
-    ["payment_method", input.paymentMethod],
-    ...input.items.map((item, i): [string, string] => [`items[${i}].name`, `${item.name} ${item.sku}`]),
-    ...entries.map(([key, value]): [string, string] => [`metadata.${key}`, `${key} ${value}`]),
-  ];
   for (const [field, text] of freeText) {
     if (containsCardNumber(text)) v.add(field, "CARD_NUMBER_NOT_ALLOWED", "must not contain a card number");
   }

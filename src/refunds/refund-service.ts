@@ -10,6 +10,7 @@ import { type ChannelName, type ChannelRefundRequest, ChannelRejectedError } fro
 import type { ChannelRegistry } from "../channels/registry.js";
 import { ConflictError, NotFoundError, PreconditionError, ValidationError, Violations } from "../errors.js";
 import { refundedFee } from "../fees/fee-calculator.js";
+import { checkLookupId, checkPrintable } from "../input-text.js";
 import { findFeeRule } from "../fees/fee-rules.js";
 import { newId, newTradeNo } from "../ids.js";
 import { accounts, postEntry } from "../ledger/ledger.js";
@@ -55,14 +56,19 @@ async function transactionalRetryingDeadlocks<T>(em: SqlEntityManager, work: (tx
   }
 }
 
+/** The reason is stored and sent to the channel: bounded, and free of control characters. */
+const MAX_REFUND_REASON_CHARS = 256;
+
 function validate(input: RefundInput): void {
   const v = new Violations();
-  if (input.paymentId === "") v.add("payment_id", "REQUIRED", "is required");
-  if (!REFUND_NO_PATTERN.test(input.merchantRefundNo)) {
+  checkLookupId(v, "payment_id", input.paymentId);
+  if (!REFUND_NO_PATTERN.test(input.merchantRefundNo) && checkPrintable(v, "merchant_refund_no", input.merchantRefundNo)) {
     v.add("merchant_refund_no", "INVALID_FORMAT", "must be 1-64 characters of A-Z a-z 0-9 _ -");
   }
   if (input.amount <= 0n) v.add("amount", "NOT_POSITIVE", "must be at least 1 minor unit");
-  if (input.reason.length > 256) v.add("reason", "TOO_LONG", "must be at most 256 characters");
+  if (input.reason.length > MAX_REFUND_REASON_CHARS) {
+    v.add("reason", "TOO_LONG", `must be at most ${MAX_REFUND_REASON_CHARS} characters`);
+  } else checkPrintable(v, "reason", input.reason);
   v.throwIfAny();
 }
 

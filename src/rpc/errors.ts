@@ -8,11 +8,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 
 type OutgoingDetail = Extract<ConnectError["details"][number], { desc: unknown }>;
 import {
+  CHANNEL_NAMES,
   ChannelAnswerUntrustedError,
   ChannelRejectedError,
   ChannelTradePaidError,
   ChannelUnavailableError,
 } from "../channels/channel.js";
+import { HttpTransportError } from "../channels/http-client.js";
+import { echoable } from "../input-text.js";
 import {
   ConflictError,
   DomainError,
@@ -42,7 +45,11 @@ function codeOf(error: DomainError): Code {
   return Code.Internal;
 }
 
-export function toConnectError(error: unknown, log: (message: string, error: unknown) => void): ConnectError {
+/**
+ * The status for an error thrown by an implementation of `method` (e.g. `createPayment`, which
+ * chooses the advice in a channel error's message). Causes that callers must not see are logged.
+ */
+export function toConnectError(error: unknown, log: (message: string, error: unknown) => void, method?: string): ConnectError {
   if (error instanceof ConnectError) return error;
   if (error instanceof DomainError) {
     const details: OutgoingDetail[] = [errorInfo(error.reason, error.metadata)];
@@ -59,24 +66,79 @@ export function toConnectError(error: unknown, log: (message: string, error: unk
         value: create(RetryInfoSchema, { retryDelay: { seconds: ms / 1000n, nanos: Number(ms % 1000n) * 1_000_000 } }),
       });
     }
-    return new ConnectError(error.message, codeOf(error), undefined, details);
+    return new ConnectError(boundedMessage(error.message), codeOf(error), undefined, details);
   }
+  // Channel errors carry the channel's URL, host, port and raw answer text: those go to the log
+  // only. The caller gets a fixed message per kind of failure, the channel and the kind.
   if (error instanceof ChannelUnavailableError) {
-    const metadata: Record<string, string> = { channel: error.channel };
+    const failure = channelFailureOf(error);
+    log(`${method ?? "call"}: ${error.channel} channel unavailable (${failure})`, error);
+    const metadata: Record<string, string> = { channel: error.channel, failure };
     if (error instanceof ChannelAnswerUntrustedError) metadata.channel_code = error.code;
-    return new ConnectError(error.message, Code.Unavailable, undefined, [errorInfo(error.reason, metadata)]);
+    const message = `${CHANNEL_FAILURE_MESSAGES[failure](channelTitle(error.channel))}; ${RETRY_ADVICE.get(method ?? "") ?? DEFAULT_RETRY_ADVICE}`;
+    return new ConnectError(message, Code.Unavailable, undefined, [errorInfo(error.reason, metadata)]);
   }
   if (error instanceof ChannelRejectedError) {
-    return new ConnectError(error.message, Code.FailedPrecondition, undefined, [
-      errorInfo(error.reason, { channel: error.channel, channel_code: error.code }),
+    log(`${method ?? "call"}: ${error.channel} channel rejected the request`, error);
+    const code = CHANNEL_CODE.test(error.code) ? error.code : "UNRECOGNIZED";
+    return new ConnectError(`the ${channelTitle(error.channel)} channel declined the request (${code})`, Code.FailedPrecondition, undefined, [
+      errorInfo(error.reason, { channel: error.channel, channel_code: code }),
     ]);
   }
   if (error instanceof ChannelTradePaidError) {
-    return new ConnectError(error.message, Code.FailedPrecondition, undefined, [errorInfo("INVALID_TRANSITION")]);
+    return new ConnectError(`the ${channelTitle(error.channel)} channel reports the trade as paid`, Code.FailedPrecondition, undefined, [
+      errorInfo("INVALID_TRANSITION", { channel: error.channel }),
+    ]);
   }
   log("internal error", error);
   return new ConnectError("internal error", Code.Internal, undefined, [errorInfo("INTERNAL")]);
 }
+
+/**
+ * Longest message sent, in characters. A domain message may quote the caller's input (an id, a
+ * number); a megabyte of it in `grpc-message` is more than gRPC clients accept, and they then never
+ * see an answer at all. Validation messages are bounded by VALIDATION_ERROR_LIMITS already.
+ */
+const MAX_MESSAGE_CHARS = 1024;
+
+function boundedMessage(message: string): string {
+  return echoable(message, MAX_MESSAGE_CHARS);
+}
+
+/** Why a channel call gave no usable answer; `failure` in the ErrorInfo metadata. */
+export type ChannelFailure = "TIMEOUT" | "UNREACHABLE" | "CHANNEL_ERROR" | "RESPONSE_SIGNATURE_INVALID" | "UNEXPECTED_RESPONSE";
+
+/** The kind of failure, from the error the adapter built (see src/channels/http-client.ts and each adapter). */
+export function channelFailureOf(error: ChannelUnavailableError): ChannelFailure {
+  if (error instanceof ChannelAnswerUntrustedError) return error.code;
+  if (error.cause instanceof HttpTransportError) return error.cause.kind === "timeout" ? "TIMEOUT" : "UNREACHABLE";
+  // Answered, but with 5xx/429, "system busy", "try again", an answer in no known envelope, a bill not ready.
+  return "CHANNEL_ERROR";
+}
+
+const CHANNEL_FAILURE_MESSAGES: Record<ChannelFailure, (channel: string) => string> = {
+  TIMEOUT: (channel) => `the ${channel} channel did not answer in time`,
+  UNREACHABLE: (channel) => `the ${channel} channel could not be reached`,
+  CHANNEL_ERROR: (channel) => `the ${channel} channel is temporarily unavailable`,
+  RESPONSE_SIGNATURE_INVALID: (channel) => `the ${channel} channel's answer failed signature verification and was not used`,
+  UNEXPECTED_RESPONSE: (channel) => `the ${channel} channel's answer could not be read and was not used`,
+};
+
+/** What a caller should know when the channel gave no usable answer, by RPC method. */
+const RETRY_ADVICE = new Map<string, string>([
+  ["createPayment", "the payment is stored; send the same request again to continue"],
+  ["queryPayment", "nothing was changed; try again"],
+  ["closePayment", "the payment is unchanged; try again"],
+]);
+const DEFAULT_RETRY_ADVICE = "try again";
+
+/** The channel's name as sent to callers: one of ours, never anything else. */
+function channelTitle(channel: string): string {
+  return (CHANNEL_NAMES as readonly string[]).includes(channel) ? channel : "payment";
+}
+
+/** A channel's business code (ACQ.TRADE_HAS_SUCCESS, ORDERPAID, card_declined) is passed on; other text is not. */
+const CHANNEL_CODE = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** Wraps every method of a service implementation so that thrown errors are mapped here. */
 export function mapErrors<T extends object>(impl: T, log: (message: string, error: unknown) => void): T {
@@ -87,7 +149,7 @@ export function mapErrors<T extends object>(impl: T, log: (message: string, erro
       try {
         return await method.apply(impl, args);
       } catch (error) {
-        throw toConnectError(error, log);
+        throw toConnectError(error, log, name);
       }
     };
   }

@@ -6,7 +6,7 @@ import type { MerchantRow } from "../merchants/merchant-entity.js";
 import type { CreatePaymentInput } from "../payments/payment-input.js";
 import type { PaymentView } from "../payments/payment-repository.js";
 import type { PaymentStatus as DomainPaymentStatus } from "../payments/payment-status.js";
-import { type Merchant, MerchantSchema } from "../../gen/payments/v1/merchant_service_pb.js";
+import { type Merchant, MerchantSchema, RefundFeePolicy } from "../../gen/payments/v1/merchant_service_pb.js";
 import {
   Channel,
   type Payment,
@@ -22,7 +22,9 @@ import {
 } from "../../gen/payments/v1/payment_service_pb.js";
 import type { RefundRow } from "../refunds/refund-entity.js";
 import type { PaymentLookup as DomainLookup } from "../payments/payment-repository.js";
-import { ValidationError } from "../errors.js";
+import { ValidationError, Violations } from "../errors.js";
+import type { RefundFeePolicy as DomainRefundFeePolicy } from "../fees/fee-calculator.js";
+import { checkLookupId } from "../input-text.js";
 
 const CHANNEL_TO_PROTO: Record<ChannelName, Channel> = {
   alipay: Channel.ALIPAY,
@@ -46,12 +48,50 @@ export function statusFromProto(status: PaymentStatus): DomainPaymentStatus | un
   return (Object.keys(STATUS_TO_PROTO) as DomainPaymentStatus[]).find((name) => STATUS_TO_PROTO[name] === status);
 }
 
-function timestamp(date: Date | null | undefined): Timestamp | undefined {
-  return date ? timestampFromDate(date) : undefined;
+/**
+ * Proto3 enums are open: a client may send any number, and a number this server does not know
+ * arrives as that number. UNSPECIFIED (0) means "not set"; an unknown number is a violation, never
+ * "not set" (a filter on it must not silently become no filter).
+ */
+function enumValue<T>(v: Violations, field: string, enumName: string, value: number, known: T | undefined): T | undefined {
+  if (value === 0) return undefined;
+  if (known === undefined) v.add(field, "UNKNOWN_ENUM_VALUE", `${value} is not a ${enumName} this server knows`);
+  return known;
 }
 
-export function optionalDate(ts: Timestamp | undefined): Date | undefined {
-  return ts ? timestampDate(ts) : undefined;
+/** The channel chosen or filtered on; undefined when UNSPECIFIED; a violation for an unknown number. */
+export function optionalChannelFromProto(v: Violations, field: string, channel: Channel): ChannelName | undefined {
+  return enumValue(v, field, "Channel", channel, channelFromProto(channel));
+}
+
+/** The payment status filtered on; undefined when UNSPECIFIED; a violation for an unknown number. */
+export function optionalStatusFromProto(v: Violations, field: string, status: PaymentStatus): DomainPaymentStatus | undefined {
+  return enumValue(v, field, "PaymentStatus", status, statusFromProto(status));
+}
+
+/** The refund fee policy; undefined when UNSPECIFIED; a violation for an unknown number. */
+export function optionalRefundFeePolicyFromProto(v: Violations, field: string, policy: RefundFeePolicy): DomainRefundFeePolicy | undefined {
+  const known =
+    policy === RefundFeePolicy.RETAIN ? "RETAIN" : policy === RefundFeePolicy.PRORATE ? "PRORATE" : undefined;
+  return enumValue<DomainRefundFeePolicy>(v, field, "RefundFeePolicy", policy, known);
+}
+
+/** google.protobuf.Timestamp's documented range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z. */
+const MIN_TIMESTAMP_SECONDS = -62_135_596_800n;
+const MAX_TIMESTAMP_SECONDS = 253_402_300_799n;
+
+/** The time, or undefined when unset; a violation when seconds or nanos are outside the Timestamp range. */
+export function optionalTimestamp(v: Violations, field: string, ts: Timestamp | undefined): Date | undefined {
+  if (!ts) return undefined;
+  if (ts.seconds < MIN_TIMESTAMP_SECONDS || ts.seconds > MAX_TIMESTAMP_SECONDS || ts.nanos < 0 || ts.nanos > 999_999_999) {
+    v.add(field, "OUT_OF_RANGE", "must be a valid timestamp between years 1 and 9999");
+    return undefined;
+  }
+  return timestampDate(ts);
+}
+
+function timestamp(date: Date | null | undefined): Timestamp | undefined {
+  return date ? timestampFromDate(date) : undefined;
 }
 
 export function merchantToProto(merchant: MerchantRow): Merchant {
@@ -110,7 +150,11 @@ function actionCase(kind: string): "qrCodeUrl" | "codeUrl" | "clientSecret" {
   }
 }
 
+/** The domain input; throws INVALID_ARGUMENT at once for a channel number no Channel has. */
 export function createPaymentInputFromProto(req: CreatePaymentRequest): CreatePaymentInput {
+  const v = new Violations();
+  optionalChannelFromProto(v, "channel", req.channel);
+  v.throwIfAny();
   return {
     merchantOrderNo: req.merchantOrderNo,
     currency: req.currency,
@@ -130,13 +174,19 @@ export function createPaymentInputFromProto(req: CreatePaymentRequest): CreatePa
   };
 }
 
+/** The payment to look up; INVALID_ARGUMENT when unset, or for an id no payment can have. */
 export function lookupFromProto(lookup: PaymentLookup | undefined): DomainLookup {
+  const v = new Violations();
   switch (lookup?.key.case) {
     case "paymentId":
-      if (lookup.key.value !== "") return { paymentId: lookup.key.value };
+      if (lookup.key.value === "") break;
+      if (checkLookupId(v, "lookup.payment_id", lookup.key.value)) return { paymentId: lookup.key.value };
+      v.throwIfAny();
       break;
     case "merchantOrderNo":
-      if (lookup.key.value !== "") return { merchantOrderNo: lookup.key.value };
+      if (lookup.key.value === "") break;
+      if (checkLookupId(v, "lookup.merchant_order_no", lookup.key.value)) return { merchantOrderNo: lookup.key.value };
+      v.throwIfAny();
       break;
   }
   throw new ValidationError([

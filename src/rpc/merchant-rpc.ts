@@ -3,7 +3,8 @@ import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Database } from "../db/database.js";
 import type { MerchantService as MerchantDomain } from "../merchants/merchant-service.js";
-import { ValidationError } from "../errors.js";
+import { Violations } from "../errors.js";
+import { checkLookupId } from "../input-text.js";
 import {
   CreateMerchantResponseSchema,
   GetMerchantResponseSchema,
@@ -14,12 +15,13 @@ import {
 } from "../../gen/payments/v1/merchant_service_pb.js";
 import { setFeeRule } from "../fees/fee-rules.js";
 import { requireAdmin } from "./auth.js";
-import { channelFromProto, channelToProto, merchantToProto } from "./mappers.js";
+import { channelToProto, merchantToProto, optionalChannelFromProto, optionalRefundFeePolicyFromProto } from "./mappers.js";
 
+/** The merchant id, or INVALID_ARGUMENT when empty or not an id at all. */
 function requireId(merchantId: string): string {
-  if (merchantId === "") {
-    throw new ValidationError([{ field: "merchant_id", reason: "REQUIRED", description: "is required" }]);
-  }
+  const v = new Violations();
+  checkLookupId(v, "merchant_id", merchantId);
+  v.throwIfAny();
   return merchantId;
 }
 
@@ -52,15 +54,20 @@ export function createMerchantRpc(
     async setFeeRule(req, ctx) {
       admin(ctx);
       const em = db.em();
-      await merchants.getMerchant(em, requireId(req.merchantId));
+      const v = new Violations();
+      checkLookupId(v, "merchant_id", req.merchantId);
+      const channel = optionalChannelFromProto(v, "channel", req.channel);
+      const refundFeePolicy = optionalRefundFeePolicyFromProto(v, "refund_fee_policy", req.refundFeePolicy) ?? "RETAIN";
+      v.throwIfAny();
+      await merchants.getMerchant(em, req.merchantId);
       const rule = await setFeeRule(em, {
         merchantId: req.merchantId,
-        channel: channelFromProto(req.channel),
+        channel,
         currency: req.currency,
         rateBps: req.rateBps,
         fixedFee: req.fixedFee,
         minFee: req.minFee,
-        refundFeePolicy: req.refundFeePolicy === RefundFeePolicy.PRORATE ? "PRORATE" : "RETAIN",
+        refundFeePolicy,
       });
       return create(SetFeeRuleResponseSchema, {
         feeRule: {

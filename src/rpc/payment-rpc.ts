@@ -2,7 +2,8 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Database } from "../db/database.js";
-import { ValidationError } from "../errors.js";
+import { ValidationError, Violations } from "../errors.js";
+import { checkLookupId, checkPageToken, checkPrintable } from "../input-text.js";
 import type { PaymentService as PaymentDomain } from "../payments/payment-service.js";
 import type { RefundService as RefundDomain } from "../refunds/refund-service.js";
 import {
@@ -16,16 +17,15 @@ import {
   type PaymentService,
   QueryPaymentResponseSchema,
 } from "../../gen/payments/v1/payment_service_pb.js";
-import { PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { authenticateMerchant, type MerchantAuthenticator } from "./auth.js";
 import {
-  channelFromProto,
   createPaymentInputFromProto,
   lookupFromProto,
-  optionalDate,
+  optionalChannelFromProto,
+  optionalStatusFromProto,
+  optionalTimestamp,
   paymentToProto,
   refundToProto,
-  statusFromProto,
 } from "./mappers.js";
 
 export function createPaymentRpc(
@@ -39,6 +39,11 @@ export function createPaymentRpc(
       const em = db.em();
       const merchant = await authenticateMerchant(ctx, em, merchants);
       const idempotencyKey = ctx.requestHeader.get("idempotency-key") ?? undefined;
+      if (idempotencyKey !== undefined) {
+        const v = new Violations();
+        checkPrintable(v, "idempotency-key", idempotencyKey);
+        v.throwIfAny();
+      }
       const view = await payments.createPayment(em, merchant, createPaymentInputFromProto(req), idempotencyKey);
       return create(CreatePaymentResponseSchema, { payment: paymentToProto(view) });
     },
@@ -57,14 +62,18 @@ export function createPaymentRpc(
     async listPayments(req, ctx) {
       const em = db.em();
       const merchant = await authenticateMerchant(ctx, em, merchants);
-      const page = await payments.listPayments(em, merchant.id, {
-        status: req.status === PaymentStatus.UNSPECIFIED ? undefined : statusFromProto(req.status),
-        channel: channelFromProto(req.channel),
-        createdAfter: optionalDate(req.createdAfter),
-        createdBefore: optionalDate(req.createdBefore),
+      const v = new Violations();
+      const filter = {
+        status: optionalStatusFromProto(v, "status", req.status),
+        channel: optionalChannelFromProto(v, "channel", req.channel),
+        createdAfter: optionalTimestamp(v, "created_after", req.createdAfter),
+        createdBefore: optionalTimestamp(v, "created_before", req.createdBefore),
         pageSize: req.pageSize,
         pageToken: req.pageToken,
-      });
+      };
+      checkPageToken(v, "page_token", req.pageToken);
+      v.throwIfAny();
+      const page = await payments.listPayments(em, merchant.id, filter);
       return create(ListPaymentsResponseSchema, {
         payments: page.payments.map(paymentToProto),
         nextPageToken: page.nextPageToken,
@@ -73,9 +82,9 @@ export function createPaymentRpc(
     async closePayment(req, ctx) {
       const em = db.em();
       const merchant = await authenticateMerchant(ctx, em, merchants);
-      if (req.paymentId === "") {
-        throw new ValidationError([{ field: "payment_id", reason: "REQUIRED", description: "is required" }]);
-      }
+      const v = new Violations();
+      checkLookupId(v, "payment_id", req.paymentId);
+      v.throwIfAny();
       const view = await payments.closePayment(em, merchant.id, req.paymentId);
       return create(ClosePaymentResponseSchema, { payment: paymentToProto(view) });
     },
@@ -94,19 +103,29 @@ export function createPaymentRpc(
       const em = db.em();
       const merchant = await authenticateMerchant(ctx, em, merchants);
       let lookup: { refundId: string } | { paymentId: string; merchantRefundNo: string };
-      if (req.refundId !== "") lookup = { refundId: req.refundId };
-      else if (req.paymentId !== "" && req.merchantRefundNo !== "") {
+      const v = new Violations();
+      if (req.refundId !== "") {
+        checkLookupId(v, "refund_id", req.refundId);
+        lookup = { refundId: req.refundId };
+      } else if (req.paymentId !== "" && req.merchantRefundNo !== "") {
+        checkLookupId(v, "payment_id", req.paymentId);
+        checkLookupId(v, "merchant_refund_no", req.merchantRefundNo);
         lookup = { paymentId: req.paymentId, merchantRefundNo: req.merchantRefundNo };
       } else {
         throw new ValidationError([
           { field: "refund_id", reason: "REQUIRED", description: "set refund_id, or payment_id with merchant_refund_no" },
         ]);
       }
+      v.throwIfAny();
       return create(GetRefundResponseSchema, { refund: refundToProto(await refunds.getRefund(em, merchant.id, lookup)) });
     },
     async listRefunds(req, ctx) {
       const em = db.em();
       const merchant = await authenticateMerchant(ctx, em, merchants);
+      const v = new Violations();
+      if (req.paymentId !== "") checkLookupId(v, "payment_id", req.paymentId);
+      checkPageToken(v, "page_token", req.pageToken);
+      v.throwIfAny();
       const page = await refunds.listRefunds(em, merchant.id, {
         paymentId: req.paymentId || undefined,
         pageSize: req.pageSize,

@@ -9,6 +9,7 @@ import { Violations } from "../errors.js";
 import { checkLedger } from "../ledger/ledger-check.js";
 import { merchantBalance } from "../ledger/ledger.js";
 import { isKnownCurrency } from "../money/currency.js";
+import { checkLookupId, checkPrintable } from "../input-text.js";
 import {
   CheckLedgerResponseSchema,
   type Discrepancy,
@@ -20,6 +21,9 @@ import {
 } from "../../gen/payments/v1/settlement_service_pb.js";
 import { authenticateMerchant, type MerchantAuthenticator, requireAdmin } from "./auth.js";
 import { channelToProto } from "./mappers.js";
+
+/** Longer resolutions are refused by the domain for their length; no need to scan past that. */
+const MAX_RESOLUTION_SCAN_CHARS = 1024;
 
 function discrepancyToProto(row: DiscrepancyRow): Discrepancy {
   return create(DiscrepancySchema, {
@@ -80,6 +84,10 @@ export function createSettlementRpc(
     },
     async resolveDiscrepancy(req, ctx) {
       admin(ctx);
+      const v = new Violations();
+      checkLookupId(v, "discrepancy_id", req.discrepancyId);
+      checkPrintable(v, "resolution", req.resolution.slice(0, MAX_RESOLUTION_SCAN_CHARS));
+      v.throwIfAny();
       const row = await resolveDiscrepancy(db.em(), req.discrepancyId, req.resolution);
       return create(ResolveDiscrepancyResponseSchema, { discrepancy: discrepancyToProto(row) });
     },
