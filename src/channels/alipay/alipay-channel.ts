@@ -5,37 +5,40 @@
 import type { KeyObject } from "node:crypto";
 import { formatMinor, parseMinor } from "../../money/currency.js";
 import {
+  type BillRecord,
   type CallbackAnswer,
   CallbackRejectedError,
   type CallbackRequest,
   type ChannelCreatePaymentRequest,
   type ChannelNotification,
   type ChannelPaymentCreated,
-  ChannelRejectedError,
   type ChannelRefundRequest,
   type ChannelRefundStatus,
   type ChannelTradeRef,
-  type ChannelTradeState,
   type ChannelTradeStatus,
   ChannelTradePaidError,
-  ChannelUnavailableError,
-  type BillRecord,
   type PaymentChannel,
   type PaymentNotification,
-  ChannelAnswerUntrustedError,
 } from "../channel.js";
-import { type HttpRequest, type HttpResponse, HttpTransportError, sendHttpRequest } from "../http-client.js";
+import { type ChannelCallName, type ChannelCallOutcome, type ChannelOperation, createChannelCaller } from "../channel-call.js";
+import type { WireReader } from "../wire-fields.js";
 import { parseAlipayTradeBill } from "./alipay-bill.js";
-import {
-  loadAlipayPrivateKey,
-  loadAlipayPublicKey,
-  signRequestParams,
-  splitGatewayResponse,
-  verifyGatewayResponse,
-  verifyNotifyParams,
-} from "./alipay-signature.js";
+import { loadAlipayPrivateKey, loadAlipayPublicKey, signRequestParams, verifyNotifyParams } from "./alipay-signature.js";
 import { parseAlipayTime, toAlipayTime } from "./alipay-time.js";
+import {
+  ALIPAY_CODE,
+  type AlipayFailure,
+  createAlipayProtocol,
+  mapAlipayTradeStatus,
+  readBillUrlAnswer,
+  readCloseAnswer,
+  readPrecreateAnswer,
+  readRefundAnswer,
+  readRefundQueryAnswer,
+  readTradeQueryAnswer,
+} from "./alipay-wire.js";
 
+export { ALIPAY_CODE, mapAlipayTradeStatus } from "./alipay-wire.js";
 /** Alipay's China-time formats, re-exported for callers of the adapter. */
 export { parseAlipayTime, toAlipayDate, toAlipayTime } from "./alipay-time.js";
 
@@ -53,14 +56,6 @@ export interface AlipayChannelConfig {
   timeoutMs?: number;
 }
 
-/** Gateway `code` values (`40004` is a business failure with a `sub_code`). */
-export const ALIPAY_CODE = Object.freeze({
-  success: "10000",
-  waitingForBuyer: "10003",
-  unavailable: "20000",
-  businessFailed: "40004",
-});
-
 /** Alipay's amount limits for one trade, in fen: 0.01 to 100,000,000.00 yuan. */
 export const ALIPAY_MIN_AMOUNT_MINOR = 1n;
 export const ALIPAY_MAX_AMOUNT_MINOR = 10_000_000_000n;
@@ -77,47 +72,15 @@ const CLOSE_WRONG_STATE_SUB_CODES = new Set([
   "ACQ.TRADE_HAS_FINISHED",
 ]);
 
-/** A decoded gateway answer whose signature verified. */
-interface GatewayAnswer {
-  code: string;
-  msg: string;
-  subCode?: string;
-  subMsg?: string;
-  fields: Record<string, unknown>;
-}
-
-/** Alipay's trade status → our normalised state. Undefined for a status we do not know. */
-export function mapAlipayTradeStatus(tradeStatus: string): ChannelTradeState | undefined {
-  switch (tradeStatus) {
-    case "WAIT_BUYER_PAY":
-      return "pending";
-    case "TRADE_SUCCESS":
-    case "TRADE_FINISHED":
-      return "succeeded";
-    case "TRADE_CLOSED":
-      return "closed";
-    default:
-      return undefined;
-  }
-}
-
-function text(value: unknown): string | undefined {
-  return typeof value === "string" && value !== "" ? value : undefined;
-}
-
-function requireCny(currency: string, what: string): void {
-  if (currency !== "CNY") {
-    throw new ChannelRejectedError("alipay", "CURRENCY_NOT_SUPPORTED", `${what}: Alipay settles CNY only, got ${currency}`);
-  }
-}
-
 /** Creates the Alipay {@link PaymentChannel}. Keys are parsed here, so a bad key fails at start. */
 export function createAlipayChannel(config: AlipayChannelConfig): PaymentChannel {
   const appPrivateKey: KeyObject = loadAlipayPrivateKey(config.appPrivateKeyPem);
   const alipayPublicKey: KeyObject = loadAlipayPublicKey(config.alipayPublicKeyPem);
   const timeoutMs = config.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const gateway = createChannelCaller(createAlipayProtocol(alipayPublicKey, timeoutMs));
 
-  async function callGateway(method: string, biz: Record<string, unknown>, notifyUrl?: string): Promise<GatewayAnswer> {
+  /** The signed gateway request for one API method. */
+  function gatewayRequest(method: string, biz: Record<string, unknown>, notifyUrl?: string) {
     const params: Record<string, string> = {
       app_id: config.appId,
       method,
@@ -130,55 +93,28 @@ export function createAlipayChannel(config: AlipayChannelConfig): PaymentChannel
     };
     if (notifyUrl) params.notify_url = notifyUrl;
     params.sign = signRequestParams(params, appPrivateKey);
-
-    const response = await send(method, {
+    return {
       method: "POST",
       url: config.gatewayUrl,
       headers: { "content-type": "application/x-www-form-urlencoded;charset=utf-8", accept: "application/json" },
       body: new URLSearchParams(params).toString(),
-      timeoutMs,
-    });
-    if (response.status >= 500 || response.status === 429) {
-      throw new ChannelUnavailableError("alipay", `${method}: gateway answered HTTP ${response.status}`);
-    }
-    if (response.status !== 200) {
-      throw new ChannelRejectedError("alipay", `HTTP_${response.status}`, `${method}: gateway answered HTTP ${response.status}`);
-    }
-
-    const parts = splitGatewayResponse(response.body.toString("utf8"), method);
-    if (!parts) throw new ChannelUnavailableError("alipay", `${method}: gateway answer is not an Alipay response envelope`);
-    if (!verifyGatewayResponse(parts, alipayPublicKey)) {
-      throw new ChannelAnswerUntrustedError("alipay", "RESPONSE_SIGNATURE_INVALID",
-        `${method}: ${parts.sign ? "response signature does not verify" : "response is unsigned"} with the configured Alipay public key` +
-          ` (unverified content claims code ${unverifiedCode(parts.responseText)}); check ALIPAY_PUBLIC_KEY`,
-      );
-    }
-    const fields = parseObject(parts.responseText);
-    if (!fields) throw new ChannelAnswerUntrustedError("alipay", "UNEXPECTED_RESPONSE", `${method}: ${parts.responseKey} is not a JSON object`);
-    const answer: GatewayAnswer = { code: text(fields.code) ?? "", msg: text(fields.msg) ?? "", fields };
-    const subCode = text(fields.sub_code);
-    const subMsg = text(fields.sub_msg);
-    if (subCode) answer.subCode = subCode;
-    if (subMsg) answer.subMsg = subMsg;
-
-    // 20000 and ACQ.SYSTEM_ERROR both mean "try again with the same parameters".
-    if (answer.code === ALIPAY_CODE.unavailable || answer.subCode === "ACQ.SYSTEM_ERROR") {
-      throw new ChannelUnavailableError("alipay", `${method}: ${describe(answer)}`);
-    }
-    return answer;
+    };
   }
 
-  function rejected(method: string, answer: GatewayAnswer): ChannelRejectedError {
-    return new ChannelRejectedError("alipay", answer.subCode ?? answer.code, `${method}: ${describe(answer)}`);
+  /** Runs `wireMethod` for `operation` through the pipeline, decoding a success with `decode`. */
+  function callGateway<T>(
+    operation: ChannelOperation,
+    wireMethod: string,
+    biz: Record<string, unknown>,
+    decode: (answer: WireReader) => T,
+    notifyUrl?: string,
+  ): Promise<ChannelCallOutcome<T, AlipayFailure>> {
+    return gateway.call({ operation, wireMethod, request: gatewayRequest(wireMethod, biz, notifyUrl), decode });
   }
 
-  function amountField(answer: GatewayAnswer, name: string, method: string): bigint | undefined {
-    const value = text(answer.fields[name]);
-    if (value === undefined) return undefined;
-    try {
-      return parseMinor(value, "CNY");
-    } catch {
-      throw new ChannelAnswerUntrustedError("alipay", "UNEXPECTED_RESPONSE", `${method}: ${name} is not an amount: ${JSON.stringify(value)}`);
+  function requireCny(currency: string, name: ChannelCallName): void {
+    if (currency !== "CNY") {
+      throw gateway.rejected(name, { code: "CURRENCY_NOT_SUPPORTED", message: `Alipay settles CNY only, got ${currency}` });
     }
   }
 
@@ -186,47 +122,34 @@ export function createAlipayChannel(config: AlipayChannelConfig): PaymentChannel
     return trade.channelTradeNo ? { out_trade_no: trade.paymentNo, trade_no: trade.channelTradeNo } : { out_trade_no: trade.paymentNo };
   }
 
-  async function queryPayment(trade: ChannelTradeRef): Promise<ChannelTradeStatus> {
-    const method = "alipay.trade.query";
-    const answer = await callGateway(method, tradeBiz(trade));
-    if (answer.code !== ALIPAY_CODE.success) {
+  async function queryPayment(trade: ChannelTradeRef, operation: ChannelOperation = "queryPayment"): Promise<ChannelTradeStatus> {
+    const name = { operation, wireMethod: "alipay.trade.query" };
+    const outcome = await callGateway(operation, name.wireMethod, tradeBiz(trade), readTradeQueryAnswer);
+    if (!outcome.ok) {
       // A precreated trade exists at Alipay only once the shopper scans the QR code.
-      if (answer.subCode === "ACQ.TRADE_NOT_EXIST") return { state: "not_found", detail: describe(answer) };
-      throw rejected(method, answer);
+      if (outcome.failure.subCode === "ACQ.TRADE_NOT_EXIST") return { state: "not_found", detail: outcome.failure.message };
+      throw gateway.rejected(name, outcome.failure);
     }
-    const tradeStatus = text(answer.fields.trade_status) ?? "";
-    let state = mapAlipayTradeStatus(tradeStatus);
-    if (!state) {
-      throw new ChannelAnswerUntrustedError("alipay", "UNEXPECTED_RESPONSE", `${method}: unknown trade_status ${JSON.stringify(tradeStatus)}`);
-    }
-    const paidAt = parseAlipayTime(text(answer.fields.send_pay_date));
+    const answer = outcome.value;
     // A fully refunded trade is TRADE_CLOSED too; a payment date tells it apart from one never paid.
-    if (state === "closed" && paidAt) state = "succeeded";
-    const status: ChannelTradeStatus = { state, currency: "CNY", detail: tradeStatus };
-    const channelTradeNo = text(answer.fields.trade_no);
-    if (channelTradeNo) status.channelTradeNo = channelTradeNo;
-    const amountMinor = amountField(answer, "total_amount", method);
-    if (amountMinor !== undefined) status.amountMinor = amountMinor;
-    if (paidAt && state === "succeeded") status.paidAt = paidAt;
+    const state = answer.state === "closed" && answer.sendPayDate ? "succeeded" : answer.state;
+    const status: ChannelTradeStatus = { state, currency: "CNY", detail: answer.tradeStatus };
+    if (answer.tradeNo) status.channelTradeNo = answer.tradeNo;
+    if (answer.totalAmountMinor !== undefined) status.amountMinor = answer.totalAmountMinor;
+    if (answer.sendPayDate && state === "succeeded") status.paidAt = answer.sendPayDate;
     return status;
   }
 
-  async function queryRefund(request: ChannelRefundRequest): Promise<ChannelRefundStatus> {
-    const method = "alipay.trade.fastpay.refund.query";
-    const answer = await callGateway(method, {
-      ...tradeBiz(request.trade),
-      out_request_no: request.refundNo,
-      query_options: ["gmt_refund_pay"],
-    });
-    if (answer.code !== ALIPAY_CODE.success) {
-      if (answer.subCode === "ACQ.TRADE_NOT_EXIST") return { state: "not_found", detail: describe(answer) };
-      throw rejected(method, answer);
+  async function queryRefund(request: ChannelRefundRequest, operation: ChannelOperation = "queryRefund"): Promise<ChannelRefundStatus> {
+    const name = { operation, wireMethod: "alipay.trade.fastpay.refund.query" };
+    const biz = { ...tradeBiz(request.trade), out_request_no: request.refundNo, query_options: ["gmt_refund_pay"] };
+    const outcome = await callGateway(operation, name.wireMethod, biz, readRefundQueryAnswer);
+    if (!outcome.ok) {
+      if (outcome.failure.subCode === "ACQ.TRADE_NOT_EXIST") return { state: "not_found", detail: outcome.failure.message };
+      throw gateway.rejected(name, outcome.failure);
     }
-    // 10000 only means the query ran: no refund_amount means Alipay has no such refund.
-    if (text(answer.fields.refund_amount) === undefined) {
-      return { state: "not_found", detail: "refund not found at Alipay" };
-    }
-    const refundStatus = text(answer.fields.refund_status);
+    const { refundAmountMinor, refundStatus } = outcome.value;
+    if (refundAmountMinor === undefined) return { state: "not_found", detail: "refund not found at Alipay" };
     return refundStatus === "REFUND_SUCCESS"
       ? { state: "succeeded", detail: refundStatus }
       : { state: "processing", detail: refundStatus ?? "no refund_status yet" };
@@ -236,66 +159,62 @@ export function createAlipayChannel(config: AlipayChannelConfig): PaymentChannel
     name: "alipay",
 
     async createPayment(request: ChannelCreatePaymentRequest): Promise<ChannelPaymentCreated> {
-      const method = "alipay.trade.precreate";
-      requireCny(request.currency, method);
+      const name = { operation: "createPayment", wireMethod: "alipay.trade.precreate" } as const;
+      requireCny(request.currency, name);
       if (request.amountMinor < ALIPAY_MIN_AMOUNT_MINOR || request.amountMinor > ALIPAY_MAX_AMOUNT_MINOR) {
-        throw new ChannelRejectedError(
-          "alipay",
-          "AMOUNT_OUT_OF_RANGE",
-          `${method}: Alipay accepts 0.01 to 100000000.00 CNY, got ${formatMinor(request.amountMinor, "CNY")}`,
-        );
+        throw gateway.rejected(name, {
+          code: "AMOUNT_OUT_OF_RANGE",
+          message: `Alipay accepts 0.01 to 100000000.00 CNY, got ${formatMinor(request.amountMinor, "CNY")}`,
+        });
       }
-      const answer = await callGateway(
-        method,
-        {
-          out_trade_no: request.paymentNo,
-          total_amount: formatMinor(request.amountMinor, "CNY"),
-          subject: request.subject,
-          time_expire: toAlipayTime(request.expiresAt),
-          product_code: "FACE_TO_FACE_PAYMENT",
-        },
-        request.notifyUrl,
-      );
-      if (answer.code !== ALIPAY_CODE.success) throw rejected(method, answer);
-      const qrCode = text(answer.fields.qr_code);
-      if (!qrCode) throw new ChannelAnswerUntrustedError("alipay", "UNEXPECTED_RESPONSE", `${method}: success without qr_code`);
-      return { action: { kind: "qr_code_url", value: qrCode } };
+      const biz = {
+        out_trade_no: request.paymentNo,
+        total_amount: formatMinor(request.amountMinor, "CNY"),
+        subject: request.subject,
+        time_expire: toAlipayTime(request.expiresAt),
+        product_code: "FACE_TO_FACE_PAYMENT",
+      };
+      const outcome = await callGateway(name.operation, name.wireMethod, biz, readPrecreateAnswer, request.notifyUrl);
+      if (!outcome.ok) throw gateway.rejected(name, outcome.failure);
+      return { action: { kind: "qr_code_url", value: outcome.value.qrCode } };
     },
 
-    queryPayment,
+    queryPayment: (trade) => queryPayment(trade),
 
     async closePayment(trade: ChannelTradeRef): Promise<void> {
-      const method = "alipay.trade.close";
-      const answer = await callGateway(method, tradeBiz(trade));
-      if (answer.code === ALIPAY_CODE.success || answer.subCode === "ACQ.TRADE_NOT_EXIST") return;
-      if (answer.subCode && CLOSE_WRONG_STATE_SUB_CODES.has(answer.subCode)) {
+      const name = { operation: "closePayment", wireMethod: "alipay.trade.close" } as const;
+      const outcome = await callGateway(name.operation, name.wireMethod, tradeBiz(trade), readCloseAnswer);
+      if (outcome.ok || outcome.failure.subCode === "ACQ.TRADE_NOT_EXIST") return;
+      if (outcome.failure.subCode && CLOSE_WRONG_STATE_SUB_CODES.has(outcome.failure.subCode)) {
         // The sub-code only says "not waiting for payment": ask which state it is in.
-        const status = await queryPayment(trade);
+        const status = await queryPayment(trade, name.operation);
         if (status.state === "succeeded") throw new ChannelTradePaidError("alipay");
         if (status.state === "closed" || status.state === "not_found") return;
       }
-      throw rejected(method, answer);
+      throw gateway.rejected(name, outcome.failure);
     },
 
     async refund(request: ChannelRefundRequest): Promise<ChannelRefundStatus> {
-      const method = "alipay.trade.refund";
-      requireCny(request.trade.currency, method);
+      const name = { operation: "refund", wireMethod: "alipay.trade.refund" } as const;
+      requireCny(request.trade.currency, name);
       const biz: Record<string, unknown> = {
         ...tradeBiz(request.trade),
         refund_amount: formatMinor(request.amountMinor, "CNY"),
         out_request_no: request.refundNo,
       };
       if (request.reason) biz.refund_reason = request.reason;
-      const answer = await callGateway(method, biz);
-      if (answer.code === ALIPAY_CODE.businessFailed) return { state: "failed", detail: describe(answer) };
-      if (answer.code !== ALIPAY_CODE.success) throw rejected(method, answer);
-      if (answer.fields.fund_change === "Y") return { state: "succeeded", detail: "fund_change=Y" };
+      const outcome = await callGateway(name.operation, name.wireMethod, biz, readRefundAnswer);
+      if (!outcome.ok) {
+        if (outcome.failure.gatewayCode === ALIPAY_CODE.businessFailed) return { state: "failed", detail: outcome.failure.message };
+        throw gateway.rejected(name, outcome.failure);
+      }
+      if (outcome.value.fundChanged) return { state: "succeeded", detail: "fund_change=Y" };
       // Alipay's rule: fund_change N (a repeated out_request_no, or still in progress) must be confirmed by a refund query.
-      const confirmed = await queryRefund(request);
+      const confirmed = await queryRefund(request, name.operation);
       return confirmed.state === "failed" ? { state: "processing", detail: "accepted, not yet visible to refund query" } : confirmed;
     },
 
-    queryRefund,
+    queryRefund: (request) => queryRefund(request),
 
     parseCallback(request: CallbackRequest): ChannelNotification {
       const params = decodeForm(request.rawBody);
@@ -347,58 +266,27 @@ export function createAlipayChannel(config: AlipayChannelConfig): PaymentChannel
     },
 
     async fetchBill(billDate: string): Promise<BillRecord[]> {
-      const method = "alipay.data.dataservice.bill.downloadurl.query";
+      const name = { operation: "fetchBill", wireMethod: "alipay.data.dataservice.bill.downloadurl.query" } as const;
       if (!/^\d{4}-\d{2}-\d{2}$/.test(billDate)) {
-        const got = JSON.stringify(billDate);
-        throw new ChannelRejectedError("alipay", "INVALID_BILL_DATE", `${method}: bill date must be yyyy-MM-dd, got ${got}`);
+        throw gateway.rejected(name, { code: "INVALID_BILL_DATE", message: `bill date must be yyyy-MM-dd, got ${JSON.stringify(billDate)}` });
       }
-      const answer = await callGateway(method, { bill_type: "trade", bill_date: billDate });
-      if (answer.code !== ALIPAY_CODE.success) throw rejected(method, answer);
-      const downloadUrl = text(answer.fields.bill_download_url);
-      if (!downloadUrl) throw new ChannelAnswerUntrustedError("alipay", "UNEXPECTED_RESPONSE", `${method}: success without bill_download_url`);
-
-      const download = await send("bill download", {
-        method: "GET",
-        url: downloadUrl,
-        timeoutMs: Math.max(timeoutMs, BILL_DOWNLOAD_TIMEOUT_MS),
+      const { billDownloadUrl } = await gateway.callOrReject({
+        ...name,
+        request: gatewayRequest(name.wireMethod, { bill_type: "trade", bill_date: billDate }),
+        decode: readBillUrlAnswer,
       });
-      if (download.status !== 200) throw new ChannelUnavailableError("alipay", `bill download answered HTTP ${download.status}`);
+
+      // The file is not signed: the URL came in a verified answer, and it is Alipay's own short-lived link.
+      const download = { operation: "fetchBill", wireMethod: "bill download" } as const;
+      const file = await gateway.send(download, { method: "GET", url: billDownloadUrl, timeoutMs: Math.max(timeoutMs, BILL_DOWNLOAD_TIMEOUT_MS) });
+      if (file.status !== 200) throw gateway.unavailable(download, `HTTP ${file.status}`);
       try {
-        return parseAlipayTradeBill(download.body);
+        return parseAlipayTradeBill(file.body);
       } catch (error) {
-        throw new ChannelRejectedError("alipay", "BILL_UNREADABLE", `bill for ${billDate}: ${(error as Error).message}`);
+        throw gateway.rejected(download, { code: "BILL_UNREADABLE", message: `bill for ${billDate}: ${(error as Error).message}` });
       }
     },
   };
-}
-
-/** Sends a request; transport failures (refused, reset, timeout) become {@link ChannelUnavailableError}. */
-async function send(what: string, request: HttpRequest): Promise<HttpResponse> {
-  try {
-    return await sendHttpRequest(request);
-  } catch (error) {
-    if (error instanceof HttpTransportError) throw new ChannelUnavailableError("alipay", `${what}: ${error.message}`, { cause: error });
-    throw error;
-  }
-}
-
-function describe(answer: GatewayAnswer): string {
-  const sub = answer.subCode ? ` ${answer.subCode}${answer.subMsg ? ` (${answer.subMsg})` : ""}` : "";
-  return `${answer.code} ${answer.msg}${sub}`;
-}
-
-function parseObject(json: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(json);
-    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function unverifiedCode(responseText: string): string {
-  const fields = parseObject(responseText);
-  return (fields && [text(fields.code), text(fields.sub_code)].filter(Boolean).join(" ")) || "none";
 }
 
 function isPositiveAmount(value: string | undefined): boolean {
