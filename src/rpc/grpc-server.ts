@@ -21,17 +21,21 @@ import {
   type Interceptor,
   type MethodImplSpec,
   type ServiceImpl,
+  type StreamRequest,
+  type StreamResponse,
+  type UnaryRequest,
+  type UnaryResponse,
 } from "@connectrpc/connect";
 import {
   createAsyncIterable,
   getAbortSignalReason,
-  invokeUnaryImplementation,
   transformInvokeImplementation,
 } from "@connectrpc/connect/protocol";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, type ServingStatus } from "grpc-health-check";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { GrpcLimits } from "../config.js";
 
 /** Options for {@link addServiceToGrpcServer}. */
@@ -123,7 +127,7 @@ export function addServiceToGrpcServer<S extends DescService>(
 /**
  * Creates a grpc-js server with explicit message size limits, the given services,
  * `grpc.health.v1.Health` (SERVING for "" and every service; see {@link setGrpcServing})
- * and server reflection (v1 and v1alpha) built from the services' protobuf-es descriptors.
+ * and server reflection (v1 and v1alpha) listing them all, built from their protobuf-es descriptors.
  */
 export function createGrpcServer<const Services extends readonly DescService[]>(
   options: GrpcServerOptions<Services>,
@@ -151,8 +155,10 @@ export function createGrpcServer<const Services extends readonly DescService[]>(
   health.addToServer(server);
   healthByServer.set(server, { health, names });
 
-  const services = options.services.map(({ service }) => service);
-  new ReflectionService(reflectionPackage(services), { services: names }).addToServer(server);
+  // grpc-health-check serves Health from its own copy of health.proto, vendored under proto/grpc for
+  // reflection: proto-loader's descriptor of it is not one Go clients accept (its map entry is misnamed).
+  const services = [...options.services.map(({ service }) => service), Health];
+  new ReflectionService(reflectionPackage(services), { services: services.map((service) => service.typeName) }).addToServer(server);
   return server;
 }
 
@@ -383,10 +389,10 @@ function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-// The handlers reuse connect's own invocation helpers (exported from "@connectrpc/connect/protocol",
+// The streaming handlers reuse connect's own invocation helper (exported from "@connectrpc/connect/protocol",
 // marked internal) so output normalization and interceptors behave exactly as on the Connect listener.
-// A unary call without interceptors calls the implementation directly: that is all
-// invokeUnaryImplementation does then, besides copying the context (which would make its signal).
+// Unary calls go through invokeUnary below, which does what connect's invokeUnaryImplementation does
+// without making the context's signal on every call.
 function createHandler(spec: AnyMethodImplSpec, options: GrpcServiceOptions): grpc.UntypedHandleCall {
   const interceptors = options.interceptors ?? [];
   switch (spec.kind) {
@@ -394,7 +400,7 @@ function createHandler(spec: AnyMethodImplSpec, options: GrpcServiceOptions): gr
       const invoke =
         interceptors.length === 0
           ? async (ctx: CallContext, request: Message) => create(spec.method.output, await spec.impl(request, ctx))
-          : (ctx: CallContext, request: Message) => invokeUnaryImplementation(spec, ctx, request, interceptors);
+          : (ctx: CallContext, request: Message) => invokeUnary(spec, ctx, request, interceptors);
       return ((call, callback) => {
         const ctx = createContext(call, spec.method, options.shutdownSignal);
         answerOnce(call, ctx, callback, invoke(ctx, call.request));
@@ -421,6 +427,70 @@ function createHandler(spec: AnyMethodImplSpec, options: GrpcServiceOptions): gr
         void streamResponses(call, ctx, responses);
       }) satisfies grpc.handleBidiStreamingCall<Message, Message>;
   }
+}
+
+type UnaryMethodImplSpec = Extract<AnyMethodImplSpec, { kind: "unary" }>;
+
+/**
+ * Runs a unary implementation through the interceptors, as connect's `invokeUnaryImplementation`
+ * does, except that the request's `signal` is a getter: connect's helper reads the context's signal
+ * to copy it, which would make the AbortController that {@link createContext} makes only on first use.
+ * The implementation gets the call's own context unless an interceptor replaced the request's
+ * headers, context values or signal.
+ */
+async function invokeUnary(
+  spec: UnaryMethodImplSpec,
+  ctx: CallContext,
+  input: Message,
+  interceptors: Interceptor[],
+): Promise<Message> {
+  const method = spec.method;
+  const implementation = async (req: UnaryRequest | StreamRequest): Promise<UnaryResponse> => {
+    const output = await spec.impl(req.message as Message, handlerContextOf(ctx, req));
+    return {
+      stream: false,
+      message: create(method.output, output),
+      method,
+      service: method.parent,
+      header: ctx.responseHeader,
+      trailer: ctx.responseTrailer,
+    };
+  };
+  const next = interceptors.reduceRight<(req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>>(
+    (inner, interceptor) => interceptor(inner),
+    implementation,
+  );
+  const request: UnaryRequest = {
+    stream: false,
+    message: input,
+    method,
+    service: method.parent,
+    requestMethod: ctx.requestMethod,
+    url: ctx.url,
+    header: ctx.requestHeader,
+    contextValues: ctx.values,
+    get signal() {
+      return ctx.signal;
+    },
+  };
+  const response = await next(request);
+  if (response.stream) throw new ConnectError("protocol error: a unary call answered with a stream", Code.Internal);
+  copyHeaders(response.header, ctx.responseHeader);
+  copyHeaders(response.trailer, ctx.responseTrailer);
+  return response.message;
+}
+
+/** The context the implementation gets: the call's own, or one with what an interceptor replaced. */
+function handlerContextOf(ctx: CallContext, req: UnaryRequest | StreamRequest): HandlerContext {
+  const signalKept = Object.getOwnPropertyDescriptor(req, "signal")?.get !== undefined || req.signal === ctx.signal;
+  if (req.header === ctx.requestHeader && req.contextValues === ctx.values && signalKept) return ctx;
+  return { ...ctx, requestHeader: req.header, values: req.contextValues, signal: req.signal };
+}
+
+function copyHeaders(from: Headers, to: Headers): void {
+  if (from === to) return;
+  for (const key of [...to.keys()]) to.delete(key);
+  from.forEach((value, key) => to.set(key, value));
 }
 
 async function firstOf(messages: AsyncIterable<Message>): Promise<Message> {

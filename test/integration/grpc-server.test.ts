@@ -440,10 +440,10 @@ describe("server reflection", () => {
     call.write("*");
     call.end();
 
-    expect((await responses).flat().sort()).toEqual(["payments.v1.MerchantService", "test.v1.CountService"]);
+    expect((await responses).flat().sort()).toEqual(["grpc.health.v1.Health", "payments.v1.MerchantService", "test.v1.CountService"]);
   });
 
-  it("lets buf curl list the methods and call one without the proto files", async () => {
+  it("lets buf curl list the methods and call them, grpc.health.v1.Health included, without the proto files", async () => {
     const run = promisify(execFile);
     const base = `http://${address}`;
     const curl = (...args: string[]) =>
@@ -453,6 +453,9 @@ describe("server reflection", () => {
 
     const { stdout: methods } = await curl("--list-methods", base);
     expect(methods.split("\n").filter(Boolean).sort()).toEqual([
+      "grpc.health.v1.Health/Check",
+      "grpc.health.v1.Health/List",
+      "grpc.health.v1.Health/Watch",
       "payments.v1.MerchantService/CreateMerchant",
       "payments.v1.MerchantService/GetMerchant",
       "payments.v1.MerchantService/RotateApiKey",
@@ -466,6 +469,12 @@ describe("server reflection", () => {
     expect(JSON.parse(reply)).toEqual({
       merchant: { id: "m_7", name: "Acme", apiKeyPrefix: "sk_live_ab", createdAt: "2025-01-02T03:04:05Z" },
     });
+
+    // Before health was described by reflection: "failed to find service named grpc.health.v1.Health".
+    const { stdout: health } = await curl(`${base}/grpc.health.v1.Health/Check`);
+    expect(JSON.parse(health)).toEqual({ status: "SERVING" });
+    const { stdout: merchantHealth } = await curl("-d", '{"service":"payments.v1.MerchantService"}', `${base}/grpc.health.v1.Health/Check`);
+    expect(JSON.parse(merchantHealth)).toEqual({ status: "SERVING" });
   });
 });
 
