@@ -490,7 +490,7 @@ function handlerContextOf(ctx: CallContext, req: UnaryRequest | StreamRequest): 
 function copyHeaders(from: Headers, to: Headers): void {
   if (from === to) return;
   for (const key of [...to.keys()]) to.delete(key);
-  from.forEach((value, key) => to.set(key, value));
+  for (const [key, value] of from) to.set(key, value);
 }
 
 async function firstOf(messages: AsyncIterable<Message>): Promise<Message> {
