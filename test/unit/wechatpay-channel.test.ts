@@ -284,6 +284,31 @@ describe("availability and response signatures", () => {
     }
   });
 
+  it("names the PaymentChannel method, then WeChat's path, in every error", async () => {
+    fake.answer = () => ({ status: 503, body: json({ code: "SYSTEM_ERROR", message: "系统异常" }), signing: "none" });
+    const create = { paymentNo: "P1", amountMinor: 1n, currency: "CNY", subject: "s", expiresAt: new Date(), notifyUrl: "https://x/cb", idempotencyKey: "P1" };
+    const calls: Array<[string, () => Promise<unknown>, string]> = [
+      ["createPayment", () => channel.createPayment(create), "POST /v3/pay/transactions/native"],
+      ["queryPayment", () => channel.queryPayment(trade()), "GET /v3/pay/transactions/out-trade-no/{out_trade_no}"],
+      ["closePayment", () => channel.closePayment(trade()), "POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close"],
+      ["refund", () => channel.refund(refundRequest()), "POST /v3/refund/domestic/refunds"],
+      ["queryRefund", () => channel.queryRefund(refundRequest()), "GET /v3/refund/domestic/refunds/{out_refund_no}"],
+      ["fetchBill", () => channel.fetchBill("2024-05-01"), "GET /v3/bill/tradebill"],
+    ];
+    for (const [operation, run, wireMethod] of calls) {
+      const error = await run().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ChannelUnavailableError);
+      expect((error as Error).message).toBe(`wechatpay: ${operation} (${wireMethod}): HTTP 503 (unverified code SYSTEM_ERROR)`);
+    }
+  });
+
+  it("names the field when a signed answer has one of the wrong type", async () => {
+    fake.answer = () => ({ status: 200, body: json({ trade_state: "SUCCESS", transaction_id: 4200, amount: { total: 8888, currency: "CNY" } }) });
+    const error = await channel.queryPayment(trade()).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "UNEXPECTED_RESPONSE" });
+    expect((error as Error).message).toContain("transaction_id is not a string: 4200");
+  });
+
   it("turns a refused connection into ChannelUnavailableError", async () => {
     const closed = http.createServer();
     await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));

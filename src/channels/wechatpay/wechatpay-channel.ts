@@ -13,20 +13,16 @@ import {
   type ChannelNotification,
   type ChannelPaymentCreated,
   type ChannelRefundRequest,
-  type ChannelRefundState,
   type ChannelRefundStatus,
-  ChannelRejectedError,
   type ChannelTradeRef,
-  type ChannelTradeState,
   type ChannelTradeStatus,
   ChannelTradePaidError,
-  ChannelUnavailableError,
   type PaymentChannel,
   type PaymentNotification,
   type RefundNotification,
-  ChannelAnswerUntrustedError,
 } from "../channel.js";
-import { HttpTransportError, type HttpResponse, sendHttpRequest } from "../http-client.js";
+import { type ChannelCallName, createChannelCaller } from "../channel-call.js";
+import { isWireObject, parseWireObject, textOf, type WireObject as Json } from "../wire-fields.js";
 import { parseWechatTradeBill } from "./wechatpay-bill.js";
 import {
   buildAuthorization,
@@ -37,7 +33,21 @@ import {
   WECHATPAY_RESOURCE_ALGORITHM,
 } from "./wechatpay-signature.js";
 import { parseWechatTime, toWechatTime } from "./wechatpay-time.js";
+import {
+  createWechatPayProtocol,
+  fromWechatAmount,
+  mapWechatTradeState,
+  readCloseAnswer,
+  readNativeOrderAnswer,
+  readRefund,
+  readTradeBillAnswer,
+  readTransaction,
+  toWechatAmount,
+  type WechatRefund,
+  type WechatTradeBillAnswer,
+} from "./wechatpay-wire.js";
 
+export { fromWechatAmount, mapWechatRefundStatus, mapWechatTradeState, toWechatAmount } from "./wechatpay-wire.js";
 export { formatWechatTradeBill, parseWechatTradeBill } from "./wechatpay-bill.js";
 
 /** How to reach WeChat Pay and prove who we are. Keys are PEM text (or bare base64 DER). */
@@ -73,100 +83,16 @@ const USER_AGENT = "payments-service (WeChat Pay API v3; node)";
 const NOT_FOUND_CODES = new Set(["ORDER_NOT_EXIST", "RESOURCE_NOT_EXISTS"]);
 const MAX_ANSWER_REASON_LENGTH = 200;
 
-/** WeChat's `trade_state` → our normalised state. Undefined for a state we do not know. */
-export function mapWechatTradeState(tradeState: string): ChannelTradeState | undefined {
-  switch (tradeState) {
-    case "SUCCESS":
-    case "REFUND": // paid, then (partly) refunded: the payment itself succeeded
-      return "succeeded";
-    case "NOTPAY":
-    case "USERPAYING":
-      return "pending";
-    case "CLOSED":
-    case "REVOKED":
-      return "closed";
-    case "PAYERROR":
-      return "failed";
-    default:
-      return undefined;
-  }
-}
-
-/** WeChat's refund `status` → our refund state. Undefined for a status we do not know. */
-export function mapWechatRefundStatus(status: string): ChannelRefundState | undefined {
-  switch (status) {
-    case "SUCCESS":
-      return "succeeded";
-    case "PROCESSING":
-      return "processing";
-    case "CLOSED":
-    case "ABNORMAL":
-      return "failed";
-    default:
-      return undefined;
-  }
-}
-
-/**
- * Minor units to the JSON number WeChat expects. Throws a RangeError outside 1 ..
- * `Number.MAX_SAFE_INTEGER`, where a number would no longer hold the exact amount.
- */
-export function toWechatAmount(amountMinor: bigint): number {
-  if (amountMinor < 1n || amountMinor > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new RangeError(`amount ${amountMinor} is outside 1..${Number.MAX_SAFE_INTEGER} minor units`);
-  }
-  return Number(amountMinor);
-}
-
-/** A JSON amount from WeChat to minor units; undefined unless it is a non-negative safe integer. */
-export function fromWechatAmount(value: unknown): bigint | undefined {
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? BigInt(value) : undefined;
-}
-
-type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function text(value: unknown): string | undefined {
-  return typeof value === "string" && value !== "" ? value : undefined;
-}
-
-function requireCny(currency: string, operation: string): void {
-  if (currency !== "CNY") {
-    throw new ChannelRejectedError("wechatpay", "CURRENCY_NOT_SUPPORTED", `${operation}: WeChat Pay takes CNY only, got ${currency}`);
-  }
-}
-
-function wireAmount(amountMinor: bigint, operation: string, what: string): number {
-  try {
-    return toWechatAmount(amountMinor);
-  } catch (error) {
-    throw new ChannelRejectedError("wechatpay", "AMOUNT_OUT_OF_RANGE", `${operation}: ${what}: ${(error as Error).message}`);
-  }
-}
-
-/** A signature-verified answer: 2xx, or 4xx with WeChat's error `code`. */
-interface VerifiedAnswer {
-  status: number;
-  fields: Json;
-  /** Set when the status is not 200/204: WeChat's `code` (or `HTTP_<status>`) and `message`. */
-  error?: { code: string; message: string };
-}
-
-function describeError(error: { code: string; message: string }): string {
-  return error.message ? `${error.code} (${error.message})` : error.code;
-}
-
-function unverifiedCode(body: Buffer): string {
-  try {
-    const parsed: unknown = JSON.parse(body.toString("utf8"));
-    return (isObject(parsed) && text(parsed.code)) || "none";
-  } catch {
-    return "none";
-  }
-}
+/** The API calls, by the {@link PaymentChannel} method each serves. */
+const CALLS = Object.freeze({
+  nativeOrder: { operation: "createPayment", wireMethod: "POST /v3/pay/transactions/native" },
+  queryOrder: { operation: "queryPayment", wireMethod: "GET /v3/pay/transactions/out-trade-no/{out_trade_no}" },
+  closeOrder: { operation: "closePayment", wireMethod: "POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close" },
+  refund: { operation: "refund", wireMethod: "POST /v3/refund/domestic/refunds" },
+  queryRefund: { operation: "queryRefund", wireMethod: "GET /v3/refund/domestic/refunds/{out_refund_no}" },
+  tradeBill: { operation: "fetchBill", wireMethod: "GET /v3/bill/tradebill" },
+  billDownload: { operation: "fetchBill", wireMethod: "bill download" },
+} satisfies Record<string, ChannelCallName>);
 
 /** Creates the WeChat Pay {@link PaymentChannel}. Keys are parsed here, so a bad key fails at start. */
 export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentChannel {
@@ -175,9 +101,11 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
   if (Buffer.byteLength(config.apiV3Key, "utf8") !== 32) throw new RangeError("WeChat Pay APIv3 key must be exactly 32 bytes");
   const timeoutMs = config.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const baseUrl = config.baseUrl.replace(/\/+$/, "");
+  const api = createChannelCaller(createWechatPayProtocol({ platformKey, publicKeyId: config.publicKeyId }, timeoutMs));
 
-  /** Sends one signed request; transport failures become {@link ChannelUnavailableError}. */
-  async function send(operation: string, method: "GET" | "POST", url: URL, body: string, deadlineMs: number): Promise<HttpResponse> {
+  /** A request with the merchant's `Authorization` signature over method, path, query and body. */
+  function signedRequest(method: "GET" | "POST", url: URL, payload?: Json) {
+    const body = payload === undefined ? "" : JSON.stringify(payload);
     const headers: Record<string, string> = {
       authorization: buildAuthorization({
         mchId: config.mchId,
@@ -191,149 +119,94 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
       "user-agent": USER_AGENT,
     };
     if (method === "POST") headers["content-type"] = "application/json";
+    return { method, url: url.href, headers, body: method === "POST" ? body : undefined };
+  }
+
+  const apiUrl = (pathWithQuery: string) => new URL(`${baseUrl}${pathWithQuery}`);
+
+  function requireCny(currency: string, name: ChannelCallName): void {
+    if (currency !== "CNY") {
+      throw api.rejected(name, { code: "CURRENCY_NOT_SUPPORTED", message: `WeChat Pay takes CNY only, got ${currency}` });
+    }
+  }
+
+  function wireAmount(amountMinor: bigint, name: ChannelCallName, what: string): number {
     try {
-      return await sendHttpRequest({ method, url: url.href, headers, body: method === "POST" ? body : undefined, timeoutMs: deadlineMs });
+      return toWechatAmount(amountMinor);
     } catch (error) {
-      if (error instanceof HttpTransportError) {
-        throw new ChannelUnavailableError("wechatpay", `${operation}: ${error.message}`, { cause: error });
-      }
-      throw error;
+      throw api.rejected(name, { code: "AMOUNT_OUT_OF_RANGE", message: `${what}: ${(error as Error).message}` });
     }
   }
 
-  async function call(operation: string, method: "GET" | "POST", pathWithQuery: string, payload?: Json): Promise<VerifiedAnswer> {
-    const body = payload === undefined ? "" : JSON.stringify(payload);
-    const response = await send(operation, method, new URL(`${baseUrl}${pathWithQuery}`), body, timeoutMs);
-    if (response.status >= 500 || response.status === 429) {
-      // Nothing in a 5xx/429 is acted upon, so it need not be signed: retrying is always safe.
-      throw new ChannelUnavailableError(
-        "wechatpay",
-        `${operation}: WeChat Pay answered HTTP ${response.status} (unverified code ${unverifiedCode(response.body)})`,
-      );
-    }
-    const check = verifyWechatSignature({
-      headers: response.headers,
-      body: response.body,
-      publicKey: platformKey,
-      publicKeyId: config.publicKeyId,
-    });
-    if (!check.ok) {
-      throw new ChannelAnswerUntrustedError("wechatpay", "RESPONSE_SIGNATURE_INVALID",
-        `${operation}: HTTP ${response.status} answer failed signature verification (${check.reason}) with the configured` +
-          ` WeChat Pay public key ${config.publicKeyId} (unverified content claims code ${unverifiedCode(response.body)});` +
-          " check WECHATPAY_PUBLIC_KEY and WECHATPAY_PUBLIC_KEY_ID",
-      );
-    }
-
-    let fields: Json = {};
-    if (response.body.length > 0) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(response.body.toString("utf8"));
-      } catch {
-        parsed = undefined;
-      }
-      if (!isObject(parsed)) {
-        throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: HTTP ${response.status} body is not a JSON object`);
-      }
-      fields = parsed;
-    }
-    if (response.status === 200 || response.status === 204) return { status: response.status, fields };
-    // 202 (USER_PAYING) and every 4xx carry {code, message}.
-    const error = { code: text(fields.code) ?? `HTTP_${response.status}`, message: text(fields.message) ?? "" };
-    return { status: response.status, fields, error };
-  }
-
-  function rejected(operation: string, error: { code: string; message: string }): ChannelRejectedError {
-    return new ChannelRejectedError("wechatpay", error.code, `${operation}: ${describeError(error)}`);
-  }
-
-  function answerAmount(value: unknown, operation: string, name: string): bigint {
-    const amount = fromWechatAmount(value);
-    if (amount === undefined) {
-      throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: ${name} is not an amount: ${JSON.stringify(value)}`);
-    }
-    return amount;
-  }
-
-  function refundStatusOf(fields: Json, operation: string): ChannelRefundStatus {
-    const status = text(fields.status) ?? "";
-    const state = mapWechatRefundStatus(status);
-    if (!state) throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: unknown refund status ${JSON.stringify(status)}`);
-    const result: ChannelRefundStatus = { state, detail: status };
-    const refundId = text(fields.refund_id);
-    if (refundId) result.channelRefundNo = refundId;
+  function refundStatusOf(refund: WechatRefund): ChannelRefundStatus {
+    const result: ChannelRefundStatus = { state: refund.state, detail: refund.status };
+    if (refund.refundId) result.channelRefundNo = refund.refundId;
     return result;
   }
 
   const tradePath = (paymentNo: string) => `/v3/pay/transactions/out-trade-no/${encodeURIComponent(paymentNo)}`;
 
   async function queryPayment(trade: ChannelTradeRef): Promise<ChannelTradeStatus> {
-    const operation = "query order";
-    const answer = await call(operation, "GET", `${tradePath(trade.paymentNo)}?mchid=${encodeURIComponent(config.mchId)}`);
-    if (answer.error) {
-      if (NOT_FOUND_CODES.has(answer.error.code)) return { state: "not_found", detail: describeError(answer.error) };
-      throw rejected(operation, answer.error);
+    const name = CALLS.queryOrder;
+    const url = apiUrl(`${tradePath(trade.paymentNo)}?mchid=${encodeURIComponent(config.mchId)}`);
+    const outcome = await api.call({ ...name, request: signedRequest("GET", url), decode: readTransaction });
+    if (!outcome.ok) {
+      if (NOT_FOUND_CODES.has(outcome.failure.code)) return { state: "not_found", detail: outcome.failure.message };
+      throw api.rejected(name, outcome.failure);
     }
-    const fields = answer.fields;
-    const tradeState = text(fields.trade_state) ?? "";
-    const state = mapWechatTradeState(tradeState);
-    if (!state) throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: unknown trade_state ${JSON.stringify(tradeState)}`);
-    const description = text(fields.trade_state_desc);
-    const status: ChannelTradeStatus = { state, detail: description ? `${tradeState} (${description})` : tradeState };
-    const transactionId = text(fields.transaction_id);
-    if (transactionId) status.channelTradeNo = transactionId;
-    if (isObject(fields.amount)) {
-      if (fields.amount.total !== undefined) status.amountMinor = answerAmount(fields.amount.total, operation, "amount.total");
-      status.currency = text(fields.amount.currency) ?? "CNY";
+    const transaction = outcome.value;
+    const { tradeState, tradeStateDesc, state } = transaction;
+    const status: ChannelTradeStatus = { state, detail: tradeStateDesc ? `${tradeState} (${tradeStateDesc})` : tradeState };
+    if (transaction.transactionId) status.channelTradeNo = transaction.transactionId;
+    if (transaction.amount) {
+      if (transaction.amount.totalMinor !== undefined) status.amountMinor = transaction.amount.totalMinor;
+      status.currency = transaction.amount.currency;
     }
-    const paidAt = state === "succeeded" ? parseWechatTime(fields.success_time) : undefined;
-    if (paidAt) status.paidAt = paidAt;
+    if (state === "succeeded" && transaction.successTime) status.paidAt = transaction.successTime;
     return status;
   }
 
   async function queryRefund(request: ChannelRefundRequest): Promise<ChannelRefundStatus> {
-    const operation = "query refund";
-    const answer = await call(operation, "GET", `/v3/refund/domestic/refunds/${encodeURIComponent(request.refundNo)}`);
-    if (answer.error) {
-      if (NOT_FOUND_CODES.has(answer.error.code)) {
-        return { state: "not_found", detail: "refund not found at WeChat Pay" };
-      }
-      throw rejected(operation, answer.error);
+    const name = CALLS.queryRefund;
+    const url = apiUrl(`/v3/refund/domestic/refunds/${encodeURIComponent(request.refundNo)}`);
+    const outcome = await api.call({ ...name, request: signedRequest("GET", url), decode: readRefund });
+    if (!outcome.ok) {
+      if (NOT_FOUND_CODES.has(outcome.failure.code)) return { state: "not_found", detail: "refund not found at WeChat Pay" };
+      throw api.rejected(name, outcome.failure);
     }
-    return refundStatusOf(answer.fields, operation);
+    return refundStatusOf(outcome.value);
   }
 
-  async function downloadBill(billDate: string, downloadUrl: string, hashType: string, hashValue: string): Promise<BillRecord[]> {
-    const operation = "download trade bill";
-    if (hashType !== "SHA1" || !/^[0-9a-fA-F]{40}$/.test(hashValue)) {
-      throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", `apply trade bill: unsupported hash ${hashType} ${JSON.stringify(hashValue)}`);
+  async function downloadBill(billDate: string, bill: WechatTradeBillAnswer): Promise<BillRecord[]> {
+    const name = CALLS.billDownload;
+    if (bill.hashType !== "SHA1" || !/^[0-9a-fA-F]{40}$/.test(bill.hashValue)) {
+      throw api.unexpected(CALLS.tradeBill, `unsupported hash ${bill.hashType} ${JSON.stringify(bill.hashValue)}`);
     }
     let url: URL;
     try {
-      url = new URL(downloadUrl);
+      url = new URL(bill.downloadUrl);
     } catch {
-      throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", "apply trade bill: download_url is not a URL");
+      throw api.unexpected(CALLS.tradeBill, "download_url is not a URL");
     }
     // The file is not signed (WeChat sends no Wechatpay-* headers on it): the SHA1 from the signed answer vouches for it.
-    const response = await send(operation, "GET", url, "", Math.max(timeoutMs, BILL_DOWNLOAD_TIMEOUT_MS));
+    const response = await api.send(name, { ...signedRequest("GET", url), timeoutMs: Math.max(timeoutMs, BILL_DOWNLOAD_TIMEOUT_MS) });
     if (response.status !== 200) {
-      throw new ChannelUnavailableError("wechatpay", `${operation}: HTTP ${response.status} (unverified code ${unverifiedCode(response.body)})`);
+      throw api.unavailable(name, `HTTP ${response.status} (unverified code ${textOf(parseWireObject(response.body)?.code) ?? "none"})`);
     }
     const actual = createHash("sha1").update(response.body).digest();
-    if (!timingSafeEqual(actual, Buffer.from(hashValue, "hex"))) {
-      throw new ChannelUnavailableError("wechatpay", `${operation}: bill for ${billDate} does not match its SHA1 (truncated or altered); fetch it again`);
+    if (!timingSafeEqual(actual, Buffer.from(bill.hashValue, "hex"))) {
+      throw api.unavailable(name, `bill for ${billDate} does not match its SHA1 (truncated or altered); fetch it again`);
     }
     try {
       return parseWechatTradeBill(response.body.toString("utf8"));
     } catch (error) {
-      throw new ChannelRejectedError("wechatpay", "BILL_UNREADABLE", `bill for ${billDate}: ${(error as Error).message}`);
+      throw api.rejected(name, { code: "BILL_UNREADABLE", message: `bill for ${billDate}: ${(error as Error).message}` });
     }
   }
 
   function parseResource(envelope: Json): Json {
     const resource = envelope.resource;
-    if (!isObject(resource)) throw new CallbackRejectedError("wechatpay", "malformed_body");
+    if (!isWireObject(resource)) throw new CallbackRejectedError("wechatpay", "malformed_body");
     if (resource.algorithm !== WECHATPAY_RESOURCE_ALGORITHM) throw new CallbackRejectedError("wechatpay", "unsupported_algorithm");
     let plaintext: string;
     try {
@@ -348,13 +221,8 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
     } catch {
       throw new CallbackRejectedError("wechatpay", "decrypt_failed");
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(plaintext);
-    } catch {
-      parsed = undefined;
-    }
-    if (!isObject(parsed)) throw new CallbackRejectedError("wechatpay", "malformed_resource");
+    const parsed = parseWireObject(plaintext);
+    if (!parsed) throw new CallbackRejectedError("wechatpay", "malformed_resource");
     if (parsed.mchid !== config.mchId) throw new CallbackRejectedError("wechatpay", "mchid_mismatch");
     // Refund resources carry no appid; transaction resources must carry ours.
     if (parsed.appid !== undefined && parsed.appid !== config.appId) throw new CallbackRejectedError("wechatpay", "appid_mismatch");
@@ -371,60 +239,57 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
     name: "wechatpay",
 
     async createPayment(request: ChannelCreatePaymentRequest): Promise<ChannelPaymentCreated> {
-      const operation = "native order";
-      requireCny(request.currency, operation);
-      const answer = await call(operation, "POST", "/v3/pay/transactions/native", {
+      const name = CALLS.nativeOrder;
+      requireCny(request.currency, name);
+      const order = {
         appid: config.appId,
         mchid: config.mchId,
         description: request.subject,
         out_trade_no: request.paymentNo,
         time_expire: toWechatTime(request.expiresAt),
         notify_url: request.notifyUrl,
-        amount: { total: wireAmount(request.amountMinor, operation, "amount"), currency: "CNY" },
-      });
-      if (answer.error) {
+        amount: { total: wireAmount(request.amountMinor, name, "amount"), currency: "CNY" },
+      };
+      const outcome = await api.call({ ...name, request: signedRequest("POST", apiUrl("/v3/pay/transactions/native"), order), decode: readNativeOrderAnswer });
+      if (!outcome.ok) {
         // Already paid under this out_trade_no: not a rejection of the payment; the next query settles it.
-        if (answer.error.code === "ORDERPAID") {
-          throw new ChannelUnavailableError("wechatpay", `${operation}: ${describeError(answer.error)}; query the order for its outcome`);
-        }
-        throw rejected(operation, answer.error);
+        if (outcome.failure.code === "ORDERPAID") throw api.unavailable(name, `${outcome.failure.message}; query the order for its outcome`);
+        throw api.rejected(name, outcome.failure);
       }
-      const codeUrl = text(answer.fields.code_url);
-      if (!codeUrl) throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: success without code_url`);
-      return { action: { kind: "code_url", value: codeUrl } };
+      return { action: { kind: "code_url", value: outcome.value.codeUrl } };
     },
 
     queryPayment,
 
     async closePayment(trade: ChannelTradeRef): Promise<void> {
-      const operation = "close order";
-      const answer = await call(operation, "POST", `${tradePath(trade.paymentNo)}/close`, { mchid: config.mchId });
-      if (!answer.error) return;
-      const code = answer.error.code;
+      const name = CALLS.closeOrder;
+      const url = apiUrl(`${tradePath(trade.paymentNo)}/close`);
+      const outcome = await api.call({ ...name, request: signedRequest("POST", url, { mchid: config.mchId }), decode: readCloseAnswer });
+      if (outcome.ok) return;
+      const { code } = outcome.failure;
       if (code === "ORDERPAID") throw new ChannelTradePaidError("wechatpay");
       if (code === "ORDER_CLOSED" || NOT_FOUND_CODES.has(code)) return;
       // The shopper is entering a password right now: closing may be possible in a moment.
-      if (code === "USER_PAYING") throw new ChannelUnavailableError("wechatpay", `${operation}: ${describeError(answer.error)}`);
-      throw rejected(operation, answer.error);
+      if (code === "USER_PAYING") throw api.unavailable(name, outcome.failure.message);
+      throw api.rejected(name, outcome.failure);
     },
 
     async refund(request: ChannelRefundRequest): Promise<ChannelRefundStatus> {
-      const operation = "refund";
-      requireCny(request.trade.currency, operation);
+      const name = CALLS.refund;
+      requireCny(request.trade.currency, name);
       const payload: Json = {
         out_trade_no: request.trade.paymentNo,
         out_refund_no: request.refundNo,
         notify_url: request.notifyUrl,
         amount: {
-          refund: wireAmount(request.amountMinor, operation, "refund amount"),
-          total: wireAmount(request.trade.amountMinor, operation, "order amount"),
+          refund: wireAmount(request.amountMinor, name, "refund amount"),
+          total: wireAmount(request.trade.amountMinor, name, "order amount"),
           currency: "CNY",
         },
       };
       if (request.reason) payload.reason = request.reason;
-      const answer = await call(operation, "POST", "/v3/refund/domestic/refunds", payload);
-      if (answer.error) throw rejected(operation, answer.error);
-      return refundStatusOf(answer.fields, operation);
+      const refund = await api.callOrReject({ ...name, request: signedRequest("POST", apiUrl("/v3/refund/domestic/refunds"), payload), decode: readRefund });
+      return refundStatusOf(refund);
     },
 
     queryRefund,
@@ -438,36 +303,31 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
       });
       if (!check.ok) throw new CallbackRejectedError("wechatpay", check.reason);
 
-      let envelope: unknown;
-      try {
-        envelope = JSON.parse(request.rawBody.toString("utf8"));
-      } catch {
-        envelope = undefined;
-      }
-      if (!isObject(envelope)) throw new CallbackRejectedError("wechatpay", "malformed_body");
-      const notificationId = text(envelope.id);
-      const eventType = text(envelope.event_type);
+      const envelope = parseWireObject(request.rawBody);
+      if (!envelope) throw new CallbackRejectedError("wechatpay", "malformed_body");
+      const notificationId = textOf(envelope.id);
+      const eventType = textOf(envelope.event_type);
       if (!notificationId || !eventType) throw new CallbackRejectedError("wechatpay", "malformed_body");
       const E = WECHATPAY_EVENT_TYPES;
 
       if (eventType === E.transactionSuccess) {
         const transaction = parseResource(envelope);
-        const paymentNo = text(transaction.out_trade_no);
+        const paymentNo = textOf(transaction.out_trade_no);
         if (!paymentNo) throw new CallbackRejectedError("wechatpay", "missing_out_trade_no");
-        const tradeState = text(transaction.trade_state) ?? "";
+        const tradeState = textOf(transaction.trade_state) ?? "";
         const state = mapWechatTradeState(tradeState);
         if (!state) return { kind: "ignored", notificationId, channelStatus: `${eventType}:${tradeState || "no trade_state"}` };
-        const amount = isObject(transaction.amount) ? transaction.amount : {};
+        const amount = isWireObject(transaction.amount) ? transaction.amount : {};
         const notification: PaymentNotification = {
           kind: "payment",
           notificationId,
           paymentNo,
           state,
           amountMinor: callbackAmount(amount.total),
-          currency: text(amount.currency) ?? "CNY",
+          currency: textOf(amount.currency) ?? "CNY",
           channelStatus: tradeState,
         };
-        const transactionId = text(transaction.transaction_id);
+        const transactionId = textOf(transaction.transaction_id);
         if (transactionId) notification.channelTradeNo = transactionId;
         const paidAt = state === "succeeded" ? parseWechatTime(transaction.success_time) : undefined;
         if (paidAt) notification.paidAt = paidAt;
@@ -476,10 +336,10 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
 
       if (eventType === E.refundSuccess || eventType === E.refundAbnormal || eventType === E.refundClosed) {
         const refund = parseResource(envelope);
-        const paymentNo = text(refund.out_trade_no);
-        const refundNo = text(refund.out_refund_no);
+        const paymentNo = textOf(refund.out_trade_no);
+        const refundNo = textOf(refund.out_refund_no);
         if (!paymentNo || !refundNo) throw new CallbackRejectedError("wechatpay", "missing_out_refund_no");
-        const amount = isObject(refund.amount) ? refund.amount : {};
+        const amount = isWireObject(refund.amount) ? refund.amount : {};
         const notification: RefundNotification = {
           kind: "refund",
           notificationId,
@@ -487,9 +347,9 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
           refundNo,
           state: eventType === E.refundSuccess ? "succeeded" : "failed",
           amountMinor: callbackAmount(amount.refund),
-          channelStatus: text(refund.refund_status) ?? eventType,
+          channelStatus: textOf(refund.refund_status) ?? eventType,
         };
-        const refundId = text(refund.refund_id);
+        const refundId = textOf(refund.refund_id);
         if (refundId) notification.channelRefundNo = refundId;
         return notification;
       }
@@ -507,26 +367,19 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
     },
 
     async fetchBill(billDate: string): Promise<BillRecord[]> {
-      const operation = "apply trade bill";
+      const name = CALLS.tradeBill;
       if (!/^\d{4}-\d{2}-\d{2}$/.test(billDate)) {
-        throw new ChannelRejectedError("wechatpay", "INVALID_BILL_DATE", `${operation}: bill date must be yyyy-MM-dd, got ${JSON.stringify(billDate)}`);
+        throw api.rejected(name, { code: "INVALID_BILL_DATE", message: `bill date must be yyyy-MM-dd, got ${JSON.stringify(billDate)}` });
       }
-      const answer = await call(operation, "GET", `/v3/bill/tradebill?bill_date=${billDate}&bill_type=ALL`);
-      if (answer.error) {
+      const url = apiUrl(`/v3/bill/tradebill?bill_date=${billDate}&bill_type=ALL`);
+      const outcome = await api.call({ ...name, request: signedRequest("GET", url), decode: readTradeBillAnswer });
+      if (!outcome.ok) {
         // WeChat's word for "no trade or refund that day"; STATEMENT_CREATING means "ask again after 10:00".
-        if (answer.error.code === "NO_STATEMENT_EXIST") return [];
-        if (answer.error.code === "STATEMENT_CREATING") {
-          throw new ChannelUnavailableError("wechatpay", `${operation}: bill for ${billDate} is still being generated`);
-        }
-        throw rejected(operation, answer.error);
+        if (outcome.failure.code === "NO_STATEMENT_EXIST") return [];
+        if (outcome.failure.code === "STATEMENT_CREATING") throw api.unavailable(name, `bill for ${billDate} is still being generated`);
+        throw api.rejected(name, outcome.failure);
       }
-      const downloadUrl = text(answer.fields.download_url);
-      const hashType = text(answer.fields.hash_type);
-      const hashValue = text(answer.fields.hash_value);
-      if (!downloadUrl || !hashType || !hashValue) {
-        throw new ChannelAnswerUntrustedError("wechatpay", "UNEXPECTED_RESPONSE", `${operation}: success without download_url/hash_type/hash_value`);
-      }
-      return downloadBill(billDate, downloadUrl, hashType, hashValue);
+      return downloadBill(billDate, outcome.value);
     },
   };
 }
