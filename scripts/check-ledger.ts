@@ -6,12 +6,13 @@
  */
 import { loadConfig } from "../src/config.js";
 import { openDatabase } from "../src/db/database.js";
+import { createUnitOfWork } from "../src/db/unit-of-work.js";
 import { checkLedger } from "../src/ledger/ledger-check.js";
 
 const config = loadConfig();
 const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
 try {
-  const result = await checkLedger(db.em());
+  const result = await checkLedger(createUnitOfWork(db).session());
   console.log(`checked ${result.entriesChecked} journal entries and ${result.paymentsChecked} payments`);
   for (const violation of result.violations) {
     console.log(`${violation.check} ${violation.subject}: ${violation.detail}`);

@@ -60,3 +60,4 @@ export const CallbackInbox = defineEntity({
     createdAt: p.datetime(3),
   },
 });
+export type CallbackInboxRow = InferEntity<typeof CallbackInbox>;

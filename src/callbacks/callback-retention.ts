@@ -9,7 +9,8 @@
  * long, from the sweeper tick at most once an hour per process. No lease: two processes deleting
  * the same old rows is harmless.
  */
-import type { Database } from "../db/database.js";
+import type { UnitOfWork } from "../db/unit-of-work.js";
+import { type AgedCallbackTable, deleteOldestBefore } from "./callback-store.js";
 
 /** Rows deleted per statement. */
 export const RETENTION_BATCH_ROWS = 1000;
@@ -27,7 +28,7 @@ export interface RetentionResult {
 }
 
 export interface CallbackRetentionOptions {
-  db: Database;
+  uow: UnitOfWork;
   /** CALLBACK_LOG_RETENTION_DAYS. */
   retentionDays: number;
   batchRows?: number;
@@ -38,30 +39,20 @@ export interface CallbackRetentionOptions {
 }
 
 /**
- * Deletes rows of `table` whose `column` is before `cutoff`, oldest first, at most `batchRows` per
- * statement, until none are left or `shouldContinue` says stop; resolves with the number deleted.
- * MySQL: `DELETE ... ORDER BY ... LIMIT`; SQLite (no LIMIT on DELETE in every build): the ids
- * from a limited sub-select.
+ * Deletes rows of `table` older than `cutoff`, oldest first, at most `batchRows` per statement,
+ * until none are left or `shouldContinue` says stop; resolves with the number deleted.
  */
 export async function deleteOlderThan(
-  db: Database,
-  table: "callback_log" | "callback_inbox",
-  column: "received_at" | "created_at",
+  uow: UnitOfWork,
+  table: AgedCallbackTable,
   cutoff: Date,
   batchRows: number,
   shouldContinue: () => boolean = () => true,
 ): Promise<number> {
   const limit = Math.max(1, Math.floor(batchRows));
-  const sql =
-    db.kind === "mysql"
-      ? `delete from \`${table}\` where \`${column}\` < ? order by \`${column}\` limit ${limit}`
-      : `delete from \`${table}\` where \`id\` in (select \`id\` from \`${table}\` where \`${column}\` < ? order by \`${column}\` limit ${limit})`;
-  // Datetimes are stored as UTC DATETIME(3) on MySQL and as epoch milliseconds on SQLite.
-  const bound = db.kind === "mysql" ? cutoff.toISOString().replace("T", " ").replace("Z", "") : cutoff.getTime();
   let deleted = 0;
   for (;;) {
-    const result = await db.em().execute<{ affectedRows: number }>(sql, [bound], "run");
-    const affected = Number(result.affectedRows ?? 0);
+    const affected = await deleteOldestBefore(uow.session(), table, cutoff, limit);
     deleted += affected;
     if (affected < limit || !shouldContinue()) return deleted;
   }
@@ -77,9 +68,9 @@ export function createCallbackRetention(options: CallbackRetentionOptions) {
   async function runOnce(now: Date = new Date()): Promise<RetentionResult> {
     const logCutoff = new Date(now.getTime() - options.retentionDays * DAY_MS);
     const inboxCutoff = new Date(now.getTime() - Math.max(options.retentionDays * DAY_MS, MIN_INBOX_RETENTION_MS));
-    const callbackLogRows = await deleteOlderThan(options.db, "callback_log", "received_at", logCutoff, batchRows, shouldContinue);
+    const callbackLogRows = await deleteOlderThan(options.uow, "callback_log", logCutoff, batchRows, shouldContinue);
     const callbackInboxRows = shouldContinue()
-      ? await deleteOlderThan(options.db, "callback_inbox", "created_at", inboxCutoff, batchRows, shouldContinue)
+      ? await deleteOlderThan(options.uow, "callback_inbox", inboxCutoff, batchRows, shouldContinue)
       : 0;
     if (callbackLogRows + callbackInboxRows > 0) {
       options.log?.(`retention: deleted ${callbackLogRows} callback_log and ${callbackInboxRows} callback_inbox rows`);

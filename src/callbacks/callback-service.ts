@@ -6,8 +6,6 @@
  * keeps of each request is bounded (callback-record.ts): unverified ones an excerpt, verified ones
  * the body with secrets redacted.
  */
-import { UniqueConstraintViolationException } from "@mikro-orm/core";
-import type { SqlEntityManager } from "@mikro-orm/knex";
 import {
   type CallbackAnswer,
   CallbackRejectedError,
@@ -18,14 +16,15 @@ import {
   type RefundNotification,
 } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
-import type { Database } from "../db/database.js";
 import { loggableMessage } from "../db/database-errors.js";
+import { isDuplicateKey, type Session, type Tx, type UnitOfWork } from "../db/unit-of-work.js";
 import { newId } from "../ids.js";
 import { applyChannelStatus } from "../payments/channel-outcome.js";
-import { Payment } from "../payments/payment-entity.js";
-import { Refund } from "../refunds/refund-entity.js";
+import { findByPaymentNo } from "../payments/payment-store.js";
 import { applyRefundStatus } from "../refunds/refund-outcome.js";
-import { CallbackInbox, CallbackLog, type CallbackLogRow } from "./callback-entities.js";
+import { findByRefundNo } from "../refunds/refund-store.js";
+import type { CallbackLogRow } from "./callback-entities.js";
+import { insertInboxRow, insertLogRow } from "./callback-store.js";
 import { storedBody, storedHeaders } from "./callback-record.js";
 
 /** A stored reason: one line, no control characters, at most the column's 255 characters. */
@@ -60,7 +59,7 @@ export interface CallbackResult {
 }
 
 export interface CallbackServiceOptions {
-  db: Database;
+  uow: UnitOfWork;
   channels: ChannelRegistry;
   log?: (message: string) => void;
 }
@@ -97,7 +96,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
 
   /** Keeps a callback that changed nothing in the log and returns its answer. */
   async function record(
-    em: SqlEntityManager,
+    session: Session,
     channel: ChannelName,
     request: CallbackRequest,
     receivedAt: Date,
@@ -105,7 +104,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
     answer: CallbackAnswer,
     details: LogDetails,
   ): Promise<CallbackResult> {
-    await em.insert(CallbackLog, logRow(channel, request, receivedAt, verdict, answer, details));
+    await insertLogRow(session, logRow(channel, request, receivedAt, verdict, answer, details));
     return { answer, verdict, reason: details.reason };
   }
 
@@ -114,18 +113,18 @@ export function createCallbackService(options: CallbackServiceOptions) {
    * id rolls it back and is answered as success (it was applied the first time).
    */
   async function applyOnce(
-    em: SqlEntityManager,
+    session: Session,
     channel: PaymentChannel,
     request: CallbackRequest,
     receivedAt: Date,
     notificationId: string,
     paymentId: string,
-    apply: (tx: SqlEntityManager) => Promise<string>,
+    apply: (tx: Tx) => Promise<string>,
   ): Promise<CallbackResult> {
     const accept = channel.acceptAnswer();
     try {
-      return await em.transactional(async (tx) => {
-        await tx.insert(CallbackInbox, {
+      return await options.uow.transaction(session, async (tx) => {
+        await insertInboxRow(tx, {
           id: newId(receivedAt.getTime()),
           channel: channel.name,
           notificationId,
@@ -133,20 +132,20 @@ export function createCallbackService(options: CallbackServiceOptions) {
           createdAt: receivedAt,
         });
         const effect = await apply(tx);
-        await tx.insert(
-          CallbackLog,
+        await insertLogRow(
+          tx,
           logRow(channel.name, request, receivedAt, "applied", accept, { verified: true, notificationId, paymentId, effect }),
         );
         return { answer: accept, verdict: "applied" as const };
       });
     } catch (error) {
-      if (!(error instanceof UniqueConstraintViolationException)) throw error;
-      return record(em, channel.name, request, receivedAt, "duplicate", accept, { verified: true, notificationId, paymentId });
+      if (!isDuplicateKey(error)) throw error;
+      return record(session, channel.name, request, receivedAt, "duplicate", accept, { verified: true, notificationId, paymentId });
     }
   }
 
   async function applyRefund(
-    em: SqlEntityManager,
+    session: Session,
     channel: PaymentChannel,
     request: CallbackRequest,
     receivedAt: Date,
@@ -154,12 +153,8 @@ export function createCallbackService(options: CallbackServiceOptions) {
   ): Promise<CallbackResult> {
     const ids = { verified: true, notificationId: notification.notificationId };
     const finish = (verdict: CallbackVerdict, answer: CallbackAnswer, details: LogDetails) =>
-      record(em, channel.name, request, receivedAt, verdict, answer, details);
-    const refund = await em.findOne(
-      Refund,
-      { refundNo: notification.refundNo, channel: channel.name },
-      { disableIdentityMap: true },
-    );
+      record(session, channel.name, request, receivedAt, verdict, answer, details);
+    const refund = await findByRefundNo(session, channel.name, notification.refundNo);
     if (!refund) {
       const reason = `no refund ${notification.refundNo}`;
       return finish("unknown_payment", channel.rejectAnswer(reason), { ...ids, reason });
@@ -168,7 +163,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
       const reason = `refund amount ${notification.amountMinor} != ${refund.amount}`;
       return finish("mismatch", channel.rejectAnswer("amount mismatch"), { ...ids, paymentId: refund.paymentId, reason });
     }
-    return applyOnce(em, channel, request, receivedAt, notification.notificationId, refund.paymentId, async (tx) => {
+    return applyOnce(session, channel, request, receivedAt, notification.notificationId, refund.paymentId, async (tx) => {
       const status = { state: notification.state, channelRefundNo: notification.channelRefundNo, detail: notification.channelStatus };
       const applied = await applyRefundStatus(tx, refund, status, `callback:${notification.channelStatus}`);
       return applied ? `refund ${refund.id} PROCESSING->${notification.state.toUpperCase()}` : "unchanged";
@@ -176,21 +171,17 @@ export function createCallbackService(options: CallbackServiceOptions) {
   }
 
   async function applyPayment(
-    em: SqlEntityManager,
+    session: Session,
     channel: PaymentChannel,
     request: CallbackRequest,
     receivedAt: Date,
     notification: PaymentNotification,
   ): Promise<CallbackResult> {
     const finish = (verdict: CallbackVerdict, answer: CallbackAnswer, details: LogDetails) =>
-      record(em, channel.name, request, receivedAt, verdict, answer, details);
+      record(session, channel.name, request, receivedAt, verdict, answer, details);
     const ids = { verified: true, notificationId: notification.notificationId };
 
-    const payment = await em.findOne(
-      Payment,
-      { paymentNo: notification.paymentNo, channel: channel.name },
-      { disableIdentityMap: true },
-    );
+    const payment = await findByPaymentNo(session, channel.name, notification.paymentNo);
     if (!payment) {
       // Maybe our create has not committed yet, or it is not ours: non-success, so it is re-sent.
       const reason = `no payment ${notification.paymentNo}`;
@@ -202,7 +193,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
       return finish("mismatch", channel.rejectAnswer("amount mismatch"), { ...ids, paymentId: payment.id, reason });
     }
 
-    return applyOnce(em, channel, request, receivedAt, notification.notificationId, payment.id, async (tx) => {
+    return applyOnce(session, channel, request, receivedAt, notification.notificationId, payment.id, async (tx) => {
       const outcome = await applyChannelStatus(
         tx,
         payment,
@@ -223,19 +214,19 @@ export function createCallbackService(options: CallbackServiceOptions) {
   return {
     async handle(channelName: ChannelName, request: CallbackRequest): Promise<CallbackResult> {
       const channel = options.channels.get(channelName);
-      const em = options.db.em();
+      const session = options.uow.session();
       const receivedAt = new Date();
       let verified = false;
       try {
         const notification = channel.parseCallback(request);
         verified = true;
         if (notification.kind === "payment") {
-          return await applyPayment(em, channel, request, receivedAt, notification);
+          return await applyPayment(session, channel, request, receivedAt, notification);
         }
         if (notification.kind === "refund") {
-          return await applyRefund(em, channel, request, receivedAt, notification);
+          return await applyRefund(session, channel, request, receivedAt, notification);
         }
-        return await record(em, channelName, request, receivedAt, "ignored", channel.acceptAnswer(), {
+        return await record(session, channelName, request, receivedAt, "ignored", channel.acceptAnswer(), {
           verified,
           notificationId: notification.notificationId,
           reason: `event not used here: ${notification.channelStatus}`,
@@ -244,7 +235,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
         if (error instanceof CallbackRejectedError) {
           log(`callback ${channelName} rejected: ${error.reason}`);
           // Some rejections come after the signature checked out (an account mismatch); an excerpt is enough for those too.
-          return record(em, channelName, request, receivedAt, "rejected", channel.rejectAnswer(error.reason), {
+          return record(session, channelName, request, receivedAt, "rejected", channel.rejectAnswer(error.reason), {
             verified: false,
             reason: error.reason,
           });
@@ -253,7 +244,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
         const reason = loggableMessage(error);
         log(`callback ${channelName} failed: ${reason}`);
         const answer = { ...channel.rejectAnswer("internal error"), status: 500 };
-        await em.insert(CallbackLog, logRow(channelName, request, receivedAt, "error", answer, { verified, reason })).catch(() => {});
+        await insertLogRow(session, logRow(channelName, request, receivedAt, "error", answer, { verified, reason })).catch(() => {});
         return { answer, verdict: "error", reason };
       }
     },

@@ -1,11 +1,11 @@
 /** Merchants' fee rules: set by admins, read when a payment succeeds or a refund is accepted. */
-import type { SqlEntityManager } from "@mikro-orm/knex";
 import { CHANNEL_NAMES, type ChannelName } from "../channels/channel.js";
 import { Violations } from "../errors.js";
-import { newId } from "../ids.js";
+import type { Session } from "../db/unit-of-work.js";
 import { currencyExponent, isKnownCurrency } from "../money/currency.js";
 import type { RefundFeePolicy } from "./fee-calculator.js";
-import { FeeRule, type FeeRuleRow } from "./fee-rule-entity.js";
+import type { FeeRuleRow } from "./fee-rule-entity.js";
+import { findFeeRuleRow, upsertFeeRule } from "./fee-rule-store.js";
 
 export interface FeeRuleInput {
   merchantId: string;
@@ -21,18 +21,18 @@ export interface FeeRuleInput {
 export const NO_FEE = { rateBps: 0, fixedFee: 0n, minFee: 0n, refundFeePolicy: "RETAIN" as RefundFeePolicy };
 
 export async function findFeeRule(
-  em: SqlEntityManager,
+  session: Session,
   merchantId: string,
   channel: string,
   currency: string,
 ): Promise<Pick<FeeRuleRow, "rateBps" | "fixedFee" | "minFee"> & { refundFeePolicy: RefundFeePolicy }> {
-  const rule = await em.findOne(FeeRule, { merchantId, channel, currency }, { disableIdentityMap: true });
+  const rule = await findFeeRuleRow(session, { merchantId, channel, currency });
   if (!rule) return NO_FEE;
   return { ...rule, refundFeePolicy: rule.refundFeePolicy as RefundFeePolicy };
 }
 
 /** Creates or replaces the rule. Applies to payments that succeed from now on. */
-export async function setFeeRule(em: SqlEntityManager, input: FeeRuleInput): Promise<FeeRuleRow> {
+export async function setFeeRule(session: Session, input: FeeRuleInput): Promise<FeeRuleRow> {
   const v = new Violations();
   if (input.merchantId === "") v.add("merchant_id", "REQUIRED", "is required");
   if (input.channel === undefined || !CHANNEL_NAMES.includes(input.channel)) v.add("channel", "REQUIRED", "is required");
@@ -45,16 +45,11 @@ export async function setFeeRule(em: SqlEntityManager, input: FeeRuleInput): Pro
   if (input.minFee < 0n || input.minFee > cap) v.add("min_fee", "OUT_OF_RANGE", "must be 0 or more minor units");
   v.throwIfAny();
 
-  const now = new Date();
   const values = {
     rateBps: input.rateBps,
     fixedFee: input.fixedFee,
     minFee: input.minFee,
     refundFeePolicy: input.refundFeePolicy ?? "RETAIN",
-    updatedAt: now,
   };
-  const key = { merchantId: input.merchantId, channel: input.channel!, currency: input.currency };
-  const updated = await em.nativeUpdate(FeeRule, key, values);
-  if (updated === 0) await em.insert(FeeRule, { id: newId(now.getTime()), ...key, ...values });
-  return (await em.findOne(FeeRule, key, { disableIdentityMap: true }))!;
+  return upsertFeeRule(session, { merchantId: input.merchantId, channel: input.channel!, currency: input.currency }, values, new Date());
 }

@@ -7,8 +7,13 @@
  *  5. every cached merchant balance equals the sum of its postings.
  * Used by `npm run check-ledger` and the CheckLedger admin RPC.
  */
-import type { SqlEntityManager } from "@mikro-orm/knex";
-import { accounts, toBigInt } from "./ledger.js";
+import type { Session } from "../db/unit-of-work.js";
+import { isPaid } from "../payments/payment-status.js";
+import * as paymentStore from "../payments/payment-store.js";
+import * as refundStore from "../refunds/refund-store.js";
+import { holdsAmount } from "../refunds/refund-status.js";
+import { accounts } from "./ledger.js";
+import * as ledgerStore from "./ledger-store.js";
 
 export interface LedgerViolation {
   check:
@@ -29,79 +34,56 @@ export interface LedgerCheckResult {
   paymentsChecked: number;
 }
 
-type Row = Record<string, unknown>;
-
-export async function checkLedger(em: SqlEntityManager): Promise<LedgerCheckResult> {
+export async function checkLedger(session: Session): Promise<LedgerCheckResult> {
   const violations: LedgerViolation[] = [];
 
-  const unbalanced: Row[] = await em.execute(
-    `select e.id as id, sum(p.amount) as total, count(p.id) as postings
-     from journal_entry e left join journal_posting p on p.entry_id = e.id and p.currency = e.currency
-     group by e.id having count(p.id) = 0 or sum(p.amount) <> 0`,
-  );
-  for (const row of unbalanced) {
+  for (const entry of await ledgerStore.unbalancedEntries(session)) {
     violations.push({
       check: "ENTRY_UNBALANCED",
-      subject: String(row.id),
-      detail: `postings sum to ${toBigInt(row.total)} over ${toBigInt(row.postings)} postings`,
+      subject: entry.id,
+      detail: `postings sum to ${entry.total} over ${entry.postings} postings`,
     });
   }
-  const foreign: Row[] = await em.execute(
-    `select p.entry_id as id, p.currency as currency from journal_posting p join journal_entry e on e.id = p.entry_id
-     where p.currency <> e.currency`,
-  );
-  for (const row of foreign) {
-    violations.push({ check: "ENTRY_UNBALANCED", subject: String(row.id), detail: `posting in ${row.currency}` });
+  for (const posting of await ledgerStore.foreignCurrencyPostings(session)) {
+    violations.push({ check: "ENTRY_UNBALANCED", subject: posting.entryId, detail: `posting in ${posting.currency}` });
   }
 
-  const currencies: Row[] = await em.execute(
-    "select currency, sum(amount) as total from journal_posting group by currency having sum(amount) <> 0",
-  );
-  for (const row of currencies) {
-    violations.push({
-      check: "CURRENCY_NOT_ZERO",
-      subject: String(row.currency),
-      detail: `all accounts sum to ${toBigInt(row.total)}`,
-    });
+  for (const row of await ledgerStore.currenciesNotZero(session)) {
+    violations.push({ check: "CURRENCY_NOT_ZERO", subject: row.currency, detail: `all accounts sum to ${row.total}` });
   }
 
-  const paymentsChecked = await checkPayments(em, violations);
+  const paymentsChecked = await checkPayments(session, violations);
 
-  const cached: Row[] = await em.execute(
-    `select b.account as account, b.currency as currency, sum(b.balance) as balance,
-       (select coalesce(sum(p.amount), 0) from journal_posting p where p.account = b.account and p.currency = b.currency) as actual
-     from account_balance b group by b.account, b.currency`,
-  );
-  for (const row of cached) {
-    if (toBigInt(row.balance) !== toBigInt(row.actual)) {
+  for (const row of await ledgerStore.cachedBalancesWithPostings(session)) {
+    if (row.cached !== row.postings) {
       violations.push({
         check: "BALANCE_CACHE_MISMATCH",
         subject: `${row.account} ${row.currency}`,
-        detail: `cached ${toBigInt(row.balance)}, postings sum to ${toBigInt(row.actual)}`,
+        detail: `cached ${row.cached}, postings sum to ${row.postings}`,
       });
     }
   }
-  const uncached: Row[] = await em.execute(
-    `select p.account as account, p.currency as currency, sum(p.amount) as total from journal_posting p
-     where substr(p.account, 1, 9) = 'merchant_' and not exists
-       (select 1 from account_balance b where b.account = p.account and b.currency = p.currency)
-     group by p.account, p.currency`,
-  );
-  for (const row of uncached) {
+  for (const row of await ledgerStore.uncachedMerchantAccounts(session)) {
     violations.push({
       check: "BALANCE_CACHE_MISMATCH",
       subject: `${row.account} ${row.currency}`,
-      detail: `no cached balance for postings summing to ${toBigInt(row.total)}`,
+      detail: `no cached balance for postings summing to ${row.total}`,
     });
   }
 
-  const entries: Row[] = await em.execute("select count(*) as n from journal_entry");
   return {
     ok: violations.length === 0,
     violations,
-    entriesChecked: Number(toBigInt(entries[0]?.n)),
+    entriesChecked: await ledgerStore.countEntries(session),
     paymentsChecked,
   };
+}
+
+interface RefundTotals {
+  succeeded: bigint;
+  processing: bigint;
+  merchantShare: bigint;
+  feeReturned: bigint;
 }
 
 /**
@@ -112,42 +94,34 @@ export async function checkLedger(em: SqlEntityManager): Promise<LedgerCheckResu
  *   fee_revenue        −fee (if paid) + fee returned for every refund not failed
  *   refund_clearing    −(refunds processing)
  */
-async function checkPayments(em: SqlEntityManager, violations: LedgerViolation[]): Promise<number> {
-  const payments: Row[] = await em.execute(
-    `select id, merchant_id, channel, status, amount, fee, refunded_amount, refund_pending_amount from payment`,
-  );
-  const refundTotals: Row[] = await em.execute(
-    `select payment_id,
-       coalesce(sum(case when status = 'SUCCEEDED' then amount else 0 end), 0) as succeeded,
-       coalesce(sum(case when status = 'PROCESSING' then amount else 0 end), 0) as processing,
-       coalesce(sum(case when status <> 'FAILED' then amount - fee_returned else 0 end), 0) as merchant_share,
-       coalesce(sum(case when status <> 'FAILED' then fee_returned else 0 end), 0) as fee_returned
-     from refund group by payment_id`,
-  );
-  const postings: Row[] = await em.execute(
-    `select e.payment_id as payment_id, p.account as account, sum(p.amount) as total
-     from journal_posting p join journal_entry e on e.id = p.entry_id
-     where e.payment_id is not null and e.entry_type <> 'paid_after_close'
-     group by e.payment_id, p.account`,
-  );
-  const refundsByPayment = new Map(refundTotals.map((row) => [String(row.payment_id), row]));
+async function checkPayments(session: Session, violations: LedgerViolation[]): Promise<number> {
+  const payments = await paymentStore.allForLedgerCheck(session);
+  const refundsByPayment = new Map<string, RefundTotals>();
+  for (const row of await refundStore.totalsByPaymentAndStatus(session)) {
+    const totals = refundsByPayment.get(row.paymentId) ?? { succeeded: 0n, processing: 0n, merchantShare: 0n, feeReturned: 0n };
+    if (row.status === "SUCCEEDED") totals.succeeded += row.amount;
+    if (row.status === "PROCESSING") totals.processing += row.amount;
+    if (holdsAmount(row.status)) {
+      totals.merchantShare += row.amount - row.feeReturned;
+      totals.feeReturned += row.feeReturned;
+    }
+    refundsByPayment.set(row.paymentId, totals);
+  }
   const postingsByPayment = new Map<string, Map<string, bigint>>();
-  for (const row of postings) {
-    const id = String(row.payment_id);
-    if (!postingsByPayment.has(id)) postingsByPayment.set(id, new Map());
-    postingsByPayment.get(id)!.set(String(row.account), toBigInt(row.total));
+  // A paid-after-close receipt belongs to no payment's own money: it is checked by the currency sum.
+  for (const row of await ledgerStore.paymentPostingTotals(session, ["paid_after_close"])) {
+    if (!postingsByPayment.has(row.paymentId)) postingsByPayment.set(row.paymentId, new Map());
+    postingsByPayment.get(row.paymentId)!.set(row.account, row.total);
   }
 
   for (const payment of payments) {
-    const id = String(payment.id);
-    const amount = toBigInt(payment.amount);
-    const fee = toBigInt(payment.fee);
-    const refunded = toBigInt(payment.refunded_amount);
-    const pending = toBigInt(payment.refund_pending_amount);
-    const paid = payment.status === "SUCCEEDED" || payment.status === "REFUNDED";
+    const { id, amount, fee } = payment;
+    const refunded = payment.refundedAmount;
+    const pending = payment.refundPendingAmount;
+    const paid = isPaid(payment.status);
     const refunds = refundsByPayment.get(id);
-    const succeeded = toBigInt(refunds?.succeeded);
-    const processing = toBigInt(refunds?.processing);
+    const succeeded = refunds?.succeeded ?? 0n;
+    const processing = refunds?.processing ?? 0n;
 
     if (refunded + pending > amount) {
       violations.push({ check: "REFUNDS_EXCEED_PAYMENT", subject: id, detail: `refunds ${refunded + pending} > amount ${amount}` });
@@ -160,13 +134,11 @@ async function checkPayments(em: SqlEntityManager, violations: LedgerViolation[]
       });
     }
 
-    const channel = String(payment.channel);
-    const merchantId = String(payment.merchant_id);
     const expected = new Map<string, bigint>([
-      [accounts.channelClearing(channel), (paid ? amount : 0n) - succeeded],
-      [accounts.merchantPending(merchantId), (paid ? -(amount - fee) : 0n) + toBigInt(refunds?.merchant_share)],
-      [accounts.feeRevenue, (paid ? -fee : 0n) + toBigInt(refunds?.fee_returned)],
-      [accounts.refundClearing(channel), -processing],
+      [accounts.channelClearing(payment.channel), (paid ? amount : 0n) - succeeded],
+      [accounts.merchantPending(payment.merchantId), (paid ? -(amount - fee) : 0n) + (refunds?.merchantShare ?? 0n)],
+      [accounts.feeRevenue, (paid ? -fee : 0n) + (refunds?.feeReturned ?? 0n)],
+      [accounts.refundClearing(payment.channel), -processing],
     ]);
     const actual = postingsByPayment.get(id) ?? new Map<string, bigint>();
     for (const account of new Set([...expected.keys(), ...actual.keys()])) {

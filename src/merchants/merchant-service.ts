@@ -1,12 +1,12 @@
 /** Merchant administration and API-key authentication. */
-import type { SqlEntityManager } from "@mikro-orm/knex";
-import { findRow } from "../db/rows.js";
+import type { Session } from "../db/unit-of-work.js";
 import { NotFoundError, UnauthenticatedError, Violations } from "../errors.js";
 import { newId } from "../ids.js";
 import { checkPrintable } from "../input-text.js";
 import { type NotifyUrlPolicy, STRICT_NOTIFY_URL_POLICY, validateNotifyUrl } from "../notifications/notify-url.js";
 import { hashApiKey, newApiKey, newWebhookSecret, type SecretBox } from "./credentials.js";
-import { Merchant, type MerchantRow } from "./merchant-entity.js";
+import type { MerchantRow } from "./merchant-entity.js";
+import { findByApiKeyHash, findMerchant, insertMerchant, replaceApiKey } from "./merchant-store.js";
 
 export interface CreatedMerchant {
   merchant: MerchantRow;
@@ -20,7 +20,7 @@ export interface CreatedMerchant {
  */
 export function createMerchantService(secretBox: SecretBox, notifyUrls: NotifyUrlPolicy = STRICT_NOTIFY_URL_POLICY) {
   return {
-    async createMerchant(em: SqlEntityManager, input: { name: string; notifyUrl: string }): Promise<CreatedMerchant> {
+    async createMerchant(session: Session, input: { name: string; notifyUrl: string }): Promise<CreatedMerchant> {
       const violations = new Violations();
       const name = input.name.trim();
       if (name.length === 0) violations.add("name", "REQUIRED", "is required");
@@ -42,28 +42,27 @@ export function createMerchantService(secretBox: SecretBox, notifyUrls: NotifyUr
         createdAt: now,
         updatedAt: now,
       };
-      await em.insert(Merchant, merchant);
+      await insertMerchant(session, merchant);
       return { merchant, apiKey, webhookSecret };
     },
 
-    async getMerchant(em: SqlEntityManager, merchantId: string): Promise<MerchantRow> {
-      const merchant = await em.findOne(Merchant, { id: merchantId });
+    async getMerchant(session: Session, merchantId: string): Promise<MerchantRow> {
+      const merchant = await findMerchant(session, merchantId);
       if (!merchant) throw new NotFoundError("MERCHANT_NOT_FOUND", `merchant ${merchantId} not found`);
       return merchant;
     },
 
-    async rotateApiKey(em: SqlEntityManager, merchantId: string): Promise<{ merchant: MerchantRow; apiKey: string }> {
+    async rotateApiKey(session: Session, merchantId: string): Promise<{ merchant: MerchantRow; apiKey: string }> {
       const apiKey = newApiKey();
       const changes = { apiKeyHash: hashApiKey(apiKey), apiKeyPrefix: apiKey.slice(0, 12), updatedAt: new Date() };
-      const updated = await em.nativeUpdate(Merchant, { id: merchantId }, changes);
-      if (updated === 0) throw new NotFoundError("MERCHANT_NOT_FOUND", `merchant ${merchantId} not found`);
-      return { merchant: await this.getMerchant(em, merchantId), apiKey };
+      if (!(await replaceApiKey(session, merchantId, changes))) throw new NotFoundError("MERCHANT_NOT_FOUND", `merchant ${merchantId} not found`);
+      return { merchant: await this.getMerchant(session, merchantId), apiKey };
     },
 
     /** The merchant owning `apiKey`; UNAUTHENTICATED for an unknown key. */
-    async authenticate(em: SqlEntityManager, apiKey: string): Promise<MerchantRow> {
+    async authenticate(session: Session, apiKey: string): Promise<MerchantRow> {
       // Every call reads the database (no cache), so a rotated key stops working at once on every replica.
-      const merchant = await findRow<MerchantRow>(em, Merchant, { apiKeyHash: hashApiKey(apiKey) });
+      const merchant = await findByApiKeyHash(session, hashApiKey(apiKey));
       if (!merchant) throw new UnauthenticatedError("invalid API key");
       return merchant;
     },

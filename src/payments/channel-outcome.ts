@@ -3,14 +3,16 @@
  * our record. The one place where channel states become payment transitions, so callbacks, the
  * sweeper and QueryPayment cannot disagree.
  */
-import type { SqlEntityManager } from "@mikro-orm/knex";
 import type { ChannelTradeStatus } from "../channels/channel.js";
-import { Discrepancy } from "../discrepancies/discrepancy-entity.js";
+import type { Tx } from "../db/unit-of-work.js";
+import { discrepancyExists, insertDiscrepancy } from "../discrepancies/discrepancy-store.js";
 import { paymentFee } from "../fees/fee-calculator.js";
 import { findFeeRule } from "../fees/fee-rules.js";
 import { newId } from "../ids.js";
 import { accounts, postEntry } from "../ledger/ledger.js";
-import { Payment, type PaymentRow } from "./payment-entity.js";
+import type { PaymentRow } from "./payment-entity.js";
+import { canTransition, type PaymentStatus } from "./payment-status.js";
+import { isInStatusNow, updatePayment } from "./payment-store.js";
 import { recordPaymentEvent, transitionPayment } from "./payment-transitions.js";
 
 export type OutcomeEffect =
@@ -25,32 +27,58 @@ export interface OutcomeResult {
   transition?: string;
 }
 
+/** What the channel's word means for a payment as read, decided before anything is written. */
+export type ChannelOutcomeDecision =
+  | { kind: "amount_mismatch" } // the channel's amount or currency differs from ours
+  | { kind: "transition"; from: PaymentStatus; to: "SUCCEEDED" | "FAILED" | "CLOSED" }
+  | { kind: "paid_after_close" } // money for a payment we closed: recorded and raised, never re-opened
+  | { kind: "unchanged" };
+
+/**
+ * The decision of {@link applyChannelStatus}, without the database: channel state → transition,
+ * by the transition table. A stale read is caught later by the guarded UPDATE.
+ */
+export function decideChannelOutcome(
+  payment: Pick<PaymentRow, "status" | "amount" | "currency">,
+  status: Pick<ChannelTradeStatus, "state" | "amountMinor" | "currency">,
+): ChannelOutcomeDecision {
+  if (
+    status.amountMinor !== undefined &&
+    (status.amountMinor !== payment.amount || (status.currency !== undefined && status.currency !== payment.currency))
+  ) {
+    return { kind: "amount_mismatch" };
+  }
+  const from = payment.status as PaymentStatus;
+  const to = ({ succeeded: "SUCCEEDED", failed: "FAILED", closed: "CLOSED", pending: undefined, not_found: undefined } as const)[status.state];
+  if (to === "SUCCEEDED" && from === "CLOSED") return { kind: "paid_after_close" };
+  return to !== undefined && canTransition(from, to) ? { kind: "transition", from, to } : { kind: "unchanged" };
+}
+
 /**
  * Must run inside a transaction (`tx`), together with whatever else the caller records (inbox
  * row, callback log), so a crash leaves neither half.
  */
 export async function applyChannelStatus(
-  tx: SqlEntityManager,
+  tx: Tx,
   payment: PaymentRow,
   status: ChannelTradeStatus,
   cause: string,
 ): Promise<OutcomeResult> {
-  if (
-    status.amountMinor !== undefined &&
-    (status.amountMinor !== payment.amount || (status.currency !== undefined && status.currency !== payment.currency))
-  ) {
+  const decision = decideChannelOutcome(payment, status);
+  if (decision.kind === "amount_mismatch") {
     await recordPaymentEvent(tx, payment, "payment.amount_mismatch", {
       cause,
-      channelAmount: status.amountMinor.toString(),
+      channelAmount: String(status.amountMinor),
       channelCurrency: status.currency ?? null,
       amount: payment.amount.toString(),
     });
     return { effect: "amount_mismatch" };
   }
 
-  switch (status.state) {
-    case "succeeded": {
-      if (payment.status === "CLOSED") return recordPaidAfterClose(tx, payment, status, cause);
+  if (decision.kind === "paid_after_close") return recordPaidAfterClose(tx, payment, status, cause);
+  if (decision.kind === "unchanged") return { effect: "unchanged" };
+  switch (decision.to) {
+    case "SUCCEEDED": {
       // The fee is fixed now, from the rule in force when the money arrived.
       const fee = paymentFee(payment.amount, await findFeeRule(tx, payment.merchantId, payment.channel, payment.currency));
       const applied = await transitionPayment(
@@ -68,7 +96,7 @@ export async function applyChannelStatus(
       );
       if (!applied) {
         // Read as PENDING, closed since by a close that committed first: the money still arrived.
-        if (await isClosedNow(tx, payment.id)) return recordPaidAfterClose(tx, { ...payment, status: "CLOSED" }, status, cause);
+        if (await isInStatusNow(tx, payment.id, "CLOSED")) return recordPaidAfterClose(tx, { ...payment, status: "CLOSED" }, status, cause);
         return { effect: "unchanged" };
       }
       await postEntry(tx, {
@@ -85,7 +113,7 @@ export async function applyChannelStatus(
       });
       return { effect: "applied", transition: `${payment.status}->SUCCEEDED` };
     }
-    case "failed": {
+    case "FAILED": {
       const applied = await transitionPayment(
         tx,
         payment,
@@ -99,7 +127,7 @@ export async function applyChannelStatus(
       );
       return applied ? { effect: "applied", transition: `${payment.status}->FAILED` } : { effect: "unchanged" };
     }
-    case "closed": {
+    case "CLOSED": {
       const applied = await transitionPayment(
         tx,
         payment,
@@ -109,18 +137,7 @@ export async function applyChannelStatus(
       );
       return applied ? { effect: "applied", transition: `${payment.status}->CLOSED` } : { effect: "unchanged" };
     }
-    case "pending":
-    case "not_found":
-      return { effect: "unchanged" };
   }
-}
-
-/**
- * Whether the payment is CLOSED as of the latest commit. An UPDATE reads (and locks) the current
- * row; a SELECT could answer from the transaction's older snapshot under REPEATABLE READ.
- */
-async function isClosedNow(tx: SqlEntityManager, paymentId: string): Promise<boolean> {
-  return (await tx.nativeUpdate(Payment, { id: paymentId, status: "CLOSED" }, { updatedAt: new Date() })) === 1;
 }
 
 /**
@@ -129,20 +146,14 @@ async function isClosedNow(tx: SqlEntityManager, paymentId: string): Promise<boo
  * PAID_AFTER_CLOSE discrepancy, with the channel's trade number, to be refunded.
  */
 async function recordPaidAfterClose(
-  tx: SqlEntityManager,
+  tx: Tx,
   payment: PaymentRow,
   status: ChannelTradeStatus,
   cause: string,
 ): Promise<OutcomeResult> {
-  // findOne, not count(): the ORM's count() fails on the embedded driver, whose integers are bigint.
-  const existing = await tx.findOne(
-    Discrepancy,
-    { kind: "PAID_AFTER_CLOSE", subjectRef: payment.id },
-    { fields: ["id"], disableIdentityMap: true },
-  );
-  if (existing) return { effect: "unchanged" };
+  if (await discrepancyExists(tx, "PAID_AFTER_CLOSE", payment.id)) return { effect: "unchanged" };
   const now = new Date();
-  await tx.insert(Discrepancy, {
+  await insertDiscrepancy(tx, {
     id: newId(now.getTime()),
     kind: "PAID_AFTER_CLOSE",
     subjectRef: payment.id,
@@ -159,7 +170,7 @@ async function recordPaidAfterClose(
     resolvedAt: null,
   });
   if (status.channelTradeNo && !payment.channelTradeNo) {
-    await tx.nativeUpdate(Payment, { id: payment.id }, { channelTradeNo: status.channelTradeNo, updatedAt: now });
+    await updatePayment(tx, payment.id, { channelTradeNo: status.channelTradeNo, updatedAt: now });
   }
   await postEntry(tx, {
     ref: `paid_after_close:${payment.id}`,

@@ -87,3 +87,4 @@ export const IdempotencyRecord = defineEntity({
     createdAt: p.datetime(3),
   },
 });
+export type IdempotencyRecordRow = InferEntity<typeof IdempotencyRecord>;

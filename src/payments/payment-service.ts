@@ -2,8 +2,6 @@
  * Payment operations for merchants: create, read, query, list, close. Every call is scoped to
  * one merchant; each status change goes through the transition table in a transaction.
  */
-import { UniqueConstraintViolationException } from "@mikro-orm/core";
-import type { SqlEntityManager } from "@mikro-orm/knex";
 import {
   type ChannelName,
   ChannelRejectedError,
@@ -12,32 +10,43 @@ import {
   type PaymentChannel,
 } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
-import { ConflictError, PreconditionError, ValidationError } from "../errors.js";
-import { inRowTransaction, insertRow, insertRows, updateRows } from "../db/rows.js";
+import { ConflictError, PreconditionError, ValidationError, Violations } from "../errors.js";
+import { isDuplicateKey, type Session, type UnitOfWork } from "../db/unit-of-work.js";
 import { newId, newTradeNo } from "../ids.js";
 import type { MerchantRow } from "../merchants/merchant-entity.js";
 import type { NotifyUrlPolicy } from "../notifications/notify-url.js";
 import { applyChannelStatus } from "./channel-outcome.js";
-import { IdempotencyRecord, Payment, PaymentItem, type PaymentItemRow, type PaymentRow } from "./payment-entity.js";
+import type { PaymentItemRow, PaymentRow } from "./payment-entity.js";
 import {
   type CreatePaymentInput,
   DEFAULT_EXPIRE_SECONDS,
   hashCreatePayment,
   validateCreatePayment,
 } from "./payment-input.js";
+import { readPageRequest, toPage } from "../pagination.js";
+import { AWAITING_CHANNEL, CHANNEL_MAY_CONTRADICT, type PaymentStatus } from "./payment-status.js";
 import {
+  findByMerchantOrderNo,
+  findIdempotencyRecord,
   findMerchantPayment,
+  insertPayment as insertPaymentRows,
+  listPayments as listPaymentRows,
   type PaymentLookup,
   type PaymentView,
   reloadPayment,
+  takeFinalChannelQuery,
+  updatePayment,
+  updateWhileInStatus,
   withItems,
   withItemsMany,
-} from "./payment-repository.js";
-import type { PaymentStatus } from "./payment-status.js";
+} from "./payment-store.js";
+
+export type { PaymentLookup, PaymentView } from "./payment-store.js";
 import { recordPaymentEvent, transitionPayment } from "./payment-transitions.js";
 import { firstQueryAt } from "./query-schedule.js";
 
 export interface PaymentServiceDeps {
+  uow: UnitOfWork;
   channels: ChannelRegistry;
   /** `PUBLIC_BASE_URL`: channels post callbacks to `${publicBaseUrl}/callbacks/{channel}`. */
   publicBaseUrl: string;
@@ -82,7 +91,7 @@ export function createPaymentService(deps: PaymentServiceDeps) {
    * A unique-key violation means an earlier create with the same order number or idempotency key.
    */
   async function insertPayment(
-    em: SqlEntityManager,
+    session: Session,
     merchant: MerchantRow,
     input: CreatePaymentInput,
     requestHash: string,
@@ -132,20 +141,21 @@ export function createPaymentService(deps: PaymentServiceDeps) {
       quantity: item.quantity,
       unitAmount: item.unitAmount,
     }));
-    await inRowTransaction(em, async (tx) => {
-      await insertRow(tx, Payment, payment);
-      await insertRows(tx, PaymentItem, items);
-      if (idempotencyKey !== undefined) {
-        await insertRow(tx, IdempotencyRecord, {
-          id: newId(now.getTime()),
-          merchantId: merchant.id,
-          operation: CREATE_OPERATION,
-          idempotencyKey,
-          requestHash,
-          resourceId: payment.id,
-          createdAt: now,
-        });
-      }
+    const idempotency =
+      idempotencyKey === undefined
+        ? undefined
+        : {
+            id: newId(now.getTime()),
+            merchantId: merchant.id,
+            operation: CREATE_OPERATION,
+            idempotencyKey,
+            requestHash,
+            resourceId: payment.id,
+            createdAt: now,
+          };
+    // One BEGIN ... COMMIT of prepared statements: the create hot path (docs/performance.md).
+    await deps.uow.rowTransaction(session, async (tx) => {
+      await insertPaymentRows(tx, payment, items, idempotency);
       await recordPaymentEvent(tx, payment, "payment.created", { amount: payment.amount.toString() }, now);
     });
     return { payment, items };
@@ -156,18 +166,14 @@ export function createPaymentService(deps: PaymentServiceDeps) {
    * payment back, a different one a conflict. Undefined when there is none.
    */
   async function findPrevious(
-    em: SqlEntityManager,
+    session: Session,
     merchant: MerchantRow,
     input: CreatePaymentInput,
     requestHash: string,
     idempotencyKey: string | undefined,
   ): Promise<PaymentRow | undefined> {
     if (idempotencyKey !== undefined) {
-      const record = await em.findOne(
-        IdempotencyRecord,
-        { merchantId: merchant.id, operation: CREATE_OPERATION, idempotencyKey },
-        { disableIdentityMap: true },
-      );
+      const record = await findIdempotencyRecord(session, merchant.id, CREATE_OPERATION, idempotencyKey);
       if (record) {
         if (record.requestHash !== requestHash) {
           throw new ConflictError(
@@ -175,14 +181,10 @@ export function createPaymentService(deps: PaymentServiceDeps) {
             "this idempotency-key was used with a different request",
           );
         }
-        return reloadPayment(em, record.resourceId);
+        return reloadPayment(session, record.resourceId);
       }
     }
-    const existing = await em.findOne(
-      Payment,
-      { merchantId: merchant.id, merchantOrderNo: input.merchantOrderNo },
-      { disableIdentityMap: true },
-    );
+    const existing = await findByMerchantOrderNo(session, merchant.id, input.merchantOrderNo);
     if (!existing) return undefined;
     if (existing.requestHash !== requestHash) {
       throw new ConflictError(
@@ -194,7 +196,7 @@ export function createPaymentService(deps: PaymentServiceDeps) {
   }
 
   /** Opens the trade at the channel and stores the action; a rejection fails the payment. */
-  async function openAtChannel(em: SqlEntityManager, payment: PaymentRow): Promise<PaymentRow> {
+  async function openAtChannel(session: Session, payment: PaymentRow): Promise<PaymentRow> {
     const channel = channelOf(payment);
     try {
       const created = await channel.createPayment({
@@ -217,14 +219,14 @@ export function createPaymentService(deps: PaymentServiceDeps) {
       // changes its row (every other change is a transition out of PENDING), so our copy plus these
       // changes is what a re-read would show. If a callback won the race (the payment may even be
       // SUCCEEDED already), store the action all the same and read the payment as it now is.
-      if ((await updateRows(em, Payment, { id: payment.id, status: "PENDING" }, changes)) === 1) {
+      if (await updateWhileInStatus(session, payment.id, "PENDING", changes)) {
         return { ...payment, ...changes };
       }
-      await updateRows(em, Payment, { id: payment.id }, changes);
-      return reloadPayment(em, payment.id);
+      await updatePayment(session, payment.id, changes);
+      return reloadPayment(session, payment.id);
     } catch (error) {
       if (error instanceof ChannelRejectedError) {
-        await em.transactional((tx) =>
+        await deps.uow.transaction(session, (tx) =>
           transitionPayment(
             tx,
             payment,
@@ -247,19 +249,14 @@ export function createPaymentService(deps: PaymentServiceDeps) {
    * Takes one of the payment's channel queries after final, if any is left: a conditional UPDATE
    * of the counter, so concurrent queries on any number of replicas never take more than the limit.
    */
-  async function claimFinalQuery(em: SqlEntityManager, payment: PaymentRow): Promise<boolean> {
+  async function claimFinalQuery(session: Session, payment: PaymentRow): Promise<boolean> {
     if (payment.finalChannelQueries >= finalQueryLimit) return false;
-    const claimed: { affectedRows?: number } = await em.execute(
-      "update payment set final_channel_queries = final_channel_queries + 1 where id = ? and status = ? and final_channel_queries < ?",
-      [payment.id, payment.status, finalQueryLimit],
-      "run",
-    );
-    return claimed.affectedRows === 1;
+    return takeFinalChannelQuery(session, payment.id, payment.status as PaymentStatus, finalQueryLimit);
   }
 
   return {
     async createPayment(
-      em: SqlEntityManager,
+      session: Session,
       merchant: MerchantRow,
       input: CreatePaymentInput,
       idempotencyKey?: string,
@@ -278,22 +275,22 @@ export function createPaymentService(deps: PaymentServiceDeps) {
       let payment: PaymentRow | undefined;
       let items: PaymentItemRow[] | undefined;
       try {
-        ({ payment, items } = await insertPayment(em, merchant, input, requestHash, idempotencyKey));
+        ({ payment, items } = await insertPayment(session, merchant, input, requestHash, idempotencyKey));
       } catch (error) {
-        if (!(error instanceof UniqueConstraintViolationException)) throw error;
+        if (!isDuplicateKey(error)) throw error;
         // A retry, or a concurrent identical request that won the insert: answer as its retry.
-        payment = await findPrevious(em, merchant, input, requestHash, idempotencyKey);
+        payment = await findPrevious(session, merchant, input, requestHash, idempotencyKey);
         if (!payment) throw error;
       }
       if (payment.status === "PENDING" && payment.actionKind === null) {
-        payment = await openAtChannel(em, payment);
+        payment = await openAtChannel(session, payment);
       }
       // Order lines never change: the ones just inserted are the stored ones.
-      return items ? { payment, items } : withItems(em, payment);
+      return items ? { payment, items } : withItems(session, payment);
     },
 
-    async getPayment(em: SqlEntityManager, merchantId: string, lookup: PaymentLookup): Promise<PaymentView> {
-      return withItems(em, await findMerchantPayment(em, merchantId, lookup));
+    async getPayment(session: Session, merchantId: string, lookup: PaymentLookup): Promise<PaymentView> {
+      return withItems(session, await findMerchantPayment(session, merchantId, lookup));
     },
 
     /**
@@ -304,68 +301,49 @@ export function createPaymentService(deps: PaymentServiceDeps) {
      * so repeated queries of a settled payment never reach the channel account all merchants share.
      * SUCCEEDED and REFUNDED payments are not asked about: nothing the channel says changes them here.
      */
-    async queryPayment(em: SqlEntityManager, merchantId: string, lookup: PaymentLookup): Promise<PaymentView> {
-      const payment = await findMerchantPayment(em, merchantId, lookup);
+    async queryPayment(session: Session, merchantId: string, lookup: PaymentLookup): Promise<PaymentView> {
+      const payment = await findMerchantPayment(session, merchantId, lookup);
       const ask =
-        payment.status === "PENDING" ||
-        ((payment.status === "FAILED" || payment.status === "CLOSED") && (await claimFinalQuery(em, payment)));
+        payment.status === AWAITING_CHANNEL ||
+        (CHANNEL_MAY_CONTRADICT.includes(payment.status as PaymentStatus) && (await claimFinalQuery(session, payment)));
       if (ask) {
         const status = await channelOf(payment).queryPayment(tradeRef(payment));
-        await em.transactional((tx) => applyChannelStatus(tx, payment, status, "query"));
-        return withItems(em, await reloadPayment(em, payment.id));
+        await deps.uow.transaction(session, (tx) => applyChannelStatus(tx, payment, status, "query"));
+        return withItems(session, await reloadPayment(session, payment.id));
       }
       // Not asked: the row read at the start of this call is the answer, as GetPayment would give it.
-      return withItems(em, payment);
+      return withItems(session, payment);
     },
 
-    async listPayments(em: SqlEntityManager, merchantId: string, filter: ListPaymentsFilter) {
-      const pageSize = filter.pageSize === 0 ? 20 : filter.pageSize;
-      if (pageSize < 1 || pageSize > 100) {
-        throw new ValidationError([{ field: "page_size", reason: "OUT_OF_RANGE", description: "must be 0-100" }]);
-      }
-      const filterKey = JSON.stringify([
+    async listPayments(session: Session, merchantId: string, filter: ListPaymentsFilter) {
+      const v = new Violations();
+      const page = readPageRequest(v, filter, [
         filter.status ?? "",
         filter.channel ?? "",
         filter.createdAfter?.getTime() ?? "",
         filter.createdBefore?.getTime() ?? "",
       ]);
-      const after = filter.pageToken === "" ? undefined : decodePageToken(filter.pageToken, filterKey);
-      const where: Record<string, unknown> = { merchantId };
-      if (filter.status) where.status = filter.status;
-      if (filter.channel) where.channel = filter.channel;
-      if (filter.createdAfter || filter.createdBefore) {
-        where.createdAt = {
-          ...(filter.createdAfter ? { $gte: filter.createdAfter } : {}),
-          ...(filter.createdBefore ? { $lt: filter.createdBefore } : {}),
-        };
-      }
-      if (after) where.id = { $lt: after };
-      const rows = await em.find(Payment, where, {
-        orderBy: { id: "desc" },
-        limit: pageSize + 1,
-        disableIdentityMap: true,
-      });
-      const page = rows.slice(0, pageSize);
-      const nextPageToken = rows.length > pageSize ? encodePageToken(page[page.length - 1]!.id, filterKey) : "";
-      return { payments: await withItemsMany(em, page), nextPageToken };
+      v.throwIfAny();
+      const { items, nextPageToken } = toPage(await listPaymentRows(session, merchantId, filter, page), page);
+      return { payments: await withItemsMany(session, items), nextPageToken };
     },
 
     /**
      * Closes an unpaid payment: first at the channel, then here. If the channel says it was paid,
      * the payment becomes SUCCEEDED (after a query for the details) and the close fails.
      */
-    async closePayment(em: SqlEntityManager, merchantId: string, paymentId: string): Promise<PaymentView> {
-      const payment = await findMerchantPayment(em, merchantId, { paymentId });
-      if (payment.status === "CLOSED") return withItems(em, payment);
+    async closePayment(session: Session, merchantId: string, paymentId: string): Promise<PaymentView> {
+      const payment = await findMerchantPayment(session, merchantId, { paymentId });
+      if (payment.status === "CLOSED") return withItems(session, payment);
       if (payment.status !== "PENDING") {
         throw new PreconditionError("INVALID_TRANSITION", `a ${payment.status} payment cannot be closed`);
       }
-      await closeAtChannelThenHere(em, channelOf(payment), payment, "closed by merchant", "merchant_close");
-      const after = await reloadPayment(em, payment.id);
+      await closeAtChannelThenHere(deps.uow, session, channelOf(payment), payment, "closed by merchant", "merchant_close");
+      const after = await reloadPayment(session, payment.id);
       if (after.status !== "CLOSED") {
         throw new PreconditionError("INVALID_TRANSITION", `the payment is ${after.status} and cannot be closed`);
       }
-      return withItems(em, after);
+      return withItems(session, after);
     },
   };
 }
@@ -375,7 +353,8 @@ export function createPaymentService(deps: PaymentServiceDeps) {
  * the payment queried and marked SUCCEEDED instead. Shared by ClosePayment and the sweeper.
  */
 export async function closeAtChannelThenHere(
-  em: SqlEntityManager,
+  uow: UnitOfWork,
+  session: Session,
   channel: PaymentChannel,
   payment: PaymentRow,
   reason: string,
@@ -386,28 +365,12 @@ export async function closeAtChannelThenHere(
   } catch (error) {
     if (!(error instanceof ChannelTradePaidError)) throw error;
     const status = await channel.queryPayment(tradeRef(payment));
-    await em.transactional((tx) => applyChannelStatus(tx, payment, status, cause));
+    await uow.transaction(session, (tx) => applyChannelStatus(tx, payment, status, cause));
     return;
   }
-  await em.transactional((tx) =>
+  await uow.transaction(session, (tx) =>
     applyChannelStatus(tx, payment, { state: "closed", detail: reason }, cause),
   );
 }
 
 export type PaymentService = ReturnType<typeof createPaymentService>;
-
-function encodePageToken(lastId: string, filterKey: string): string {
-  return Buffer.from(JSON.stringify({ lastId, filterKey })).toString("base64url");
-}
-
-function decodePageToken(token: string, filterKey: string): string {
-  try {
-    const parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { lastId?: unknown; filterKey?: unknown };
-    if (typeof parsed.lastId === "string" && parsed.filterKey === filterKey) return parsed.lastId;
-  } catch {
-    // fall through to the error below
-  }
-  throw new ValidationError([
-    { field: "page_token", reason: "INVALID_PAGE_TOKEN", description: "is not a token from this listing with these filters" },
-  ]);
-}

@@ -24,3 +24,26 @@ export function canTransition(from: PaymentStatus, to: PaymentStatus): boolean {
 export function allowedSources(to: PaymentStatus): PaymentStatus[] {
   return (Object.keys(TRANSITIONS) as PaymentStatus[]).filter((from) => TRANSITIONS[from].includes(to));
 }
+
+/** Statuses in which a payment accepts a new refund: the reservation UPDATE's WHERE clause. */
+export const REFUNDABLE: readonly PaymentStatus[] = ["SUCCEEDED"];
+
+/** Statuses of a payment whose money arrived (it may have been refunded since). */
+export const PAID: readonly PaymentStatus[] = ["SUCCEEDED", "REFUNDED"];
+
+export function isRefundable(status: string): boolean {
+  return (REFUNDABLE as readonly string[]).includes(status);
+}
+
+export function isPaid(status: string): boolean {
+  return (PAID as readonly string[]).includes(status);
+}
+
+/** The status of a payment waiting for the channel's word: the sweeper asks about these. */
+export const AWAITING_CHANNEL: PaymentStatus = "PENDING";
+
+/**
+ * Final statuses the channel may still contradict (a declined card that later succeeds, a closed
+ * trade paid after close), so QueryPayment may ask the channel about them a few times.
+ */
+export const CHANNEL_MAY_CONTRADICT: readonly PaymentStatus[] = ["FAILED", "CLOSED"];

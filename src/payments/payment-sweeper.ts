@@ -4,15 +4,15 @@
  * UPDATE, so any number of service processes can sweep the same database and each payment's
  * work is done once.
  */
-import type { SqlEntityManager } from "@mikro-orm/knex";
 import type { ChannelName } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
-import type { Database } from "../db/database.js";
 import { loggableMessage } from "../db/database-errors.js";
-import { claimDue } from "../db/leases.js";
+import type { Session, UnitOfWork } from "../db/unit-of-work.js";
 import { applyChannelStatus } from "./channel-outcome.js";
-import { Payment, type PaymentRow } from "./payment-entity.js";
+import type { PaymentRow } from "./payment-entity.js";
 import { closeAtChannelThenHere, tradeRef } from "./payment-service.js";
+import { AWAITING_CHANNEL } from "./payment-status.js";
+import { claimDuePayments, rescheduleQuery } from "./payment-store.js";
 import { nextQueryAt } from "./query-schedule.js";
 
 export interface SweepResult {
@@ -23,7 +23,7 @@ export interface SweepResult {
 }
 
 export interface PaymentSweeperOptions {
-  db: Database;
+  uow: UnitOfWork;
   channels: ChannelRegistry;
   /** How many due payments one pass takes. */
   batchSize?: number;
@@ -38,19 +38,19 @@ export function createPaymentSweeper(options: PaymentSweeperOptions) {
   const log = options.log ?? (() => {});
 
 
-  async function sweepOne(em: SqlEntityManager, payment: PaymentRow, result: SweepResult): Promise<void> {
+  async function sweepOne(session: Session, payment: PaymentRow, result: SweepResult): Promise<void> {
     const channel = options.channels.get(payment.channel as ChannelName);
     const now = new Date();
     const attempts = payment.queryAttempts + 1;
     try {
       const status = await channel.queryPayment(tradeRef(payment));
-      const outcome = await em.transactional((tx) => applyChannelStatus(tx, payment, status, "sweeper_query"));
+      const outcome = await options.uow.transaction(session, (tx) => applyChannelStatus(tx, payment, status, "sweeper_query"));
       if (outcome.effect === "applied") {
         result.settled++;
         return;
       }
       if (now.getTime() >= payment.expiresAt.getTime() && (status.state === "pending" || status.state === "not_found")) {
-        await closeAtChannelThenHere(em, channel, payment, "expired", "sweeper_expiry");
+        await closeAtChannelThenHere(options.uow, session, channel, payment, "expired", "sweeper_expiry");
         result.closed++;
         return;
       }
@@ -59,21 +59,20 @@ export function createPaymentSweeper(options: PaymentSweeperOptions) {
       log(`sweeper: payment ${payment.id} on ${payment.channel}: ${loggableMessage(error)}`);
       result.retried++;
     }
-    await em.nativeUpdate(
-      Payment,
-      { id: payment.id, status: "PENDING" },
-      { nextQueryAt: nextQueryAt(now, attempts, payment.expiresAt), queryAttempts: attempts, sweepLeaseUntil: null },
-    );
+    await rescheduleQuery(session, payment.id, AWAITING_CHANNEL, {
+      nextQueryAt: nextQueryAt(now, attempts, payment.expiresAt),
+      queryAttempts: attempts,
+    });
   }
 
   return {
     /** One pass over the payments due now. */
     async runOnce(): Promise<SweepResult> {
-      const em = options.db.em();
+      const session = options.uow.session();
       const result: SweepResult = { claimed: 0, settled: 0, closed: 0, retried: 0 };
-      for await (const payment of claimDue<PaymentRow>(em, Payment, "PENDING", { batchSize, leaseMs })) {
+      for await (const payment of claimDuePayments(session, AWAITING_CHANNEL, { batchSize, leaseMs })) {
         result.claimed++;
-        await sweepOne(em, payment, result);
+        await sweepOne(session, payment, result);
       }
       return result;
     },

@@ -3,57 +3,34 @@
  * from the transition table, then the outbox event (and, for money movements, ledger postings).
  * Returns false when the payment was not in an allowed state (someone else applied it first).
  */
-import type { SqlEntityManager } from "@mikro-orm/knex";
-import { newId } from "../ids.js";
-import { insertRow, type RowExecutor } from "../db/rows.js";
-import { OutboxEvent, type OutboxEventRow } from "../outbox/outbox-entity.js";
-import { Payment, type PaymentRow } from "./payment-entity.js";
+import type { RowScope, Tx } from "../db/unit-of-work.js";
+import { appendEvent } from "../outbox/outbox-store.js";
+import type { PaymentRow } from "./payment-entity.js";
 import { allowedSources, type PaymentStatus } from "./payment-status.js";
+import { type PaymentChanges, transitionStatus } from "./payment-store.js";
 
-export type PaymentChanges = Partial<
-  Pick<
-    PaymentRow,
-    "statusReason" | "channelTradeNo" | "paidAt" | "closedAt" | "fee" | "nextQueryAt" | "sweepLeaseUntil"
-  >
->;
+export type { PaymentChanges } from "./payment-store.js";
 
 export async function transitionPayment(
-  tx: SqlEntityManager,
+  tx: Tx,
   payment: PaymentRow,
   to: PaymentStatus,
   changes: PaymentChanges,
   cause: string,
 ): Promise<boolean> {
   const now = new Date();
-  const affected = await tx.nativeUpdate(
-    Payment,
-    { id: payment.id, status: { $in: allowedSources(to) } },
-    { ...changes, status: to, updatedAt: now },
-  );
-  if (affected === 0) return false;
+  if (!(await transitionStatus(tx, payment.id, allowedSources(to), to, changes, now))) return false;
   await recordPaymentEvent(tx, payment, `payment.${to.toLowerCase()}`, { from: payment.status, to, cause }, now);
   return true;
 }
 
-/** Writes an outbox event about a payment in the current transaction (an ORM one or a row transaction). */
+/** Writes an outbox event about a payment in the current transaction (either kind). */
 export async function recordPaymentEvent(
-  tx: RowExecutor,
+  tx: RowScope,
   payment: Pick<PaymentRow, "id" | "merchantId">,
   eventType: string,
   payload: Record<string, unknown>,
   now: Date = new Date(),
 ): Promise<void> {
-  await insertRow<OutboxEventRow>(tx, OutboxEvent, {
-    id: newId(now.getTime()),
-    merchantId: payment.merchantId,
-    aggregateId: payment.id,
-    eventType,
-    payload,
-    createdAt: now,
-    availableAt: now,
-    leaseUntil: null,
-    attempts: 0,
-    deliveredAt: null,
-    lastError: null,
-  });
+  await appendEvent(tx, { merchantId: payment.merchantId, aggregateId: payment.id, eventType, payload }, now);
 }

@@ -1,53 +1,83 @@
 /**
  * Finishes a refund with what the channel said, in the caller's transaction: the guarded UPDATE
- * of the refund (PROCESSING → SUCCEEDED | FAILED), the payment's refund totals (and REFUNDED
- * once fully refunded), and the ledger entry. Applied once however many callbacks, queries and
- * retries report it.
+ * of the refund (from the transition table, refund-status.ts), the payment's refund totals (and
+ * REFUNDED once fully refunded), and the ledger entry. Applied once however many callbacks,
+ * queries and retries report it.
  */
-import type { SqlEntityManager } from "@mikro-orm/knex";
 import type { ChannelRefundStatus } from "../channels/channel.js";
+import type { Tx } from "../db/unit-of-work.js";
 import { accounts, postEntry } from "../ledger/ledger.js";
-import { reloadPayment } from "../payments/payment-repository.js";
+import { releaseRefundAmount, reloadPayment } from "../payments/payment-store.js";
 import { recordPaymentEvent, transitionPayment } from "../payments/payment-transitions.js";
-import { Refund, type RefundRow } from "./refund-entity.js";
+import type { RefundRow } from "./refund-entity.js";
+import { allowedRefundSources, canTransitionRefund, type RefundStatus } from "./refund-status.js";
+import { setChannelRefundNo, transitionRefundStatus } from "./refund-store.js";
+
+/** What the channel's word means for a refund as read, decided before anything is written. */
+export type RefundOutcomeDecision =
+  | { kind: "transition"; from: RefundStatus; to: "SUCCEEDED" | "FAILED" }
+  /** Still under way, unknown, or already final: at most the channel's refund number is kept. */
+  | { kind: "unchanged"; recordChannelRefundNo: boolean };
+
+/**
+ * The decision of {@link applyRefundStatus}, without the database: refund status → refund
+ * transition, by the transition table. A stale read is caught later by the guarded UPDATE.
+ */
+export function decideRefundOutcome(
+  refund: Pick<RefundRow, "status" | "channelRefundNo">,
+  status: Pick<ChannelRefundStatus, "state" | "channelRefundNo">,
+): RefundOutcomeDecision {
+  if (status.state === "processing" || status.state === "not_found") {
+    return { kind: "unchanged", recordChannelRefundNo: !!status.channelRefundNo && !refund.channelRefundNo };
+  }
+  const from = refund.status as RefundStatus;
+  const to = status.state === "succeeded" ? "SUCCEEDED" : "FAILED";
+  return canTransitionRefund(from, to) ? { kind: "transition", from, to } : { kind: "unchanged", recordChannelRefundNo: false };
+}
+
+/**
+ * Whether a payment's refunds now add up to all of it: the refund that makes them do turns the
+ * payment REFUNDED.
+ */
+export function isFullyRefunded(totals: { amount: bigint; refundedAmount: bigint }): boolean {
+  return totals.refundedAmount === totals.amount;
+}
 
 export async function applyRefundStatus(
-  tx: SqlEntityManager,
+  tx: Tx,
   refund: RefundRow,
   status: ChannelRefundStatus,
   cause: string,
 ): Promise<boolean> {
-  if (status.state === "processing" || status.state === "not_found") {
-    if (status.channelRefundNo && !refund.channelRefundNo) {
-      await tx.nativeUpdate(Refund, { id: refund.id }, { channelRefundNo: status.channelRefundNo, updatedAt: new Date() });
+  const decision = decideRefundOutcome(refund, status);
+  if (decision.kind === "unchanged") {
+    if (decision.recordChannelRefundNo && status.channelRefundNo) {
+      await setChannelRefundNo(tx, refund.id, status.channelRefundNo, new Date());
     }
     return false;
   }
   const now = new Date();
-  const to = status.state === "succeeded" ? "SUCCEEDED" : "FAILED";
-  const changed = await tx.nativeUpdate(
-    Refund,
-    { id: refund.id, status: "PROCESSING" },
+  const to: RefundStatus = decision.to;
+  const changed = await transitionRefundStatus(
+    tx,
+    refund.id,
+    allowedRefundSources(to),
+    to,
     {
-      status: to,
       channelRefundNo: status.channelRefundNo ?? refund.channelRefundNo,
       failureReason: to === "FAILED" ? (status.detail ?? "rejected by the channel").slice(0, 255) : null,
       succeededAt: to === "SUCCEEDED" ? now : null,
       nextQueryAt: null,
-      updatedAt: now,
     },
+    now,
   );
-  if (changed === 0) return false;
+  if (!changed) return false;
 
   // The payment's own columns are only changed by atomic arithmetic below; events need just its ids.
   const payment = { id: refund.paymentId, merchantId: refund.merchantId };
   const merchantShare = refund.amount - refund.feeReturned;
   if (to === "SUCCEEDED") {
-    // Atomic column arithmetic: concurrent refunds of one payment never overwrite each other.
-    await tx.execute(
-      "update payment set refund_pending_amount = refund_pending_amount - ?, refunded_amount = refunded_amount + ?, updated_at = ? where id = ?",
-      [refund.amount, refund.amount, now, payment.id],
-    );
+    await releaseRefundAmount(tx, payment.id, refund.amount, true, now);
     await postEntry(tx, {
       ref: `refund_succeeded:${refund.id}`,
       entryType: "refund_succeeded",
@@ -62,16 +92,12 @@ export async function applyRefundStatus(
     });
     // Read back under our row lock: another refund may have finished just before this one.
     const totals = await reloadPayment(tx, payment.id);
-    if (totals.refundedAmount === totals.amount) {
+    if (isFullyRefunded(totals)) {
       await transitionPayment(tx, totals, "REFUNDED", {}, `refund ${refund.id}`);
     }
     await recordPaymentEvent(tx, payment, "refund.succeeded", { refundId: refund.id, amount: refund.amount.toString(), cause });
   } else {
-    await tx.execute("update payment set refund_pending_amount = refund_pending_amount - ?, updated_at = ? where id = ?", [
-      refund.amount,
-      now,
-      payment.id,
-    ]);
+    await releaseRefundAmount(tx, payment.id, refund.amount, false, now);
     // The reversal of the entry made when the refund was accepted: the amount is the merchant's again.
     await postEntry(tx, {
       ref: `refund_failed:${refund.id}`,

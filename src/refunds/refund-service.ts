@@ -4,22 +4,35 @@
  * was paid, and books it in the ledger in the same transaction; then the channel is asked. The
  * refund finishes now, or later by callback or query (refund-outcome.ts).
  */
-import { DeadlockException, type QueryResult, UniqueConstraintViolationException } from "@mikro-orm/core";
-import type { SqlEntityManager } from "@mikro-orm/knex";
 import { type ChannelName, type ChannelRefundRequest, ChannelRejectedError } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
-import { ConflictError, NotFoundError, PreconditionError, ValidationError, Violations } from "../errors.js";
+import { isDuplicateKey, type Session, type UnitOfWork } from "../db/unit-of-work.js";
+import { ConflictError, NotFoundError, PreconditionError, Violations } from "../errors.js";
 import { refundedFee } from "../fees/fee-calculator.js";
 import { checkLookupId, checkPrintable } from "../input-text.js";
 import { findFeeRule } from "../fees/fee-rules.js";
 import { newId, newTradeNo } from "../ids.js";
 import { accounts, postEntry } from "../ledger/ledger.js";
 import type { PaymentRow } from "../payments/payment-entity.js";
-import { findMerchantPayment, reloadPayment } from "../payments/payment-repository.js";
+import { pageRequest, toPage } from "../pagination.js";
 import { callbackUrl, tradeRef } from "../payments/payment-service.js";
+import { isPaid, REFUNDABLE } from "../payments/payment-status.js";
+import { findMerchantPayment, reloadPayment, reserveRefundAmount } from "../payments/payment-store.js";
 import { firstQueryAt } from "../payments/query-schedule.js";
-import { Refund, type RefundRow } from "./refund-entity.js";
+import type { RefundRow } from "./refund-entity.js";
 import { applyRefundStatus } from "./refund-outcome.js";
+import { REFUND_HOLDS_AMOUNT } from "./refund-status.js";
+import {
+  findByMerchantRefundNo,
+  findMerchantRefund,
+  insertRefund,
+  listRefundRows,
+  type RefundLookup,
+  refundAmountsInStatus,
+  reloadRefund,
+} from "./refund-store.js";
+
+export type { RefundLookup } from "./refund-store.js";
 
 export interface RefundInput {
   paymentId: string;
@@ -27,8 +40,6 @@ export interface RefundInput {
   amount: bigint;
   reason: string;
 }
-
-export type RefundLookup = { refundId: string } | { paymentId: string; merchantRefundNo: string };
 
 export interface ListRefundsFilter {
   paymentId?: string;
@@ -38,23 +49,12 @@ export interface ListRefundsFilter {
 
 const REFUND_NO_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** Attempts per transaction when the database rolls it back as a deadlock victim. */
-const DEADLOCK_ATTEMPTS = 3;
-
 /**
- * Runs `work` in a transaction, and again when the database chose it as a deadlock victim: refunds
- * of one payment lock its row and its status index entry, and MySQL may take the two in either
- * order (it reads by the status index when the table is small). The victim's work was rolled back.
+ * Attempts per transaction when the database rolls it back as a deadlock victim: refunds of one
+ * payment lock its row and its status index entry, and MySQL may take the two in either order (it
+ * reads by the status index when the table is small). The victim's work was rolled back.
  */
-async function transactionalRetryingDeadlocks<T>(em: SqlEntityManager, work: (tx: SqlEntityManager) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await em.transactional(work);
-    } catch (error) {
-      if (!(error instanceof DeadlockException) || attempt >= DEADLOCK_ATTEMPTS) throw error;
-    }
-  }
-}
+const DEADLOCK_ATTEMPTS = 3;
 
 /** The reason is stored and sent to the channel: bounded, and free of control characters. */
 const MAX_REFUND_REASON_CHARS = 256;
@@ -83,22 +83,17 @@ export function channelRefundRequest(payment: PaymentRow, refund: RefundRow, pub
   };
 }
 
-export function createRefundService(deps: { channels: ChannelRegistry; publicBaseUrl: string }) {
+export function createRefundService(deps: { uow: UnitOfWork; channels: ChannelRegistry; publicBaseUrl: string }) {
+  const { uow } = deps;
   /** Reserves the amount, inserts the refund and books it, all or nothing. */
-  async function accept(em: SqlEntityManager, payment: PaymentRow, input: RefundInput): Promise<RefundRow> {
-    const rule = await findFeeRule(em, payment.merchantId, payment.channel, payment.currency);
-    return transactionalRetryingDeadlocks(em, async (tx) => {
+  async function accept(session: Session, payment: PaymentRow, input: RefundInput): Promise<RefundRow> {
+    const rule = await findFeeRule(session, payment.merchantId, payment.channel, payment.currency);
+    return uow.transaction(session, async (tx) => {
       const now = new Date();
-      const reserved: QueryResult = await tx.execute(
-        `update payment set refund_pending_amount = refund_pending_amount + ?, updated_at = ?
-         where id = ? and status = 'SUCCEEDED' and refunded_amount + refund_pending_amount + ? <= amount`,
-        [input.amount, now, payment.id, input.amount],
-        "run",
-      );
-      if (reserved.affectedRows !== 1) {
+      if (!(await reserveRefundAmount(tx, payment.id, input.amount, REFUNDABLE, now))) {
         const current = await reloadPayment(tx, payment.id);
         // A fully refunded payment has nothing left to refund: the same answer however the race went.
-        if (current.status !== "SUCCEEDED" && current.status !== "REFUNDED") {
+        if (!isPaid(current.status)) {
           throw new PreconditionError("INVALID_TRANSITION", `a ${current.status} payment cannot be refunded`);
         }
         const refundable = current.amount - current.refundedAmount - current.refundPendingAmount;
@@ -108,11 +103,7 @@ export function createRefundService(deps: { channels: ChannelRegistry; publicBas
         );
       }
       // Fee already returned by earlier refunds that have not failed.
-      const earlier = await tx.find(
-        Refund,
-        { paymentId: payment.id, status: { $ne: "FAILED" } },
-        { disableIdentityMap: true, fields: ["feeReturned", "amount"] },
-      );
+      const earlier = await refundAmountsInStatus(tx, payment.id, REFUND_HOLDS_AMOUNT);
       const feeReturned = refundedFee({
         policy: rule.refundFeePolicy,
         amount: payment.amount,
@@ -142,7 +133,7 @@ export function createRefundService(deps: { channels: ChannelRegistry; publicBas
         queryAttempts: 0,
         sweepLeaseUntil: null,
       };
-      await tx.insert(Refund, refund);
+      await insertRefund(tx, refund);
       await postEntry(tx, {
         ref: `refund_accepted:${refund.id}`,
         entryType: "refund_accepted",
@@ -157,29 +148,27 @@ export function createRefundService(deps: { channels: ChannelRegistry; publicBas
         ],
       });
       return refund;
-    });
+    }, { deadlockAttempts: DEADLOCK_ATTEMPTS });
   }
 
-  async function findRefund(em: SqlEntityManager, merchantId: string, lookup: RefundLookup): Promise<RefundRow> {
-    const where =
-      "refundId" in lookup
-        ? { id: lookup.refundId, merchantId }
-        : { paymentId: lookup.paymentId, merchantRefundNo: lookup.merchantRefundNo, merchantId };
-    const refund = await em.findOne(Refund, where, { disableIdentityMap: true });
+  async function findRefund(session: Session, merchantId: string, lookup: RefundLookup): Promise<RefundRow> {
+    const refund = await findMerchantRefund(session, merchantId, lookup);
     if (!refund) throw new NotFoundError("REFUND_NOT_FOUND", "refund not found");
     return refund;
   }
 
   /** Sends the refund to the channel and applies an immediate answer. */
-  async function sendToChannel(em: SqlEntityManager, payment: PaymentRow, refund: RefundRow): Promise<RefundRow> {
+  async function sendToChannel(session: Session, payment: PaymentRow, refund: RefundRow): Promise<RefundRow> {
     const channel = deps.channels.get(refund.channel as ChannelName);
     try {
       const status = await channel.refund(channelRefundRequest(payment, refund, deps.publicBaseUrl));
-      await transactionalRetryingDeadlocks(em, (tx) => applyRefundStatus(tx, refund, status, "refund_call"));
+      await uow.transaction(session, (tx) => applyRefundStatus(tx, refund, status, "refund_call"), { deadlockAttempts: DEADLOCK_ATTEMPTS });
     } catch (error) {
       if (error instanceof ChannelRejectedError) {
-        await transactionalRetryingDeadlocks(em, (tx) =>
-          applyRefundStatus(tx, refund, { state: "failed", detail: `${error.code}: ${error.message}` }, "refund_rejected"),
+        await uow.transaction(
+          session,
+          (tx) => applyRefundStatus(tx, refund, { state: "failed", detail: `${error.code}: ${error.message}` }, "refund_rejected"),
+          { deadlockAttempts: DEADLOCK_ATTEMPTS },
         );
       } else {
         // Unreachable, unknown or unverifiable: stays PROCESSING; the sweeper asks again (refunds are idempotent
@@ -187,50 +176,34 @@ export function createRefundService(deps: { channels: ChannelRegistry; publicBas
         return refund;
       }
     }
-    return (await em.findOne(Refund, { id: refund.id }, { disableIdentityMap: true }))!;
+    return (await reloadRefund(session, refund.id))!;
   }
 
   return {
-    async refundPayment(em: SqlEntityManager, merchantId: string, input: RefundInput): Promise<RefundRow> {
+    async refundPayment(session: Session, merchantId: string, input: RefundInput): Promise<RefundRow> {
       validate(input);
-      const payment = await findMerchantPayment(em, merchantId, { paymentId: input.paymentId });
-      const previous = await em.findOne(
-        Refund,
-        { paymentId: payment.id, merchantRefundNo: input.merchantRefundNo },
-        { disableIdentityMap: true },
-      );
+      const payment = await findMerchantPayment(session, merchantId, { paymentId: input.paymentId });
+      const previous = await findByMerchantRefundNo(session, payment.id, input.merchantRefundNo);
       if (previous) return sameOrConflict(previous, input);
       let refund: RefundRow;
       try {
-        refund = await accept(em, payment, input);
+        refund = await accept(session, payment, input);
       } catch (error) {
-        if (!(error instanceof UniqueConstraintViolationException)) throw error;
+        if (!isDuplicateKey(error)) throw error;
         // A concurrent request with the same refund number won; answer as its retry.
-        const winner = await findRefund(em, merchantId, { paymentId: payment.id, merchantRefundNo: input.merchantRefundNo });
+        const winner = await findRefund(session, merchantId, { paymentId: payment.id, merchantRefundNo: input.merchantRefundNo });
         return sameOrConflict(winner, input);
       }
       // What the channel needs of the payment (numbers, amount) does not change once it succeeded.
-      return sendToChannel(em, payment, refund);
+      return sendToChannel(session, payment, refund);
     },
 
     getRefund: findRefund,
 
-    async listRefunds(em: SqlEntityManager, merchantId: string, filter: ListRefundsFilter) {
-      const pageSize = filter.pageSize === 0 ? 20 : filter.pageSize;
-      if (pageSize < 1 || pageSize > 100) {
-        throw new ValidationError([{ field: "page_size", reason: "OUT_OF_RANGE", description: "must be 0-100" }]);
-      }
-      const where: Record<string, unknown> = { merchantId };
-      if (filter.paymentId) where.paymentId = filter.paymentId;
-      if (filter.pageToken !== "") {
-        if (!/^[0-9A-Z]{26}$/.test(filter.pageToken)) {
-          throw new ValidationError([{ field: "page_token", reason: "INVALID_PAGE_TOKEN", description: "is not a token from this listing" }]);
-        }
-        where.id = { $lt: filter.pageToken };
-      }
-      const rows = await em.find(Refund, where, { orderBy: { id: "desc" }, limit: pageSize + 1, disableIdentityMap: true });
-      const page = rows.slice(0, pageSize);
-      return { refunds: page, nextPageToken: rows.length > pageSize ? page[page.length - 1]!.id : "" };
+    async listRefunds(session: Session, merchantId: string, filter: ListRefundsFilter) {
+      const page = pageRequest(filter, [filter.paymentId ?? ""]);
+      const { items, nextPageToken } = toPage(await listRefundRows(session, merchantId, filter.paymentId, page), page);
+      return { refunds: items, nextPageToken };
     },
 
     sendToChannel,

@@ -4,17 +4,17 @@
  * processes share the work and each refund is asked about once per turn. A refund the channel has
  * never received is sent again (up to three sweeps) before it is failed.
  */
-import type { SqlEntityManager } from "@mikro-orm/knex";
 import { type ChannelName, ChannelRejectedError } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
-import type { Database } from "../db/database.js";
 import { loggableMessage } from "../db/database-errors.js";
-import { claimDue } from "../db/leases.js";
-import { reloadPayment } from "../payments/payment-repository.js";
+import type { Session, UnitOfWork } from "../db/unit-of-work.js";
+import { reloadPayment } from "../payments/payment-store.js";
 import { nextQueryAt } from "../payments/query-schedule.js";
-import { Refund, type RefundRow } from "./refund-entity.js";
+import type { RefundRow } from "./refund-entity.js";
 import { applyRefundStatus } from "./refund-outcome.js";
 import { channelRefundRequest } from "./refund-service.js";
+import { REFUND_IN_FLIGHT } from "./refund-status.js";
+import { claimDueRefunds, rescheduleRefundQuery } from "./refund-store.js";
 
 /** Sweeps that may send again a refund the channel does not know before it is failed. */
 const MAX_RESENDS = 3;
@@ -23,7 +23,7 @@ const MAX_RESENDS = 3;
 const NO_EXPIRY = new Date(8.64e15);
 
 export function createRefundSweeper(options: {
-  db: Database;
+  uow: UnitOfWork;
   channels: ChannelRegistry;
   publicBaseUrl: string;
   batchSize?: number;
@@ -35,9 +35,9 @@ export function createRefundSweeper(options: {
   const log = options.log ?? (() => {});
 
 
-  async function sweepOne(em: SqlEntityManager, refund: RefundRow): Promise<boolean> {
+  async function sweepOne(session: Session, refund: RefundRow): Promise<boolean> {
     const channel = options.channels.get(refund.channel as ChannelName);
-    const request = channelRefundRequest(await reloadPayment(em, refund.paymentId), refund, options.publicBaseUrl);
+    const request = channelRefundRequest(await reloadPayment(session, refund.paymentId), refund, options.publicBaseUrl);
     const now = new Date();
     try {
       let status = await channel.queryRefund(request);
@@ -52,10 +52,10 @@ export function createRefundSweeper(options: {
         // Still unknown after the re-sends (e.g. Alipay abandoned it): its amount becomes refundable again.
         status = { state: "failed", detail: status.detail };
       }
-      if (await em.transactional((tx) => applyRefundStatus(tx, refund, status, cause))) return true;
+      if (await options.uow.transaction(session, (tx) => applyRefundStatus(tx, refund, status, cause))) return true;
     } catch (error) {
       if (error instanceof ChannelRejectedError) {
-        await em.transactional((tx) =>
+        await options.uow.transaction(session, (tx) =>
           applyRefundStatus(tx, refund, { state: "failed", detail: `${error.code}: ${error.message}` }, "sweeper_query"),
         );
         return true;
@@ -63,22 +63,21 @@ export function createRefundSweeper(options: {
       log(`sweeper: refund ${refund.id} on ${refund.channel}: ${loggableMessage(error)}`);
     }
     const attempts = refund.queryAttempts + 1;
-    await em.nativeUpdate(
-      Refund,
-      { id: refund.id, status: "PROCESSING" },
-      { nextQueryAt: nextQueryAt(now, attempts, NO_EXPIRY), queryAttempts: attempts, sweepLeaseUntil: null },
-    );
+    await rescheduleRefundQuery(session, refund.id, REFUND_IN_FLIGHT, {
+      nextQueryAt: nextQueryAt(now, attempts, NO_EXPIRY),
+      queryAttempts: attempts,
+    });
     return false;
   }
 
   return {
     async runOnce(): Promise<{ claimed: number; finished: number }> {
-      const em = options.db.em();
+      const session = options.uow.session();
       let claimed = 0;
       let finished = 0;
-      for await (const refund of claimDue<RefundRow>(em, Refund, "PROCESSING", { batchSize, leaseMs })) {
+      for await (const refund of claimDueRefunds(session, REFUND_IN_FLIGHT, { batchSize, leaseMs })) {
         claimed++;
-        if (await sweepOne(em, refund)) finished++;
+        if (await sweepOne(session, refund)) finished++;
       }
       return { claimed, finished };
     },

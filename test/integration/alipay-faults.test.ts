@@ -34,7 +34,7 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   t.simulator.clearFaults();
-  const ledger = await checkLedger(t.app.db.em());
+  const ledger = await checkLedger(t.app.uow.session());
   expect(ledger.violations).toEqual([]);
   expect(ledger.ok).toBe(true);
 });
@@ -448,7 +448,7 @@ describe("paid after close", () => {
     const readBeforeClose = await row(payment.id);
     await t.grpc.payments.closePayment({ paymentId: payment.id }, merchant.headers);
     const success = { state: "succeeded" as const, channelTradeNo: "2026112222001499990000000001", amountMinor: 8888n, currency: "CNY" };
-    const outcome = await t.app.db.em().transactional((tx) => applyChannelStatus(tx, readBeforeClose, success, "callback:TRADE_SUCCESS"));
+    const outcome = await t.app.uow.transaction(t.app.uow.session(), (tx) => applyChannelStatus(tx, readBeforeClose, success, "callback:TRADE_SUCCESS"));
     expect(outcome.effect).toBe("paid_after_close");
     expect(await statusOf(payment.id)).toBe(PaymentStatus.CLOSED);
     const listed = await t.grpc.settlement.listDiscrepancies({ status: "OPEN", pageSize: 100 }, t.adminHeaders);

@@ -27,7 +27,7 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   t.simulator.clearFaults();
-  const ledger = await checkLedger(t.app.db.em());
+  const ledger = await checkLedger(t.app.uow.session());
   expect(ledger.violations).toEqual([]);
   expect(ledger.ok).toBe(true);
 });
@@ -361,7 +361,7 @@ describe("the ledger check", () => {
 
     await connection.execute("update journal_posting set amount = amount - 1 where id = ?", [posting!.id]);
     try {
-      const broken = await checkLedger(t.app.db.em());
+      const broken = await checkLedger(t.app.uow.session());
       expect(broken.ok).toBe(false);
       expect(broken.violations).toEqual(
         expect.arrayContaining([
@@ -377,6 +377,6 @@ describe("the ledger check", () => {
     } finally {
       await connection.execute("update journal_posting set amount = amount + 1 where id = ?", [posting!.id]);
     }
-    expect((await checkLedger(t.app.db.em())).ok).toBe(true);
+    expect((await checkLedger(t.app.uow.session())).ok).toBe(true);
   });
 });

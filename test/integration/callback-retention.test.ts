@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CallbackInbox, CallbackLog } from "../../src/callbacks/callback-entities.js";
+import { createUnitOfWork } from "../../src/db/unit-of-work.js";
 import { createCallbackRetention, RETENTION_INTERVAL_MS } from "../../src/callbacks/callback-retention.js";
 import { type Database, openDatabase } from "../../src/db/database.js";
 import { newId } from "../../src/ids.js";
@@ -74,13 +75,13 @@ describe("callback retention", () => {
       await addInboxRow(db, daysAgo(1), "evt_1d");
 
       // Batches of 5: 23 old rows take five statements.
-      const retention = createCallbackRetention({ db, retentionDays: 90, batchRows: 5 });
+      const retention = createCallbackRetention({ uow: createUnitOfWork(db), retentionDays: 90, batchRows: 5 });
       expect(await retention.runOnce(now)).toEqual({ callbackLogRows: 23, callbackInboxRows: 1 });
       expect(await reasons(db)).toEqual(["kept", "kept", "kept", "new", "new"]);
       expect(await inboxIds(db)).toEqual(["evt_10d", "evt_3_5d", "evt_1d"]);
 
       // A one-day retention still keeps the card acquirer's three-day re-send window (plus a day).
-      const short = createCallbackRetention({ db, retentionDays: 1, batchRows: 1000 });
+      const short = createCallbackRetention({ uow: createUnitOfWork(db), retentionDays: 1, batchRows: 1000 });
       expect(await short.runOnce(now)).toEqual({ callbackLogRows: 3, callbackInboxRows: 1 });
       expect(await reasons(db)).toEqual(["new", "new"]);
       expect(await inboxIds(db)).toEqual(["evt_3_5d", "evt_1d"]);
@@ -90,7 +91,7 @@ describe("callback retention", () => {
   it("runs at most once an hour per process", async () => {
     const db = await openDatabase({ dataDir: mkdtempSync(join(tmpdir(), "payments-retention-")) });
     opened.push(db);
-    const retention = createCallbackRetention({ db, retentionDays: 90 });
+    const retention = createCallbackRetention({ uow: createUnitOfWork(db), retentionDays: 90 });
     expect(await retention.runIfDue(now)).toBeDefined();
     await addLogRows(db, daysAgo(100), 1, "old");
     expect(await retention.runIfDue(new Date(now.getTime() + RETENTION_INTERVAL_MS - 1))).toBeUndefined();

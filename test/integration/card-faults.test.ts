@@ -277,7 +277,7 @@ describe("acquirer API failures", () => {
     const raised = listed.discrepancies.filter((d) => d.paymentId === id);
     expect(raised).toHaveLength(1);
     expect(raised[0]).toMatchObject({ kind: "PAID_AFTER_CLOSE", channel: Channel.CARD, channelTradeNo: intentId, amount: 2500n, currency: "USD" });
-    const ledger = await checkLedger(t.app.db.em());
+    const ledger = await checkLedger(t.app.uow.session());
     expect(ledger.violations).toEqual([]);
     expect(ledger.ok).toBe(true);
   });

@@ -100,7 +100,7 @@ describe("a card payment", () => {
     expect(JSON.parse(Buffer.from(logs[0]!.rawBody).toString("utf8")).type).toBe("payment_intent.succeeded");
     const notifications = t.simulator.getTrade("card", payment.paymentNo)!.notifications;
     expect(notifications.map((n) => [n.kind, n.state])).toEqual([["payment_intent.succeeded", "acknowledged"]]);
-    expect((await checkLedger(t.app.db.em())).ok).toBe(true);
+    expect((await checkLedger(t.app.uow.session())).ok).toBe(true);
   });
 
   it("fails with the acquirer's decline message when the shopper's card is declined", async () => {

@@ -30,7 +30,7 @@ beforeAll(async () => {
 afterAll(() => t?.stop());
 afterEach(async () => {
   t.simulator.clearFaults();
-  const ledger = await checkLedger(t.app.db.em());
+  const ledger = await checkLedger(t.app.uow.session());
   expect(ledger.violations).toEqual([]);
   expect(ledger.ok).toBe(true);
 });

@@ -16,7 +16,7 @@ import { findRow, insertRow } from "../../src/db/rows.js";
 import { IdempotencyRecord, PaymentItem } from "../../src/payments/payment-entity.js";
 import { JournalPosting } from "../../src/ledger/ledger-entities.js";
 import { checkLedger } from "../../src/ledger/ledger-check.js";
-import { toBigInt } from "../../src/ledger/ledger.js";
+import { toBigInt } from "../../src/db/store-access.js";
 import { newId } from "../../src/ids.js";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { RefundStatus } from "../../gen/payments/v1/payment_service_pb.js";
@@ -64,7 +64,7 @@ describe("the core flow on the embedded database", () => {
     const closed = await t.grpc.payments.closePayment({ paymentId: other.payment!.id }, merchant.headers);
     expect(closed.payment?.status).toBe(PaymentStatus.CLOSED);
 
-    const check = await checkLedger(t.app.db.em());
+    const check = await checkLedger(t.app.uow.session());
     expect(check.violations).toEqual([]);
     expect(check.ok).toBe(true);
   });
@@ -87,7 +87,7 @@ describe("the core flow on the embedded database", () => {
     expect(discrepancy?.channelTradeNo).not.toBe("");
     const read = await t.grpc.payments.getPayment({ lookup: { key: { case: "paymentId", value: created.payment!.id } } }, merchant.headers);
     expect(read.payment?.status).toBe(PaymentStatus.CLOSED);
-    expect((await checkLedger(t.app.db.em())).ok).toBe(true);
+    expect((await checkLedger(t.app.uow.session())).ok).toBe(true);
   });
 });
 

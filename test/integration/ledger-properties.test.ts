@@ -15,6 +15,7 @@ import type {
 import { ChannelRejectedError, ChannelUnavailableError } from "../../src/channels/channel.js";
 import { ChannelRegistry } from "../../src/channels/registry.js";
 import { type Database, openDatabase } from "../../src/db/database.js";
+import { createUnitOfWork, type UnitOfWork } from "../../src/db/unit-of-work.js";
 import { PreconditionError } from "../../src/errors.js";
 import { setFeeRule } from "../../src/fees/fee-rules.js";
 import { checkLedger } from "../../src/ledger/ledger-check.js";
@@ -23,11 +24,11 @@ import { SecretBox } from "../../src/merchants/credentials.js";
 import { createMerchantService } from "../../src/merchants/merchant-service.js";
 import { applyChannelStatus } from "../../src/payments/channel-outcome.js";
 import type { PaymentRow } from "../../src/payments/payment-entity.js";
-import { reloadPayment } from "../../src/payments/payment-repository.js";
-import { createPaymentService } from "../../src/payments/payment-service.js";
+import { createPaymentService, type PaymentService } from "../../src/payments/payment-service.js";
+import { reloadPayment } from "../../src/payments/payment-store.js";
 import { Refund, type RefundRow } from "../../src/refunds/refund-entity.js";
 import { applyRefundStatus } from "../../src/refunds/refund-outcome.js";
-import { createRefundService } from "../../src/refunds/refund-service.js";
+import { createRefundService, type RefundService } from "../../src/refunds/refund-service.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
 
 type RefundAnswer = "succeeded" | "processing" | "failed" | "rejected" | "unavailable";
@@ -75,12 +76,16 @@ const answers = new Map<string, RefundAnswer>();
 const channel = scriptedChannel(answers) as PaymentChannel & { nextRefund(answer: RefundAnswer): void };
 const channels = new ChannelRegistry([channel]);
 const merchants = createMerchantService(new SecretBox("property-test-key-0123456789abcdef"));
-const payments = createPaymentService({ channels, publicBaseUrl: "http://127.0.0.1:1" });
-const refunds = createRefundService({ channels, publicBaseUrl: "http://127.0.0.1:1" });
+let uow: UnitOfWork;
+let payments: PaymentService;
+let refunds: RefundService;
 
 beforeAll(async () => {
   testDb = await createTestDatabase();
   db = await openDatabase({ url: testDb.url, dataDir: "./data" });
+  uow = createUnitOfWork(db);
+  payments = createPaymentService({ uow, channels, publicBaseUrl: "http://127.0.0.1:1" });
+  refunds = createRefundService({ uow, channels, publicBaseUrl: "http://127.0.0.1:1" });
 });
 afterAll(async () => {
   await db?.close();
@@ -111,11 +116,11 @@ let seq = 0;
 
 describe("ledger invariants", () => {
   it("hold for random payments, fees, refunds, failures and concurrent refund bursts", async () => {
-    const em = db.em();
+    const em = uow.session();
     const merchant = (await merchants.createMerchant(em, { name: "Property Shop", notifyUrl: "" })).merchant;
     await fc.assert(
       fc.asyncProperty(scenario, async (s) => {
-        const em = db.em();
+        const em = uow.session();
         await setFeeRule(em, {
           merchantId: merchant.id,
           channel: "card",
@@ -139,7 +144,7 @@ describe("ledger invariants", () => {
         });
         let payment: PaymentRow = view.payment;
         if (s.outcome !== "pending") {
-          await em.transactional((tx) =>
+          await uow.transaction(em, (tx) =>
             applyChannelStatus(tx, payment, { state: s.outcome, channelTradeNo: `pi_${payment.paymentNo}` }, "property"),
           );
           payment = await reloadPayment(em, payment.id);
@@ -166,7 +171,7 @@ describe("ledger invariants", () => {
             channel.nextRefund("succeeded");
             const results = await Promise.allSettled(
               Array.from({ length: action.count }, (_, i) =>
-                refunds.refundPayment(db.em(), merchant.id, {
+                refunds.refundPayment(uow.session(), merchant.id, {
                   paymentId: payment.id,
                   merchantRefundNo: `b${refundSeq}-${i}`,
                   amount: BigInt(action.unit),
@@ -181,11 +186,11 @@ describe("ledger invariants", () => {
             }
           } else if (action.kind === "finish") {
             // A late callback or query for a refund, possibly delivered twice.
-            const processing = await em.find(Refund, { paymentId: payment.id, status: "PROCESSING" });
+            const processing = await db.em().find(Refund, { paymentId: payment.id, status: "PROCESSING" });
             for (const refund of processing) {
               const times = action.twice ? 2 : 1;
               for (let i = 0; i < times; i++) {
-                await em.transactional((tx) => applyRefundStatus(tx, refund, { state: action.outcome }, "property"));
+                await uow.transaction(em, (tx) => applyRefundStatus(tx, refund, { state: action.outcome }, "property"));
               }
             }
           } else if (created.length > 0) {
@@ -210,12 +215,12 @@ describe("ledger invariants", () => {
       }),
       { numRuns: 60 },
     );
-    const balance = await merchantBalance(db.em(), merchant.id, "CNY");
+    const balance = await merchantBalance(uow.session(), merchant.id, "CNY");
     expect(typeof balance.pending).toBe("bigint");
   }, 180_000);
 
   it("keep 50 concurrent refunds of one payment within the paid amount", async () => {
-    const em = db.em();
+    const em = uow.session();
     const merchant = (await merchants.createMerchant(em, { name: "Burst Shop", notifyUrl: "" })).merchant;
     channel.nextRefund("succeeded");
     const view = await payments.createPayment(em, merchant, {
@@ -230,10 +235,10 @@ describe("ledger invariants", () => {
       metadata: {},
       paymentMethod: "pm_card_visa",
     });
-    await em.transactional((tx) => applyChannelStatus(tx, view.payment, { state: "succeeded" }, "test"));
+    await uow.transaction(em, (tx) => applyChannelStatus(tx, view.payment, { state: "succeeded" }, "test"));
     const results = await Promise.allSettled(
       Array.from({ length: 50 }, (_, i) =>
-        refunds.refundPayment(db.em(), merchant.id, {
+        refunds.refundPayment(uow.session(), merchant.id, {
           paymentId: view.payment.id,
           merchantRefundNo: `c${i}`,
           amount: 1n,
@@ -252,7 +257,7 @@ describe("ledger invariants", () => {
   });
 
   it("gives the refundable amount back when the channel rejects a refund", async () => {
-    const em = db.em();
+    const em = uow.session();
     const merchant = (await merchants.createMerchant(em, { name: "Reject Shop", notifyUrl: "" })).merchant;
     const view = await payments.createPayment(em, merchant, {
       merchantOrderNo: `reject-${++seq}`,
@@ -266,7 +271,7 @@ describe("ledger invariants", () => {
       metadata: {},
       paymentMethod: "pm_card_visa",
     });
-    await em.transactional((tx) => applyChannelStatus(tx, view.payment, { state: "succeeded" }, "test"));
+    await uow.transaction(em, (tx) => applyChannelStatus(tx, view.payment, { state: "succeeded" }, "test"));
     channel.nextRefund("rejected");
     const rejected = await refunds.refundPayment(em, merchant.id, {
       paymentId: view.payment.id,

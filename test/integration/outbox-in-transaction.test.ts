@@ -1,13 +1,13 @@
 /**
- * Outbox events are written with the row helpers inside whatever transaction the caller holds (an
- * ORM transaction or a row transaction): a rolled-back change leaves no event behind, on both drivers.
+ * Outbox events are written with the row helpers inside whatever transaction the caller holds (the
+ * unit of work's ORM transaction or its row transaction): a rolled-back change leaves no event behind, on both drivers.
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../../src/db/database.js";
-import { inRowTransaction } from "../../src/db/rows.js";
+import { createUnitOfWork } from "../../src/db/unit-of-work.js";
 import { newId } from "../../src/ids.js";
 import { OutboxEvent } from "../../src/outbox/outbox-entity.js";
 import { recordPaymentEvent } from "../../src/payments/payment-transitions.js";
@@ -38,9 +38,10 @@ for (const driver of ["mysql", "sqlite"] as const) {
       const db = await open();
       const kept = { id: newId(), merchantId: newId() };
       const dropped = { id: newId(), merchantId: newId() };
-      await db.em().transactional((tx) => recordPaymentEvent(tx, kept, "test.kept", {}));
+      const uow = createUnitOfWork(db);
+      await uow.transaction(uow.session(), (tx) => recordPaymentEvent(tx, kept, "test.kept", {}));
       await expect(
-        db.em().transactional(async (tx) => {
+        uow.transaction(uow.session(), async (tx) => {
           await recordPaymentEvent(tx, dropped, "test.dropped", {});
           throw new Error("roll back");
         }),
@@ -53,9 +54,10 @@ for (const driver of ["mysql", "sqlite"] as const) {
       const db = await open();
       const kept = { id: newId(), merchantId: newId() };
       const dropped = { id: newId(), merchantId: newId() };
-      await inRowTransaction(db.em(), (tx) => recordPaymentEvent(tx, kept, "test.kept", {}));
+      const uow = createUnitOfWork(db);
+      await uow.rowTransaction(uow.session(), (tx) => recordPaymentEvent(tx, kept, "test.kept", {}));
       await expect(
-        inRowTransaction(db.em(), async (tx) => {
+        uow.rowTransaction(uow.session(), async (tx) => {
           await recordPaymentEvent(tx, dropped, "test.dropped", {});
           throw new Error("roll back");
         }),

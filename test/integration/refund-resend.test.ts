@@ -86,7 +86,7 @@ describe.each(cases)("a refund the $channel channel never received", ({ channel,
     expect(finished.status).toBe(RefundStatus.SUCCEEDED);
     expect(t.simulator.getTrade(channel, paymentNo)).toMatchObject({ refundedMinor: "1000" });
 
-    const ledger = await checkLedger(t.app.db.em());
+    const ledger = await checkLedger(t.app.uow.session());
     expect(ledger.violations).toEqual([]);
   });
 });

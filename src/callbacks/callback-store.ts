@@ -1,0 +1,40 @@
+/** The callback store: every statement on `callback_log` and `callback_inbox`. */
+import { entityManager, isMysql } from "../db/store-access.js";
+import type { Session, Tx } from "../db/unit-of-work.js";
+import { CallbackInbox, type CallbackInboxRow, CallbackLog, type CallbackLogRow } from "./callback-entities.js";
+
+/** Inserts the de-duplication row of a notification; a repeated `(channel, notification id)` fails on its unique key. */
+export async function insertInboxRow(tx: Tx, row: CallbackInboxRow): Promise<void> {
+  await entityManager(tx).insert(CallbackInbox, row);
+}
+
+/** Keeps a callback in the log (in a transaction with its effects, or on its own). */
+export async function insertLogRow(session: Session, row: CallbackLogRow): Promise<void> {
+  await entityManager(session).insert(CallbackLog, row);
+}
+
+/** The tables retention deletes from, with the time column that ages their rows. */
+const AGED = {
+  callback_log: "received_at",
+  callback_inbox: "created_at",
+} as const;
+
+export type AgedCallbackTable = keyof typeof AGED;
+
+/**
+ * Deletes at most `limit` rows of `table` older than `cutoff`, oldest first; resolves with how
+ * many. MySQL: `DELETE ... ORDER BY ... LIMIT`; SQLite (no LIMIT on DELETE in every build): the
+ * ids from a limited sub-select.
+ */
+export async function deleteOldestBefore(session: Session, table: AgedCallbackTable, cutoff: Date, limit: number): Promise<number> {
+  const column = AGED[table];
+  const rows = Math.max(1, Math.floor(limit));
+  const mysql = isMysql(session);
+  const sql = mysql
+    ? `delete from \`${table}\` where \`${column}\` < ? order by \`${column}\` limit ${rows}`
+    : `delete from \`${table}\` where \`id\` in (select \`id\` from \`${table}\` where \`${column}\` < ? order by \`${column}\` limit ${rows})`;
+  // Datetimes are stored as UTC DATETIME(3) on MySQL and as epoch milliseconds on SQLite.
+  const bound = mysql ? cutoff.toISOString().replace("T", " ").replace("Z", "") : cutoff.getTime();
+  const result = await entityManager(session).execute<{ affectedRows: number }>(sql, [bound], "run");
+  return Number(result.affectedRows ?? 0);
+}

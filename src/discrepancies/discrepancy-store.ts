@@ -1,0 +1,40 @@
+/** The discrepancy store: every statement on `discrepancy`. */
+import { entityManager } from "../db/store-access.js";
+import type { Session, Tx } from "../db/unit-of-work.js";
+import type { PageRequest } from "../pagination.js";
+import { Discrepancy, type DiscrepancyRow } from "./discrepancy-entity.js";
+
+/** Whether a discrepancy of this kind about this subject was recorded already. */
+export async function discrepancyExists(session: Session, kind: string, subjectRef: string): Promise<boolean> {
+  // findOne, not count(): the ORM's count() fails on the embedded driver, whose integers are bigint.
+  const existing = await entityManager(session).findOne(Discrepancy, { kind, subjectRef }, { fields: ["id"], disableIdentityMap: true });
+  return existing !== null;
+}
+
+export async function insertDiscrepancy(tx: Tx, row: DiscrepancyRow): Promise<void> {
+  await entityManager(tx).insert(Discrepancy, row);
+}
+
+/** A page of discrepancies (of one status, when given), newest first. */
+export function listDiscrepancyRows(session: Session, status: string | undefined, page: PageRequest): Promise<DiscrepancyRow[]> {
+  const where: Record<string, unknown> = {};
+  if (status) where.status = status;
+  if (page.afterId) where.id = { $lt: page.afterId };
+  return entityManager(session).find(Discrepancy, where, { orderBy: { id: "desc" }, limit: page.limit, disableIdentityMap: true });
+}
+
+export async function findDiscrepancy(session: Session, id: string): Promise<DiscrepancyRow | undefined> {
+  return (await entityManager(session).findOne(Discrepancy, { id }, { disableIdentityMap: true })) ?? undefined;
+}
+
+/** Sets the status and resolution only while the status is `from`; resolves with whether it was. */
+export async function resolveIfInStatus(
+  session: Session,
+  id: string,
+  from: string,
+  to: string,
+  resolution: string,
+  now: Date,
+): Promise<boolean> {
+  return (await entityManager(session).nativeUpdate(Discrepancy, { id, status: from }, { status: to, resolution, resolvedAt: now })) === 1;
+}

@@ -1,0 +1,21 @@
+/** The fee-rule store: every statement on `fee_rule`. */
+import { entityManager } from "../db/store-access.js";
+import type { Session } from "../db/unit-of-work.js";
+import { newId } from "../ids.js";
+import { FeeRule, type FeeRuleRow } from "./fee-rule-entity.js";
+
+export type FeeRuleKey = Pick<FeeRuleRow, "merchantId" | "channel" | "currency">;
+export type FeeRuleValues = Pick<FeeRuleRow, "rateBps" | "fixedFee" | "minFee" | "refundFeePolicy">;
+
+/** The rule for a merchant, channel and currency, or undefined. */
+export async function findFeeRuleRow(session: Session, key: FeeRuleKey): Promise<FeeRuleRow | undefined> {
+  return (await entityManager(session).findOne(FeeRule, key, { disableIdentityMap: true })) ?? undefined;
+}
+
+/** Replaces the rule's values, or inserts the rule; resolves with the stored row. */
+export async function upsertFeeRule(session: Session, key: FeeRuleKey, values: FeeRuleValues, now: Date): Promise<FeeRuleRow> {
+  const em = entityManager(session);
+  const updated = await em.nativeUpdate(FeeRule, key, { ...values, updatedAt: now });
+  if (updated === 0) await em.insert(FeeRule, { id: newId(now.getTime()), ...key, ...values, updatedAt: now });
+  return (await em.findOne(FeeRule, key, { disableIdentityMap: true }))!;
+}

@@ -1,0 +1,27 @@
+/** The merchant store: every statement on `merchant`. */
+import { findRow } from "../db/rows.js";
+import { entityManager, rowExecutor } from "../db/store-access.js";
+import type { Session } from "../db/unit-of-work.js";
+import { Merchant, type MerchantRow } from "./merchant-entity.js";
+
+export async function insertMerchant(session: Session, merchant: MerchantRow): Promise<void> {
+  await entityManager(session).insert(Merchant, merchant);
+}
+
+export async function findMerchant(session: Session, merchantId: string): Promise<MerchantRow | undefined> {
+  return (await entityManager(session).findOne(Merchant, { id: merchantId }, { disableIdentityMap: true })) ?? undefined;
+}
+
+/** The merchant whose API key hashes to this; a prepared row statement, since every merchant call makes it. */
+export function findByApiKeyHash(session: Session, apiKeyHash: string): Promise<MerchantRow | undefined> {
+  return findRow<MerchantRow>(rowExecutor(session), Merchant, { apiKeyHash });
+}
+
+/** Replaces the merchant's API key; resolves with whether the merchant exists. */
+export async function replaceApiKey(
+  session: Session,
+  merchantId: string,
+  key: Pick<MerchantRow, "apiKeyHash" | "apiKeyPrefix" | "updatedAt">,
+): Promise<boolean> {
+  return (await entityManager(session).nativeUpdate(Merchant, { id: merchantId }, key)) === 1;
+}

@@ -1,0 +1,260 @@
+/**
+ * The payment store: every statement on `payment`, `payment_item` and `idempotency_record`. The
+ * single-row reads and the create path use the prepared row statements of db/rows.ts (same rows,
+ * a fraction of the CPU); listings and guarded multi-status updates use the ORM. What a status
+ * may change to, and what may be refunded, comes from payment-status.ts: callers pass the
+ * statuses, no rule is written into a statement here.
+ */
+import { claimDue } from "../db/leases.js";
+import { findRow, findRows, insertRow, insertRows, updateRows } from "../db/rows.js";
+import { entityManager, rowExecutor } from "../db/store-access.js";
+import type { RowScope, RowTx, Session, Tx } from "../db/unit-of-work.js";
+import { NotFoundError } from "../errors.js";
+import type { PageRequest } from "../pagination.js";
+import {
+  IdempotencyRecord,
+  type IdempotencyRecordRow,
+  Payment,
+  PaymentItem,
+  type PaymentItemRow,
+  type PaymentRow,
+} from "./payment-entity.js";
+import type { PaymentStatus } from "./payment-status.js";
+
+/** A payment with its order lines, as the API shows it. */
+export interface PaymentView {
+  payment: PaymentRow;
+  items: PaymentItemRow[];
+}
+
+export type PaymentLookup = { paymentId: string } | { merchantOrderNo: string };
+
+/** Columns a status change may set besides the status. */
+export type PaymentChanges = Partial<
+  Pick<
+    PaymentRow,
+    "statusReason" | "channelTradeNo" | "paidAt" | "closedAt" | "fee" | "nextQueryAt" | "sweepLeaseUntil"
+  >
+>;
+
+/** Inserts a new payment with its order lines and, when given, its idempotency record. Unique keys catch a repeat. */
+export async function insertPayment(
+  tx: RowTx,
+  payment: PaymentRow,
+  items: readonly PaymentItemRow[],
+  idempotency: IdempotencyRecordRow | undefined,
+): Promise<void> {
+  const rows = rowExecutor(tx);
+  await insertRow(rows, Payment, payment);
+  await insertRows(rows, PaymentItem, items);
+  if (idempotency) await insertRow(rows, IdempotencyRecord, idempotency);
+}
+
+/** The merchant's idempotency record for an operation and key, if any. */
+export function findIdempotencyRecord(
+  session: Session,
+  merchantId: string,
+  operation: string,
+  idempotencyKey: string,
+): Promise<IdempotencyRecordRow | undefined> {
+  return findRow<IdempotencyRecordRow>(rowExecutor(session), IdempotencyRecord, { merchantId, operation, idempotencyKey });
+}
+
+/** The merchant's payment, or PAYMENT_NOT_FOUND (also for another merchant's payment). */
+export async function findMerchantPayment(scope: RowScope, merchantId: string, lookup: PaymentLookup): Promise<PaymentRow> {
+  const where =
+    "paymentId" in lookup
+      ? { id: lookup.paymentId, merchantId }
+      : { merchantOrderNo: lookup.merchantOrderNo, merchantId };
+  const payment = await findRow<PaymentRow>(rowExecutor(scope), Payment, where);
+  if (!payment) {
+    const key = "paymentId" in lookup ? lookup.paymentId : `order ${lookup.merchantOrderNo}`;
+    throw new NotFoundError("PAYMENT_NOT_FOUND", `payment ${key} not found`);
+  }
+  return payment;
+}
+
+/** The merchant's payment for an order number, or undefined. */
+export function findByMerchantOrderNo(scope: RowScope, merchantId: string, merchantOrderNo: string): Promise<PaymentRow | undefined> {
+  return findRow<PaymentRow>(rowExecutor(scope), Payment, { merchantId, merchantOrderNo });
+}
+
+/** The payment with our payment number on a channel (what callbacks name), or undefined. */
+export function findByPaymentNo(scope: RowScope, channel: string, paymentNo: string): Promise<PaymentRow | undefined> {
+  return findRow<PaymentRow>(rowExecutor(scope), Payment, { paymentNo, channel });
+}
+
+/** The payment as it is now, or PAYMENT_NOT_FOUND. */
+export async function reloadPayment(scope: RowScope, paymentId: string): Promise<PaymentRow> {
+  const payment = await findRow<PaymentRow>(rowExecutor(scope), Payment, { id: paymentId });
+  if (!payment) throw new NotFoundError("PAYMENT_NOT_FOUND", `payment ${paymentId} not found`);
+  return payment;
+}
+
+/** The payment with its order lines. */
+export async function withItems(scope: RowScope, payment: PaymentRow): Promise<PaymentView> {
+  const items = await findRows<PaymentItemRow>(rowExecutor(scope), PaymentItem, { paymentId: payment.id }, { orderBy: [["position", "asc"]] });
+  return { payment, items };
+}
+
+/** The payments with their order lines, in one query for all the lines. */
+export async function withItemsMany(session: Session, payments: PaymentRow[]): Promise<PaymentView[]> {
+  if (payments.length === 0) return [];
+  const items = await entityManager(session).find(
+    PaymentItem,
+    { paymentId: { $in: payments.map((p) => p.id) } },
+    { orderBy: { paymentId: "asc", position: "asc" }, disableIdentityMap: true },
+  );
+  const byPayment = new Map<string, PaymentItemRow[]>();
+  for (const item of items) byPayment.set(item.paymentId, [...(byPayment.get(item.paymentId) ?? []), item]);
+  return payments.map((payment) => ({ payment, items: byPayment.get(payment.id) ?? [] }));
+}
+
+/** Sets columns that are not the status, only while the payment is in `status`; resolves with whether it was. */
+export async function updateWhileInStatus(
+  scope: RowScope,
+  paymentId: string,
+  status: PaymentStatus,
+  changes: Partial<PaymentRow>,
+): Promise<boolean> {
+  return (await updateRows(rowExecutor(scope), Payment, { id: paymentId, status }, changes)) === 1;
+}
+
+/** Sets columns that are not the status, whatever the status. */
+export async function updatePayment(scope: RowScope, paymentId: string, changes: Partial<PaymentRow>): Promise<void> {
+  await updateRows(rowExecutor(scope), Payment, { id: paymentId }, changes);
+}
+
+/**
+ * The guarded UPDATE of a transition: `status = to` (with `changes`) only while the status is one
+ * of `from`. Resolves with whether it applied; false means another change won.
+ */
+export async function transitionStatus(
+  tx: Tx,
+  paymentId: string,
+  from: readonly PaymentStatus[],
+  to: PaymentStatus,
+  changes: PaymentChanges,
+  now: Date,
+): Promise<boolean> {
+  const affected = await entityManager(tx).nativeUpdate(
+    Payment,
+    { id: paymentId, status: { $in: [...from] } },
+    { ...changes, status: to, updatedAt: now },
+  );
+  return affected === 1;
+}
+
+/**
+ * Whether the payment is in `status` as of the latest commit, locking its row. An UPDATE reads the
+ * current row; a SELECT could answer from the transaction's older snapshot under REPEATABLE READ.
+ */
+export async function isInStatusNow(tx: Tx, paymentId: string, status: PaymentStatus): Promise<boolean> {
+  return (await entityManager(tx).nativeUpdate(Payment, { id: paymentId, status }, { updatedAt: new Date() })) === 1;
+}
+
+/**
+ * Takes one of the payment's channel queries after final while it is still in `status`, if fewer
+ * than `limit` were taken: a conditional UPDATE of the counter, so concurrent queries on any number
+ * of replicas never take more than the limit.
+ */
+export async function takeFinalChannelQuery(session: Session, paymentId: string, status: PaymentStatus, limit: number): Promise<boolean> {
+  const claimed: { affectedRows?: number } = await entityManager(session).execute(
+    "update payment set final_channel_queries = final_channel_queries + 1 where id = ? and status = ? and final_channel_queries < ?",
+    [paymentId, status, limit],
+    "run",
+  );
+  return claimed.affectedRows === 1;
+}
+
+/**
+ * Reserves `amount` for a refund: one guarded UPDATE, `refunded + pending + amount <= amount` while
+ * the status is one of `refundable`, so concurrent refunds can never exceed the payment.
+ */
+export async function reserveRefundAmount(
+  tx: Tx,
+  paymentId: string,
+  amount: bigint,
+  refundable: readonly PaymentStatus[],
+  now: Date,
+): Promise<boolean> {
+  const reserved: { affectedRows?: number } = await entityManager(tx).execute(
+    `update payment set refund_pending_amount = refund_pending_amount + ?, updated_at = ?
+     where id = ? and status in (${refundable.map(() => "?").join(", ")}) and refunded_amount + refund_pending_amount + ? <= amount`,
+    [amount, now, paymentId, ...refundable, amount],
+    "run",
+  );
+  return reserved.affectedRows === 1;
+}
+
+/**
+ * Releases a refund's reservation: moved to the refunded total when the refund succeeded, freed
+ * when it failed. Atomic column arithmetic, so concurrent refunds never overwrite each other.
+ */
+export async function releaseRefundAmount(tx: Tx, paymentId: string, amount: bigint, refunded: boolean, now: Date): Promise<void> {
+  const em = entityManager(tx);
+  if (refunded) {
+    await em.execute(
+      "update payment set refund_pending_amount = refund_pending_amount - ?, refunded_amount = refunded_amount + ?, updated_at = ? where id = ?",
+      [amount, amount, now, paymentId],
+    );
+  } else {
+    await em.execute("update payment set refund_pending_amount = refund_pending_amount - ?, updated_at = ? where id = ?", [
+      amount,
+      now,
+      paymentId,
+    ]);
+  }
+}
+
+export interface PaymentListFilter {
+  status?: PaymentStatus;
+  channel?: string;
+  createdAfter?: Date;
+  createdBefore?: Date;
+}
+
+/** A page of the merchant's payments, newest first. */
+export function listPayments(session: Session, merchantId: string, filter: PaymentListFilter, page: PageRequest): Promise<PaymentRow[]> {
+  const where: Record<string, unknown> = { merchantId };
+  if (filter.status) where.status = filter.status;
+  if (filter.channel) where.channel = filter.channel;
+  if (filter.createdAfter || filter.createdBefore) {
+    where.createdAt = {
+      ...(filter.createdAfter ? { $gte: filter.createdAfter } : {}),
+      ...(filter.createdBefore ? { $lt: filter.createdBefore } : {}),
+    };
+  }
+  if (page.afterId) where.id = { $lt: page.afterId };
+  return entityManager(session).find(Payment, where, { orderBy: { id: "desc" }, limit: page.limit, disableIdentityMap: true });
+}
+
+/** The payments in `status` due for a channel query, each yielded once this process holds its lease. */
+export function claimDuePayments(
+  session: Session,
+  status: PaymentStatus,
+  options: { batchSize: number; leaseMs: number },
+): AsyncGenerator<PaymentRow> {
+  return claimDue<PaymentRow>(entityManager(session), Payment, status, options);
+}
+
+/** Schedules the next channel query of a payment still in `status` and drops its lease. */
+export async function rescheduleQuery(
+  session: Session,
+  paymentId: string,
+  status: PaymentStatus,
+  schedule: { nextQueryAt: Date; queryAttempts: number },
+): Promise<void> {
+  await entityManager(session).nativeUpdate(Payment, { id: paymentId, status }, { ...schedule, sweepLeaseUntil: null });
+}
+
+/** Every payment's money columns, for the ledger check. */
+export function allForLedgerCheck(
+  session: Session,
+): Promise<Array<Pick<PaymentRow, "id" | "merchantId" | "channel" | "status" | "amount" | "fee" | "refundedAmount" | "refundPendingAmount">>> {
+  return entityManager(session).find(
+    Payment,
+    {},
+    { fields: ["id", "merchantId", "channel", "status", "amount", "fee", "refundedAmount", "refundPendingAmount"], disableIdentityMap: true },
+  );
+}

@@ -1,0 +1,124 @@
+/**
+ * The refund store: every statement on `refund`. Which statuses may change to which, and which
+ * refunds still hold their amount, come from refund-status.ts: callers pass the statuses.
+ */
+import { claimDue } from "../db/leases.js";
+import { entityManager, toBigInt } from "../db/store-access.js";
+import type { Session, Tx } from "../db/unit-of-work.js";
+import type { PageRequest } from "../pagination.js";
+import { Refund, type RefundRow } from "./refund-entity.js";
+import type { RefundStatus } from "./refund-status.js";
+
+export type RefundLookup = { refundId: string } | { paymentId: string; merchantRefundNo: string };
+
+/** Columns a refund's transition sets besides the status. */
+export type RefundChanges = Partial<Pick<RefundRow, "channelRefundNo" | "failureReason" | "succeededAt" | "nextQueryAt">>;
+
+export async function insertRefund(tx: Tx, refund: RefundRow): Promise<void> {
+  await entityManager(tx).insert(Refund, refund);
+}
+
+/** The merchant's refund, or undefined (also for another merchant's refund). */
+export async function findMerchantRefund(session: Session, merchantId: string, lookup: RefundLookup): Promise<RefundRow | undefined> {
+  const where =
+    "refundId" in lookup
+      ? { id: lookup.refundId, merchantId }
+      : { paymentId: lookup.paymentId, merchantRefundNo: lookup.merchantRefundNo, merchantId };
+  return (await entityManager(session).findOne(Refund, where, { disableIdentityMap: true })) ?? undefined;
+}
+
+/** The payment's refund with this merchant refund number, or undefined. */
+export async function findByMerchantRefundNo(session: Session, paymentId: string, merchantRefundNo: string): Promise<RefundRow | undefined> {
+  return (await entityManager(session).findOne(Refund, { paymentId, merchantRefundNo }, { disableIdentityMap: true })) ?? undefined;
+}
+
+/** The refund with our refund number on a channel (what callbacks name), or undefined. */
+export async function findByRefundNo(session: Session, channel: string, refundNo: string): Promise<RefundRow | undefined> {
+  return (await entityManager(session).findOne(Refund, { refundNo, channel }, { disableIdentityMap: true })) ?? undefined;
+}
+
+/** The refund as it is now. */
+export async function reloadRefund(session: Session, refundId: string): Promise<RefundRow | undefined> {
+  return (await entityManager(session).findOne(Refund, { id: refundId }, { disableIdentityMap: true })) ?? undefined;
+}
+
+/** Amount and fee returned of the payment's refunds in the given statuses. */
+export function refundAmountsInStatus(
+  tx: Tx,
+  paymentId: string,
+  statuses: readonly RefundStatus[],
+): Promise<Array<Pick<RefundRow, "amount" | "feeReturned">>> {
+  return entityManager(tx).find(
+    Refund,
+    { paymentId, status: { $in: [...statuses] } },
+    { disableIdentityMap: true, fields: ["feeReturned", "amount"] },
+  );
+}
+
+/**
+ * The guarded UPDATE of a transition: `status = to` (with `changes`) only while the status is one
+ * of `from`. Resolves with whether it applied; false means another report finished it first.
+ */
+export async function transitionRefundStatus(
+  tx: Tx,
+  refundId: string,
+  from: readonly RefundStatus[],
+  to: RefundStatus,
+  changes: RefundChanges,
+  now: Date,
+): Promise<boolean> {
+  const changed = await entityManager(tx).nativeUpdate(
+    Refund,
+    { id: refundId, status: { $in: [...from] } },
+    { ...changes, status: to, updatedAt: now },
+  );
+  return changed === 1;
+}
+
+/** Records the channel's refund number (not a status change). */
+export async function setChannelRefundNo(session: Session, refundId: string, channelRefundNo: string, now: Date): Promise<void> {
+  await entityManager(session).nativeUpdate(Refund, { id: refundId }, { channelRefundNo, updatedAt: now });
+}
+
+/** A page of the merchant's refunds (of one payment, when given), newest first. */
+export function listRefundRows(session: Session, merchantId: string, paymentId: string | undefined, page: PageRequest): Promise<RefundRow[]> {
+  const where: Record<string, unknown> = { merchantId };
+  if (paymentId) where.paymentId = paymentId;
+  if (page.afterId) where.id = { $lt: page.afterId };
+  return entityManager(session).find(Refund, where, { orderBy: { id: "desc" }, limit: page.limit, disableIdentityMap: true });
+}
+
+/** The refunds in `status` due for a channel query, each yielded once this process holds its lease. */
+export function claimDueRefunds(
+  session: Session,
+  status: RefundStatus,
+  options: { batchSize: number; leaseMs: number },
+): AsyncGenerator<RefundRow> {
+  return claimDue<RefundRow>(entityManager(session), Refund, status, options);
+}
+
+/** Schedules the next channel query of a refund still in `status` and drops its lease. */
+export async function rescheduleRefundQuery(
+  session: Session,
+  refundId: string,
+  status: RefundStatus,
+  schedule: { nextQueryAt: Date; queryAttempts: number },
+): Promise<void> {
+  await entityManager(session).nativeUpdate(Refund, { id: refundId, status }, { ...schedule, sweepLeaseUntil: null });
+}
+
+/** Every refund's amounts summed per payment and status, for the ledger check. */
+export async function totalsByPaymentAndStatus(
+  session: Session,
+): Promise<Array<{ paymentId: string; status: string; amount: bigint; feeReturned: bigint }>> {
+  const rows: Array<Record<string, unknown>> = await entityManager(session).execute(
+    `select payment_id, status, coalesce(sum(amount), 0) as amount, coalesce(sum(fee_returned), 0) as fee_returned
+     from refund group by payment_id, status`,
+  );
+  return rows.map((row) => ({
+    paymentId: String(row.payment_id),
+    status: String(row.status),
+    amount: toBigInt(row.amount),
+    feeReturned: toBigInt(row.fee_returned),
+  }));
+}
