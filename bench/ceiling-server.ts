@@ -1,9 +1,11 @@
 /**
  * The ceiling: what hand-written code on the same stack reaches for a card CreatePayment. A bare
  * grpc-js server (protobuf-es messages) whose handler does the same outside work as the service,
- * in the same order, and nothing else: no ORM, no validation, no authentication, no idempotency
- * lookups.
+ * in the same order, and nothing else: no ORM, no validation, no idempotency lookups.
  *
+ *   0. the API key: `authorization: Bearer <key>`, its SHA-256 looked up in `merchant.api_key_hash`
+ *      (one prepared statement, every call: a hand-written service authenticates too), and the rows
+ *      below written for the merchant found; an unknown key is UNAUTHENTICATED;
  *   1. one mysql2 transaction (prepared statements, callback API) inserting the rows the service writes for a new payment: `payment`,
  *      its `payment_item` rows (one multi-row INSERT), the `idempotency_record` and the
  *      `payment.created` `outbox_event`;
@@ -35,9 +37,6 @@ export interface CeilingOptions {
   /** The acquirer's API origin (the simulator's card base). */
   cardBaseUrl: string;
   cardSecretKey: string;
-  /** The merchant the rows belong to, and its default notify URL. */
-  merchantId: string;
-  notifyUrl: string;
   /** MySQL connections, as the service's pool (20). */
   poolSize: number;
   port: number;
@@ -65,6 +64,10 @@ function getConnection(): Promise<Connection> {
 
 function execute(on: Connection | mysql.Pool, sql: string, values: Array<string | number | Date | null>): Promise<void> {
   return new Promise((resolve, reject) => on.execute(sql, values, (error) => (error ? reject(error) : resolve())));
+}
+
+function select<T>(on: mysql.Pool, sql: string, values: string[]): Promise<T[]> {
+  return new Promise((resolve, reject) => on.execute(sql, values, (error, rows) => (error ? reject(error) : resolve(rows as T[]))));
 }
 
 function query(connection: Connection, sql: string): Promise<void> {
@@ -104,14 +107,35 @@ function postIntent(body: string, idempotencyKey: string): Promise<{ id: string;
   });
 }
 
-async function createPayment(req: CreatePaymentRequest, idempotencyKey: string | undefined): Promise<CreatePaymentResponse> {
+interface Merchant {
+  id: string;
+  notify_url: string;
+}
+
+class Unauthenticated extends Error {}
+
+/** The merchant behind `authorization: Bearer <api key>`: SHA-256 of the key, looked up by its unique index. */
+async function authenticate(authorization: string | undefined): Promise<Merchant> {
+  const match = authorization ? /^Bearer\s+(sk_live_[0-9A-Za-z]{32})$/i.exec(authorization.trim()) : null;
+  if (!match) throw new Unauthenticated("invalid API key");
+  const keyHash = createHash("sha256").update(match[1]!).digest("hex");
+  const [merchant] = await select<Merchant>(pool, "SELECT id, notify_url FROM merchant WHERE api_key_hash = ?", [keyHash]);
+  if (!merchant) throw new Unauthenticated("invalid API key");
+  return merchant;
+}
+
+async function createPayment(
+  merchant: Merchant,
+  req: CreatePaymentRequest,
+  idempotencyKey: string | undefined,
+): Promise<CreatePaymentResponse> {
   const now = new Date();
   const ms = now.getTime();
   const id = ulid(ms);
   const paymentNo = newTradeNo("P", now);
   const expiresAt = new Date(ms + (req.expireSeconds || 900) * 1000);
   const nextQueryAt = new Date(Math.min(ms + 60_000, expiresAt.getTime()));
-  const notifyUrl = req.notifyUrl || options.notifyUrl;
+  const notifyUrl = req.notifyUrl || merchant.notify_url;
   const requestHash = createHash("sha256")
     .update(
       JSON.stringify([
@@ -136,12 +160,12 @@ async function createPayment(req: CreatePaymentRequest, idempotencyKey: string |
     await execute(
       connection,
       "INSERT INTO payment (id, payment_no, merchant_id, merchant_order_no, amount, currency, channel, status, status_reason, subject, channel_trade_no, action_kind, action_value, refunded_amount, refund_pending_amount, fee, notify_url, metadata, payment_method_token, request_hash, created_at, updated_at, paid_at, closed_at, expires_at, next_query_at, query_attempts, sweep_lease_until) VALUES (?, ?, ?, ?, ?, ?, 'card', 'PENDING', NULL, ?, NULL, NULL, NULL, 0, 0, 0, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, 0, NULL)",
-      [id, paymentNo, options.merchantId, req.merchantOrderNo, req.amount.toString(), req.currency, req.subject, notifyUrl, metadata, req.paymentMethod || null, requestHash, now, now, expiresAt, nextQueryAt],
+      [id, paymentNo, merchant.id, req.merchantOrderNo, req.amount.toString(), req.currency, req.subject, notifyUrl, metadata, req.paymentMethod || null, requestHash, now, now, expiresAt, nextQueryAt],
     );
     if (req.items.length > 0) {
       const values: Array<string | number> = [];
       req.items.forEach((item, position) => {
-        values.push(ulid(ms), id, options.merchantId, position, item.sku, item.name, item.quantity.toString(), item.unitAmount.toString());
+        values.push(ulid(ms), id, merchant.id, position, item.sku, item.name, item.quantity.toString(), item.unitAmount.toString());
       });
       await execute(
         connection,
@@ -153,13 +177,13 @@ async function createPayment(req: CreatePaymentRequest, idempotencyKey: string |
       await execute(
         connection,
         "INSERT INTO idempotency_record (id, merchant_id, operation, idempotency_key, request_hash, resource_id, created_at) VALUES (?, ?, 'CreatePayment', ?, ?, ?, ?)",
-        [ulid(ms), options.merchantId, idempotencyKey, requestHash, id, now],
+        [ulid(ms), merchant.id, idempotencyKey, requestHash, id, now],
       );
     }
     await execute(
       connection,
       "INSERT INTO outbox_event (id, merchant_id, aggregate_id, event_type, payload, created_at, available_at, lease_until, attempts, delivered_at, last_error) VALUES (?, ?, ?, 'payment.created', ?, ?, ?, NULL, 0, NULL, NULL)",
-      [ulid(ms), options.merchantId, id, JSON.stringify({ amount: req.amount.toString() }), now, now],
+      [ulid(ms), merchant.id, id, JSON.stringify({ amount: req.amount.toString() }), now, now],
     );
     await query(connection, "COMMIT");
   } catch (error) {
@@ -192,7 +216,7 @@ async function createPayment(req: CreatePaymentRequest, idempotencyKey: string |
     payment: create(PaymentSchema, {
       id,
       paymentNo,
-      merchantId: options.merchantId,
+      merchantId: merchant.id,
       merchantOrderNo: req.merchantOrderNo,
       amount: req.amount,
       currency: req.currency,
@@ -229,9 +253,16 @@ server.addService(
   {
     CreatePayment: ((call, callback) => {
       const key = call.metadata.get("idempotency-key")[0];
-      createPayment(call.request, typeof key === "string" ? key : undefined).then(
+      const authorization = call.metadata.get("authorization")[0];
+      authenticate(typeof authorization === "string" ? authorization : undefined)
+        .then((merchant) => createPayment(merchant, call.request, typeof key === "string" ? key : undefined))
+        .then(
         (response) => callback(null, response),
         (error: unknown) => {
+          if (error instanceof Unauthenticated) {
+            callback({ code: grpc.status.UNAUTHENTICATED, details: error.message });
+            return;
+          }
           console.error("ceiling: CreatePayment failed", error);
           callback({ code: grpc.status.INTERNAL, details: String(error) });
         },

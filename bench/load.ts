@@ -13,8 +13,13 @@
  * - `full-cycle`: create, then the shopper pays at the simulator (control API), the channel's
  *   success callback reaches the service's shim, and `GetPayment` is polled until `SUCCEEDED`;
  *   a completed payment is one count, its latency create-to-SUCCEEDED.
+ * - `callback`: the card acquirer's `payment_intent.succeeded` webhook, as the simulator sends it
+ *   (same event shape and headers, `Stripe-Signature` computed afresh per delivery), for the next of
+ *   `callbacks.count` PENDING payments the harness inserted beforehand (`${prefix}${i}`), posted
+ *   over keep-alive HTTP/1.1 to `callbacks.url`; a 2xx is one count. When the payments run out the
+ *   workers stop and the result says `exhausted` (the harness then runs it again with more).
  */
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import http from "node:http";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
@@ -32,7 +37,7 @@ import { type BenchChannel, CREATE_PAYMENT_PATH, createPaymentRequest, GET_PAYME
 export interface LoadOptions {
   /** `host:port` of the gRPC server under test (always 127.0.0.1). */
   target: string;
-  kind: "echo" | "create" | "full-cycle";
+  kind: "echo" | "create" | "full-cycle" | "callback";
   channel?: BenchChannel;
   concurrency: number;
   warmupSeconds: number;
@@ -53,6 +58,21 @@ export interface LoadOptions {
   otherPids?: Record<string, number>;
   /** Makes order numbers unique across runs. */
   tag: string;
+  /** For `callback`: where to post, and the PENDING payments to post about. */
+  callbacks?: CallbackTargets;
+}
+
+/** The PENDING card payments a `callback` run settles, numbered `${prefix}0` ... `${prefix}${count - 1}`. */
+export interface CallbackTargets {
+  /** E.g. `http://127.0.0.1:8080/callbacks/card`. */
+  url: string;
+  webhookSecret: string;
+  /** Payment numbers; the intent is `pi_${number}` and the event `evt_${number}`. */
+  prefix: string;
+  count: number;
+  amount: number;
+  /** Lower case, as the acquirer writes it. */
+  currency: string;
 }
 
 export interface LoadResult {
@@ -74,6 +94,8 @@ export interface LoadResult {
   otherCpuSeconds: Record<string, number>;
   /** Full cycle: GetPayment calls per completed payment. */
   pollsPerPayment?: number;
+  /** Callback: the payments ran out before the window closed, so the figures are short. */
+  exhausted?: boolean;
   /** The measured window on the monotonic clock, in microseconds (the clock of V8 CPU profiles). */
   windowUs: [number, number];
 }
@@ -85,17 +107,20 @@ const CYCLE_TIMEOUT_MS = 20_000;
 const options = JSON.parse(process.argv[2] ?? "{}") as LoadOptions;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const client = new grpc.Client(options.target, grpc.credentials.createInsecure());
-await new Promise<void>((resolve, reject) =>
-  client.waitForReady(Date.now() + 10_000, (error) => (error ? reject(error) : resolve())),
-);
+// Only the gRPC kinds hold a gRPC connection.
+const client = options.kind === "callback" ? undefined : new grpc.Client(options.target, grpc.credentials.createInsecure());
+if (client) {
+  await new Promise<void>((resolve, reject) =>
+    client.waitForReady(Date.now() + 10_000, (error) => (error ? reject(error) : resolve())),
+  );
+}
 
 const baseMetadata = new grpc.Metadata();
 for (const [key, value] of Object.entries(options.headers ?? {})) baseMetadata.set(key, value);
 
 function unary<Res>(path: string, request: Buffer, decode: (bytes: Buffer) => Res, metadata: grpc.Metadata): Promise<Res> {
   return new Promise((resolve, reject) => {
-    client.makeUnaryRequest(
+    client!.makeUnaryRequest(
       path,
       (bytes: Buffer) => bytes,
       decode,
@@ -176,6 +201,94 @@ async function fullCycleOne(): Promise<void> {
   }
 }
 
+const callbackTargets = options.callbacks;
+const callbackAgent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency });
+let nextCallback = 0;
+let exhausted = false;
+let windowOver = false;
+
+class PaymentsExhausted extends Error {}
+
+/** The acquirer's event for one payment, byte for byte the shape the simulator sends. */
+function succeededEvent(targets: CallbackTargets, paymentNo: string): string {
+  const created = Math.floor(Date.now() / 1000);
+  const intentId = `pi_${paymentNo}`;
+  return JSON.stringify({
+    id: `evt_${paymentNo}`,
+    object: "event",
+    api_version: "2024-06-20",
+    created,
+    data: {
+      object: {
+        id: intentId,
+        object: "payment_intent",
+        amount: targets.amount,
+        amount_capturable: 0,
+        amount_received: targets.amount,
+        canceled_at: null,
+        cancellation_reason: null,
+        capture_method: "automatic",
+        client_secret: `${intentId}_secret_${paymentNo.slice(-12)}`,
+        confirmation_method: "automatic",
+        created: created - 1,
+        currency: targets.currency,
+        description: "Bench order: tea and cups",
+        last_payment_error: null,
+        latest_charge: `ch_${paymentNo}`,
+        livemode: false,
+        metadata: { payment_no: paymentNo },
+        next_action: null,
+        payment_method: "pm_card_visa",
+        payment_method_types: ["card"],
+        status: "succeeded",
+      },
+    },
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    type: "payment_intent.succeeded",
+  });
+}
+
+function postCallback(): Promise<void> {
+  const targets = callbackTargets!;
+  if (nextCallback >= targets.count) {
+    // Running out after the window closed (while the workers stop) does not matter.
+    if (!windowOver) exhausted = true;
+    return Promise.reject(new PaymentsExhausted(`all ${targets.count} prepared payments used`));
+  }
+  const body = succeededEvent(targets, `${targets.prefix}${nextCallback++}`);
+  const t = Math.floor(Date.now() / 1000);
+  const signature = createHmac("sha256", targets.webhookSecret).update(`${t}.${body}`).digest("hex");
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      targets.url,
+      {
+        method: "POST",
+        agent: callbackAgent,
+        headers: {
+          "content-type": "application/json; charset=utf-8",
+          "content-length": Buffer.byteLength(body),
+          "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+          "stripe-signature": `t=${t},v1=${signature}`,
+        },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () => {
+          const status = response.statusCode ?? 0;
+          if (status >= 200 && status < 300) resolve();
+          else reject(new Error(`callback answered ${status}: ${Buffer.concat(chunks).toString("utf8").slice(0, 200)}`));
+        });
+        response.on("error", reject);
+      },
+    );
+    request.on("error", reject);
+    request.end(body);
+  });
+}
+
 function echoRequest(): Buffer {
   const message = create(EchoMessageSchema, { payload: randomBytes(options.echoBytes ?? 256) } as never);
   return Buffer.from(toBinary(EchoMessageSchema, message));
@@ -193,6 +306,10 @@ switch (options.kind) {
     break;
   case "full-cycle":
     operation = fullCycleOne;
+    break;
+  case "callback":
+    if (!callbackTargets) throw new Error("a callback run needs options.callbacks");
+    operation = postCallback;
     break;
 }
 
@@ -217,6 +334,7 @@ async function worker(): Promise<void> {
       await operation();
       if (measuring) latencies.push(performance.now() - started);
     } catch (error) {
+      if (error instanceof PaymentsExhausted) return;
       if (measuring) {
         errors++;
         firstError ??= error instanceof Error ? error.message : String(error);
@@ -238,6 +356,7 @@ const windowStartUs = Number(process.hrtime.bigint() / 1000n);
 measuring = true;
 await sleep(options.durationSeconds * 1000);
 measuring = false;
+windowOver = true;
 const windowEndUs = Number(process.hrtime.bigint() / 1000n);
 const seconds = (performance.now() - windowStart) / 1000;
 const cpuEnd = cpuAt();
@@ -246,8 +365,9 @@ const peakRss = peakRssBytes(options.serverPid);
 pollsAtEnd = polls;
 stopped = true;
 await Promise.all(workers);
-client.close();
+client?.close();
 simulatorAgent.destroy();
+callbackAgent.destroy();
 
 latencies.sort((a, b) => a - b);
 const percentile = (p: number) => (latencies.length === 0 ? 0 : latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!);
@@ -268,6 +388,7 @@ const result: LoadResult = {
     "load generator": (ownCpu.user + ownCpu.system) / 1e6,
   },
   windowUs: [windowStartUs, windowEndUs],
+  ...(exhausted ? { exhausted } : {}),
   ...(options.kind === "full-cycle" ? { pollsPerPayment: latencies.length ? (pollsAtEnd - pollsAtStart) / latencies.length : 0 } : {}),
 };
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: end-to-end CreatePayment throughput of the service against a hand-written
- * ceiling, measured in one run on one machine. See bench/README.md for what each scenario does.
+ * `npm run bench`: end-to-end CreatePayment and card-callback throughput of the service against
+ * hand-written ceilings, measured in one run on one machine. See bench/README.md for what each
+ * scenario does.
  *
  * Flags: --duration S (measured seconds per run, default 5), --warmup S (per run, default 1.5),
  * --prime S (per server before its first run, default 3),
@@ -10,22 +11,25 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { createConnection } from "mysql2/promise";
+import { type Connection, createConnection } from "mysql2/promise";
 import { loadOrCreateDevChannelKeys } from "../src/channels/dev-keys.js";
+import { Channel } from "../gen/payments/v1/payment_pb.js";
 import { MerchantService } from "../gen/payments/v1/merchant_service_pb.js";
+import { PaymentService } from "../gen/payments/v1/payment_service_pb.js";
+import { newId } from "../src/ids.js";
 import { ensureMysqlServer, type MysqlServer } from "../test/support/mysql-server.js";
 import { createGrpcJsClient } from "../test/support/grpc-client.js";
-import type { LoadOptions, LoadResult } from "./load.js";
+import type { CallbackTargets, LoadOptions, LoadResult } from "./load.js";
 import { mysqlServerPid } from "./proc-stats.js";
 import { summarizeProfiles } from "./profile-summary.js";
 import type { BenchChannel } from "./workload.js";
-import { typicalRequestBytes } from "./workload.js";
+import { createPaymentRequest, typicalRequestBytes } from "./workload.js";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const ADMIN_TOKEN = `bench-admin-${randomBytes(12).toString("hex")}`;
@@ -46,24 +50,27 @@ const { values: flags } = parseArgs({
     only: { type: "string" },
     out: { type: "string", default: join(ROOT, "bench/results") },
     profile: { type: "boolean", default: false },
+    "keep-database": { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
 if (flags.help) {
-  console.log("usage: npm run bench -- [--duration 5] [--warmup 1.5] [--prime 3] [--reps 3] [--concurrency 1,16,64] [--only ids] [--out dir] [--profile]");
+  console.log("usage: npm run bench -- [--duration 5] [--warmup 1.5] [--prime 3] [--reps 3] [--concurrency 1,16,64] [--only ids] [--out dir] [--profile] [--keep-database]");
   console.log(`scenarios: ${SCENARIO_IDS().join(", ")}`);
   process.exit(0);
 }
 const settings = {
   durationSeconds: positive("duration", Number(flags.duration)),
   warmupSeconds: Math.max(0, Number(flags.warmup)),
-  /** Load per server before its first measured run, so JIT, pools and keep-alive sockets are warm. */
+  /** Load per server before its first measured run, so JIT, pools and keep-alive sockets are warm; 0: none. */
   primeSeconds: Math.max(0, Number(flags.prime)),
   reps: Math.round(positive("reps", Number(flags.reps))),
   concurrency: flags.concurrency.split(",").map((text) => Math.round(positive("concurrency", Number(text)))),
   only: flags.only?.split(",").map((text) => text.trim()).filter(Boolean),
   out: resolve(flags.out),
   profile: flags.profile,
+  /** Leave the bench database in place at the end (to look at the rows written), and say its name. */
+  keepDatabase: flags["keep-database"],
 };
 
 function positive(name: string, value: number): number {
@@ -77,7 +84,7 @@ function positive(name: string, value: number): number {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-type ServerName = "service" | "ceiling" | "echo-grpc-js" | "echo-connect";
+type ServerName = "service" | "ceiling" | "callback-ceiling" | "echo-grpc-js" | "echo-connect";
 
 interface Scenario {
   id: string;
@@ -89,7 +96,7 @@ interface Scenario {
 }
 
 function SCENARIO_IDS(): string[] {
-  return ["ceiling", "service", "full-cycle", "echo-grpc-js", "echo-connect", "alipay", "wechatpay"];
+  return ["ceiling", "service", "callback-ceiling", "callback", "full-cycle", "echo-grpc-js", "echo-connect", "alipay", "wechatpay"];
 }
 
 function scenarios(): Scenario[] {
@@ -99,6 +106,15 @@ function scenarios(): Scenario[] {
   const list: Scenario[] = [
     { id: "ceiling", label: "ceiling: grpc-js + acquirer + raw mysql2 tx (card)", server: "ceiling", kind: "create", channel: "card", concurrencies: all },
     { id: "service", label: "service: CreatePayment (card)", server: "service", kind: "create", channel: "card", concurrencies: all },
+    {
+      id: "callback-ceiling",
+      label: "callback ceiling: node:http + HMAC + raw mysql2 tx (card)",
+      server: "callback-ceiling",
+      kind: "callback",
+      channel: "card",
+      concurrencies: all,
+    },
+    { id: "callback", label: "service: card callback, PENDING->SUCCEEDED", server: "service", kind: "callback", channel: "card", concurrencies: all },
     {
       id: "full-cycle",
       label: "full cycle: create, pay, callback, GetPayment SUCCEEDED (card)",
@@ -322,15 +338,34 @@ function computeRatios(summaries: Summary[]): Ratio[] {
     ratios.push(ratio);
   };
   for (const n of settings.concurrency) {
-    add(`service / ceiling throughput @${n}`, find("service", n)?.throughput, find("ceiling", n)?.throughput, n === max ? { min: 0.8 } : undefined);
+    add(
+      `CreatePayment / ceiling (with API-key read) throughput @${n}`,
+      find("service", n)?.throughput,
+      find("ceiling", n)?.throughput,
+      n === max ? { min: 0.9 } : undefined,
+    );
   }
+  for (const n of settings.concurrency) {
+    add(
+      `callback service / ceiling throughput @${n}`,
+      find("callback", n)?.throughput,
+      find("callback-ceiling", n)?.throughput,
+      n === max ? { min: 0.8 } : undefined,
+    );
+  }
+  add(
+    `callback service / ceiling CPU per callback @${max}`,
+    find("callback", max)?.cpuSecondsPer1k,
+    find("callback-ceiling", max)?.cpuSecondsPer1k,
+    { max: 1.5 },
+  );
   add(`full cycle / ceiling throughput @${max}`, find("full-cycle", max)?.throughput, find("ceiling", max)?.throughput, { min: 0.5 });
   const p99At = settings.concurrency.includes(16) ? 16 : max;
-  add(`service / ceiling p99 @${p99At}`, find("service", p99At)?.p99Ms, find("ceiling", p99At)?.p99Ms, { max: 3 });
+  add(`CreatePayment / ceiling p99 @${p99At}`, find("service", p99At)?.p99Ms, find("ceiling", p99At)?.p99Ms, { max: 3 });
   add(`service / grpc-js echo throughput @${max}`, find("service", max)?.throughput, find("echo-grpc-js", max)?.throughput);
   add(`ceiling / grpc-js echo throughput @${max}`, find("ceiling", max)?.throughput, find("echo-grpc-js", max)?.throughput);
   add(`connect-node echo / grpc-js echo @${max}`, find("echo-connect", max)?.throughput, find("echo-grpc-js", max)?.throughput);
-  add(`service / ceiling CPU per call @${max}`, find("service", max)?.cpuSecondsPer1k, find("ceiling", max)?.cpuSecondsPer1k);
+  add(`CreatePayment / ceiling CPU per call @${max}`, find("service", max)?.cpuSecondsPer1k, find("ceiling", max)?.cpuSecondsPer1k);
   add(`Alipay / card service CPU per call @${max}`, find("alipay", max)?.cpuSecondsPer1k, find("service", max)?.cpuSecondsPer1k);
   add(`WeChat Pay / card service CPU per call @${max}`, find("wechatpay", max)?.cpuSecondsPer1k, find("service", max)?.cpuSecondsPer1k);
   add(`Alipay / card service throughput @${max}`, find("alipay", max)?.throughput, find("service", max)?.throughput);
@@ -352,6 +387,81 @@ function formatRatios(ratios: Ratio[]): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// PENDING payments for the callback scenarios
+
+interface CallbackPayments {
+  /** Inserts `count` new PENDING card payments and says where and how to post their webhooks. */
+  prepare(count: number, url: string, webhookSecret: string): Promise<CallbackTargets>;
+  close(): Promise<void>;
+}
+
+let callbackPaymentsConnection: Connection | undefined;
+
+/**
+ * One card payment made through the service's own CreatePayment (so it has every column the
+ * current schema has, as the service writes it), then copied as many times as a run needs with
+ * new ids, payment numbers, order numbers and intent ids. Copying is a few multi-row INSERTs per
+ * thousand payments; creating them through the service would take longer than the runs.
+ */
+async function createCallbackPayments(
+  databaseUrl: string,
+  grpcTarget: string,
+  merchantHeaders: Record<string, string>,
+): Promise<CallbackPayments> {
+  const payments = createGrpcJsClient(PaymentService, grpcTarget);
+  const request = createPaymentRequest("card", `cb-template-${randomBytes(4).toString("hex")}`);
+  const template = (await payments.createPayment(request, merchantHeaders)).payment!;
+  payments.close();
+  // Values read back as text (dates, BIGINT, JSON) go back in unchanged.
+  const connection = await createConnection({
+    uri: databaseUrl,
+    dateStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+  });
+  callbackPaymentsConnection = connection;
+  const [rows] = await connection.query("SELECT * FROM payment WHERE id = ?", [template.id]);
+  const row = (rows as Array<Record<string, unknown>>)[0];
+  if (!row) throw new Error(`the template payment ${template.id} is not in the bench database`);
+  if (row.status !== "PENDING") throw new Error(`the template payment is ${String(row.status)}, not PENDING`);
+  // JSON columns come back parsed (mysql2 reads MariaDB's JSON type marker too): back to text.
+  for (const [column, value] of Object.entries(row)) {
+    if (value !== null && typeof value === "object" && !Buffer.isBuffer(value)) row[column] = JSON.stringify(value);
+  }
+  const columns = Object.keys(row);
+  const columnList = columns.map((column) => `\`${column}\``).join(", ");
+  let batch = 0;
+  return {
+    async prepare(count, url, webhookSecret) {
+      // Payment numbers are at most 32 characters: `K` + 6 random + batch + index.
+      const prefix = `K${randomBytes(3).toString("hex")}${(++batch).toString(36)}x`;
+      const chunk = 1000;
+      for (let start = 0; start < count; start += chunk) {
+        const values: unknown[][] = [];
+        for (let i = start; i < Math.min(count, start + chunk); i++) {
+          const paymentNo = `${prefix}${i}`;
+          const overrides: Record<string, unknown> = {
+            id: newId(),
+            payment_no: paymentNo,
+            merchant_order_no: `cb-${paymentNo}`,
+            channel_trade_no: `pi_${paymentNo}`,
+          };
+          values.push(columns.map((column) => (column in overrides ? overrides[column] : row[column])));
+        }
+        await connection.query(`INSERT INTO payment (${columnList}) VALUES ?`, [values]).catch((error: { message?: string }) => {
+          // The error would carry the whole statement: its message is enough.
+          throw new Error(`inserting PENDING payments for the callback runs failed: ${error.message}`);
+        });
+      }
+      return { url, webhookSecret, prefix, count, amount: Number(template.amount), currency: template.currency.toLowerCase() };
+    },
+    async close() {
+      await connection.end();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Main
 
 let mysqlServer: MysqlServer | undefined;
@@ -359,6 +469,10 @@ let databaseName: string | undefined;
 
 async function dropDatabase(): Promise<void> {
   if (!mysqlServer || !databaseName) return;
+  if (settings.keepDatabase) {
+    console.log(`[bench] kept database ${databaseName} (--keep-database); drop it when done`);
+    return;
+  }
   const connection = await createConnection({ uri: mysqlServer.url });
   try {
     await connection.query(`DROP DATABASE IF EXISTS \`${databaseName}\``);
@@ -368,6 +482,7 @@ async function dropDatabase(): Promise<void> {
 }
 
 async function cleanup(): Promise<void> {
+  await callbackPaymentsConnection?.end().catch(() => {});
   await Promise.all(procs.map((proc) => stopProcess(proc).catch(() => {})));
   await dropDatabase().catch((error) => console.error("could not drop the bench database:", error));
   await mysqlServer?.stop().catch(() => {});
@@ -430,7 +545,7 @@ async function main(): Promise<void> {
   const grpcPort = await freePort();
   const httpPort = await freePort();
   const profileDir = join(settings.out, "profiles", new Date().toISOString().replace(/[:.]/g, "-"));
-  const profiled: ServerName[] = ["service", "ceiling"];
+  const profiled: ServerName[] = ["service", "ceiling", "callback-ceiling"];
   const profileFlags = (server: ServerName) =>
     settings.profile ? ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, server)}`] : [];
   if (settings.profile) for (const server of profiled) mkdirSync(join(profileDir, server), { recursive: true });
@@ -490,9 +605,14 @@ async function main(): Promise<void> {
   const merchants = createGrpcJsClient(MerchantService, `127.0.0.1:${grpcPort}`);
   const notifyUrl = "https://shop.example/notify";
   const created = await merchants.createMerchant({ name: "Bench Shop", notifyUrl }, { authorization: `Bearer ${ADMIN_TOKEN}` });
-  merchants.close();
   const merchantId = created.merchant!.id;
   const merchantHeaders = { authorization: `Bearer ${created.apiKey}` };
+  // A fee, so a success posts all three legs (clearing, merchant, fee revenue) as it would in production.
+  await merchants.setFeeRule(
+    { merchantId, channel: Channel.CARD, currency: "USD", rateBps: 290, fixedFee: 30n, minFee: 0n },
+    { authorization: `Bearer ${ADMIN_TOKEN}` },
+  );
+  merchants.close();
 
   const addresses = new Map<ServerName, { target: string; pid: number }>();
   addresses.set("service", { target: `127.0.0.1:${grpcPort}`, pid: service.child.pid! });
@@ -506,8 +626,6 @@ async function main(): Promise<void> {
           databaseUrl: databaseUrl.toString(),
           cardBaseUrl: `${simulatorUrl}/card`,
           cardSecretKey: keys.card.secretKey,
-          merchantId,
-          notifyUrl,
           poolSize: 20,
           port: 0,
         }),
@@ -518,6 +636,24 @@ async function main(): Promise<void> {
     const { port } = (await ceiling.firstJson) as { port: number };
     addresses.set("ceiling", { target: `127.0.0.1:${port}`, pid: ceiling.child.pid! });
   }
+  if (needs("callback-ceiling")) {
+    const callbackCeiling = startProcess(
+      "callback-ceiling",
+      [
+        "bench/callback-ceiling-server.ts",
+        JSON.stringify({ databaseUrl: databaseUrl.toString(), webhookSecret: keys.card.webhookSecret, poolSize: 20, port: 0 }),
+      ],
+      {},
+      profileFlags("callback-ceiling"),
+    );
+    const { port } = (await callbackCeiling.firstJson) as { port: number };
+    addresses.set("callback-ceiling", { target: `http://127.0.0.1:${port}/callbacks/card`, pid: callbackCeiling.child.pid! });
+  }
+  const callbackUrl = (server: ServerName) =>
+    server === "service" ? `http://127.0.0.1:${httpPort}/callbacks/card` : addresses.get(server)!.target;
+  const callbackPayments = selected.some((scenario) => scenario.kind === "callback")
+    ? await createCallbackPayments(databaseUrl.toString(), `127.0.0.1:${grpcPort}`, merchantHeaders)
+    : undefined;
   for (const kind of ["grpc-js", "connect"] as const) {
     const name: ServerName = `echo-${kind}`;
     if (!needs(name)) continue;
@@ -559,26 +695,48 @@ async function main(): Promise<void> {
     };
   };
 
+  // A callback run settles PENDING payments made for it just before (outside every window). Its
+  // size comes from the fastest rate seen so far on that server; a run that used them all up is
+  // run again with twice as many.
+  const callbackRate = new Map<ServerName, number>();
+  const runCallbackLoad = async (scenario: Scenario, concurrency: number, warmupSeconds: number, durationSeconds: number) => {
+    for (let attempt = 0; ; attempt++) {
+      const rate = (callbackRate.get(scenario.server) ?? 1000) * 2 ** attempt;
+      const count = Math.ceil(rate * 1.6 * (warmupSeconds + durationSeconds + 0.5)) + 300;
+      const callbacks = await callbackPayments!.prepare(count, callbackUrl(scenario.server), keys.card.webhookSecret);
+      const result = await runLoad({ ...loadOptions(scenario, concurrency, warmupSeconds, durationSeconds), callbacks });
+      const seen = result.calls / Math.max(result.seconds, 0.001);
+      callbackRate.set(scenario.server, Math.max(callbackRate.get(scenario.server) ?? 0, seen));
+      if (!result.exhausted || attempt >= 3) return result;
+      log(`  ${scenario.id} @${concurrency} used all ${count} prepared payments before its window closed: again with more`);
+    }
+  };
+  const measure = (scenario: Scenario, concurrency: number, warmupSeconds: number, durationSeconds: number) =>
+    scenario.kind === "callback"
+      ? runCallbackLoad(scenario, concurrency, warmupSeconds, durationSeconds)
+      : runLoad(loadOptions(scenario, concurrency, warmupSeconds, durationSeconds));
+
   // Prime every server once (JIT, connection pools, keep-alive sockets) before anything counts.
-  for (const scenario of runnable) {
+  for (const scenario of settings.primeSeconds > 0 ? runnable : []) {
     if (scenario !== runnable.find((s) => s.server === scenario.server && s.kind === scenario.kind && s.channel === scenario.channel)) continue;
     const concurrency = Math.max(...scenario.concurrencies);
     log(`priming ${scenario.id} (${settings.primeSeconds}s)`);
-    const primed = await runLoad(loadOptions(scenario, concurrency, settings.primeSeconds, 0.2));
+    const primed = await measure(scenario, concurrency, settings.primeSeconds, 0.2);
     if (primed.errors > 0) log(`  priming ${scenario.id} saw ${primed.errors} errors, first: ${primed.firstError}`);
   }
 
   const points: Point[] = runnable.flatMap((scenario) => scenario.concurrencies.map((concurrency) => ({ scenario, concurrency, runs: [] })));
   // Repetitions outermost, and within one the service run right after the ceiling run at the same
   // concurrency, so drift on a noisy machine hits both sides of each ratio alike.
-  const order = (point: Point) =>
-    point.scenario.id === "ceiling" || point.scenario.id === "service"
-      ? point.concurrency * 2 + (point.scenario.id === "service" ? 1 : 0)
-      : Number.MAX_SAFE_INTEGER;
+  const pairs: Record<string, [number, number]> = { ceiling: [0, 0], service: [0, 1], "callback-ceiling": [1, 0], callback: [1, 1] };
+  const order = (point: Point) => {
+    const pair = pairs[point.scenario.id];
+    return pair ? pair[0] * 1e7 + point.concurrency * 2 + pair[1] : Number.MAX_SAFE_INTEGER;
+  };
   const schedule = [...points].sort((a, b) => order(a) - order(b));
   for (let rep = 1; rep <= settings.reps; rep++) {
     for (const point of schedule) {
-      const result = await runLoad(loadOptions(point.scenario, point.concurrency, settings.warmupSeconds, settings.durationSeconds));
+      const result = await measure(point.scenario, point.concurrency, settings.warmupSeconds, settings.durationSeconds);
       point.runs.push(result);
       const errors = result.errors > 0 ? `, ${result.errors} errors (first: ${result.firstError})` : "";
       log(
@@ -606,16 +764,20 @@ async function main(): Promise<void> {
   const profile: Record<string, unknown> = {};
   if (settings.profile) {
     // The profiles are written when the processes exit.
-    await Promise.all([stopProcess(service), ...(ceiling ? [stopProcess(ceiling)] : [])]);
+    await Promise.all(procs.filter((proc) => (profiled as string[]).includes(proc.name)).map((proc) => stopProcess(proc)));
     for (const server of profiled) {
       const dir = join(profileDir, server);
-      const files = readdirSync(dir).filter((file) => file.endsWith(".cpuprofile")).map((file) => join(dir, file));
-      const windows = points.filter((p) => p.scenario.server === server).flatMap((p) => p.runs.map((r) => r.windowUs));
-      if (files.length === 0 || windows.length === 0) continue;
-      const summary = summarizeProfiles(files, windows);
-      profile[server] = summary;
-      console.log(`\n${server} CPU profile, measured windows only (${relative(ROOT, dir)}):`);
-      console.log(summary.text);
+      const files = existsSync(dir) ? readdirSync(dir).filter((file) => file.endsWith(".cpuprofile")).map((file) => join(dir, file)) : [];
+      if (files.length === 0) continue;
+      // One summary per scenario the server ran: the service's create and callback paths apart.
+      for (const scenario of runnable.filter((s) => s.server === server)) {
+        const windows = points.filter((p) => p.scenario === scenario).flatMap((p) => p.runs.map((r) => r.windowUs));
+        if (windows.length === 0) continue;
+        const summary = summarizeProfiles(files, windows);
+        profile[scenario.id] = summary;
+        console.log(`\n${scenario.id} (${server}) CPU profile, measured windows only (${relative(ROOT, dir)}):`);
+        console.log(summary.text);
+      }
     }
   }
 

@@ -4,6 +4,8 @@
  * three run the same wiring.
  */
 import type { AddressInfo } from "node:net";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { createCallbackRetention } from "./callbacks/callback-retention.js";
 import { createCallbackService } from "./callbacks/callback-service.js";
 import { createAlipayChannel } from "./channels/alipay/alipay-channel.js";
@@ -18,8 +20,8 @@ import { SecretBox } from "./merchants/credentials.js";
 import { createMerchantService } from "./merchants/merchant-service.js";
 import { createPaymentService } from "./payments/payment-service.js";
 import { createPaymentSweeper, type PaymentSweeper } from "./payments/payment-sweeper.js";
-import { MerchantAuthenticator } from "./rpc/auth.js";
-import { mapErrors } from "./rpc/errors.js";
+import { type Access, accessTable, METHOD_ACCESS, MerchantAuthenticator } from "./rpc/auth.js";
+import { createRpcInterceptors } from "./rpc/interceptors.js";
 import { createGrpcServer, listenGrpc, setGrpcServing, shutdownGrpc } from "./rpc/grpc-server.js";
 import { createHttpServer, type HttpListener } from "./rpc/http-server.js";
 import { createTlsSource } from "./rpc/tls.js";
@@ -44,6 +46,16 @@ export interface AppOptions {
   log?: (message: string) => void;
   /** How often the TLS files are checked for a rotation (default 10 s; 0 = only on `reloadTls()`). */
   tlsReloadIntervalMs?: number;
+  /** Served next to the built-in services, behind the same interceptors (tests: a streaming RPC). */
+  extraServices?: ReadonlyArray<ExtraService>;
+}
+
+/** A service for {@link AppOptions.extraServices}, with the credential each of its RPCs takes. */
+export interface ExtraService {
+  service: DescService;
+  // biome-ignore lint/suspicious/noExplicitAny: services of different types
+  impl: Partial<ServiceImpl<any>>;
+  access: ReadonlyArray<readonly [DescMethod, Access]>;
 }
 
 export interface App {
@@ -104,10 +116,19 @@ export async function startApp(options: AppOptions): Promise<App> {
   const refundSweeper = createRefundSweeper({ db, channels, publicBaseUrl: config.publicBaseUrl, log, leaseMs });
 
   const services = [
-    { service: MerchantService, impl: mapErrors(createMerchantRpc(db, merchants, config.adminToken), logError) },
-    { service: PaymentService, impl: mapErrors(createPaymentRpc(db, merchantAuth, payments, refunds), logError) },
-    { service: SettlementService, impl: mapErrors(createSettlementRpc(db, merchantAuth, config.adminToken), logError) },
+    { service: MerchantService, impl: createMerchantRpc(db, merchants) },
+    { service: PaymentService, impl: createPaymentRpc(db, payments, refunds) },
+    { service: SettlementService, impl: createSettlementRpc(db) },
+    ...(options.extraServices ?? []),
   ] as const;
+  const interceptors = createRpcInterceptors({
+    adminToken: config.adminToken,
+    merchants: merchantAuth,
+    em: () => db.em(),
+    access: new Map([...METHOD_ACCESS, ...accessTable((options.extraServices ?? []).flatMap((extra) => extra.access))]),
+    log,
+    logError,
+  });
 
   let draining = false;
   const callbackRetention = createCallbackRetention({
@@ -116,10 +137,11 @@ export async function startApp(options: AppOptions): Promise<App> {
     shouldContinue: () => !draining,
     log,
   });
-  const grpc = createGrpcServer({ services, maxReceiveMessageLength: config.maxRequestBytes, limits: config.grpcLimits });
+  const grpc = createGrpcServer({ services, interceptors, maxReceiveMessageLength: config.maxRequestBytes, limits: config.grpcLimits });
   const grpcPort = await listenGrpc(grpc, config.host, config.grpcPort, tls?.grpcCredentials());
   const http = createHttpServer({
     services,
+    interceptors,
     callbacks,
     maxRequestBytes: config.maxRequestBytes,
     isHealthy: async () => !draining && (await db.orm.isConnected()),

@@ -1,15 +1,84 @@
-/** Bearer-token checks for admin and merchant calls, from the request headers, and the merchants' rate limit. */
-import type { HandlerContext } from "@connectrpc/connect";
+/**
+ * Authentication as a Connect interceptor, run on both listeners: which credential each RPC takes
+ * ({@link METHOD_ACCESS}), the admin token and merchant API key checks, the merchants' rate limit,
+ * and the caller handed to the implementation in the context values ({@link callerKey}).
+ */
+import type { DescMethod } from "@bufbuild/protobuf";
+import { createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import type { SqlEntityManager } from "@mikro-orm/knex";
 import { PermissionDeniedError, RateLimitedError, UnauthenticatedError } from "../errors.js";
 import { hashApiKey, isApiKeyShaped, secretsEqual } from "../merchants/credentials.js";
 import type { MerchantRow } from "../merchants/merchant-entity.js";
 import type { MerchantService } from "../merchants/merchant-service.js";
+import { MerchantService as MerchantRpcService } from "../../gen/payments/v1/merchant_service_pb.js";
+import { PaymentService } from "../../gen/payments/v1/payment_service_pb.js";
+import { SettlementService } from "../../gen/payments/v1/settlement_service_pb.js";
 import { type RateLimit, TokenBucketLimiter } from "./rate-limiter.js";
 
-function bearerToken(ctx: HandlerContext): string {
-  const header = ctx.requestHeader.get("authorization");
-  const match = header ? /^Bearer\s+(\S+)$/i.exec(header.trim()) : null;
+/** The credential an RPC takes: the admin token, or a merchant's API key (the merchant is then the caller). */
+export type Access = "admin" | "merchant";
+
+/** An RPC's name as the access table keys it: `payments.v1.SettlementService/GetBalance`. */
+export function rpcName(method: DescMethod): string {
+  return `${method.parent.typeName}/${method.name}`;
+}
+
+/** An access table from (method, access) pairs; build it from the generated descriptors, so names cannot be misspelt. */
+export function accessTable(entries: ReadonlyArray<readonly [DescMethod, Access]>): ReadonlyMap<string, Access> {
+  return new Map(entries.map(([method, access]) => [rpcName(method), access]));
+}
+
+const merchantRpc = MerchantRpcService.method;
+const paymentRpc = PaymentService.method;
+const settlementRpc = SettlementService.method;
+
+/**
+ * Who may call what, one line per RPC. An RPC missing here is refused with PERMISSION_DENIED
+ * whatever the credential (fail closed), so a new RPC is unreachable until it is listed.
+ */
+export const METHOD_ACCESS: ReadonlyMap<string, Access> = accessTable([
+  [merchantRpc.createMerchant, "admin"],
+  [merchantRpc.getMerchant, "admin"],
+  [merchantRpc.rotateApiKey, "admin"],
+  [merchantRpc.setFeeRule, "admin"],
+  [paymentRpc.createPayment, "merchant"],
+  [paymentRpc.getPayment, "merchant"],
+  [paymentRpc.queryPayment, "merchant"],
+  [paymentRpc.listPayments, "merchant"],
+  [paymentRpc.closePayment, "merchant"],
+  [paymentRpc.refundPayment, "merchant"],
+  [paymentRpc.getRefund, "merchant"],
+  [paymentRpc.listRefunds, "merchant"],
+  [settlementRpc.getBalance, "merchant"],
+  [settlementRpc.checkLedger, "admin"],
+  [settlementRpc.listDiscrepancies, "admin"],
+  [settlementRpc.resolveDiscrepancy, "admin"],
+]);
+
+/** The authenticated caller of an RPC. */
+export type Caller = { readonly kind: "admin" } | { readonly kind: "merchant"; readonly merchant: MerchantRow };
+
+const ADMIN_CALLER: Caller = Object.freeze({ kind: "admin" });
+
+/** Where the authentication interceptor puts the caller, in `ctx.values`; undefined when no interceptor ran. */
+export const callerKey = createContextKey<Caller | undefined>(undefined, { description: "the authenticated caller" });
+
+/**
+ * The merchant calling a merchant RPC, as the authentication interceptor found it. Fails closed
+ * (INTERNAL, logged) when there is none: the interceptor did not run, or the RPC is not listed as a
+ * merchant RPC in {@link METHOD_ACCESS}.
+ */
+export function merchantOf(ctx: HandlerContext): MerchantRow {
+  const caller = ctx.values.get(callerKey);
+  if (caller?.kind !== "merchant") {
+    throw new Error(`${rpcName(ctx.method)}: no authenticated merchant in the context; is it listed as a merchant RPC in METHOD_ACCESS?`);
+  }
+  return caller.merchant;
+}
+
+function bearerToken(header: Headers): string {
+  const value = header.get("authorization");
+  const match = value ? /^Bearer\s+(\S+)$/i.exec(value.trim()) : null;
   if (!match) throw new UnauthenticatedError("missing authorization: Bearer <token>");
   return match[1]!;
 }
@@ -18,11 +87,10 @@ function bearerToken(ctx: HandlerContext): string {
  * Admin RPCs: the admin token passes. A merchant API key (a token of its `sk_live_` shape) is
  * PERMISSION_DENIED: a credential of the wrong kind for this RPC. That is decided by the shape
  * alone, without looking the key up: the answer would be the same for a current or a rotated key
- * (use the admin token), and a failed admin call then costs no database read. Anything else,
- * or no token, is UNAUTHENTICATED. Synchronous on purpose, so no handler can forget to await it.
+ * (use the admin token), and a failed admin call then costs no database read. Anything else
+ * is UNAUTHENTICATED.
  */
-export function requireAdmin(ctx: HandlerContext, adminToken: string): void {
-  const token = bearerToken(ctx);
+function checkAdminToken(token: string, adminToken: string): void {
   if (secretsEqual(token, adminToken)) return;
   if (isApiKeyShaped(token)) {
     throw new PermissionDeniedError("merchant API keys may not call admin RPCs; use the admin token");
@@ -32,8 +100,8 @@ export function requireAdmin(ctx: HandlerContext, adminToken: string): void {
 
 /**
  * Identifies the merchant behind an API key and applies its rate limit (a token bucket per key,
- * `config.rateLimit`, per replica). Every merchant RPC goes through {@link authenticateMerchant},
- * which needs one of these, so no merchant RPC can skip the limit.
+ * `config.rateLimit`, per replica). The authentication interceptor calls it for every merchant
+ * RPC, so no merchant RPC can skip the limit.
  *
  * Cheap refusals first: a token that is not shaped like an API key is refused without a database
  * read, and so is a call whose key's bucket is empty. The bucket is keyed by the key's hash and
@@ -72,11 +140,43 @@ export class MerchantAuthenticator {
   }
 }
 
-/** The calling merchant, from the `authorization: Bearer <api_key>` header, within its rate limit. */
-export function authenticateMerchant(
-  ctx: HandlerContext,
-  em: SqlEntityManager,
-  merchants: MerchantAuthenticator,
-): Promise<MerchantRow> {
-  return merchants.authenticate(em, bearerToken(ctx));
+/** What {@link createAuthInterceptor} needs. */
+export interface AuthInterceptorOptions {
+  adminToken: string;
+  merchants: MerchantAuthenticator;
+  /** A fresh EntityManager for the merchant lookup. */
+  em: () => SqlEntityManager;
+  /** Who may call what; default {@link METHOD_ACCESS}. */
+  access?: ReadonlyMap<string, Access>;
+  /** Told about calls refused because their RPC is missing from the table (a wiring mistake). */
+  log?: (message: string) => void;
+}
+
+/**
+ * Checks the credential each RPC takes (by its entry in the access table) before the
+ * implementation runs, for unary and streaming calls alike, and puts the caller in `ctx.values`
+ * under {@link callerKey}. Errors are domain errors: the error interceptor, outside this one, maps
+ * them.
+ */
+export function createAuthInterceptor(options: AuthInterceptorOptions): Interceptor {
+  const access = options.access ?? METHOD_ACCESS;
+  const { adminToken, merchants } = options;
+  return (next) => async (req) => {
+    const name = rpcName(req.method);
+    switch (access.get(name)) {
+      case "merchant": {
+        const merchant = await merchants.authenticate(options.em(), bearerToken(req.header));
+        req.contextValues.set(callerKey, { kind: "merchant", merchant });
+        break;
+      }
+      case "admin":
+        checkAdminToken(bearerToken(req.header), adminToken);
+        req.contextValues.set(callerKey, ADMIN_CALLER);
+        break;
+      default:
+        options.log?.(`${name}: refused, the RPC has no entry in the access table`);
+        throw new PermissionDeniedError(`${name} is not open to any caller`);
+    }
+    return next(req);
+  };
 }

@@ -4,7 +4,7 @@
  * errors become INTERNAL: the cause is logged here, never sent.
  */
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 
 type OutgoingDetail = Extract<ConnectError["details"][number], { desc: unknown }>;
 import {
@@ -140,18 +140,30 @@ function channelTitle(channel: string): string {
 /** A channel's business code (ACQ.TRADE_HAS_SUCCESS, ORDERPAID, card_declined) is passed on; other text is not. */
 const CHANNEL_CODE = /^[A-Za-z0-9_.:-]{1,64}$/;
 
-/** Wraps every method of a service implementation so that thrown errors are mapped here. */
-export function mapErrors<T extends object>(impl: T, log: (message: string, error: unknown) => void): T {
-  const wrapped: Record<string, unknown> = {};
-  for (const [name, method] of Object.entries(impl)) {
-    if (typeof method !== "function") continue;
-    wrapped[name] = async (...args: unknown[]) => {
-      try {
-        return await method.apply(impl, args);
-      } catch (error) {
-        throw toConnectError(error, log, name);
-      }
-    };
+/**
+ * Maps whatever an implementation (or an interceptor inside this one, such as authentication)
+ * throws to its status with {@link toConnectError}: thrown from a unary call, before a stream's
+ * first message or in the middle of a stream, the caller gets the same code, message and details.
+ * Put it first among the interceptors, so it sees every error the others raise.
+ */
+export function createErrorInterceptor(log: (message: string, error: unknown) => void): Interceptor {
+  return (next) => async (req) => {
+    const map = (error: unknown) => toConnectError(error, log, req.method.localName);
+    let res: Awaited<ReturnType<typeof next>>;
+    try {
+      res = await next(req);
+    } catch (error) {
+      throw map(error);
+    }
+    if (!res.stream) return res;
+    return { ...res, message: mapStreamErrors(res.message, map) };
+  };
+}
+
+async function* mapStreamErrors<T>(messages: AsyncIterable<T>, map: (error: unknown) => ConnectError): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw map(error);
   }
-  return wrapped as T;
 }

@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { CallbackService } from "../callbacks/callback-service.js";
 import { CHANNEL_NAMES, type ChannelName } from "../channels/channel.js";
@@ -19,6 +19,8 @@ export interface HttpServerOptions {
   // biome-ignore lint/suspicious/noExplicitAny: a list of services of different types
   services: ReadonlyArray<{ service: DescService; impl: Partial<ServiceImpl<any>> }>;
   callbacks: CallbackService;
+  /** Connect interceptors around every RPC (authentication, error mapping), as on the gRPC listener. */
+  interceptors?: Interceptor[];
   maxRequestBytes: number;
   /** Answers /healthz: false while draining or when the database is unreachable. */
   isHealthy: () => Promise<boolean>;
@@ -101,6 +103,7 @@ export function createHttpServer(options: HttpServerOptions): HttpListener {
     routes(router: ConnectRouter) {
       for (const { service, impl } of options.services) router.service(service, impl);
     },
+    interceptors: options.interceptors,
     readMaxBytes: options.maxRequestBytes,
     writeMaxBytes: 16 * 1024 * 1024,
     fallback(req, res) {

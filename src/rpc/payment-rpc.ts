@@ -1,4 +1,4 @@
-/** PaymentService: authenticates the merchant, decodes, calls the payment domain, encodes. */
+/** PaymentService: decodes, calls the payment domain for the calling merchant (from the auth interceptor), encodes. */
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Database } from "../db/database.js";
@@ -17,7 +17,7 @@ import {
   type PaymentService,
   QueryPaymentResponseSchema,
 } from "../../gen/payments/v1/payment_service_pb.js";
-import { authenticateMerchant, type MerchantAuthenticator } from "./auth.js";
+import { merchantOf } from "./auth.js";
 import {
   createPaymentInputFromProto,
   lookupFromProto,
@@ -30,14 +30,13 @@ import {
 
 export function createPaymentRpc(
   db: Database,
-  merchants: MerchantAuthenticator,
   payments: PaymentDomain,
   refunds: RefundDomain,
 ): ServiceImpl<typeof PaymentService> {
   return {
     async createPayment(req, ctx) {
       const em = db.em();
-      const merchant = await authenticateMerchant(ctx, em, merchants);
+      const merchant = merchantOf(ctx);
       const idempotencyKey = ctx.requestHeader.get("idempotency-key") ?? undefined;
       if (idempotencyKey !== undefined) {
         const v = new Violations();
@@ -49,19 +48,19 @@ export function createPaymentRpc(
     },
     async getPayment(req, ctx) {
       const em = db.em();
-      const merchant = await authenticateMerchant(ctx, em, merchants);
+      const merchant = merchantOf(ctx);
       const view = await payments.getPayment(em, merchant.id, lookupFromProto(req.lookup));
       return create(GetPaymentResponseSchema, { payment: paymentToProto(view) });
     },
     async queryPayment(req, ctx) {
       const em = db.em();
-      const merchant = await authenticateMerchant(ctx, em, merchants);
+      const merchant = merchantOf(ctx);
       const view = await payments.queryPayment(em, merchant.id, lookupFromProto(req.lookup));
       return create(QueryPaymentResponseSchema, { payment: paymentToProto(view) });
     },
     async listPayments(req, ctx) {
       const em = db.em();
-      const merchant = await authenticateMerchant(ctx, em, merchants);
+      const merchant = merchantOf(ctx);
       const v = new Violations();
       const filter = {
         status: optionalStatusFromProto(v, "status", req.status),
@@ -81,7 +80,7 @@ export function createPaymentRpc(
     },
     async closePayment(req, ctx) {
       const em = db.em();
-      const merchant = await authenticateMerchant(ctx, em, merchants);
+      const merchant = merchantOf(ctx);
       const v = new Violations();
       checkLookupId(v, "payment_id", req.paymentId);
       v.throwIfAny();
@@ -90,7 +89,7 @@ export function createPaymentRpc(
     },
     async refundPayment(req, ctx) {
       const em = db.em();
-      const merchant = await authenticateMerchant(ctx, em, merchants);
+      const merchant = merchantOf(ctx);
       const refund = await refunds.refundPayment(em, merchant.id, {
         paymentId: req.paymentId,
         merchantRefundNo: req.merchantRefundNo,
@@ -101,7 +100,7 @@ export function createPaymentRpc(
     },
     async getRefund(req, ctx) {
       const em = db.em();
-      const merchant = await authenticateMerchant(ctx, em, merchants);
+      const merchant = merchantOf(ctx);
       let lookup: { refundId: string } | { paymentId: string; merchantRefundNo: string };
       const v = new Violations();
       if (req.refundId !== "") {
@@ -121,7 +120,7 @@ export function createPaymentRpc(
     },
     async listRefunds(req, ctx) {
       const em = db.em();
-      const merchant = await authenticateMerchant(ctx, em, merchants);
+      const merchant = merchantOf(ctx);
       const v = new Violations();
       if (req.paymentId !== "") checkLookupId(v, "payment_id", req.paymentId);
       checkPageToken(v, "page_token", req.pageToken);

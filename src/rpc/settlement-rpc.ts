@@ -1,7 +1,7 @@
-/** SettlementService: balances (merchant), ledger checks and discrepancies (admin). */
+/** SettlementService: balances (merchant), ledger checks and discrepancies (admin); callers are checked by the auth interceptor. */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import type { Database } from "../db/database.js";
 import type { DiscrepancyRow } from "../discrepancies/discrepancy-entity.js";
 import { listDiscrepancies, resolveDiscrepancy } from "../discrepancies/discrepancy-service.js";
@@ -19,7 +19,7 @@ import {
   ResolveDiscrepancyResponseSchema,
   type SettlementService,
 } from "../../gen/payments/v1/settlement_service_pb.js";
-import { authenticateMerchant, type MerchantAuthenticator, requireAdmin } from "./auth.js";
+import { merchantOf } from "./auth.js";
 import { channelToProto } from "./mappers.js";
 
 /** Longer resolutions are refused by the domain for their length; no need to scan past that. */
@@ -44,14 +44,11 @@ function discrepancyToProto(row: DiscrepancyRow): Discrepancy {
 
 export function createSettlementRpc(
   db: Database,
-  merchants: MerchantAuthenticator,
-  adminToken: string,
 ): ServiceImpl<typeof SettlementService> {
-  const admin = (ctx: HandlerContext) => requireAdmin(ctx, adminToken);
   return {
     async getBalance(req, ctx) {
       const em = db.em();
-      const merchant = await authenticateMerchant(ctx, em, merchants);
+      const merchant = merchantOf(ctx);
       if (!isKnownCurrency(req.currency)) {
         const v = new Violations();
         v.add("currency", "UNKNOWN_CURRENCY", "must be a supported ISO 4217 code, e.g. CNY");
@@ -60,8 +57,7 @@ export function createSettlementRpc(
       const balance = await merchantBalance(em, merchant.id, req.currency);
       return create(GetBalanceResponseSchema, { currency: req.currency, ...balance });
     },
-    async checkLedger(_req, ctx) {
-      admin(ctx);
+    async checkLedger() {
       const result = await checkLedger(db.em());
       return create(CheckLedgerResponseSchema, {
         ok: result.ok,
@@ -70,8 +66,7 @@ export function createSettlementRpc(
         paymentsChecked: BigInt(result.paymentsChecked),
       });
     },
-    async listDiscrepancies(req, ctx) {
-      admin(ctx);
+    async listDiscrepancies(req) {
       const page = await listDiscrepancies(db.em(), {
         status: req.status,
         pageSize: req.pageSize,
@@ -82,8 +77,7 @@ export function createSettlementRpc(
         nextPageToken: page.nextPageToken,
       });
     },
-    async resolveDiscrepancy(req, ctx) {
-      admin(ctx);
+    async resolveDiscrepancy(req) {
       const v = new Violations();
       checkLookupId(v, "discrepancy_id", req.discrepancyId);
       checkPrintable(v, "resolution", req.resolution.slice(0, MAX_RESOLUTION_SCAN_CHARS));

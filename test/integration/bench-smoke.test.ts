@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
 
-const SCENARIOS = ["ceiling", "service", "full-cycle", "echo-grpc-js", "echo-connect", "alipay", "wechatpay"];
+const SCENARIOS = ["ceiling", "service", "callback-ceiling", "callback", "full-cycle", "echo-grpc-js", "echo-connect", "alipay", "wechatpay"];
 
 const outDir = mkdtempSync(join(tmpdir(), "bench-smoke-"));
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
@@ -34,21 +34,23 @@ describe("npm run bench", () => {
   it("measures every scenario and prints the table, the ratios and the JSON file", { timeout: 180_000 }, async () => {
     const { code, output } = await runHarness([
       "--duration",
-      "1",
+      "0.7",
       "--warmup",
-      "0.5",
-      "--prime",
       "0.3",
+      "--prime",
+      "0",
       "--reps",
       "1",
       "--concurrency",
-      "1,4",
+      "4",
       "--out",
       outDir,
     ]);
     expect(code, output).toBe(0);
     expect(output).toContain("calls/s");
-    expect(output).toMatch(/service \/ ceiling throughput @4\s+\d+\.\d\dx/);
+    expect(output).toMatch(/CreatePayment \/ ceiling \(with API-key read\) throughput @4\s+\d+\.\d\dx/);
+    expect(output).toMatch(/callback service \/ ceiling throughput @4\s+\d+\.\d\dx/);
+    expect(output).toMatch(/callback service \/ ceiling CPU per callback @4\s+\d+\.\d\dx/);
 
     const files = readdirSync(outDir).filter((file) => file.endsWith(".json"));
     expect(files).toHaveLength(1);
@@ -58,19 +60,23 @@ describe("npm run bench", () => {
         concurrency: number;
         throughput: number;
         errors: number;
-        runs: Array<{ firstError?: string }>;
+        runs: Array<{ firstError?: string; exhausted?: boolean }>;
       }>;
       skipped: Array<{ scenario: string }>;
       ratios: Array<{ name: string; value: number }>;
     };
     expect(report.skipped).toEqual([]);
     expect(new Set(report.results.map((result) => result.scenario))).toEqual(new Set(SCENARIOS));
-    expect(report.results.filter((result) => result.scenario === "service").map((result) => result.concurrency)).toEqual([1, 4]);
+    expect(report.results.filter((result) => result.scenario === "service").map((result) => result.concurrency)).toEqual([4]);
+    expect(report.results.filter((result) => result.scenario === "callback").map((result) => result.concurrency)).toEqual([4]);
     for (const result of report.results) {
       const what = `${result.scenario} @${result.concurrency}: ${result.runs.map((run) => run.firstError ?? "").join(" ")}`;
       expect(result.errors, what).toBe(0);
       expect(result.throughput, what).toBeGreaterThan(0);
+      // A callback run that ran out of prepared payments would measure less than its window.
+      expect(result.runs.filter((run) => run.exhausted), what).toEqual([]);
     }
     expect(report.ratios.map((ratio) => ratio.name)).toContain("full cycle / ceiling throughput @4");
+    expect(report.ratios.map((ratio) => ratio.name)).toContain("callback service / ceiling CPU per callback @4");
   });
 });

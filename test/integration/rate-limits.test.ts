@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { PaymentService } from "../../gen/payments/v1/payment_service_pb.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
+import { grpcStream, streamProbe } from "../support/stream-probe.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
 import { grpcError } from "../support/waiting.js";
 
@@ -19,7 +20,7 @@ const LIMIT = { perSecond: 1, burst: 5 };
 let t: TestApp;
 
 beforeAll(async () => {
-  t = await startTestApp({ config: { rateLimit: LIMIT } });
+  t = await startTestApp({ config: { rateLimit: LIMIT }, extraServices: [streamProbe] });
 });
 afterAll(() => t?.stop());
 
@@ -102,6 +103,12 @@ describe("per-merchant rate limit", () => {
     await drain();
     const balance = await connectError(t.connect.settlement.getBalance({ currency: "CNY" }, { headers: merchant.headers }));
     expect(balance.code).toBe(Code.ResourceExhausted);
+    // A server-streaming merchant RPC (test/support/stream-probe.ts) is limited by the same interceptor.
+    await drain();
+    const stream = await grpcStream(`127.0.0.1:${t.app.grpcPort}`, "Watch", "3:none", merchant.headers);
+    expect(stream.messages).toEqual([]);
+    expect(stream.error?.code).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
+    expect(grpcRetryDelayMs(stream.error!)).toBeGreaterThan(0);
   });
 
   it("answers a malformed or unknown API key with UNAUTHENTICATED, never with the limit", async () => {

@@ -6,7 +6,7 @@
 import { createServer } from "node:net";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { type App, buildChannels, type ResolvedConfig, startApp } from "../../src/app.js";
+import { type App, type AppOptions, buildChannels, type ResolvedConfig, startApp } from "../../src/app.js";
 import type { PaymentChannel } from "../../src/channels/channel.js";
 import { type DevChannelKeys, generateDevChannelKeys } from "../../src/channels/dev-keys.js";
 import { loadConfig } from "../../src/config.js";
@@ -74,6 +74,8 @@ export interface TestAppOptions {
   channelTimeoutMs?: number;
   /** Wraps each channel adapter, e.g. to count the calls the service makes. */
   wrapChannel?: (channel: PaymentChannel) => PaymentChannel;
+  /** Services served next to the app's own, behind the same interceptors (e.g. test/support/stream-probe.ts). */
+  extraServices?: AppOptions["extraServices"];
   /** Settings that replace the test configuration's (e.g. a small `rateLimit`). */
   config?: Partial<ResolvedConfig>;
 }
@@ -128,7 +130,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     ...options.config,
   });
   const channels = options.wrapChannel ? buildChannels(config).map(options.wrapChannel) : undefined;
-  const app = await startApp({ config, channels, runSweeper: false, log: () => {} });
+  const app = await startApp({ config, channels, runSweeper: false, log: () => {}, extraServices: options.extraServices });
 
   const grpcAddress = `127.0.0.1:${app.grpcPort}`;
   const transport = createConnectTransport({ baseUrl: app.httpUrl, httpVersion: "1.1", useBinaryFormat: false });
