@@ -1,15 +1,23 @@
 /**
  * Verifies the ledger's invariants against the configured database (DATABASE_URL, or the
- * embedded one under DATA_DIR) and exits non-zero listing the offending ids.
+ * embedded one under DATA_DIR) and exits 1 listing the offending ids (2 for a bad setting). A
+ * read-only check: it needs neither ADMIN_TOKEN nor DATA_ENCRYPTION_KEY nor any channel.
  *
- *   npm run check-ledger
+ *   DATABASE_URL=mysql://user:pass@host:3306/payments npm run check-ledger
  */
-import { loadConfig } from "../src/config.js";
+import { ConfigError, type DatabaseConfig, loadDatabaseConfig } from "../src/config.js";
 import { openDatabase } from "../src/db/database.js";
 import { createUnitOfWork } from "../src/db/unit-of-work.js";
 import { checkLedger } from "../src/ledger/ledger-check.js";
 
-const config = loadConfig();
+let config: Readonly<DatabaseConfig>;
+try {
+  config = loadDatabaseConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  console.error(error.message);
+  process.exit(2);
+}
 const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
 try {
   const result = await checkLedger(createUnitOfWork(db).session());

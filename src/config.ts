@@ -255,6 +255,21 @@ function channelGroup<T>(env: Env, required: string[], build: () => T): T | unde
   return build();
 }
 
+/** What a read-only script needs (`npm run check-ledger`): where the database is, nothing more. */
+export type DatabaseConfig = Pick<Config, "databaseUrl" | "dataDir">;
+
+/**
+ * Reads only `DATABASE_URL` and `DATA_DIR`, by the same rules as {@link loadConfig}, for scripts
+ * that read the database and serve nothing: they need no `ADMIN_TOKEN`, `DATA_ENCRYPTION_KEY`,
+ * channel or listener settings, which {@link loadConfig} still requires of the service.
+ */
+export function loadDatabaseConfig(env: Env = process.env): Readonly<DatabaseConfig> {
+  return Object.freeze({
+    databaseUrl: url(env, "DATABASE_URL", ["mysql:", "mariadb:"]),
+    dataDir: optional(env, "DATA_DIR") ?? "./data",
+  });
+}
+
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const databaseUrl = url(env, "DATABASE_URL", ["mysql:", "mariadb:"]);
   const host = optional(env, "HOST") ?? "127.0.0.1";
