@@ -390,7 +390,8 @@ function toBuffer(bytes: Uint8Array): Buffer {
 }
 
 // The streaming handlers reuse connect's own invocation helper (exported from "@connectrpc/connect/protocol",
-// marked internal) so output normalization and interceptors behave exactly as on the Connect listener.
+// marked internal, so package.json pins @connectrpc/connect exactly) so output normalization and
+// interceptors behave exactly as on the Connect listener.
 // Unary calls go through invokeUnary below, which does what connect's invokeUnaryImplementation does
 // without making the context's signal on every call.
 function createHandler(spec: AnyMethodImplSpec, options: GrpcServiceOptions): grpc.UntypedHandleCall {
