@@ -167,7 +167,7 @@ export function createChannelCaller<Failure extends ChannelBusinessFailure>(prot
 
     const failure = protocol.failureOf(check.fields, response.status);
     if (failure) {
-      if (protocol.isBusy(failure)) throw unavailable(spec, `${failure.code}: ${failure.message}`);
+      if (protocol.isBusy(failure)) throw unavailable(spec, failure.message);
       return { ok: false, failure };
     }
     return { ok: true, value: decode(spec, check.fields, spec.decode) };

@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createCardChannel, signCardWebhook } from "../../src/channels/card/card-channel.js";
 import {
   CallbackRejectedError,
+  ChannelAnswerUntrustedError,
   type CallbackRequest,
   type ChannelCreatePaymentRequest,
   ChannelRejectedError,
@@ -432,6 +433,34 @@ describe("card channel: query", () => {
   it("rejects an unknown status instead of guessing", async () => {
     seedIntent({ status: "teleported" });
     expect(((await rejection(channel.queryPayment(trade))) as ChannelRejectedError).code).toBe("UNEXPECTED_RESPONSE");
+  });
+
+  it("refuses an intent whose amount is not an integer instead of dropping the amount check", async () => {
+    // Before the typed decoder, an unreadable amount was left out and the amount cross-check skipped.
+    seedIntent({ status: "succeeded", amount: "1999" });
+    const error = await rejection(channel.queryPayment(trade));
+    expect(error).toBeInstanceOf(ChannelAnswerUntrustedError);
+    expect((error as ChannelAnswerUntrustedError).code).toBe("UNEXPECTED_RESPONSE");
+    expect((error as Error).message).toBe('card: queryPayment (payment_intents.retrieve): amount is not an integer: "1999"');
+  });
+
+  it("names the PaymentChannel method, then the acquirer's API method, in every error", async () => {
+    acquirer.state.override = () => stripeError(503, "api_error", undefined, "Something went wrong");
+    const refund = { trade, refundNo: "R1", amountMinor: 1n, notifyUrl: "https://x/cb" };
+    const calls: Array<[string, () => Promise<unknown>, string]> = [
+      ["createPayment", () => channel.createPayment(createRequest()), "payment_intents.create"],
+      ["queryPayment", () => channel.queryPayment(trade), "payment_intents.retrieve"],
+      ["queryPayment", () => channel.queryPayment({ ...trade, channelTradeNo: null }), "payment_intents.search"],
+      ["closePayment", () => channel.closePayment(trade), "payment_intents.cancel"],
+      ["refund", () => channel.refund(refund), "refunds.create"],
+      ["queryRefund", () => channel.queryRefund(refund), "refunds.list"],
+      ["fetchBill", () => channel.fetchBill("2026-01-01"), "balance_transactions.list"],
+    ];
+    for (const [operation, run, wireMethod] of calls) {
+      const error = await rejection(run());
+      expect(error).toBeInstanceOf(ChannelUnavailableError);
+      expect((error as Error).message).toBe(`card: ${operation} (${wireMethod}): HTTP 503 (unverified code api_error)`);
+    }
   });
 
   it("searches by metadata when the intent id is unknown", async () => {
