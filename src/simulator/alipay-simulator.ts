@@ -496,7 +496,7 @@ export function createAlipaySimulator(context: SimulatorContext, allKeys: DevCha
     };
   }
 
-  function billDownloadUrl(biz: Content): Content {
+  function billDownloadUrl(biz: Content, _params: Record<string, string>, request: SimulatorRequest): Content {
     const billType = stringField(biz, "bill_type");
     const billDate = stringField(biz, "bill_date");
     if (billType !== "trade") throw invalidParameter("bill_type: only trade is simulated");
@@ -512,7 +512,7 @@ export function createAlipaySimulator(context: SimulatorContext, allKeys: DevCha
     return {
       code: "10000",
       msg: "Success",
-      bill_download_url: `${context.baseUrl()}/alipay/bill/download?bizType=trade&fileType=csv.zip&bizDates=${compactDate}&token=${token}`,
+      bill_download_url: `${request.origin}${request.mount}/bill/download?bizType=trade&fileType=csv.zip&bizDates=${compactDate}&token=${token}`,
     };
   }
 
@@ -631,7 +631,7 @@ export function createAlipaySimulator(context: SimulatorContext, allKeys: DevCha
       }
       if (params.biz_content === undefined) throw missing("biz-content");
       if (bizError) throw bizError;
-      content = await handler(biz, params);
+      content = await handler(biz, params, request);
     } catch (error) {
       if (!(error instanceof GatewayError)) throw error;
       content = { code: error.code, msg: error.msg, sub_code: error.subCode, sub_msg: error.subMsg, ...error.extra };
@@ -646,7 +646,7 @@ export function createAlipaySimulator(context: SimulatorContext, allKeys: DevCha
     };
   }
 
-  const METHODS: Record<string, (biz: Content, params: Record<string, string>) => Content | Promise<Content>> = {
+  const METHODS: Record<string, (biz: Content, params: Record<string, string>, request: SimulatorRequest) => Content | Promise<Content>> = {
     "alipay.trade.precreate": precreate,
     "alipay.trade.query": query,
     "alipay.trade.close": closeTrade,
@@ -676,7 +676,7 @@ export function createAlipaySimulator(context: SimulatorContext, allKeys: DevCha
     async handle(request) {
       if (request.path === "/gateway.do") return gateway(request);
       if (request.path === "/bill/download" && request.method === "GET") return billDownload(request);
-      return { status: 404, headers: TEXT, body: "not found: the Alipay gateway is POST /alipay/gateway.do\n" };
+      return { status: 404, headers: TEXT, body: `not found: the Alipay gateway is POST ${request.mount}/gateway.do\n` };
     },
 
     pay(outTradeNo, outcome) {

@@ -1,7 +1,8 @@
 /**
- * The contract between the simulator core and one channel's side of it (Alipay now; WeChat Pay
- * and the card acquirer plug in the same way): the core routes `/{channel}/...` requests and
- * control-API actions to the side, and lends it the shared store, faults, notifier and timers.
+ * The contract between the simulator core and one channel's side of it: the core routes the
+ * channel's requests (under `/{channel}` on the shared listener, and everything on the channel's
+ * own listener) and control-API actions to the side, and lends it the shared store, faults,
+ * notifier and timers.
  */
 import type { IncomingHttpHeaders } from "node:http";
 import type { ChannelName } from "../channels/channel.js";
@@ -10,10 +11,14 @@ import type { FaultRegistry } from "./faults.js";
 import type { Notifier, TimerSet } from "./notifier.js";
 import type { SimTrade, TradeStore } from "./trade-store.js";
 
-/** A request under the channel's prefix; `path` is what follows `/{channel}` (e.g. `/gateway.do`). */
+/** A request for one channel; `path` is what follows the mount prefix (e.g. `/gateway.do`). */
 export interface SimulatorRequest {
   method: string;
   path: string;
+  /** Where the channel is mounted: `/{channel}` on the shared listener, `""` at the root of its own listener. */
+  mount: string;
+  /** The listener's origin, e.g. `http://127.0.0.1:8090`; `${origin}${mount}` is the channel's base URL. */
+  origin: string;
   query: URLSearchParams;
   headers: IncomingHttpHeaders;
   rawBody: Buffer;
@@ -40,14 +45,12 @@ export interface SimulatorContext {
   readonly timers: TimerSet;
   /** Multiplies the channels' real re-send gaps (1 = real time). */
   readonly timeScale: number;
-  /** The simulator's base URL (valid once it listens), for URLs it hands out such as bill downloads. */
-  baseUrl(): string;
 }
 
 /** One channel's side of the simulator. */
 export interface ChannelSimulator {
   readonly channel: ChannelName;
-  /** Serves the channel's own API under `/{channel}/...`. */
+  /** Serves the channel's own API; answers a path it does not know in the channel's own error shape. */
   handle(request: SimulatorRequest): Promise<SimulatorResponse | typeof HOLD_OPEN>;
   /**
    * The shopper pays (or fails to). Changes the trade at once and queues the notify; throws a

@@ -1,33 +1,30 @@
 /**
- * The channel simulator: one HTTP server that speaks each channel's wire format under
- * `/{channel}/...` and a JSON control API under `/simulator/...` for tests and people.
- * Runs in-process (`startSimulator`) or as its own process (`main.ts`).
+ * The channel simulator. One shared listener speaks each channel's wire format under
+ * `/{channel}/...` and a JSON control API under `/simulator/...` for tests and people; each channel
+ * is also served at the root of its own listener (`channelUrls`), so that a channel's official
+ * client, which knows only a host and port (the `stripe` npm client calls `/v1/...`), works
+ * unchanged. Unknown paths are answered in each channel's own error shape. Runs in-process
+ * (`startSimulator`) or as its own process (`main.ts`).
  *
  * The control API can mark any trade paid, so it answers only requests carrying
- * `authorization: Bearer <control token>`, and the server listens on loopback (127.0.0.1) only.
+ * `authorization: Bearer <control token>`, and every listener is on loopback (127.0.0.1) only.
  * The channel routes keep each channel's own authentication (signatures, secret keys).
  */
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { CHANNEL_NAMES, type ChannelName } from "../channels/channel.js";
 import type { DevChannelKeys } from "../channels/dev-keys.js";
 import { secretsEqual } from "../merchants/credentials.js";
 import { createAlipaySimulator } from "./alipay-simulator.js";
-import { createCardSimulator } from "./card-simulator.js";
-import {
-  type ChannelSimulator,
-  type ChannelSimulatorFactory,
-  HOLD_OPEN,
-  type PayOutcome,
-  type SimulatorContext,
-  type SimulatorResponse,
-} from "./channel-side.js";
+import { createCardSimulator } from "./card/card-side.js";
+import type { ChannelSimulator, ChannelSimulatorFactory, PayOutcome, SimulatorContext } from "./channel-side.js";
+import { handleControl } from "./control-api.js";
 import { type FaultScope, FaultRegistry, parseSetFaultsRequest, type SetFaultsRequest, type SimulatorFaults } from "./faults.js";
+import { jsonResponse, type Listener, type ListenerRequest, startListener } from "./http-listener.js";
 import { Notifier, TimerSet } from "./notifier.js";
 import { SimulatorControlError, type SimTradeView, TradeStore, toTradeView } from "./trade-store.js";
 import { createWechatPaySimulator } from "./wechatpay-simulator.js";
 
 // Re-exported so tests and tools import the simulator from one module.
+export { cardPublishableKey } from "./card/card-side.js";
 export { HOLD_OPEN, type PayOutcome } from "./channel-side.js";
 export type { ApiErrorFault, ApiTimeoutFault, FaultScope, SetFaultsRequest, SimulatorFaults } from "./faults.js";
 export type { SimTradeView } from "./trade-store.js";
@@ -37,8 +34,10 @@ export const CHANNEL_SIMULATORS: readonly ChannelSimulatorFactory[] = [createAli
 
 /** How to start the simulator; `keys` are the channels' identities (see `loadOrCreateDevChannelKeys`). */
 export interface SimulatorOptions {
-  /** 0 picks a free port; default 8090. */
+  /** The shared listener's port; 0 picks a free port; default 8090. */
   port?: number;
+  /** The port of each channel's own listener (the channel at `/`); default 0, a free port. */
+  channelPorts?: Partial<Record<ChannelName, number>>;
   /**
    * The bearer token the control API (`/simulator/...`) requires, at least 16 characters.
    * There is no host option: the simulator listens on 127.0.0.1 only.
@@ -51,8 +50,13 @@ export interface SimulatorOptions {
 
 /** A running simulator. The control methods mirror the HTTP control API and return the same JSON shapes. */
 export interface Simulator {
-  /** Base URL, e.g. `http://127.0.0.1:8090`; Alipay's gateway is `${url}/alipay/gateway.do`. */
+  /** The shared listener, e.g. `http://127.0.0.1:8090`; Alipay's gateway is `${url}/alipay/gateway.do`. */
   readonly url: string;
+  /**
+   * Each channel served at the root of its own listener, e.g. `card: "http://127.0.0.1:8093"`:
+   * `${channelUrls.card}/v1/payment_intents`, `${channelUrls.alipay}/gateway.do`, `${channelUrls.wechatpay}/v3/...`.
+   */
+  readonly channelUrls: Readonly<Record<ChannelName, string>>;
   readonly channels: readonly ChannelName[];
   /** `POST /simulator/{channel}/trades/{outTradeNo}/pay`. */
   pay(channel: ChannelName, outTradeNo: string, outcome?: PayOutcome): SimTradeView;
@@ -68,17 +72,14 @@ export interface Simulator {
   clearFaults(scope?: FaultScope): void;
   /** `GET /simulator/faults`. */
   listFaults(): { channel?: ChannelName; outTradeNo?: string; faults: SimulatorFaults }[];
-  /** Stops re-sends, drops held requests, closes the server. */
+  /** Stops re-sends, drops held requests, closes the listeners. */
   close(): Promise<void>;
 }
 
-const MAX_BODY_BYTES = 1024 * 1024;
 /** Shortest control token accepted; matches `SIMULATOR_CONTROL_TOKEN`'s rule. */
 export const MIN_CONTROL_TOKEN_LENGTH = 16;
-/** The only address the simulator listens on. */
-const LOOPBACK = "127.0.0.1";
 
-/** Starts the simulator and resolves once it listens. */
+/** Starts the simulator and resolves once every listener listens. */
 export async function startSimulator(options: SimulatorOptions): Promise<Simulator> {
   const timeScale = options.timeScale ?? 1;
   if (!(timeScale > 0) || !Number.isFinite(timeScale)) throw new RangeError(`timeScale must be a positive number, got ${timeScale}`);
@@ -86,13 +87,12 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   if (typeof controlToken !== "string" || controlToken.length < MIN_CONTROL_TOKEN_LENGTH) {
     throw new RangeError(`controlToken must be a string of at least ${MIN_CONTROL_TOKEN_LENGTH} characters`);
   }
-  let url = "";
 
   const trades = new TradeStore();
   const faults = new FaultRegistry();
   const timers = new TimerSet();
   const notifier = new Notifier(faults, timers, timeScale);
-  const context: SimulatorContext = { trades, faults, notifier, timers, timeScale, baseUrl: () => url };
+  const context: SimulatorContext = { trades, faults, notifier, timers, timeScale };
   const sides = new Map<ChannelName, ChannelSimulator>();
   for (const factory of CHANNEL_SIMULATORS) {
     const side = factory(context, options.keys);
@@ -110,10 +110,19 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     return toTradeView(trade, sideFor(channel).channelState(trade));
   };
 
+  /** True when the request carries `authorization: Bearer <controlToken>` (compared in constant time). */
+  const hasControlToken = (request: ListenerRequest): boolean => {
+    const match = /^Bearer (.+)$/.exec(request.headers.authorization ?? "");
+    return match !== null && secretsEqual(match[1]!, controlToken);
+  };
+
+  const listeners: Listener[] = [];
+  const channelUrls: Partial<Record<ChannelName, string>> = {};
   const simulator: Simulator = {
     get url() {
-      return url;
+      return listeners[0]?.url ?? "";
     },
+    channelUrls: channelUrls as Record<ChannelName, string>,
     channels: [...sides.keys()],
     pay(channel, outTradeNo, outcome = "success") {
       sideFor(channel).pay(outTradeNo, outcome);
@@ -141,128 +150,62 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     },
     async close() {
       timers.stop();
-      for (const response of held) response.destroy();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await Promise.all(listeners.map((listener) => listener.close()));
       await notifier.settle();
     },
   };
 
-  async function control(method: string, segments: string[], query: URLSearchParams, rawBody: Buffer): Promise<SimulatorResponse> {
-    const [resource, second, third, fourth] = segments;
-    if (resource === undefined && method === "GET") {
-      return json(200, { channels: simulator.channels, timeScale });
-    }
-    if (resource === "faults" && second === undefined) {
-      if (method === "GET") return json(200, { scopes: simulator.listFaults() });
-      if (method === "POST") {
-        simulator.setFaults(parseJsonBody(rawBody) as SetFaultsRequest);
-        return json(200, { scopes: simulator.listFaults() });
-      }
-      if (method === "DELETE") {
-        const channel = query.get("channel") ?? undefined;
-        const outTradeNo = query.get("outTradeNo") ?? undefined;
-        if (channel !== undefined) sideFor(channel);
-        simulator.clearFaults({ channel: channel as ChannelName | undefined, outTradeNo });
-        return json(200, { scopes: simulator.listFaults() });
-      }
-    }
-    if (resource !== undefined && resource !== "faults" && second === "trades") {
-      const channel = sideFor(resource).channel;
-      if (third === undefined && method === "GET") return json(200, { trades: simulator.listTrades(channel) });
-      if (third !== undefined && fourth === undefined && method === "GET") return json(200, view(channel, third));
-      if (third !== undefined && fourth === "pay" && method === "POST") {
-        const body = rawBody.length > 0 ? parseJsonBody(rawBody) : {};
-        const outcome = (body as { outcome?: unknown }).outcome ?? "success";
-        if (outcome !== "success" && outcome !== "fail") throw new SimulatorControlError(400, 'outcome must be "success" or "fail"');
-        return json(200, simulator.pay(channel, third, outcome));
-      }
-      if (third !== undefined && fourth === "scan" && method === "POST") return json(200, simulator.scan(channel, third));
-    }
-    throw new SimulatorControlError(404, `no control route ${method} /simulator/${segments.join("/")}`);
-  }
-
-  const held = new Set<http.ServerResponse>();
-  const server = http.createServer((request, response) => {
-    void serve(request, response);
-  });
-
-  /** True when the request carries `authorization: Bearer <controlToken>` (compared in constant time). */
-  function hasControlToken(request: http.IncomingMessage): boolean {
-    const match = /^Bearer (.+)$/.exec(request.headers.authorization ?? "");
-    return match !== null && secretsEqual(match[1]!, controlToken);
-  }
-
-  async function serve(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
-    try {
-      const requestUrl = new URL(request.url ?? "/", "http://simulator.invalid");
-      const segments = requestUrl.pathname
-        .split("/")
-        .filter((segment) => segment !== "")
-        .map(decodePathSegment);
-      const isControl = segments[0] === "simulator";
+  const shared = await startListener(options.port ?? 8090, async (request) => {
+    const pathname = request.url.pathname;
+    const first = pathname.split("/")[1] ?? "";
+    if (first === "simulator") {
       // Checked before the body is read: an unauthenticated caller gets nothing buffered for it.
-      if (isControl && !hasControlToken(request)) {
-        const answer = json(401, {
-          error: "the simulator's control API needs authorization: Bearer <SIMULATOR_CONTROL_TOKEN>",
-        });
-        response.writeHead(answer.status, { ...answer.headers, "www-authenticate": 'Bearer realm="simulator"' });
-        response.end(answer.body);
-        return;
+      if (!hasControlToken(request)) {
+        const message = "the simulator's control API needs authorization: Bearer <SIMULATOR_CONTROL_TOKEN>";
+        return jsonResponse(401, { error: message }, { "www-authenticate": 'Bearer realm="simulator"' });
       }
-      const rawBody = await readBody(request);
-      const method = request.method ?? "GET";
-      let answer: SimulatorResponse | typeof HOLD_OPEN;
-      if (isControl) {
-        answer = await control(method, segments.slice(1), requestUrl.searchParams, rawBody);
-      } else if (segments[0] !== undefined && sides.has(segments[0] as ChannelName)) {
-        const side = sides.get(segments[0] as ChannelName) as ChannelSimulator;
-        const prefix = `/${requestUrl.pathname.split("/")[1]}`;
-        answer = await side.handle({
-          method,
-          path: requestUrl.pathname.slice(prefix.length) || "/",
-          query: requestUrl.searchParams,
-          headers: request.headers,
-          rawBody,
-        });
-      } else {
-        const channels = [...sides.keys()].join(", ");
-        answer = json(404, { error: `nothing at ${requestUrl.pathname}; channels: ${channels}; control API under /simulator` });
-      }
-      if (answer === HOLD_OPEN) {
-        held.add(response);
-        response.on("close", () => held.delete(response));
-        return;
-      }
-      response.writeHead(answer.status, answer.headers);
-      response.end(answer.body);
-    } catch (error) {
-      const status = error instanceof SimulatorControlError ? error.status : 500;
-      if (status === 500) console.error("simulator: request failed", error);
-      if (!response.headersSent) {
-        const answer = json(status, { error: (error as Error).message });
-        response.writeHead(answer.status, answer.headers);
-        response.end(answer.body);
-      } else response.destroy();
+      const segments = pathname.split("/").filter((segment) => segment !== "").slice(1).map(decodePathSegment);
+      const rawBody = await request.readBody();
+      const requireChannel = (channel: string) => sideFor(channel).channel;
+      return handleControl(simulator, timeScale, requireChannel, { method: request.method, segments, query: request.url.searchParams, rawBody });
     }
-  }
-
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 8090, LOOPBACK, () => {
-      server.off("error", reject);
-      resolve();
+    const side = sides.get(decodePathSegment(first) as ChannelName);
+    if (side) return serveChannel(side, request, `/${first}`, shared.url);
+    const channels = [...sides.keys()].join(", ");
+    if (pathname.startsWith("/v1/") && channelUrls.card) {
+      // A Stripe client pointed at this listener: answered in Stripe's shape, so it reads a clear
+      // invalid-request error instead of taking a string `error` for an OAuth one.
+      const message = `Unrecognized request URL (${request.method}: ${pathname}). The simulated card acquirer is at ${shared.url}/card/v1/... on this listener, or at the root of ${channelUrls.card}.`;
+      return jsonResponse(404, { error: { type: "invalid_request_error", message } });
+    }
+    return jsonResponse(404, {
+      error: `nothing at ${pathname}; channels under /{${channels}} (or at their own roots: ${Object.values(channelUrls).join(", ")}); control API under /simulator`,
     });
   });
-  const { port } = server.address() as AddressInfo;
-  url = `http://${LOOPBACK}:${port}`;
+  listeners.push(shared);
+  try {
+    for (const side of sides.values()) {
+      const own = await startListener(options.channelPorts?.[side.channel] ?? 0, (request) => serveChannel(side, request, "", own.url));
+      listeners.push(own);
+      channelUrls[side.channel] = own.url;
+    }
+  } catch (error) {
+    await simulator.close();
+    throw error;
+  }
   return simulator;
 }
 
-function json(status: number, body: unknown): SimulatorResponse {
-  return { status, headers: { "content-type": "application/json; charset=utf-8" }, body: `${JSON.stringify(body, null, 2)}\n` };
+async function serveChannel(side: ChannelSimulator, request: ListenerRequest, mount: string, origin: string) {
+  return side.handle({
+    method: request.method,
+    path: request.url.pathname.slice(mount.length) || "/",
+    mount,
+    origin,
+    query: request.url.searchParams,
+    headers: request.headers,
+    rawBody: await request.readBody(),
+  });
 }
 
 function decodePathSegment(segment: string): string {
@@ -271,30 +214,4 @@ function decodePathSegment(segment: string): string {
   } catch {
     throw new SimulatorControlError(400, `bad percent-encoding in path segment ${JSON.stringify(segment)}`);
   }
-}
-
-function parseJsonBody(rawBody: Buffer): unknown {
-  try {
-    return JSON.parse(rawBody.toString("utf8"));
-  } catch {
-    throw new SimulatorControlError(400, "body is not valid JSON");
-  }
-}
-
-function readBody(request: http.IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    request.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new SimulatorControlError(413, `body larger than ${MAX_BODY_BYTES} bytes`));
-        request.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    request.on("end", () => resolve(Buffer.concat(chunks)));
-    request.on("error", reject);
-  });
 }

@@ -507,7 +507,7 @@ export function createWechatPaySimulator(context: SimulatorContext, allKeys: Dev
     return rows.sort((a, b) => a.occurredAt.getTime() - b.occurredAt.getTime());
   }
 
-  function tradeBill(query: URLSearchParams): Answer {
+  function tradeBill(query: URLSearchParams, base: string): Answer {
     const billDate = query.get("bill_date") ?? "";
     if (!/^\d{4}-\d{2}-\d{2}$/.test(billDate) || !parseWechatBillTime(`${billDate} 00:00:00`)) {
       throw paramError("bill_date 须为 yyyy-MM-dd");
@@ -527,7 +527,7 @@ export function createWechatPaySimulator(context: SimulatorContext, allKeys: Dev
       json: {
         hash_type: "SHA1",
         hash_value: createHash("sha1").update(file).digest("hex"),
-        download_url: `${context.baseUrl()}/${CHANNEL}/v3/billdownload/file?token=${token}`,
+        download_url: `${base}/v3/billdownload/file?token=${token}`,
       },
     };
   }
@@ -568,7 +568,7 @@ export function createWechatPaySimulator(context: SimulatorContext, allKeys: Dev
       const outRefundNo = decodeSegment(refund[1] as string);
       return { operation: O.refundQuery, outTradeNo: refunds.get(outRefundNo)?.trade.outTradeNo, run: () => queryRefund(outRefundNo) };
     }
-    if (method === "GET" && path === "/v3/bill/tradebill") return { operation: O.tradeBill, run: () => tradeBill(query) };
+    if (method === "GET" && path === "/v3/bill/tradebill") return { operation: O.tradeBill, run: () => tradeBill(query, `${request.origin}${request.mount}`) };
     if (method === "GET" && path === "/v3/billdownload/file") return { operation: O.billDownload, run: () => billDownload(query) };
     return undefined;
   }
@@ -583,7 +583,7 @@ export function createWechatPaySimulator(context: SimulatorContext, allKeys: Dev
     const check = verifyAuthorization({
       header: request.headers.authorization,
       method: request.method,
-      pathWithQuery: `/${CHANNEL}${request.path}${search}`,
+      pathWithQuery: `${request.mount}${request.path}${search}`,
       body: request.rawBody,
       publicKey: merchantPublicKey,
       mchId: keys.mchId,
@@ -637,7 +637,7 @@ export function createWechatPaySimulator(context: SimulatorContext, allKeys: Dev
     }
     if (!target && !badInput) {
       return respond(
-        { status: 404, json: { code: "NOT_FOUND", message: `${request.method} /${CHANNEL}${request.path} 不存在` } },
+        { status: 404, json: { code: "NOT_FOUND", message: `${request.method} ${request.mount}${request.path} 不存在` } },
         undefined,
       );
     }
