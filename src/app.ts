@@ -16,6 +16,7 @@ import { ChannelRegistry } from "./channels/registry.js";
 import type { Config } from "./config.js";
 import { type Database, openDatabase } from "./db/database.js";
 import { loggableError } from "./db/database-errors.js";
+import { createUnitOfWork, type UnitOfWork } from "./db/unit-of-work.js";
 import { SecretBox } from "./merchants/credentials.js";
 import { createMerchantService } from "./merchants/merchant-service.js";
 import { createPaymentService } from "./payments/payment-service.js";
@@ -60,6 +61,8 @@ export interface ExtraService {
 
 export interface App {
   db: Database;
+  /** Sessions and transactions for the domain code; tests read through it too. */
+  uow: UnitOfWork;
   grpcPort: number;
   httpPort: number;
   /** Base URL of the HTTP listener (`https://` when TLS is on). */
@@ -100,31 +103,33 @@ export async function startApp(options: AppOptions): Promise<App> {
       })
     : undefined;
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const uow = createUnitOfWork(db);
   const channels = new ChannelRegistry(options.channels ?? buildChannels(config));
   const merchants = createMerchantService(new SecretBox(config.dataEncryptionKey), config.notifyUrls);
   const merchantAuth = new MerchantAuthenticator(merchants, config.rateLimit);
   const payments = createPaymentService({
+    uow,
     channels,
     publicBaseUrl: config.publicBaseUrl,
     notifyUrls: config.notifyUrls,
     finalPaymentChannelQueries: config.finalPaymentChannelQueries,
   });
-  const refunds = createRefundService({ channels, publicBaseUrl: config.publicBaseUrl });
-  const callbacks = createCallbackService({ db, channels, log });
+  const refunds = createRefundService({ uow, channels, publicBaseUrl: config.publicBaseUrl });
+  const callbacks = createCallbackService({ uow, channels, log });
   const leaseMs = config.channelTimeoutMs * 3;
-  const sweeper = createPaymentSweeper({ db, channels, log, leaseMs });
-  const refundSweeper = createRefundSweeper({ db, channels, publicBaseUrl: config.publicBaseUrl, log, leaseMs });
+  const sweeper = createPaymentSweeper({ uow, channels, log, leaseMs });
+  const refundSweeper = createRefundSweeper({ uow, channels, publicBaseUrl: config.publicBaseUrl, log, leaseMs });
 
   const services = [
-    { service: MerchantService, impl: createMerchantRpc(db, merchants) },
-    { service: PaymentService, impl: createPaymentRpc(db, payments, refunds) },
-    { service: SettlementService, impl: createSettlementRpc(db) },
+    { service: MerchantService, impl: createMerchantRpc(uow, merchants) },
+    { service: PaymentService, impl: createPaymentRpc(uow, payments, refunds) },
+    { service: SettlementService, impl: createSettlementRpc(uow) },
     ...(options.extraServices ?? []),
   ] as const;
   const interceptors = createRpcInterceptors({
     adminToken: config.adminToken,
     merchants: merchantAuth,
-    em: () => db.em(),
+    em: () => uow.session(),
     access: new Map([...METHOD_ACCESS, ...accessTable((options.extraServices ?? []).flatMap((extra) => extra.access))]),
     log,
     logError,
@@ -132,7 +137,7 @@ export async function startApp(options: AppOptions): Promise<App> {
 
   let draining = false;
   const callbackRetention = createCallbackRetention({
-    db,
+    uow,
     retentionDays: config.callbackLogRetentionDays,
     shouldContinue: () => !draining,
     log,
@@ -166,6 +171,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
   return {
     db,
+    uow,
     grpcPort,
     httpPort,
     httpUrl: `${tls ? "https" : "http"}://${host}:${httpPort}`,

@@ -5,7 +5,7 @@
  */
 import type { DescMethod } from "@bufbuild/protobuf";
 import { createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
-import type { SqlEntityManager } from "@mikro-orm/knex";
+import type { Session } from "../db/unit-of-work.js";
 import { PermissionDeniedError, RateLimitedError, UnauthenticatedError } from "../errors.js";
 import { hashApiKey, isApiKeyShaped, secretsEqual } from "../merchants/credentials.js";
 import type { MerchantRow } from "../merchants/merchant-entity.js";
@@ -120,12 +120,12 @@ export class MerchantAuthenticator {
   }
 
   /** The merchant owning `apiKey`; UNAUTHENTICATED for an unknown key, RESOURCE_EXHAUSTED over the limit. */
-  async authenticate(em: SqlEntityManager, apiKey: string): Promise<MerchantRow> {
+  async authenticate(session: Session, apiKey: string): Promise<MerchantRow> {
     if (!isApiKeyShaped(apiKey)) throw new UnauthenticatedError("invalid API key");
     // Half the SHA-256 is plenty to tell keys apart and halves the memory per bucket.
     const bucketKey = hashApiKey(apiKey).slice(0, 32);
     this.refuseIfWaiting(this.limiter.peek(bucketKey));
-    const merchant = await this.merchants.authenticate(em, apiKey);
+    const merchant = await this.merchants.authenticate(session, apiKey);
     this.refuseIfWaiting(this.limiter.take(bucketKey));
     return merchant;
   }
@@ -144,8 +144,8 @@ export class MerchantAuthenticator {
 export interface AuthInterceptorOptions {
   adminToken: string;
   merchants: MerchantAuthenticator;
-  /** A fresh EntityManager for the merchant lookup. */
-  em: () => SqlEntityManager;
+  /** A fresh unit-of-work session for the merchant lookup. */
+  em: () => Session;
   /** Who may call what; default {@link METHOD_ACCESS}. */
   access?: ReadonlyMap<string, Access>;
   /** Told about calls refused because their RPC is missing from the table (a wiring mistake). */

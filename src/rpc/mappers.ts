@@ -4,7 +4,7 @@ import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/prot
 import type { ChannelName } from "../channels/channel.js";
 import type { MerchantRow } from "../merchants/merchant-entity.js";
 import type { CreatePaymentInput } from "../payments/payment-input.js";
-import type { PaymentView } from "../payments/payment-repository.js";
+import type { PaymentView } from "../payments/payment-service.js";
 import type { PaymentStatus as DomainPaymentStatus } from "../payments/payment-status.js";
 import { type Merchant, MerchantSchema, RefundFeePolicy } from "../../gen/payments/v1/merchant_service_pb.js";
 import {
@@ -21,7 +21,7 @@ import {
   RefundStatus,
 } from "../../gen/payments/v1/payment_service_pb.js";
 import type { RefundRow } from "../refunds/refund-entity.js";
-import type { PaymentLookup as DomainLookup } from "../payments/payment-repository.js";
+import type { PaymentLookup as DomainLookup } from "../payments/payment-service.js";
 import { ValidationError, Violations } from "../errors.js";
 import type { RefundFeePolicy as DomainRefundFeePolicy } from "../fees/fee-calculator.js";
 import { checkLookupId } from "../input-text.js";

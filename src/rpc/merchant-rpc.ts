@@ -1,7 +1,7 @@
 /** MerchantService (admin RPCs, checked by the auth interceptor): decodes, calls the merchant domain, encodes. */
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { Database } from "../db/database.js";
+import type { UnitOfWork } from "../db/unit-of-work.js";
 import type { MerchantService as MerchantDomain } from "../merchants/merchant-service.js";
 import { Violations } from "../errors.js";
 import { checkLookupId } from "../input-text.js";
@@ -25,12 +25,12 @@ function requireId(merchantId: string): string {
 }
 
 export function createMerchantRpc(
-  db: Database,
+  uow: UnitOfWork,
   merchants: MerchantDomain,
 ): ServiceImpl<typeof MerchantService> {
   return {
     async createMerchant(req) {
-      const created = await merchants.createMerchant(db.em(), { name: req.name, notifyUrl: req.notifyUrl });
+      const created = await merchants.createMerchant(uow.session(), { name: req.name, notifyUrl: req.notifyUrl });
       return create(CreateMerchantResponseSchema, {
         merchant: merchantToProto(created.merchant),
         apiKey: created.apiKey,
@@ -38,22 +38,22 @@ export function createMerchantRpc(
       });
     },
     async getMerchant(req) {
-      const merchant = await merchants.getMerchant(db.em(), requireId(req.merchantId));
+      const merchant = await merchants.getMerchant(uow.session(), requireId(req.merchantId));
       return create(GetMerchantResponseSchema, { merchant: merchantToProto(merchant) });
     },
     async rotateApiKey(req) {
-      const rotated = await merchants.rotateApiKey(db.em(), requireId(req.merchantId));
+      const rotated = await merchants.rotateApiKey(uow.session(), requireId(req.merchantId));
       return create(RotateApiKeyResponseSchema, { merchant: merchantToProto(rotated.merchant), apiKey: rotated.apiKey });
     },
     async setFeeRule(req) {
-      const em = db.em();
+      const session = uow.session();
       const v = new Violations();
       checkLookupId(v, "merchant_id", req.merchantId);
       const channel = optionalChannelFromProto(v, "channel", req.channel);
       const refundFeePolicy = optionalRefundFeePolicyFromProto(v, "refund_fee_policy", req.refundFeePolicy) ?? "RETAIN";
       v.throwIfAny();
-      await merchants.getMerchant(em, req.merchantId);
-      const rule = await setFeeRule(em, {
+      await merchants.getMerchant(session, req.merchantId);
+      const rule = await setFeeRule(session, {
         merchantId: req.merchantId,
         channel,
         currency: req.currency,

@@ -1,7 +1,7 @@
 /** PaymentService: decodes, calls the payment domain for the calling merchant (from the auth interceptor), encodes. */
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { Database } from "../db/database.js";
+import type { UnitOfWork } from "../db/unit-of-work.js";
 import { ValidationError, Violations } from "../errors.js";
 import { checkLookupId, checkPageToken, checkPrintable } from "../input-text.js";
 import type { PaymentService as PaymentDomain } from "../payments/payment-service.js";
@@ -29,13 +29,13 @@ import {
 } from "./mappers.js";
 
 export function createPaymentRpc(
-  db: Database,
+  uow: UnitOfWork,
   payments: PaymentDomain,
   refunds: RefundDomain,
 ): ServiceImpl<typeof PaymentService> {
   return {
     async createPayment(req, ctx) {
-      const em = db.em();
+      const session = uow.session();
       const merchant = merchantOf(ctx);
       const idempotencyKey = ctx.requestHeader.get("idempotency-key") ?? undefined;
       if (idempotencyKey !== undefined) {
@@ -43,23 +43,23 @@ export function createPaymentRpc(
         checkPrintable(v, "idempotency-key", idempotencyKey);
         v.throwIfAny();
       }
-      const view = await payments.createPayment(em, merchant, createPaymentInputFromProto(req), idempotencyKey);
+      const view = await payments.createPayment(session, merchant, createPaymentInputFromProto(req), idempotencyKey);
       return create(CreatePaymentResponseSchema, { payment: paymentToProto(view) });
     },
     async getPayment(req, ctx) {
-      const em = db.em();
+      const session = uow.session();
       const merchant = merchantOf(ctx);
-      const view = await payments.getPayment(em, merchant.id, lookupFromProto(req.lookup));
+      const view = await payments.getPayment(session, merchant.id, lookupFromProto(req.lookup));
       return create(GetPaymentResponseSchema, { payment: paymentToProto(view) });
     },
     async queryPayment(req, ctx) {
-      const em = db.em();
+      const session = uow.session();
       const merchant = merchantOf(ctx);
-      const view = await payments.queryPayment(em, merchant.id, lookupFromProto(req.lookup));
+      const view = await payments.queryPayment(session, merchant.id, lookupFromProto(req.lookup));
       return create(QueryPaymentResponseSchema, { payment: paymentToProto(view) });
     },
     async listPayments(req, ctx) {
-      const em = db.em();
+      const session = uow.session();
       const merchant = merchantOf(ctx);
       const v = new Violations();
       const filter = {
@@ -72,25 +72,25 @@ export function createPaymentRpc(
       };
       checkPageToken(v, "page_token", req.pageToken);
       v.throwIfAny();
-      const page = await payments.listPayments(em, merchant.id, filter);
+      const page = await payments.listPayments(session, merchant.id, filter);
       return create(ListPaymentsResponseSchema, {
         payments: page.payments.map(paymentToProto),
         nextPageToken: page.nextPageToken,
       });
     },
     async closePayment(req, ctx) {
-      const em = db.em();
+      const session = uow.session();
       const merchant = merchantOf(ctx);
       const v = new Violations();
       checkLookupId(v, "payment_id", req.paymentId);
       v.throwIfAny();
-      const view = await payments.closePayment(em, merchant.id, req.paymentId);
+      const view = await payments.closePayment(session, merchant.id, req.paymentId);
       return create(ClosePaymentResponseSchema, { payment: paymentToProto(view) });
     },
     async refundPayment(req, ctx) {
-      const em = db.em();
+      const session = uow.session();
       const merchant = merchantOf(ctx);
-      const refund = await refunds.refundPayment(em, merchant.id, {
+      const refund = await refunds.refundPayment(session, merchant.id, {
         paymentId: req.paymentId,
         merchantRefundNo: req.merchantRefundNo,
         amount: req.amount,
@@ -99,7 +99,7 @@ export function createPaymentRpc(
       return create(RefundPaymentResponseSchema, { refund: refundToProto(refund) });
     },
     async getRefund(req, ctx) {
-      const em = db.em();
+      const session = uow.session();
       const merchant = merchantOf(ctx);
       let lookup: { refundId: string } | { paymentId: string; merchantRefundNo: string };
       const v = new Violations();
@@ -116,16 +116,16 @@ export function createPaymentRpc(
         ]);
       }
       v.throwIfAny();
-      return create(GetRefundResponseSchema, { refund: refundToProto(await refunds.getRefund(em, merchant.id, lookup)) });
+      return create(GetRefundResponseSchema, { refund: refundToProto(await refunds.getRefund(session, merchant.id, lookup)) });
     },
     async listRefunds(req, ctx) {
-      const em = db.em();
+      const session = uow.session();
       const merchant = merchantOf(ctx);
       const v = new Violations();
       if (req.paymentId !== "") checkLookupId(v, "payment_id", req.paymentId);
       checkPageToken(v, "page_token", req.pageToken);
       v.throwIfAny();
-      const page = await refunds.listRefunds(em, merchant.id, {
+      const page = await refunds.listRefunds(session, merchant.id, {
         paymentId: req.paymentId || undefined,
         pageSize: req.pageSize,
         pageToken: req.pageToken,

@@ -2,7 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { Database } from "../db/database.js";
+import type { UnitOfWork } from "../db/unit-of-work.js";
 import type { DiscrepancyRow } from "../discrepancies/discrepancy-entity.js";
 import { listDiscrepancies, resolveDiscrepancy } from "../discrepancies/discrepancy-service.js";
 import { Violations } from "../errors.js";
@@ -43,22 +43,22 @@ function discrepancyToProto(row: DiscrepancyRow): Discrepancy {
 }
 
 export function createSettlementRpc(
-  db: Database,
+  uow: UnitOfWork,
 ): ServiceImpl<typeof SettlementService> {
   return {
     async getBalance(req, ctx) {
-      const em = db.em();
+      const session = uow.session();
       const merchant = merchantOf(ctx);
       if (!isKnownCurrency(req.currency)) {
         const v = new Violations();
         v.add("currency", "UNKNOWN_CURRENCY", "must be a supported ISO 4217 code, e.g. CNY");
         v.throwIfAny();
       }
-      const balance = await merchantBalance(em, merchant.id, req.currency);
+      const balance = await merchantBalance(session, merchant.id, req.currency);
       return create(GetBalanceResponseSchema, { currency: req.currency, ...balance });
     },
     async checkLedger() {
-      const result = await checkLedger(db.em());
+      const result = await checkLedger(uow.session());
       return create(CheckLedgerResponseSchema, {
         ok: result.ok,
         violations: result.violations,
@@ -67,7 +67,7 @@ export function createSettlementRpc(
       });
     },
     async listDiscrepancies(req) {
-      const page = await listDiscrepancies(db.em(), {
+      const page = await listDiscrepancies(uow.session(), {
         status: req.status,
         pageSize: req.pageSize,
         pageToken: req.pageToken,
@@ -82,7 +82,7 @@ export function createSettlementRpc(
       checkLookupId(v, "discrepancy_id", req.discrepancyId);
       checkPrintable(v, "resolution", req.resolution.slice(0, MAX_RESOLUTION_SCAN_CHARS));
       v.throwIfAny();
-      const row = await resolveDiscrepancy(db.em(), req.discrepancyId, req.resolution);
+      const row = await resolveDiscrepancy(uow.session(), req.discrepancyId, req.resolution);
       return create(ResolveDiscrepancyResponseSchema, { discrepancy: discrepancyToProto(row) });
     },
   };
