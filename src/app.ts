@@ -129,7 +129,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const interceptors = createRpcInterceptors({
     adminToken: config.adminToken,
     merchants: merchantAuth,
-    em: () => uow.session(),
+    session: () => uow.session(),
     access: new Map([...METHOD_ACCESS, ...accessTable((options.extraServices ?? []).flatMap((extra) => extra.access))]),
     log,
     logError,

@@ -145,7 +145,7 @@ export interface AuthInterceptorOptions {
   adminToken: string;
   merchants: MerchantAuthenticator;
   /** A fresh unit-of-work session for the merchant lookup. */
-  em: () => Session;
+  session: () => Session;
   /** Who may call what; default {@link METHOD_ACCESS}. */
   access?: ReadonlyMap<string, Access>;
   /** Told about calls refused because their RPC is missing from the table (a wiring mistake). */
@@ -165,7 +165,7 @@ export function createAuthInterceptor(options: AuthInterceptorOptions): Intercep
     const name = rpcName(req.method);
     switch (access.get(name)) {
       case "merchant": {
-        const merchant = await merchants.authenticate(options.em(), bearerToken(req.header));
+        const merchant = await merchants.authenticate(options.session(), bearerToken(req.header));
         req.contextValues.set(callerKey, { kind: "merchant", merchant });
         break;
       }
