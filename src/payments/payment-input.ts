@@ -145,9 +145,12 @@ export function validateCreatePayment(input: CreatePaymentInput, notifyUrls: Not
   }
 
   if (input.channel === "card") {
-    if (!/^pm_[A-Za-z0-9_]{1,250}$/.test(input.paymentMethod)) {
-      v.add("payment_method", "INVALID_TOKEN", "must be the acquirer's payment-method token (pm_...)");
-    } else freeText.push(["payment_method", input.paymentMethod]);
+    // Empty is the client-confirmed flow: the shopper's browser confirms with the client secret.
+    if (input.paymentMethod !== "") {
+      if (!/^pm_[A-Za-z0-9_]{1,250}$/.test(input.paymentMethod)) {
+        v.add("payment_method", "INVALID_TOKEN", "must be empty or the acquirer's payment-method token (pm_...)");
+      } else freeText.push(["payment_method", input.paymentMethod]);
+    }
   } else if (input.paymentMethod !== "") {
     v.add("payment_method", "NOT_ALLOWED", "is only used by the card channel");
   }

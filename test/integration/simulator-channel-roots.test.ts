@@ -36,7 +36,7 @@ describe("each channel at its own root", () => {
     expect(await status.json()).toMatchObject({ channelUrls: simulator.channelUrls });
   });
 
-  it("Alipay: the adapter pays, queries and fetches the bill through ${root}/gateway.do; the bill link points at the root", async () => {
+  it("Alipay: the adapter pays, queries and fetches the bill through <root>/gateway.do, downloading the bill from the link the root hands out", async () => {
     const keys = testKeys().alipay;
     const alipay = createAlipayChannel({
       gatewayUrl: `${simulator.channelUrls.alipay}/gateway.do`,

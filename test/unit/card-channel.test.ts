@@ -80,6 +80,10 @@ function createFakeAcquirer() {
     };
     intents.set(id, intent);
     switch (form.get("payment_method")) {
+      case null:
+        // Client-confirmed: the intent waits for the shopper's browser.
+        Object.assign(intent, { status: "requires_payment_method" });
+        return { status: 200, body: intent };
       case "pm_card_visa":
         return { status: 200, body: intent };
       case "pm_card_threeDSecure2Required":
@@ -303,6 +307,18 @@ describe("card channel: create", () => {
     });
   });
 
+  it("without a token creates the intent unconfirmed and without payment_method (the browser confirms with the client secret)", async () => {
+    const created = await channel.createPayment(createRequest({ paymentMethodToken: undefined }));
+    expect(created.action).toEqual({ kind: "client_secret", value: `${created.channelTradeNo}_secret_s3cr3t` });
+    expect(Object.fromEntries(acquirer.requests[0]?.form ?? [])).toEqual({
+      amount: "1999",
+      currency: "usd",
+      "payment_method_types[]": "card",
+      "metadata[payment_no]": "P20260101000001",
+      description: "Green tea, 2 tins",
+    });
+  });
+
   it("sends amounts as exact integer text from bigint, even beyond 2^53", async () => {
     await channel.createPayment(createRequest({ amountMinor: 9_007_199_254_740_993n }));
     expect(acquirer.requests[0]?.form.get("amount")).toBe("9007199254740993");
@@ -326,7 +342,6 @@ describe("card channel: create", () => {
     ["a card number", "4242424242424242"],
     ["a spaced card number", "4242 4242 4242 4242"],
     ["another provider's token", "tok_visa"],
-    ["nothing", undefined],
   ])("refuses %s as payment method without sending anything or echoing it", async (_name, token) => {
     const error = await rejection(channel.createPayment(createRequest({ paymentMethodToken: token })));
     expect(error).toBeInstanceOf(ChannelRejectedError);

@@ -83,9 +83,14 @@ describe("create-payment validation", () => {
     expect(error.violations[0]).toMatchObject({ field: "metadata.note", reason: "CARD_NUMBER_NOT_ALLOWED" });
   });
 
-  it("requires a payment-method token for cards and nothing else", () => {
-    expect(violations(input({ channel: "card", currency: "USD" })).violations[0]!.field).toBe("payment_method");
+  it("takes a payment-method token or none (client-confirmed) for cards, nothing else, and no other token", () => {
+    expect(() => validateCreatePayment(input({ channel: "card", currency: "USD", paymentMethod: "" }))).not.toThrow();
     expect(() => validateCreatePayment(input({ channel: "card", currency: "USD", paymentMethod: "pm_card_visa" }))).not.toThrow();
+    for (const token of ["tok_visa", "4242424242424242", "pm_", "pm_card visa"]) {
+      const refused = violations(input({ channel: "card", currency: "USD", paymentMethod: token })).violations[0]!;
+      expect(refused).toMatchObject({ field: "payment_method", reason: "INVALID_TOKEN" });
+      expect(refused.description).not.toContain("4242");
+    }
     expect(violations(input({ paymentMethod: "pm_x" })).violations[0]!.reason).toBe("NOT_ALLOWED");
   });
 

@@ -85,7 +85,10 @@ export type PaymentAction = Message<"payments.v1.PaymentAction"> & {
     case: "codeUrl";
   } | {
     /**
-     * Card: the acquirer's client secret for confirming the payment intent in the browser.
+     * Card: the acquirer's client secret (`pi_..._secret_...`) of the payment intent. The shopper's
+     * browser uses it with the acquirer's publishable key to confirm the intent when the payment was
+     * created without `payment_method` (client-confirmed), or to finish 3-D Secure when it was
+     * created with a token. Give it to that shopper only; it cannot capture or refund anything.
      *
      * @generated from field: string client_secret = 3;
      */

@@ -86,7 +86,16 @@ export type CreatePaymentRequest = Message<"payments.v1.CreatePaymentRequest"> &
   metadata: { [key: string]: string };
 
   /**
-   * Card only: the acquirer's payment-method token (`pm_...`). Never a card number.
+   * Card only; never a card number. Two flows:
+   * - A payment-method token (`pm_...`) the merchant already holds: the service creates the
+   *   payment intent and confirms it server-side; the shopper may still have to finish 3-D Secure
+   *   in the browser with `action.client_secret`.
+   * - Empty: the client-confirmed flow. The service creates the intent without a payment method and
+   *   returns PENDING with `action.client_secret`; the shopper's browser collects the card and
+   *   confirms with the acquirer's publishable key and that secret (Stripe.js
+   *   `confirmCardPayment`/`confirmPayment`). Either way the payment settles by the acquirer's
+   *   webhook, or by QueryPayment or the sweeper asking the acquirer.
+   * Any other value is refused with INVALID_ARGUMENT (`payment_method`, INVALID_TOKEN).
    *
    * @generated from field: string payment_method = 10;
    */

@@ -1,6 +1,7 @@
 /**
  * Card acquirer adapter, speaking Stripe's public API: PaymentIntents confirmed server-side with
- * the acquirer's payment-method token, query (by id, or by metadata search), cancel, refunds,
+ * the acquirer's payment-method token, or created without one for the shopper's browser to
+ * confirm with the client secret, query (by id, or by metadata search), cancel, refunds,
  * signed webhooks and the daily bill from balance transactions. Card numbers never reach this
  * code, only `pm_...` tokens; nothing here logs, and error texts carry no secrets or card data.
  */
@@ -178,8 +179,10 @@ export function createCardChannel(config: CardChannelConfig): PaymentChannel {
 
     async createPayment(request_: ChannelCreatePaymentRequest): Promise<ChannelPaymentCreated> {
       const name = { operation: "createPayment", wireMethod: WIRE.createIntent } as const;
+      // No token: the client-confirmed flow, where the shopper's browser confirms with the client secret.
+      const token = request_.paymentMethodToken || undefined;
       // The value is never echoed: a wrong "token" may well be a card number.
-      if (!request_.paymentMethodToken || !CARD_PAYMENT_METHOD_TOKEN.test(request_.paymentMethodToken)) {
+      if (token !== undefined && !CARD_PAYMENT_METHOD_TOKEN.test(token)) {
         throw api.rejected(name, { code: "INVALID_PAYMENT_METHOD", message: "payment method must be an acquirer token (pm_...)" });
       }
       if (request_.amountMinor <= 0n) {
@@ -191,10 +194,10 @@ export function createCardChannel(config: CardChannelConfig): PaymentChannel {
       const params: FormParams = [
         ["amount", request_.amountMinor.toString()],
         ["currency", request_.currency.toLowerCase()],
-        ["payment_method", request_.paymentMethodToken],
+        ...(token === undefined ? [] : ([["payment_method", token]] as FormParams)),
         // Cards only: otherwise the acquirer's automatic payment methods demand a return_url on confirm.
         ["payment_method_types[]", "card"],
-        ["confirm", "true"],
+        ...(token === undefined ? [] : ([["confirm", "true"]] as FormParams)),
         ["metadata[payment_no]", request_.paymentNo],
         ["description", request_.subject],
       ];
