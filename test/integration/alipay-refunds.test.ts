@@ -74,58 +74,7 @@ async function dueNow(refundId: string): Promise<void> {
   await t.app.db.em().nativeUpdate(RefundEntity, { id: refundId }, { nextQueryAt: new Date(Date.now() - 1000) });
 }
 
-async function refundRow(refundId: string) {
-  return t.app.db.em().findOneOrFail(RefundEntity, { id: refundId }, { disableIdentityMap: true });
-}
-
 describe("refund amounts", () => {
-  it("refunds a payment in full: the refund SUCCEEDED, the payment REFUNDED, Alipay's trade closed, nothing left to refund", async () => {
-    const payment = await paidPayment(8888n);
-    const full = await refund(payment.id, "full-1", 8888n);
-    expect(full.status).toBe(RefundStatus.SUCCEEDED);
-    expect(full.succeededAt).toBeDefined();
-    const after = await getPayment(payment.id);
-    expect(after.status).toBe(PaymentStatus.REFUNDED);
-    expect(after.refundedAmount).toBe(8888n);
-    const trade = t.simulator.getTrade("alipay", payment.paymentNo)!;
-    expect(trade.refunds).toMatchObject([{ refundNo: full.refundNo, amountMinor: "8888", state: "succeeded" }]);
-    expect(trade.channelState).toBe("TRADE_CLOSED");
-
-    // Nothing is left to refund: the same answer a racing refund gets, whichever finished first.
-    const more = await grpcError(refund(payment.id, "full-2", 1n));
-    expect(more.code).toBe(GrpcStatus.FAILED_PRECONDITION);
-    expect(reasonOf(more)).toBe("REFUND_EXCEEDS_PAYMENT");
-  });
-
-  it("refunds in parts up to the paid amount: SUCCEEDED with refunded_amount until the last part makes it REFUNDED", async () => {
-    const payment = await paidPayment(10_000n);
-    expect((await refund(payment.id, "part-1", 3000n)).status).toBe(RefundStatus.SUCCEEDED);
-    expect((await refund(payment.id, "part-2", 3000n)).status).toBe(RefundStatus.SUCCEEDED);
-    const partly = await getPayment(payment.id);
-    expect(partly.status).toBe(PaymentStatus.SUCCEEDED);
-    expect(partly.refundedAmount).toBe(6000n);
-    expect(t.simulator.getTrade("alipay", payment.paymentNo)!.channelState).toBe("TRADE_SUCCESS");
-
-    expect((await refund(payment.id, "part-3", 4000n)).status).toBe(RefundStatus.SUCCEEDED);
-    const full = await getPayment(payment.id);
-    expect(full.status).toBe(PaymentStatus.REFUNDED);
-    expect(full.refundedAmount).toBe(10_000n);
-    expect(alipayRefunds(payment.paymentNo).map((r) => r.amountMinor)).toEqual(["3000", "3000", "4000"]);
-    const listed = await t.grpc.payments.listRefunds({ paymentId: payment.id }, merchant.headers);
-    expect(listed.refunds.map((r) => r.merchantRefundNo).sort()).toEqual(["part-1", "part-2", "part-3"]);
-  });
-
-  it("refuses a refund above what is left with REFUND_EXCEEDS_PAYMENT, and sends nothing to Alipay", async () => {
-    const payment = await paidPayment(5000n);
-    await refund(payment.id, "first", 2000n);
-    const error = await grpcError(refund(payment.id, "too-much", 3001n));
-    expect(error.code).toBe(GrpcStatus.FAILED_PRECONDITION);
-    expect(reasonOf(error)).toBe("REFUND_EXCEEDS_PAYMENT");
-    expect(await t.app.db.em().count(RefundEntity, { paymentId: payment.id })).toBe(1);
-    expect(alipayRefunds(payment.paymentNo)).toHaveLength(1);
-    expect((await refund(payment.id, "the-rest", 3000n)).status).toBe(RefundStatus.SUCCEEDED);
-  });
-
   it("refuses to refund a PENDING payment with INVALID_TRANSITION", async () => {
     const created = await t.grpc.payments.createPayment(
       { merchantOrderNo: `pending-${++orderSeq}`, currency: "CNY", amount: 100n, channel: Channel.ALIPAY, subject: "Green tea" },
@@ -138,83 +87,7 @@ describe("refund amounts", () => {
   });
 });
 
-describe("refund idempotency by merchant_refund_no", () => {
-  it("answers the same number and amount with the same refund, refunded once at Alipay", async () => {
-    const payment = await paidPayment(8888n);
-    const first = await refund(payment.id, "same-no", 1000n);
-    const again = await refund(payment.id, "same-no", 1000n);
-    expect(again.id).toBe(first.id);
-    expect(again.status).toBe(RefundStatus.SUCCEEDED);
-    expect(alipayRefunds(payment.paymentNo)).toHaveLength(1);
-    expect((await getPayment(payment.id)).refundedAmount).toBe(1000n);
-  });
-
-  it("refuses the same number with another amount: ALREADY_EXISTS, IDEMPOTENCY_KEY_REUSED", async () => {
-    const payment = await paidPayment(8888n);
-    await refund(payment.id, "reused-no", 1000n);
-    const error = await grpcError(refund(payment.id, "reused-no", 1001n));
-    expect(error.code).toBe(GrpcStatus.ALREADY_EXISTS);
-    expect(reasonOf(error)).toBe("IDEMPOTENCY_KEY_REUSED");
-    expect((await getPayment(payment.id)).refundedAmount).toBe(1000n);
-  });
-});
-
 describe("refund faults at Alipay", () => {
-  it("keeps a refund Alipay has not finished (fund_change N) PROCESSING and reserved; the sweeper asks again later", async () => {
-    const payment = await paidPayment(10_000n);
-    t.simulator.setFaults({ channel: "alipay", outTradeNo: payment.paymentNo, faults: { refundDelayMs: 600_000 } });
-    const slow = await refund(payment.id, "slow", 4000n);
-    expect(slow.status).toBe(RefundStatus.PROCESSING);
-    expect(alipayRefunds(payment.paymentNo)).toMatchObject([{ amountMinor: "4000", state: "processing" }]);
-    // Reserved: only 6000 is left to refund while the 4000 is under way.
-    expect(reasonOf(await grpcError(refund(payment.id, "on-top", 6001n)))).toBe("REFUND_EXCEEDS_PAYMENT");
-
-    await dueNow(slow.id);
-    expect(await t.app.refundSweeper.runOnce()).toMatchObject({ claimed: 1, finished: 0 });
-    const swept = await refundRow(slow.id);
-    expect(swept.status).toBe("PROCESSING");
-    expect(swept.queryAttempts).toBe(1);
-    expect(swept.nextQueryAt!.getTime()).toBeGreaterThan(Date.now());
-    const after = await getPayment(payment.id);
-    expect(after.status).toBe(PaymentStatus.SUCCEEDED);
-    expect(after.refundedAmount).toBe(0n);
-  });
-
-  it("finishes a PROCESSING refund with the sweeper once Alipay's refund query says REFUND_SUCCESS", async () => {
-    const payment = await paidPayment(10_000n);
-    t.simulator.setFaults({ channel: "alipay", outTradeNo: payment.paymentNo, faults: { refundDelayMs: 1000 } });
-    const delayed = await refund(payment.id, "delayed", 10_000n);
-    expect(delayed.status).toBe(RefundStatus.PROCESSING);
-    await eventually(
-      () => alipayRefunds(payment.paymentNo)[0]?.state,
-      (state) => state === "succeeded",
-    );
-
-    await dueNow(delayed.id);
-    expect(await t.app.refundSweeper.runOnce()).toMatchObject({ finished: 1 });
-    const finished = await t.grpc.payments.getRefund({ refundId: delayed.id }, merchant.headers);
-    expect(finished.refund?.status).toBe(RefundStatus.SUCCEEDED);
-    const after = await getPayment(payment.id);
-    expect(after.status).toBe(PaymentStatus.REFUNDED);
-    expect(after.refundedAmount).toBe(10_000n);
-  });
-
-  it("marks a refund Alipay rejects (ACQ.SELLER_BALANCE_NOT_ENOUGH) FAILED and makes the amount refundable again", async () => {
-    const payment = await paidPayment(8888n);
-    t.simulator.setFaults({ channel: "alipay", outTradeNo: payment.paymentNo, faults: { refundFails: true } });
-    const rejected = await refund(payment.id, "no-balance", 8888n);
-    expect(rejected.status).toBe(RefundStatus.FAILED);
-    expect(rejected.failureReason).toContain("ACQ.SELLER_BALANCE_NOT_ENOUGH");
-    const after = await getPayment(payment.id);
-    expect(after.status).toBe(PaymentStatus.SUCCEEDED);
-    expect(after.refundedAmount).toBe(0n);
-
-    t.simulator.clearFaults();
-    const retried = await refund(payment.id, "no-balance-retry", 8888n);
-    expect(retried.status).toBe(RefundStatus.SUCCEEDED);
-    expect((await getPayment(payment.id)).status).toBe(PaymentStatus.REFUNDED);
-  });
-
   it("sends a refund Alipay abandoned (refund query finds none) again three times, then marks it FAILED", async () => {
     const payment = await paidPayment(8888n);
     t.simulator.setFaults({ channel: "alipay", outTradeNo: payment.paymentNo, faults: { refundDelayMs: 300, refundFails: true } });
@@ -243,27 +116,6 @@ describe("refund faults at Alipay", () => {
 
     t.simulator.clearFaults();
     expect((await refund(payment.id, "after-abandon", 8888n)).status).toBe(RefundStatus.SUCCEEDED);
-  });
-});
-
-describe("racing refunds", () => {
-  it("lets exactly 30 of 50 concurrent 1-fen refunds of a 30-fen payment through", async () => {
-    const payment = await paidPayment(30n);
-    const results = await Promise.allSettled(
-      Array.from({ length: 50 }, (_, i) => refund(payment.id, `fen-${i}`, 1n)),
-    );
-    const succeeded = results.filter((r) => r.status === "fulfilled");
-    const refused = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
-    expect(succeeded).toHaveLength(30);
-    expect(succeeded.every((r) => r.value.status === RefundStatus.SUCCEEDED)).toBe(true);
-    expect(refused.map((r) => [(r.reason as ServiceError).code, reasonOf(r.reason as ServiceError)])).toEqual(
-      Array.from({ length: 20 }, () => [GrpcStatus.FAILED_PRECONDITION, "REFUND_EXCEEDS_PAYMENT"]),
-    );
-    const after = await getPayment(payment.id);
-    expect(after.refundedAmount).toBe(30n);
-    expect(after.status).toBe(PaymentStatus.REFUNDED);
-    expect(alipayRefunds(payment.paymentNo)).toHaveLength(30);
-    expect(t.simulator.getTrade("alipay", payment.paymentNo)!.refundedMinor).toBe("30");
   });
 });
 

@@ -7,7 +7,6 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CallbackLog } from "../../src/callbacks/callback-entities.js";
 import { checkLedger } from "../../src/ledger/ledger-check.js";
-import { Payment as PaymentEntity } from "../../src/payments/payment-entity.js";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { startTestApp, type TestApp, testKeys } from "../support/test-app.js";
 import { eventually, grpcError } from "../support/waiting.js";
@@ -130,33 +129,12 @@ describe("a card payment", () => {
     expect(paid.statusReason).toBe("");
   });
 
-  it("ClosePayment cancels the intent at the acquirer and closes the payment here", async () => {
-    const created = await t.grpc.payments.createPayment(cardPayment(), merchant.headers);
-    const closed = await t.grpc.payments.closePayment({ paymentId: created.payment!.id }, merchant.headers);
-    expect(closed.payment?.status).toBe(PaymentStatus.CLOSED);
-    expect(closed.payment?.closedAt).toBeDefined();
-    expect(t.simulator.getTrade("card", created.payment!.paymentNo)?.channelState).toBe("canceled");
-    const again = await t.connect.payments.closePayment({ paymentId: created.payment!.id }, { headers: merchant.headers });
-    expect(again.payment?.status).toBe(PaymentStatus.CLOSED);
-  });
-
   it("refuses to close a paid payment", async () => {
     const created = await t.grpc.payments.createPayment(cardPayment(), merchant.headers);
     t.simulator.pay("card", created.payment!.paymentNo);
     await waitForStatus(created.payment!.id, PaymentStatus.SUCCEEDED);
     const error = await grpcError(t.grpc.payments.closePayment({ paymentId: created.payment!.id }, merchant.headers));
     expect(error.code).toBe(GrpcStatus.FAILED_PRECONDITION);
-  });
-
-  it("expires: the sweeper cancels the intent at the acquirer and closes the payment", async () => {
-    const created = await t.grpc.payments.createPayment(cardPayment(), merchant.headers);
-    const id = created.payment!.id;
-    const past = new Date(Date.now() - 1000);
-    await t.app.db.em().nativeUpdate(PaymentEntity, { id }, { expiresAt: past, nextQueryAt: past });
-    const result = await t.app.sweeper.runOnce();
-    expect(result.closed).toBeGreaterThanOrEqual(1);
-    expect((await getByConnect(id)).payment?.status).toBe(PaymentStatus.CLOSED);
-    expect(t.simulator.getTrade("card", created.payment!.paymentNo)?.channelState).toBe("canceled");
   });
 
   it("refuses a payment method that is not an acquirer token, without calling the acquirer", async () => {

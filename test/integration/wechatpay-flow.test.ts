@@ -116,17 +116,6 @@ describe("a payment through WeChat Pay", () => {
     await expect(wechatpay.createPayment({ ...order, amountMinor: 8887n })).rejects.toMatchObject({ code: "INVALID_REQUEST" });
   });
 
-  it("QueryPayment asks WeChat and applies a success whose callback never came", async () => {
-    const payment = await create();
-    t.simulator.setFaults({ channel: "wechatpay", outTradeNo: payment.paymentNo, faults: { dropNotifies: true } });
-    t.simulator.pay("wechatpay", payment.paymentNo);
-    expect((await getByGrpc(payment.id)).payment?.status).toBe(PaymentStatus.PENDING);
-    const queried = await t.connect.payments.queryPayment(lookup(payment.id), { headers: merchant.headers });
-    expect(queried.payment?.status).toBe(PaymentStatus.SUCCEEDED);
-    expect(queried.payment?.channelTradeNo).toBe(t.simulator.getTrade("wechatpay", payment.paymentNo)?.channelTradeNo);
-    expect(t.simulator.getTrade("wechatpay", payment.paymentNo)?.notifications[0]?.state).toBe("dropped");
-  });
-
   it("learns of a failed payment (PAYERROR, never notified) by querying", async () => {
     const payment = await create();
     expect(t.simulator.pay("wechatpay", payment.paymentNo, "fail").channelState).toBe("PAYERROR");
@@ -150,17 +139,6 @@ describe("a payment through WeChat Pay", () => {
 });
 
 describe("closing", () => {
-  it("ClosePayment closes the order at WeChat and here; closing again is a no-op; the QR code no longer pays", async () => {
-    const payment = await create();
-    const closed = await t.grpc.payments.closePayment({ paymentId: payment.id }, merchant.headers);
-    expect(closed.payment?.status).toBe(PaymentStatus.CLOSED);
-    expect(closed.payment?.closedAt).toBeDefined();
-    expect(t.simulator.getTrade("wechatpay", payment.paymentNo)?.channelState).toBe("CLOSED");
-    const again = await t.connect.payments.closePayment({ paymentId: payment.id }, { headers: merchant.headers });
-    expect(again.payment?.status).toBe(PaymentStatus.CLOSED);
-    expect(() => t.simulator.pay("wechatpay", payment.paymentNo)).toThrow(/closed/);
-  });
-
   it("ClosePayment of an order WeChat says is paid (ORDERPAID) records the success instead", async () => {
     const payment = await create();
     t.simulator.setFaults({ channel: "wechatpay", outTradeNo: payment.paymentNo, faults: { dropNotifies: true } });
@@ -169,32 +147,6 @@ describe("closing", () => {
     expect(error.code).toBe(GrpcStatus.FAILED_PRECONDITION);
     expect(readGrpcErrorDetails(error).errorInfo?.reason).toBe("INVALID_TRANSITION");
     expect((await getByGrpc(payment.id)).payment?.status).toBe(PaymentStatus.SUCCEEDED);
-  });
-});
-
-describe("the sweeper", () => {
-  async function expire(id: string) {
-    const past = new Date(Date.now() - 1000);
-    await t.app.db.em().nativeUpdate(PaymentEntity, { id }, { expiresAt: past, nextQueryAt: past });
-  }
-
-  it("closes an expired payment at WeChat and here", async () => {
-    const payment = await create();
-    await expire(payment.id);
-    const result = await t.app.sweeper.runOnce();
-    expect(result.closed).toBeGreaterThanOrEqual(1);
-    expect((await getByGrpc(payment.id)).payment?.status).toBe(PaymentStatus.CLOSED);
-    expect(t.simulator.getTrade("wechatpay", payment.paymentNo)?.channelState).toBe("CLOSED");
-  });
-
-  it("finds a paid payment whose callback was lost instead of closing it", async () => {
-    const payment = await create();
-    t.simulator.setFaults({ channel: "wechatpay", outTradeNo: payment.paymentNo, faults: { dropNotifies: true } });
-    t.simulator.pay("wechatpay", payment.paymentNo);
-    await expire(payment.id);
-    await t.app.sweeper.runOnce();
-    expect((await getByGrpc(payment.id)).payment?.status).toBe(PaymentStatus.SUCCEEDED);
-    expect(t.simulator.getTrade("wechatpay", payment.paymentNo)?.channelState).toBe("SUCCESS");
   });
 });
 
