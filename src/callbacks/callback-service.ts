@@ -17,7 +17,7 @@ import {
 } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
 import { loggableMessage } from "../db/database-errors.js";
-import { isDuplicateKey, type Session, type Tx, type UnitOfWork } from "../db/unit-of-work.js";
+import { isDuplicateKey, type RowScope, type RowTx, type Session, type Tx, type UnitOfWork } from "../db/unit-of-work.js";
 import { newId } from "../ids.js";
 import { applyChannelStatus } from "../payments/channel-outcome.js";
 import { findByPaymentNo } from "../payments/payment-store.js";
@@ -108,22 +108,26 @@ export function createCallbackService(options: CallbackServiceOptions) {
     return { answer, verdict, reason: details.reason };
   }
 
+  /** Runs work in a transaction of one kind: a row transaction (payments) or an ORM one (refunds). */
+  type InTransaction<S extends RowScope> = <T>(session: Session, work: (tx: S) => Promise<T>) => Promise<T>;
+
   /**
    * Inserts the inbox row and applies the change in one transaction; a duplicate notification
    * id rolls it back and is answered as success (it was applied the first time).
    */
-  async function applyOnce(
+  async function applyOnce<S extends RowScope>(
+    inTransaction: InTransaction<S>,
     session: Session,
     channel: PaymentChannel,
     request: CallbackRequest,
     receivedAt: Date,
     notificationId: string,
     paymentId: string,
-    apply: (tx: Tx) => Promise<string>,
+    apply: (tx: S) => Promise<string>,
   ): Promise<CallbackResult> {
     const accept = channel.acceptAnswer();
     try {
-      return await options.uow.transaction(session, async (tx) => {
+      return await inTransaction(session, async (tx) => {
         await insertInboxRow(tx, {
           id: newId(receivedAt.getTime()),
           channel: channel.name,
@@ -163,7 +167,9 @@ export function createCallbackService(options: CallbackServiceOptions) {
       const reason = `refund amount ${notification.amountMinor} != ${refund.amount}`;
       return finish("mismatch", channel.rejectAnswer("amount mismatch"), { ...ids, paymentId: refund.paymentId, reason });
     }
-    return applyOnce(session, channel, request, receivedAt, notification.notificationId, refund.paymentId, async (tx) => {
+    // Refunds stay on the ORM transaction: applyRefundStatus's statements are not all row statements yet.
+    const inOrmTransaction: InTransaction<Tx> = (s, work) => options.uow.transaction(s, work);
+    return applyOnce(inOrmTransaction, session, channel, request, receivedAt, notification.notificationId, refund.paymentId, async (tx) => {
       const status = { state: notification.state, channelRefundNo: notification.channelRefundNo, detail: notification.channelStatus };
       const applied = await applyRefundStatus(tx, refund, status, `callback:${notification.channelStatus}`);
       return applied ? `refund ${refund.id} PROCESSING->${notification.state.toUpperCase()}` : "unchanged";
@@ -193,7 +199,9 @@ export function createCallbackService(options: CallbackServiceOptions) {
       return finish("mismatch", channel.rejectAnswer("amount mismatch"), { ...ids, paymentId: payment.id, reason });
     }
 
-    return applyOnce(session, channel, request, receivedAt, notification.notificationId, payment.id, async (tx) => {
+    // Every statement of a payment's outcome is a prepared row statement: one bare BEGIN ... COMMIT, as create.
+    const inRowTransaction: InTransaction<RowTx> = (s, work) => options.uow.rowTransaction(s, work);
+    return applyOnce(inRowTransaction, session, channel, request, receivedAt, notification.notificationId, payment.id, async (tx) => {
       const outcome = await applyChannelStatus(
         tx,
         payment,

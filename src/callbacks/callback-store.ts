@@ -1,16 +1,17 @@
 /** The callback store: every statement on `callback_log` and `callback_inbox`. */
-import { entityManager, isMysql } from "../db/store-access.js";
-import type { Session, Tx } from "../db/unit-of-work.js";
+import { insertRow } from "../db/rows.js";
+import { entityManager, isMysql, rowExecutor } from "../db/store-access.js";
+import type { RowScope, Session } from "../db/unit-of-work.js";
 import { CallbackInbox, type CallbackInboxRow, CallbackLog, type CallbackLogRow } from "./callback-entities.js";
 
 /** Inserts the de-duplication row of a notification; a repeated `(channel, notification id)` fails on its unique key. */
-export async function insertInboxRow(tx: Tx, row: CallbackInboxRow): Promise<void> {
-  await entityManager(tx).insert(CallbackInbox, row);
+export async function insertInboxRow(tx: RowScope, row: CallbackInboxRow): Promise<void> {
+  await insertRow(rowExecutor(tx), CallbackInbox, row);
 }
 
 /** Keeps a callback in the log (in a transaction with its effects, or on its own). */
-export async function insertLogRow(session: Session, row: CallbackLogRow): Promise<void> {
-  await entityManager(session).insert(CallbackLog, row);
+export async function insertLogRow(scope: RowScope, row: CallbackLogRow): Promise<void> {
+  await insertRow(rowExecutor(scope), CallbackLog, row);
 }
 
 /** The tables retention deletes from, with the time column that ages their rows. */

@@ -1,18 +1,19 @@
 /** The discrepancy store: every statement on `discrepancy`. */
-import { entityManager } from "../db/store-access.js";
-import type { Session, Tx } from "../db/unit-of-work.js";
+import { findRow, insertRow } from "../db/rows.js";
+import { entityManager, rowExecutor } from "../db/store-access.js";
+import type { RowScope, Session } from "../db/unit-of-work.js";
 import type { PageRequest } from "../pagination.js";
 import { Discrepancy, type DiscrepancyRow } from "./discrepancy-entity.js";
 
 /** Whether a discrepancy of this kind about this subject was recorded already. */
-export async function discrepancyExists(session: Session, kind: string, subjectRef: string): Promise<boolean> {
-  // findOne, not count(): the ORM's count() fails on the embedded driver, whose integers are bigint.
-  const existing = await entityManager(session).findOne(Discrepancy, { kind, subjectRef }, { fields: ["id"], disableIdentityMap: true });
-  return existing !== null;
+export async function discrepancyExists(scope: RowScope, kind: string, subjectRef: string): Promise<boolean> {
+  // A row read, not count(): the ORM's count() fails on the embedded driver, whose integers are bigint.
+  return (await findRow<DiscrepancyRow>(rowExecutor(scope), Discrepancy, { kind, subjectRef })) !== undefined;
 }
 
-export async function insertDiscrepancy(tx: Tx, row: DiscrepancyRow): Promise<void> {
-  await entityManager(tx).insert(Discrepancy, row);
+/** Records a discrepancy in the caller's transaction (either kind). */
+export async function insertDiscrepancy(tx: RowScope, row: DiscrepancyRow): Promise<void> {
+  await insertRow(rowExecutor(tx), Discrepancy, row);
 }
 
 /** A page of discrepancies (of one status, when given), newest first. */

@@ -1,7 +1,7 @@
 /** Merchants' fee rules: set by admins, read when a payment succeeds or a refund is accepted. */
 import { CHANNEL_NAMES, type ChannelName } from "../channels/channel.js";
 import { Violations } from "../errors.js";
-import type { Session } from "../db/unit-of-work.js";
+import type { RowScope, Session } from "../db/unit-of-work.js";
 import { currencyExponent, isKnownCurrency } from "../money/currency.js";
 import type { RefundFeePolicy } from "./fee-calculator.js";
 import type { FeeRuleRow } from "./fee-rule-entity.js";
@@ -21,7 +21,7 @@ export interface FeeRuleInput {
 export const NO_FEE = { rateBps: 0, fixedFee: 0n, minFee: 0n, refundFeePolicy: "RETAIN" as RefundFeePolicy };
 
 export async function findFeeRule(
-  session: Session,
+  session: RowScope,
   merchantId: string,
   channel: string,
   currency: string,

@@ -4,8 +4,9 @@
  * are cached, what a payment's postings must be) are in ledger.ts and ledger-check.ts.
  */
 import { randomInt } from "node:crypto";
-import { entityManager, isMysql, toBigInt } from "../db/store-access.js";
-import type { Session, Tx } from "../db/unit-of-work.js";
+import { insertRow, insertRows, isMysqlExecutor, runStatement } from "../db/rows.js";
+import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
+import type { RowScope, Session } from "../db/unit-of-work.js";
 import { newId } from "../ids.js";
 import { AccountBalance, JournalEntry, JournalPosting } from "./ledger-entities.js";
 
@@ -22,11 +23,15 @@ export interface EntryToInsert {
   postings: ReadonlyArray<{ account: string; amount: bigint }>;
 }
 
-/** Inserts a journal entry with its postings (the caller checked they balance). A repeated `ref` fails on its unique key. */
-export async function insertEntry(tx: Tx, entry: EntryToInsert, now: Date): Promise<void> {
-  const em = entityManager(tx);
+/**
+ * Inserts a journal entry with its postings in one multi-row INSERT (the caller checked they
+ * balance), as prepared row statements in the caller's transaction (either kind). A repeated `ref`
+ * fails on its unique key.
+ */
+export async function insertEntry(tx: RowScope, entry: EntryToInsert, now: Date): Promise<void> {
+  const rows = rowExecutor(tx);
   const entryId = newId(now.getTime());
-  await em.insert(JournalEntry, {
+  await insertRow(rows, JournalEntry, {
     id: entryId,
     ref: entry.ref,
     entryType: entry.entryType,
@@ -36,7 +41,8 @@ export async function insertEntry(tx: Tx, entry: EntryToInsert, now: Date): Prom
     currency: entry.currency,
     createdAt: now,
   });
-  await em.insertMany(
+  await insertRows(
+    rows,
     JournalPosting,
     entry.postings.map((posting) => ({
       id: newId(now.getTime()),
@@ -51,7 +57,7 @@ export async function insertEntry(tx: Tx, entry: EntryToInsert, now: Date): Prom
 
 /** An atomic increment of a random slot of the account's cached balance (inserted on first use), so concurrent entries never lose an update. */
 export async function addToBalance(
-  tx: Tx,
+  tx: RowScope,
   merchantId: string,
   account: string,
   currency: string,
@@ -59,10 +65,12 @@ export async function addToBalance(
   now: Date,
 ): Promise<void> {
   // The two dialects spell an upsert differently; the increment itself is the same.
-  const conflict = isMysql(tx)
+  const rows = rowExecutor(tx);
+  const conflict = isMysqlExecutor(rows)
     ? "on duplicate key update balance = balance + values(balance), updated_at = values(updated_at)"
     : "on conflict (account, currency, slot) do update set balance = balance + excluded.balance, updated_at = excluded.updated_at";
-  await entityManager(tx).execute(
+  await runStatement(
+    rows,
     `insert into account_balance (id, merchant_id, account, currency, slot, balance, updated_at) values (?, ?, ?, ?, ?, ?, ?) ${conflict}`,
     [newId(now.getTime()), merchantId, account, currency, randomInt(BALANCE_SLOTS), amount, now],
   );

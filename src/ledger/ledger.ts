@@ -12,7 +12,7 @@
  *   unapplied_receipts:{channel} liability: money received that no open payment can take
  *                                (paid after close), to be refunded
  */
-import type { Session, Tx } from "../db/unit-of-work.js";
+import type { RowScope, Session } from "../db/unit-of-work.js";
 import * as ledgerStore from "./ledger-store.js";
 
 export const accounts = {
@@ -52,8 +52,11 @@ export class UnbalancedEntryError extends Error {
   }
 }
 
-/** Writes a balanced entry in the caller's transaction. Zero postings are dropped. */
-export async function postEntry(tx: Tx, entry: NewEntry): Promise<void> {
+/**
+ * Writes a balanced entry in the caller's transaction (either kind: the statements are prepared
+ * row statements). Zero postings are dropped.
+ */
+export async function postEntry(tx: RowScope, entry: NewEntry): Promise<void> {
   const postings = entry.postings.filter((posting) => posting.amount !== 0n);
   const sum = postings.reduce((total, posting) => total + posting.amount, 0n);
   if (sum !== 0n) throw new UnbalancedEntryError(entry.ref, sum);

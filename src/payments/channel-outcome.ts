@@ -4,7 +4,7 @@
  * sweeper and QueryPayment cannot disagree.
  */
 import type { ChannelTradeStatus } from "../channels/channel.js";
-import type { Tx } from "../db/unit-of-work.js";
+import type { RowScope } from "../db/unit-of-work.js";
 import { discrepancyExists, insertDiscrepancy } from "../discrepancies/discrepancy-store.js";
 import { paymentFee } from "../fees/fee-calculator.js";
 import { findFeeRule } from "../fees/fee-rules.js";
@@ -55,11 +55,12 @@ export function decideChannelOutcome(
 }
 
 /**
- * Must run inside a transaction (`tx`), together with whatever else the caller records (inbox
- * row, callback log), so a crash leaves neither half.
+ * Must run inside a transaction (`tx`, either kind: every statement is a prepared row statement,
+ * so callbacks run it in a row transaction), together with whatever else the caller records
+ * (inbox row, callback log), so a crash leaves neither half.
  */
 export async function applyChannelStatus(
-  tx: Tx,
+  tx: RowScope,
   payment: PaymentRow,
   status: ChannelTradeStatus,
   cause: string,
@@ -146,7 +147,7 @@ export async function applyChannelStatus(
  * PAID_AFTER_CLOSE discrepancy, with the channel's trade number, to be refunded.
  */
 async function recordPaidAfterClose(
-  tx: Tx,
+  tx: RowScope,
   payment: PaymentRow,
   status: ChannelTradeStatus,
   cause: string,

@@ -1,7 +1,7 @@
 /**
  * The payment store: every statement on `payment`, `payment_item` and `idempotency_record`. The
- * single-row reads and the create path use the prepared row statements of db/rows.ts (same rows,
- * a fraction of the CPU); listings and guarded multi-status updates use the ORM. What a status
+ * single-row reads, the create path and the status transitions (the callback path) use the
+ * prepared row statements of db/rows.ts (same rows, a fraction of the CPU); listings use the ORM. What a status
  * may change to, and what may be refunded, comes from payment-status.ts: callers pass the
  * statuses, no rule is written into a statement here.
  */
@@ -130,27 +130,27 @@ export async function updatePayment(scope: RowScope, paymentId: string, changes:
  * of `from`. Resolves with whether it applied; false means another change won.
  */
 export async function transitionStatus(
-  tx: Tx,
+  tx: RowScope,
   paymentId: string,
   from: readonly PaymentStatus[],
   to: PaymentStatus,
   changes: PaymentChanges,
   now: Date,
 ): Promise<boolean> {
-  const affected = await entityManager(tx).nativeUpdate(
-    Payment,
-    { id: paymentId, status: { $in: [...from] } },
-    { ...changes, status: to, updatedAt: now },
-  );
-  return affected === 1;
+  // A change given as undefined is not a change (as with nativeUpdate), never a NULL.
+  const set: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(changes)) if (value !== undefined) set[name] = value;
+  set.status = to;
+  set.updatedAt = now;
+  return (await updateRows(rowExecutor(tx), Payment, { id: paymentId, status: from }, set)) === 1;
 }
 
 /**
  * Whether the payment is in `status` as of the latest commit, locking its row. An UPDATE reads the
  * current row; a SELECT could answer from the transaction's older snapshot under REPEATABLE READ.
  */
-export async function isInStatusNow(tx: Tx, paymentId: string, status: PaymentStatus): Promise<boolean> {
-  return (await entityManager(tx).nativeUpdate(Payment, { id: paymentId, status }, { updatedAt: new Date() })) === 1;
+export async function isInStatusNow(tx: RowScope, paymentId: string, status: PaymentStatus): Promise<boolean> {
+  return (await updateRows(rowExecutor(tx), Payment, { id: paymentId, status }, { updatedAt: new Date() })) === 1;
 }
 
 /**

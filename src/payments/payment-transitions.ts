@@ -2,8 +2,9 @@
  * Applies a status change with its effects, inside the caller's transaction: the guarded UPDATE
  * from the transition table, then the outbox event (and, for money movements, ledger postings).
  * Returns false when the payment was not in an allowed state (someone else applied it first).
+ * Every statement is a prepared row statement, so it runs in either kind of transaction.
  */
-import type { RowScope, Tx } from "../db/unit-of-work.js";
+import type { RowScope } from "../db/unit-of-work.js";
 import { appendEvent } from "../outbox/outbox-store.js";
 import type { PaymentRow } from "./payment-entity.js";
 import { allowedSources, type PaymentStatus } from "./payment-status.js";
@@ -12,7 +13,7 @@ import { type PaymentChanges, transitionStatus } from "./payment-store.js";
 export type { PaymentChanges } from "./payment-store.js";
 
 export async function transitionPayment(
-  tx: Tx,
+  tx: RowScope,
   payment: PaymentRow,
   to: PaymentStatus,
   changes: PaymentChanges,
