@@ -1,5 +1,7 @@
 /**
- * Alipay's side of the simulator: the open-platform gateway (`POST /alipay/gateway.do`) for
+ * Alipay's side of the simulator: the open-platform gateway (`POST /alipay/gateway.do` on the
+ * shared listener, `POST /gateway.do` at the root of its own; request parsing and errors in
+ * `alipay/alipay-params.ts`, the bill file in `alipay/alipay-bill.ts`) for
  * precreate, query, close, refund, refund query and bill URLs, the bill download, and
  * `trade_status_sync` notifies, in Alipay's formats and with its signatures.
  *
@@ -14,7 +16,7 @@
  * Approximations: bills are served for today as well (Alipay: T+1 after 10:00), request
  * timestamps must be within 30 minutes of the simulator's clock.
  */
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { AlipayDevKeys, DevChannelKeys } from "../channels/dev-keys.js";
 import {
   buildSignedGatewayResponse,
@@ -25,8 +27,25 @@ import {
   verifyRequestParams,
 } from "../channels/alipay/alipay-signature.js";
 import { parseAlipayTime, toAlipayDate, toAlipayTime } from "../channels/alipay/alipay-time.js";
-import { formatMinor, parseMinor } from "../money/currency.js";
-import { buildZip, encodeGbk } from "./bill-files.js";
+import { alipayBillArchive } from "./alipay/alipay-bill.js";
+import {
+  amountField,
+  business,
+  type Content,
+  digits,
+  GatewayError,
+  invalidArgument,
+  invalidParameter,
+  lowerAlphanumeric,
+  maskedLogonId,
+  missing,
+  paidOutMinor,
+  parseTimeoutExpress,
+  REQUIRED_PARAMS,
+  stringField,
+  tradeNotExist,
+  yuan,
+} from "./alipay/alipay-params.js";
 import {
   type ChannelSimulator,
   HOLD_OPEN,
@@ -45,23 +64,11 @@ const MAX_AMOUNT_MINOR = 10_000_000_000n;
 const DEFAULT_EXPIRY_MS = 2 * 60 * 60 * 1000;
 const TIMESTAMP_TOLERANCE_MS = 30 * 60 * 1000;
 const BILL_URL_VALIDITY_MS = 30_000;
-/** The simulated service fee: 0.6 %, rounded half up to the fen. */
-const FEE_RATE_PER_MILLE = 6n;
 
 const TEXT = { "content-type": "text/plain; charset=utf-8" };
 const HTML = { "content-type": "text/html; charset=utf-8" };
 
-/** Common parameters every gateway call needs, with the name Alipay's `isv.missing-*` sub-code uses. */
-const REQUIRED_PARAMS = [
-  ["app_id", "app-id"],
-  ["method", "method"],
-  ["sign_type", "signature-type"],
-  ["sign", "signature"],
-  ["timestamp", "timestamp"],
-  ["version", "version"],
-] as const;
 
-type Content = Record<string, unknown>;
 
 /** What a notify reports, fixed when it is queued so that re-sends repeat it. */
 interface NotifyFacts {
@@ -71,79 +78,7 @@ interface NotifyFacts {
   refundFeeMinor?: bigint;
 }
 
-/** A gateway-level or business answer that is not a success. */
-class GatewayError extends Error {
-  constructor(
-    readonly code: string,
-    readonly msg: string,
-    readonly subCode: string,
-    readonly subMsg: string,
-    readonly extra: Content = {},
-  ) {
-    super(`${code} ${subCode}`);
-  }
-}
 
-const missing = (what: string) => new GatewayError("40001", "Missing Required Arguments", `isv.missing-${what}`, `缺少${what}参数`);
-const invalidArgument = (subCode: string, subMsg: string) => new GatewayError("40002", "Invalid Arguments", subCode, subMsg);
-const business = (subCode: string, subMsg: string, extra?: Content) => new GatewayError("40004", "Business Failed", subCode, subMsg, extra);
-const invalidParameter = (detail: string) => business("ACQ.INVALID_PARAMETER", `参数无效: ${detail}`);
-const tradeNotExist = () => business("ACQ.TRADE_NOT_EXIST", "交易不存在");
-
-function digits(length: number): string {
-  let text = "";
-  for (let i = 0; i < length; i++) text += String(randomInt(10));
-  return text;
-}
-
-function lowerAlphanumeric(length: number): string {
-  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
-  let text = "";
-  for (let i = 0; i < length; i++) text += alphabet[randomInt(alphabet.length)];
-  return text;
-}
-
-function yuan(amountMinor: bigint): string {
-  return formatMinor(amountMinor, "CNY");
-}
-
-function stringField(biz: Content, name: string): string | undefined {
-  const value = biz[name];
-  if (value === undefined || value === null || value === "") return undefined;
-  if (typeof value !== "string") throw invalidParameter(`${name} must be a string`);
-  return value;
-}
-
-/** Alipay amounts: up to two decimals; our clients send them as strings, which keeps them exact. */
-function amountField(biz: Content, name: string): bigint | undefined {
-  const value = stringField(biz, name);
-  if (value === undefined) return undefined;
-  if (!/^\d{1,9}(\.\d{1,2})?$/.test(value)) throw invalidParameter(`${name} must be a yuan amount with at most two decimals`);
-  return parseMinor(value, "CNY");
-}
-
-/** `timeout_express`: `90m`, `2h`, `1d`, `1c` (end of the day). */
-function parseTimeoutExpress(text: string, now: Date): Date {
-  const match = /^(\d+)([mhdc])$/.exec(text);
-  if (!match) throw invalidParameter("timeout_express must look like 90m, 2h, 1d or 1c");
-  const count = Number(match[1]);
-  const unit = match[2];
-  if (unit === "c") {
-    const endOfDay = parseAlipayTime(`${toAlipayDate(now)} 23:59:59`) as Date;
-    return new Date(endOfDay.getTime() + 1000);
-  }
-  const unitMs = unit === "m" ? 60_000 : unit === "h" ? 3_600_000 : 86_400_000;
-  return new Date(now.getTime() + count * unitMs);
-}
-
-/** What the trade has refunded so far: processing refunds are reserved (see `refundedMinor`) but not yet paid out. */
-function paidOutMinor(trade: SimTrade): bigint {
-  return trade.refunds.reduce((sum, refund) => (refund.state === "succeeded" ? sum + refund.amountMinor : sum), 0n);
-}
-
-function maskedLogonId(buyerId: string): string {
-  return `${buyerId.slice(4, 7)}***@sim.alipay.test`;
-}
 
 /** Creates the Alipay side of the simulator. */
 export function createAlipaySimulator(context: SimulatorContext, allKeys: DevChannelKeys): ChannelSimulator {
@@ -516,72 +451,6 @@ export function createAlipaySimulator(context: SimulatorContext, allKeys: DevCha
     };
   }
 
-  function billArchive(billDate: string): Buffer {
-    const accountId = `${keys.sellerId}0156`;
-    const compactDate = billDate.replaceAll("-", "");
-    const header = [
-      "支付宝交易号", "商户订单号", "业务类型", "商品名称", "创建时间", "完成时间", "门店编号", "门店名称", "操作员", "终端号",
-      "对方账户", "订单金额（元）", "商家实收（元）", "支付宝红包（元）", "集分宝（元）", "支付宝优惠（元）", "商家优惠（元）",
-      "券核销金额（元）", "券名称", "商家红包消费金额（元）", "卡消费金额（元）", "退款批次号/请求号", "服务费（元）", "分润（元）", "备注",
-    ];
-    const csvField = (value: string) => (/[",\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value);
-    // Alipay pads every value with a tab so spreadsheets keep long numbers as text.
-    const row = (values: string[]) => values.map((value) => `${csvField(value)}\t`).join(",");
-    const fee = (amountMinor: bigint) => (amountMinor * FEE_RATE_PER_MILLE + 500n) / 1000n;
-    const detailRow = (trade: SimTrade, kind: "交易" | "退款", finishedAt: Date, amount: string, refundNo: string, serviceFee: string) => {
-      const account = trade.buyerId ? maskedLogonId(trade.buyerId) : "";
-      const created = toAlipayTime(trade.openedAt ?? trade.createdAt);
-      const zero = "0.00";
-      return row([
-        trade.channelTradeNo, trade.outTradeNo, kind, trade.subject, created, toAlipayTime(finishedAt), "", "", "", "", account,
-        amount, amount, zero, zero, zero, zero, zero, "", zero, zero, refundNo, serviceFee, zero, "",
-      ]);
-    };
-    const rows: string[] = [];
-    let paymentCount = 0;
-    let refundCount = 0;
-    for (const trade of context.trades.list("alipay")) {
-      if (trade.paidAt && toAlipayDate(trade.paidAt) === billDate) {
-        paymentCount++;
-        rows.push(detailRow(trade, "交易", trade.paidAt, yuan(trade.amountMinor), "", yuan(-fee(trade.amountMinor))));
-      }
-      for (const refundRecord of trade.refunds) {
-        if (refundRecord.state !== "succeeded" || toAlipayDate(refundRecord.createdAt) !== billDate) continue;
-        refundCount++;
-        const refundAmount = yuan(-refundRecord.amountMinor);
-        const returnedFee = yuan(fee(refundRecord.amountMinor));
-        rows.push(detailRow(trade, "退款", refundRecord.createdAt, refundAmount, refundRecord.refundNo, returnedFee));
-      }
-    }
-    const day = billDate.split("-");
-    const next = toAlipayDate(new Date((parseAlipayTime(`${billDate} 00:00:00`) as Date).getTime() + 86_400_000)).split("-");
-    const exportedAt = toAlipayTime(new Date());
-    const detail = [
-      "#支付宝业务明细查询",
-      `#账号：[${accountId}]`,
-      `#起始日期：[${day[0]}年${day[1]}月${day[2]}日 00:00:00]   终止日期：[${next[0]}年${next[1]}月${next[2]}日 00:00:00]`,
-      "#-----------------------------------------业务明细列表----------------------------------------",
-      header.join(","),
-      ...rows,
-      "#-----------------------------------------业务明细列表结束------------------------------------",
-      `#交易合计：${paymentCount}笔，退款合计：${refundCount}笔`,
-      `#导出时间：[${exportedAt}]`,
-    ].join("\r\n");
-    const summary = [
-      "#支付宝业务汇总查询",
-      `#账号：[${accountId}]`,
-      "门店编号,门店名称,交易订单总笔数,退款订单总笔数",
-      `,,${paymentCount},${refundCount}`,
-      "#-----------------------------------------业务汇总列表结束-----------------------------------",
-      `#导出时间：[${exportedAt}]`,
-    ].join("\r\n");
-    const modifiedAt = new Date();
-    return buildZip([
-      { name: encodeGbk(`${accountId}_${compactDate}_业务明细.csv`), data: encodeGbk(`${detail}\r\n`), modifiedAt },
-      { name: encodeGbk(`${accountId}_${compactDate}_业务明细(汇总).csv`), data: encodeGbk(`${summary}\r\n`), modifiedAt },
-    ]);
-  }
-
   // --- HTTP ----------------------------------------------------------------------------
 
   async function gateway(request: SimulatorRequest): Promise<SimulatorResponse | typeof HOLD_OPEN> {
@@ -666,7 +535,7 @@ export function createAlipaySimulator(context: SimulatorContext, allKeys: DevCha
         "content-type": "application/octet-stream",
         "content-disposition": `attachment; filename="${keys.sellerId}0156_${entry.billDate.replaceAll("-", "")}.csv.zip"`,
       },
-      body: billArchive(entry.billDate),
+      body: alipayBillArchive(context.trades.list("alipay"), keys.sellerId, entry.billDate),
     };
   }
 

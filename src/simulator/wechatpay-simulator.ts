@@ -1,8 +1,9 @@
 /**
- * WeChat Pay's side of the simulator: API v3 under `/wechatpay/v3/...` (Native order, query,
- * close, refund, refund query, trade bill and its download) and the encrypted callbacks, in
- * WeChat's formats: every request must carry a valid `WECHATPAY2-SHA256-RSA2048` Authorization
- * header (signed by the merchant key over the full request target, `/wechatpay` prefix included),
+ * WeChat Pay's side of the simulator: API v3 under `/wechatpay/v3/...` on the shared listener and
+ * `/v3/...` at the root of its own (Native order, query, close, refund, refund query, trade bill
+ * and its download) and the encrypted callbacks, in WeChat's formats: every request must carry a
+ * valid `WECHATPAY2-SHA256-RSA2048` Authorization header (signed by the merchant key over the
+ * request target as sent, so with the `/wechatpay` prefix on the shared listener),
  * and every answer (bill files excepted) and callback is signed with the platform key.
  *
  * Behaviour copied from WeChat on purpose: a repeated Native order with the same body gets the
@@ -14,7 +15,7 @@
  * stays `NOTPAY` but can no longer be paid; bills are served for today as well (WeChat: T+1
  * after 10:00); `notify_url` may be plain http.
  */
-import { createHash, type KeyObject, randomBytes, randomInt } from "node:crypto";
+import { createHash, type KeyObject, randomBytes } from "node:crypto";
 import type { DevChannelKeys, WechatPayDevKeys } from "../channels/dev-keys.js";
 import { formatWechatTradeBill, type WechatTradeBillRow } from "../channels/wechatpay/wechatpay-bill.js";
 import {
@@ -24,7 +25,7 @@ import {
   signWechatResponse,
   verifyAuthorization,
 } from "../channels/wechatpay/wechatpay-signature.js";
-import { parseWechatBillTime, parseWechatTime, toWechatBillTime, toWechatTime } from "../channels/wechatpay/wechatpay-time.js";
+import { parseWechatBillTime, parseWechatTime, toWechatTime } from "../channels/wechatpay/wechatpay-time.js";
 import { paymentFee } from "../fees/fee-calculator.js";
 import {
   type ChannelSimulator,
@@ -35,6 +36,21 @@ import {
   type SimulatorResponse,
 } from "./channel-side.js";
 import { refundedMinor, type SimRefund, type SimTrade, SimulatorControlError } from "./trade-store.js";
+import {
+  amountField,
+  chinaDate,
+  decodeSegment,
+  invalidRequest,
+  isObject,
+  type Json,
+  paramError,
+  randomAlphanumeric,
+  randomDigits,
+  requireCny,
+  requiredString,
+  stringField,
+  WechatApiError,
+} from "./wechatpay/wechatpay-params.js";
 
 /** WeChat re-sends an unacknowledged callback after 15s, 15s, 30s, 3m, 10m, 20m, 30m, 30m, 30m, 60m, 3h, 3h, 3h, 6h, 6h (24 h 4 m). */
 export const WECHATPAY_NOTIFY_RETRY_GAPS_MS: readonly number[] = [
@@ -60,9 +76,7 @@ const FEE_TERMS = { rateBps: 60, fixedFee: 0n, minFee: 0n };
 const MAX_REFUND_INDEX = 200_000;
 const OUT_TRADE_NO = /^[0-9A-Za-z_\-|*]{6,32}$/;
 const OUT_REFUND_NO = /^[0-9A-Za-z_\-|*@]{1,64}$/;
-const ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-type Json = Record<string, unknown>;
 
 const TRADE_STATE_DESC: Readonly<Record<string, string>> = {
   NOTPAY: "订单未支付",
@@ -73,19 +87,6 @@ const TRADE_STATE_DESC: Readonly<Record<string, string>> = {
   CLOSED: "订单已关闭",
 };
 
-/** A non-2xx answer with WeChat's `{code, message}` body. */
-class WechatApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const paramError = (message: string) => new WechatApiError(400, "PARAM_ERROR", message);
-const invalidRequest = (message: string) => new WechatApiError(400, "INVALID_REQUEST", message);
 
 /** What a route handler answers: JSON (signed), nothing (204, signed) or a bill file (unsigned). */
 type Answer = { status: number; json?: Json } | { status: 200; file: Buffer; fileName: string };
@@ -99,61 +100,6 @@ interface RefundEntry {
   finishedAt?: Date;
 }
 
-function randomDigits(length: number): string {
-  let text = "";
-  for (let i = 0; i < length; i++) text += String(randomInt(10));
-  return text;
-}
-
-function randomAlphanumeric(length: number): string {
-  let text = "";
-  for (let i = 0; i < length; i++) text += ALPHANUMERIC[randomInt(ALPHANUMERIC.length)];
-  return text;
-}
-
-/** `yyyy-MM-dd` of China time. */
-function chinaDate(date: Date): string {
-  return toWechatBillTime(date).slice(0, 10);
-}
-
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function stringField(body: Json, name: string): string | undefined {
-  const value = body[name];
-  if (value === undefined || value === null || value === "") return undefined;
-  if (typeof value !== "string") throw paramError(`${name} 必须是字符串`);
-  return value;
-}
-
-function requiredString(body: Json, name: string): string {
-  const value = stringField(body, name);
-  if (value === undefined) throw paramError(`缺少参数 ${name}`);
-  return value;
-}
-
-/** A fen amount: a positive JSON integer. */
-function amountField(amount: Json, name: string): bigint {
-  const value = amount[name];
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
-    throw paramError(`amount.${name} 必须是大于 0 的整数（单位：分）`);
-  }
-  return BigInt(value);
-}
-
-function requireCny(amount: Json): void {
-  const currency = amount.currency ?? "CNY";
-  if (currency !== "CNY") throw paramError("amount.currency 仅支持 CNY");
-}
-
-function decodeSegment(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    throw paramError("路径参数编码错误");
-  }
-}
 
 /** Creates the WeChat Pay side of the simulator. */
 export function createWechatPaySimulator(context: SimulatorContext, allKeys: DevChannelKeys): ChannelSimulator {
