@@ -21,7 +21,7 @@ import { type FaultScope, FaultRegistry, parseSetFaultsRequest, type SetFaultsRe
 import { jsonResponse, type Listener, type ListenerRequest, startListener } from "./http-listener.js";
 import { Notifier, TimerSet } from "./notifier.js";
 import { SimulatorControlError, type SimTradeView, TradeStore, toTradeView } from "./trade-store.js";
-import { createWechatPaySimulator } from "./wechatpay-simulator.js";
+import { createWechatPaySimulator } from "./wechatpay/wechatpay-side.js";
 
 // Re-exported so tests and tools import the simulator from one module.
 export { cardPublishableKey } from "./card/card-side.js";

@@ -9,7 +9,7 @@ import { CallbackLog } from "../../src/callbacks/callback-entities.js";
 import { createWechatPayChannel } from "../../src/channels/wechatpay/wechatpay-channel.js";
 import { OutboxEvent } from "../../src/outbox/outbox-entity.js";
 import { Payment as PaymentEntity } from "../../src/payments/payment-entity.js";
-import { WECHATPAY_NOTIFY_RETRY_GAPS_MS } from "../../src/simulator/wechatpay-simulator.js";
+import { WECHATPAY_NOTIFY_RETRY_GAPS_MS } from "../../src/simulator/wechatpay/wechatpay-side.js";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";

@@ -82,3 +82,16 @@ export function decodeSegment(segment: string): string {
     throw paramError("路径参数编码错误");
   }
 }
+
+/** A POST's JSON object body (`{}` for other methods), or `PARAM_ERROR`. */
+export function parseJsonBody(method: string, rawBody: Buffer): Json {
+  if (method !== "POST") return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(rawBody.toString("utf8"));
+  } catch {
+    throw paramError("请求体不是合法的 JSON");
+  }
+  if (!isObject(parsed)) throw paramError("请求体须为 JSON 对象");
+  return parsed;
+}
