@@ -105,7 +105,9 @@ export async function startApp(options: AppOptions): Promise<App> {
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   const uow = createUnitOfWork(db);
   const channels = new ChannelRegistry(options.channels ?? buildChannels(config));
-  const merchants = createMerchantService(new SecretBox(config.dataEncryptionKey), config.notifyUrls);
+  const merchants = createMerchantService(new SecretBox(config.dataEncryptionKey), config.notifyUrls, {
+    apiKeyCacheTtlMs: config.apiKeyCacheTtlMs,
+  });
   const merchantAuth = new MerchantAuthenticator(merchants, config.rateLimit);
   const payments = createPaymentService({
     uow,

@@ -111,6 +111,11 @@ export interface Config {
   callbackLogRetentionDays: number;
   /** `RATE_LIMIT_PER_SECOND` and `RATE_LIMIT_BURST`: each merchant's calls per replica (token bucket). */
   rateLimit: { perSecond: number; burst: number };
+  /**
+   * `API_KEY_CACHE_TTL_MS`: how long a replica trusts an API key it has looked up (default 5000; 0 = read
+   * the database on every call). A rotated key keeps working on other replicas for at most this long.
+   */
+  apiKeyCacheTtlMs: number;
   /** `FINAL_PAYMENT_CHANNEL_QUERIES`: times QueryPayment may ask the channel about a payment already final. */
   finalPaymentChannelQueries: number;
   /**
@@ -414,6 +419,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       perSecond: positiveInt(env, "RATE_LIMIT_PER_SECOND", 200),
       burst: positiveInt(env, "RATE_LIMIT_BURST", 400),
     }),
+    apiKeyCacheTtlMs: nonNegativeInt(env, "API_KEY_CACHE_TTL_MS", 5000),
     finalPaymentChannelQueries: nonNegativeInt(env, "FINAL_PAYMENT_CHANNEL_QUERIES", 3),
     notifyUrls: Object.freeze({
       allowHttp: flag(env, "NOTIFY_URL_ALLOW_HTTP", embedded),

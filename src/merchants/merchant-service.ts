@@ -4,6 +4,7 @@ import { NotFoundError, UnauthenticatedError, Violations } from "../errors.js";
 import { newId } from "../ids.js";
 import { checkPrintable } from "../input-text.js";
 import { type NotifyUrlPolicy, STRICT_NOTIFY_URL_POLICY, validateNotifyUrl } from "../notifications/notify-url.js";
+import { CredentialCache } from "./credential-cache.js";
 import { hashApiKey, newApiKey, newWebhookSecret, type SecretBox } from "./credentials.js";
 import type { MerchantRow } from "./merchant-entity.js";
 import { findByApiKeyHash, findMerchant, insertMerchant, replaceApiKey } from "./merchant-store.js";
@@ -14,12 +15,34 @@ export interface CreatedMerchant {
   webhookSecret: string;
 }
 
+/** How API-key lookups are cached; see {@link CredentialCache}. */
+export interface ApiKeyCacheOptions {
+  /** `config.apiKeyCacheTtlMs`: how long a looked-up key is trusted; 0 (the default here) reads on every call. */
+  apiKeyCacheTtlMs?: number;
+  /** Most keys cached; default 10,000. */
+  apiKeyCacheMaxEntries?: number;
+  /** The clock, for tests. */
+  now?: () => number;
+}
+
 /**
  * Merchant administration. `notifyUrls` is the policy for merchants' notify URLs (`config.notifyUrls`);
  * without one only public https URLs are accepted.
  */
-export function createMerchantService(secretBox: SecretBox, notifyUrls: NotifyUrlPolicy = STRICT_NOTIFY_URL_POLICY) {
+export function createMerchantService(
+  secretBox: SecretBox,
+  notifyUrls: NotifyUrlPolicy = STRICT_NOTIFY_URL_POLICY,
+  cacheOptions: ApiKeyCacheOptions = {},
+) {
+  const apiKeys = new CredentialCache<MerchantRow>({
+    ttlMs: cacheOptions.apiKeyCacheTtlMs ?? 0,
+    maxEntries: cacheOptions.apiKeyCacheMaxEntries,
+    now: cacheOptions.now,
+  });
   return {
+    /** The API-key cache, for tests of its bound. */
+    apiKeyCache: apiKeys,
+
     async createMerchant(session: Session, input: { name: string; notifyUrl: string }): Promise<CreatedMerchant> {
       const violations = new Violations();
       const name = input.name.trim();
@@ -55,14 +78,32 @@ export function createMerchantService(secretBox: SecretBox, notifyUrls: NotifyUr
     async rotateApiKey(session: Session, merchantId: string): Promise<{ merchant: MerchantRow; apiKey: string }> {
       const apiKey = newApiKey();
       const changes = { apiKeyHash: hashApiKey(apiKey), apiKeyPrefix: apiKey.slice(0, 12), updatedAt: new Date() };
-      if (!(await replaceApiKey(session, merchantId, changes))) throw new NotFoundError("MERCHANT_NOT_FOUND", `merchant ${merchantId} not found`);
+      let replaced: boolean;
+      try {
+        replaced = await replaceApiKey(session, merchantId, changes);
+      } finally {
+        // This replica stops accepting the old key at once; the others within their cache's TTL.
+        apiKeys.forgetMerchant(merchantId);
+      }
+      if (!replaced) throw new NotFoundError("MERCHANT_NOT_FOUND", `merchant ${merchantId} not found`);
       return { merchant: await this.getMerchant(session, merchantId), apiKey };
     },
 
-    /** The merchant owning `apiKey`; UNAUTHENTICATED for an unknown key. */
-    async authenticate(session: Session, apiKey: string): Promise<MerchantRow> {
-      // Every call reads the database (no cache), so a rotated key stops working at once on every replica.
-      const merchant = await findByApiKeyHash(session, hashApiKey(apiKey));
+    /**
+     * The merchant owning `apiKey`; UNAUTHENTICATED for an unknown key. A key found is trusted for
+     * the cache's TTL without another read; an unknown key is read again on every call.
+     */
+    authenticate(session: Session, apiKey: string): Promise<MerchantRow> {
+      return this.authenticateKeyHash(session, hashApiKey(apiKey));
+    },
+
+    /** As {@link authenticate}, given the key's SHA-256 ({@link hashApiKey}). */
+    async authenticateKeyHash(session: Session, apiKeyHash: string): Promise<MerchantRow> {
+      const merchant = await apiKeys.get(apiKeyHash, async () => {
+        const found = await findByApiKeyHash(session, apiKeyHash);
+        // Frozen: one cached row is handed to many calls.
+        return found && { value: Object.freeze(found), merchantId: found.id };
+      });
       if (!merchant) throw new UnauthenticatedError("invalid API key");
       return merchant;
     },

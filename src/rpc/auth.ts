@@ -1,7 +1,8 @@
 /**
  * Authentication as a Connect interceptor, run on both listeners: which credential each RPC takes
  * ({@link METHOD_ACCESS}), the admin token and merchant API key checks, the merchants' rate limit,
- * and the caller handed to the implementation in the context values ({@link callerKey}).
+ * and the caller handed to the implementation in the context values ({@link callerKey}), with the
+ * unit-of-work session the merchant was looked up in ({@link sessionKey}), so a merchant call opens one.
  */
 import type { DescMethod } from "@bufbuild/protobuf";
 import { createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
@@ -63,6 +64,17 @@ const ADMIN_CALLER: Caller = Object.freeze({ kind: "admin" });
 /** Where the authentication interceptor puts the caller, in `ctx.values`; undefined when no interceptor ran. */
 export const callerKey = createContextKey<Caller | undefined>(undefined, { description: "the authenticated caller" });
 
+/** Where the authentication interceptor puts a merchant call's unit-of-work session, in `ctx.values`. */
+export const sessionKey = createContextKey<Session | undefined>(undefined, { description: "the call's unit-of-work session" });
+
+/**
+ * The session the authentication interceptor opened for this call, else a fresh one from `open`:
+ * one session (one EntityManager fork) per call instead of one for the key lookup and one for the work.
+ */
+export function sessionOf(ctx: HandlerContext, open: () => Session): Session {
+  return ctx.values.get(sessionKey) ?? open();
+}
+
 /**
  * The merchant calling a merchant RPC, as the authentication interceptor found it. Fails closed
  * (INTERNAL, logged) when there is none: the interceptor did not run, or the RPC is not listed as a
@@ -122,10 +134,11 @@ export class MerchantAuthenticator {
   /** The merchant owning `apiKey`; UNAUTHENTICATED for an unknown key, RESOURCE_EXHAUSTED over the limit. */
   async authenticate(session: Session, apiKey: string): Promise<MerchantRow> {
     if (!isApiKeyShaped(apiKey)) throw new UnauthenticatedError("invalid API key");
+    const keyHash = hashApiKey(apiKey);
     // Half the SHA-256 is plenty to tell keys apart and halves the memory per bucket.
-    const bucketKey = hashApiKey(apiKey).slice(0, 32);
+    const bucketKey = keyHash.slice(0, 32);
     this.refuseIfWaiting(this.limiter.peek(bucketKey));
-    const merchant = await this.merchants.authenticate(session, apiKey);
+    const merchant = await this.merchants.authenticateKeyHash(session, keyHash);
     this.refuseIfWaiting(this.limiter.take(bucketKey));
     return merchant;
   }
@@ -144,7 +157,7 @@ export class MerchantAuthenticator {
 export interface AuthInterceptorOptions {
   adminToken: string;
   merchants: MerchantAuthenticator;
-  /** A fresh unit-of-work session for the merchant lookup. */
+  /** A fresh unit-of-work session for a merchant call: the key lookup, then the handler ({@link sessionOf}). */
   session: () => Session;
   /** Who may call what; default {@link METHOD_ACCESS}. */
   access?: ReadonlyMap<string, Access>;
@@ -165,8 +178,10 @@ export function createAuthInterceptor(options: AuthInterceptorOptions): Intercep
     const name = rpcName(req.method);
     switch (access.get(name)) {
       case "merchant": {
-        const merchant = await merchants.authenticate(options.session(), bearerToken(req.header));
+        const session = options.session();
+        const merchant = await merchants.authenticate(session, bearerToken(req.header));
         req.contextValues.set(callerKey, { kind: "merchant", merchant });
+        req.contextValues.set(sessionKey, session);
         break;
       }
       case "admin":

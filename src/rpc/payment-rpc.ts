@@ -17,7 +17,7 @@ import {
   type PaymentService,
   QueryPaymentResponseSchema,
 } from "../../gen/payments/v1/payment_service_pb.js";
-import { merchantOf } from "./auth.js";
+import { merchantOf, sessionOf } from "./auth.js";
 import {
   createPaymentInputFromProto,
   lookupFromProto,
@@ -35,7 +35,7 @@ export function createPaymentRpc(
 ): ServiceImpl<typeof PaymentService> {
   return {
     async createPayment(req, ctx) {
-      const session = uow.session();
+      const session = sessionOf(ctx, () => uow.session());
       const merchant = merchantOf(ctx);
       const idempotencyKey = ctx.requestHeader.get("idempotency-key") ?? undefined;
       if (idempotencyKey !== undefined) {
