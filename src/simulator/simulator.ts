@@ -13,7 +13,7 @@
 import { CHANNEL_NAMES, type ChannelName } from "../channels/channel.js";
 import type { DevChannelKeys } from "../channels/dev-keys.js";
 import { secretsEqual } from "../merchants/credentials.js";
-import { createAlipaySimulator } from "./alipay-simulator.js";
+import { createAlipaySimulator } from "./alipay/alipay-side.js";
 import { createCardSimulator } from "./card/card-side.js";
 import type { ChannelSimulator, ChannelSimulatorFactory, PayOutcome, SimulatorContext } from "./channel-side.js";
 import { handleControl } from "./control-api.js";

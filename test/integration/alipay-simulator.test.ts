@@ -12,8 +12,10 @@ import {
   type PaymentNotification,
 } from "../../src/channels/channel.js";
 import { type DevChannelKeys, generateDevChannelKeys } from "../../src/channels/dev-keys.js";
+import { signRequestParams, splitGatewayResponse, verifyGatewayResponse } from "../../src/channels/alipay/alipay-signature.js";
+import { toAlipayTime } from "../../src/channels/alipay/alipay-time.js";
 import { closeHttpAgents } from "../../src/channels/http-client.js";
-import { ALIPAY_NOTIFY_RETRY_GAPS_MS } from "../../src/simulator/alipay-simulator.js";
+import { ALIPAY_NOTIFY_RETRY_GAPS_MS } from "../../src/simulator/alipay/alipay-side.js";
 import { type Simulator, startSimulator } from "../../src/simulator/simulator.js";
 
 // 4 minutes become 120 ms.
@@ -428,6 +430,34 @@ describe("callback checks", () => {
     await expect(stranger.queryPayment({ paymentNo: "x", amountMinor: 1n, currency: "CNY" })).rejects.toMatchObject({
       code: "isv.invalid-signature",
     });
+  });
+});
+
+describe("gateway method names", () => {
+  it("answers isv.invalid-method for a method name that is an Object.prototype member, signed, under error_response", async () => {
+    for (const method of ["toString", "constructor", "__proto__", "hasOwnProperty"]) {
+      const params: Record<string, string> = {
+        app_id: keys.alipay.appId,
+        method,
+        charset: "utf-8",
+        sign_type: "RSA2",
+        timestamp: toAlipayTime(new Date()),
+        version: "1.0",
+        biz_content: JSON.stringify({ out_trade_no: "P-prototype" }),
+      };
+      params.sign = signRequestParams(params, keys.alipay.appPrivateKeyPem);
+      const response = await fetch(`${simulator.url}/alipay/gateway.do`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded; charset=utf-8" },
+        body: new URLSearchParams(params).toString(),
+      });
+      const body = await response.text();
+      expect(response.status).toBe(200);
+      const parts = splitGatewayResponse(body, "error");
+      expect(parts, `${method}: ${body}`).toBeDefined();
+      expect(verifyGatewayResponse(parts!, keys.alipay.alipayPublicKeyPem)).toBe(true);
+      expect(JSON.parse(parts!.responseText)).toMatchObject({ code: "40002", sub_code: "isv.invalid-method" });
+    }
   });
 });
 

@@ -1,12 +1,59 @@
 /**
- * Alipay's trade bill as `alipay.data.dataservice.bill.downloadurl.query` links to it: a zip of
- * two GBK CSV files (业务明细 and its 汇总), every value tab-padded as Alipay writes them, with
- * the simulated 0.6 % service fee (half up to the fen) on payments and returned on refunds.
+ * Alipay's trade bill: `alipay.data.dataservice.bill.downloadurl.query` answers a link valid 30 s,
+ * and `GET /bill/download?token=...` serves a zip of two GBK CSV files (业务明细 and its 汇总),
+ * every value tab-padded as Alipay writes them, with the simulated 0.6 % service fee (half up to
+ * the fen) on payments and returned on refunds. Bills are served for today as well (Alipay: T+1
+ * after 10:00).
  */
+import { randomBytes } from "node:crypto";
 import { parseAlipayTime, toAlipayDate, toAlipayTime } from "../../channels/alipay/alipay-time.js";
 import { buildZip, encodeGbk } from "../bill-files.js";
+import type { SimulatorRequest, SimulatorResponse } from "../channel-side.js";
 import type { SimTrade } from "../trade-store.js";
-import { maskedLogonId, yuan } from "./alipay-params.js";
+import { type AlipayBook, CHANNEL } from "./alipay-book.js";
+import { business, type Content, invalidParameter, maskedLogonId, stringField, yuan } from "./alipay-params.js";
+
+const BILL_URL_VALIDITY_MS = 30_000;
+const TEXT = { "content-type": "text/plain; charset=utf-8" };
+
+/** `alipay.data.dataservice.bill.downloadurl.query`: a download link under the channel's base URL. */
+export function billDownloadUrl(book: AlipayBook, biz: Content, request: SimulatorRequest): Content {
+  const billType = stringField(biz, "bill_type");
+  const billDate = stringField(biz, "bill_date");
+  if (billType !== "trade") throw invalidParameter("bill_type: only trade is simulated");
+  if (!billDate || !/^\d{4}-\d{2}-\d{2}$/.test(billDate) || !parseAlipayTime(`${billDate} 00:00:00`)) {
+    throw invalidParameter("bill_date must be yyyy-MM-dd (monthly bills are not simulated)");
+  }
+  if (billDate > toAlipayDate(new Date())) throw business("isp.bill_not_exist", "账单不存在");
+  const token = randomBytes(16).toString("hex");
+  const now = Date.now();
+  const { billTokens } = book;
+  for (const [old, entry] of billTokens) if (entry.expiresAt < now) billTokens.delete(old);
+  billTokens.set(token, { billDate, expiresAt: now + BILL_URL_VALIDITY_MS });
+  const compactDate = billDate.replaceAll("-", "");
+  return {
+    code: "10000",
+    msg: "Success",
+    bill_download_url: `${request.origin}${request.mount}/bill/download?bizType=trade&fileType=csv.zip&bizDates=${compactDate}&token=${token}`,
+  };
+}
+
+/** `GET /bill/download?token=...`: the zip, or a plain-text 404 for an unknown or expired token. */
+export function billDownload(book: AlipayBook, request: SimulatorRequest): SimulatorResponse {
+  const entry = book.billTokens.get(request.query.get("token") ?? "");
+  if (!entry || entry.expiresAt < Date.now()) {
+    return { status: 404, headers: TEXT, body: "bill download link unknown or expired (valid 30 s)\n" };
+  }
+  const { sellerId } = book.keys;
+  return {
+    status: 200,
+    headers: {
+      "content-type": "application/octet-stream",
+      "content-disposition": `attachment; filename="${sellerId}0156_${entry.billDate.replaceAll("-", "")}.csv.zip"`,
+    },
+    body: alipayBillArchive(book.context.trades.list(CHANNEL), sellerId, entry.billDate),
+  };
+}
 
 /** The simulated service fee: 0.6 %, rounded half up to the fen. */
 const FEE_RATE_PER_MILLE = 6n;

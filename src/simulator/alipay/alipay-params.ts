@@ -6,6 +6,7 @@
 import { randomInt } from "node:crypto";
 import { parseAlipayTime, toAlipayDate } from "../../channels/alipay/alipay-time.js";
 import { formatMinor, parseMinor } from "../../money/currency.js";
+import type { SimulatorRequest } from "../channel-side.js";
 import type { SimTrade } from "../trade-store.js";
 
 /** Common parameters every gateway call needs, with the name Alipay's `isv.missing-*` sub-code uses. */
@@ -94,4 +95,42 @@ export function paidOutMinor(trade: SimTrade): bigint {
 
 export function maskedLogonId(buyerId: string): string {
   return `${buyerId.slice(4, 7)}***@sim.alipay.test`;
+}
+
+/** `trade_status` as Alipay reports it: a fully refunded trade is `TRADE_CLOSED`. */
+export function tradeStatus(trade: SimTrade): string {
+  switch (trade.state) {
+    case "created":
+    case "pending":
+      return "WAIT_BUYER_PAY";
+    case "paid":
+      return paidOutMinor(trade) >= trade.amountMinor ? "TRADE_CLOSED" : "TRADE_SUCCESS";
+    default:
+      return "TRADE_CLOSED";
+  }
+}
+
+/** The gateway's parameters: the query string, then a form body (whose values win). */
+export function parseGatewayParams(request: SimulatorRequest): Record<string, string> {
+  const params: Record<string, string> = {};
+  const contentType = request.headers["content-type"] ?? "";
+  const isForm = contentType.includes("application/x-www-form-urlencoded");
+  const bodyParams = new URLSearchParams(isForm ? request.rawBody.toString("utf8") : "");
+  for (const source of [request.query, bodyParams]) for (const [key, value] of source) params[key] = value;
+  return params;
+}
+
+/**
+ * `biz_content` as an object (`{}` when absent), and the error to answer once the request is
+ * authenticated when it is not a JSON object.
+ */
+export function parseBizContent(params: Record<string, string>): { biz: Content; bizError?: GatewayError } {
+  if (params.biz_content === undefined) return { biz: {} };
+  try {
+    const parsed: unknown = JSON.parse(params.biz_content);
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
+    return { biz: parsed as Content };
+  } catch {
+    return { biz: {}, bizError: invalidParameter("biz_content is not a JSON object") };
+  }
 }
