@@ -17,11 +17,11 @@ import {
 } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
 import { loggableMessage } from "../db/database-errors.js";
-import { isDuplicateKey, type RowScope, type RowTx, type Session, type Tx, type UnitOfWork } from "../db/unit-of-work.js";
+import { isDuplicateKey, type RowScope, type RowTx, type Session, type UnitOfWork } from "../db/unit-of-work.js";
 import { newId } from "../ids.js";
 import { applyChannelStatus } from "../payments/channel-outcome.js";
 import { findByPaymentNo } from "../payments/payment-store.js";
-import { applyRefundStatus } from "../refunds/refund-outcome.js";
+import { applyRefundStatus, REFUND_DEADLOCK_ATTEMPTS } from "../refunds/refund-outcome.js";
 import { findByRefundNo } from "../refunds/refund-store.js";
 import type { CallbackLogRow } from "./callback-entities.js";
 import { insertInboxRow, insertLogRow } from "./callback-store.js";
@@ -108,7 +108,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
     return { answer, verdict, reason: details.reason };
   }
 
-  /** Runs work in a transaction of one kind: a row transaction (payments) or an ORM one (refunds). */
+  /** Runs work in a transaction (a row transaction, for payments and refunds alike). */
   type InTransaction<S extends RowScope> = <T>(session: Session, work: (tx: S) => Promise<T>) => Promise<T>;
 
   /**
@@ -167,9 +167,12 @@ export function createCallbackService(options: CallbackServiceOptions) {
       const reason = `refund amount ${notification.amountMinor} != ${refund.amount}`;
       return finish("mismatch", channel.rejectAnswer("amount mismatch"), { ...ids, paymentId: refund.paymentId, reason });
     }
-    // Refunds stay on the ORM transaction: applyRefundStatus's statements are not all row statements yet.
-    const inOrmTransaction: InTransaction<Tx> = (s, work) => options.uow.transaction(s, work);
-    return applyOnce(inOrmTransaction, session, channel, request, receivedAt, notification.notificationId, refund.paymentId, async (tx) => {
+    // Every statement of a refund's outcome is a prepared row statement too. Unlike a payment's, it
+    // also does atomic arithmetic on the payment row, which refunds of the same payment racing it
+    // (callbacks, the refund call's answer, the sweeper, a new refund's reservation) can deadlock on.
+    const inRowTransaction: InTransaction<RowTx> = (s, work) =>
+      options.uow.rowTransaction(s, work, { deadlockAttempts: REFUND_DEADLOCK_ATTEMPTS });
+    return applyOnce(inRowTransaction, session, channel, request, receivedAt, notification.notificationId, refund.paymentId, async (tx) => {
       const status = { state: notification.state, channelRefundNo: notification.channelRefundNo, detail: notification.channelStatus };
       const applied = await applyRefundStatus(tx, refund, status, `callback:${notification.channelStatus}`);
       return applied ? `refund ${refund.id} PROCESSING->${notification.state.toUpperCase()}` : "unchanged";

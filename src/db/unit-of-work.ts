@@ -51,8 +51,8 @@ export interface UnitOfWork {
   session(): Session;
   /** Runs `work` in a transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(session: Session, work: (tx: Tx) => Promise<T>, options?: TransactionOptions): Promise<T>;
-  /** As {@link transaction}, for work made only of row statements (the create hot path). */
-  rowTransaction<T>(session: Session, work: (tx: RowTx) => Promise<T>): Promise<T>;
+  /** As {@link transaction}, for work made only of row statements (the create and callback paths). */
+  rowTransaction<T>(session: Session, work: (tx: RowTx) => Promise<T>, options?: TransactionOptions): Promise<T>;
 }
 
 /** The unit of work over an open database. */
@@ -70,8 +70,16 @@ export function createUnitOfWork(db: Pick<Database, "em">): UnitOfWork {
         }
       }
     },
-    rowTransaction<T>(session: Session, work: (tx: RowTx) => Promise<T>): Promise<T> {
-      return inRowTransaction(session as unknown as SqlEntityManager, (tx) => work(tx as unknown as RowTx));
+    async rowTransaction<T>(session: Session, work: (tx: RowTx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+      const em = session as unknown as SqlEntityManager;
+      const attempts = options.deadlockAttempts ?? 1;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await inRowTransaction(em, (tx) => work(tx as unknown as RowTx));
+        } catch (error) {
+          if (!(error instanceof DeadlockException) || attempt >= attempts) throw error;
+        }
+      }
     },
   };
 }

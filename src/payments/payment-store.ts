@@ -6,7 +6,7 @@
  * statuses, no rule is written into a statement here.
  */
 import { claimDue } from "../db/leases.js";
-import { findRow, findRows, insertRow, insertRows, updateRows } from "../db/rows.js";
+import { findRow, findRows, insertRow, insertRows, runStatement, updateRows } from "../db/rows.js";
 import { entityManager, rowExecutor } from "../db/store-access.js";
 import type { RowScope, RowTx, Session, Tx } from "../db/unit-of-work.js";
 import { NotFoundError } from "../errors.js";
@@ -191,15 +191,17 @@ export async function reserveRefundAmount(
  * Releases a refund's reservation: moved to the refunded total when the refund succeeded, freed
  * when it failed. Atomic column arithmetic, so concurrent refunds never overwrite each other.
  */
-export async function releaseRefundAmount(tx: Tx, paymentId: string, amount: bigint, refunded: boolean, now: Date): Promise<void> {
-  const em = entityManager(tx);
+export async function releaseRefundAmount(tx: RowScope, paymentId: string, amount: bigint, refunded: boolean, now: Date): Promise<void> {
+  // Prepared row statements, so a refund's outcome runs in a row transaction as well as an ORM one.
+  const rows = rowExecutor(tx);
   if (refunded) {
-    await em.execute(
+    await runStatement(
+      rows,
       "update payment set refund_pending_amount = refund_pending_amount - ?, refunded_amount = refunded_amount + ?, updated_at = ? where id = ?",
       [amount, amount, now, paymentId],
     );
   } else {
-    await em.execute("update payment set refund_pending_amount = refund_pending_amount - ?, updated_at = ? where id = ?", [
+    await runStatement(rows, "update payment set refund_pending_amount = refund_pending_amount - ?, updated_at = ? where id = ?", [
       amount,
       now,
       paymentId,

@@ -1,11 +1,13 @@
 /**
  * Finishes a refund with what the channel said, in the caller's transaction: the guarded UPDATE
  * of the refund (from the transition table, refund-status.ts), the payment's refund totals (and
- * REFUNDED once fully refunded), and the ledger entry. Applied once however many callbacks,
- * queries and retries report it.
+ * REFUNDED once fully refunded), the ledger entry and the outbox event. Applied once however many
+ * callbacks, queries and retries report it. Every statement is a prepared row statement in its
+ * owning store, so it runs in a row transaction (refund callbacks, the refund call's answer, the
+ * sweeper) as well as in an ORM one.
  */
 import type { ChannelRefundStatus } from "../channels/channel.js";
-import type { Tx } from "../db/unit-of-work.js";
+import type { RowScope } from "../db/unit-of-work.js";
 import { accounts, postEntry } from "../ledger/ledger.js";
 import { releaseRefundAmount, reloadPayment } from "../payments/payment-store.js";
 import { recordPaymentEvent, transitionPayment } from "../payments/payment-transitions.js";
@@ -43,8 +45,20 @@ export function isFullyRefunded(totals: { amount: bigint; refundedAmount: bigint
   return totals.refundedAmount === totals.amount;
 }
 
+/**
+ * Attempts per transaction that writes a refund's effects, when the database rolls it back as a
+ * deadlock victim: concurrent refunds of one payment lock its row and its status index entry, and
+ * MySQL may take the two in either order (it reads by the status index when the table is small).
+ * The victim's work was rolled back, so running it again is safe.
+ */
+export const REFUND_DEADLOCK_ATTEMPTS = 3;
+
+/**
+ * Applies the channel's word about a refund in the caller's transaction (either kind); resolves
+ * with whether it finished the refund (false: unchanged, or another report finished it first).
+ */
 export async function applyRefundStatus(
-  tx: Tx,
+  tx: RowScope,
   refund: RefundRow,
   status: ChannelRefundStatus,
   cause: string,

@@ -20,7 +20,7 @@ import { isPaid, REFUNDABLE } from "../payments/payment-status.js";
 import { findMerchantPayment, reloadPayment, reserveRefundAmount } from "../payments/payment-store.js";
 import { firstQueryAt } from "../payments/query-schedule.js";
 import type { RefundRow } from "./refund-entity.js";
-import { applyRefundStatus } from "./refund-outcome.js";
+import { applyRefundStatus, REFUND_DEADLOCK_ATTEMPTS } from "./refund-outcome.js";
 import { REFUND_HOLDS_AMOUNT } from "./refund-status.js";
 import {
   findByMerchantRefundNo,
@@ -48,13 +48,6 @@ export interface ListRefundsFilter {
 }
 
 const REFUND_NO_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-
-/**
- * Attempts per transaction when the database rolls it back as a deadlock victim: refunds of one
- * payment lock its row and its status index entry, and MySQL may take the two in either order (it
- * reads by the status index when the table is small). The victim's work was rolled back.
- */
-const DEADLOCK_ATTEMPTS = 3;
 
 /** The reason is stored and sent to the channel: bounded, and free of control characters. */
 const MAX_REFUND_REASON_CHARS = 256;
@@ -148,7 +141,7 @@ export function createRefundService(deps: { uow: UnitOfWork; channels: ChannelRe
         ],
       });
       return refund;
-    }, { deadlockAttempts: DEADLOCK_ATTEMPTS });
+    }, { deadlockAttempts: REFUND_DEADLOCK_ATTEMPTS });
   }
 
   async function findRefund(session: Session, merchantId: string, lookup: RefundLookup): Promise<RefundRow> {
@@ -162,13 +155,16 @@ export function createRefundService(deps: { uow: UnitOfWork; channels: ChannelRe
     const channel = deps.channels.get(refund.channel as ChannelName);
     try {
       const status = await channel.refund(channelRefundRequest(payment, refund, deps.publicBaseUrl));
-      await uow.transaction(session, (tx) => applyRefundStatus(tx, refund, status, "refund_call"), { deadlockAttempts: DEADLOCK_ATTEMPTS });
+      // The outcome's statements are all row statements: a bare row transaction, as callbacks.
+      await uow.rowTransaction(session, (tx) => applyRefundStatus(tx, refund, status, "refund_call"), {
+        deadlockAttempts: REFUND_DEADLOCK_ATTEMPTS,
+      });
     } catch (error) {
       if (error instanceof ChannelRejectedError) {
-        await uow.transaction(
+        await uow.rowTransaction(
           session,
           (tx) => applyRefundStatus(tx, refund, { state: "failed", detail: `${error.code}: ${error.message}` }, "refund_rejected"),
-          { deadlockAttempts: DEADLOCK_ATTEMPTS },
+          { deadlockAttempts: REFUND_DEADLOCK_ATTEMPTS },
         );
       } else {
         // Unreachable, unknown or unverifiable: stays PROCESSING; the sweeper asks again (refunds are idempotent

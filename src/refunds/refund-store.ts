@@ -1,10 +1,14 @@
 /**
  * The refund store: every statement on `refund`. Which statuses may change to which, and which
- * refunds still hold their amount, come from refund-status.ts: callers pass the statuses.
+ * refunds still hold their amount, come from refund-status.ts: callers pass the statuses. The
+ * statements of a refund's outcome (the guarded transition, the channel's refund number) are
+ * prepared row statements (db/rows.ts), so they run in a row transaction as well as an ORM one;
+ * acceptance, listings and leases use the ORM.
  */
 import { claimDue } from "../db/leases.js";
-import { entityManager, toBigInt } from "../db/store-access.js";
-import type { Session, Tx } from "../db/unit-of-work.js";
+import { updateRows } from "../db/rows.js";
+import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
+import type { RowScope, Session, Tx } from "../db/unit-of-work.js";
 import type { PageRequest } from "../pagination.js";
 import { Refund, type RefundRow } from "./refund-entity.js";
 import type { RefundStatus } from "./refund-status.js";
@@ -60,24 +64,24 @@ export function refundAmountsInStatus(
  * of `from`. Resolves with whether it applied; false means another report finished it first.
  */
 export async function transitionRefundStatus(
-  tx: Tx,
+  tx: RowScope,
   refundId: string,
   from: readonly RefundStatus[],
   to: RefundStatus,
   changes: RefundChanges,
   now: Date,
 ): Promise<boolean> {
-  const changed = await entityManager(tx).nativeUpdate(
-    Refund,
-    { id: refundId, status: { $in: [...from] } },
-    { ...changes, status: to, updatedAt: now },
-  );
-  return changed === 1;
+  // A change given as undefined is not a change (as with nativeUpdate), never a NULL.
+  const set: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(changes)) if (value !== undefined) set[name] = value;
+  set.status = to;
+  set.updatedAt = now;
+  return (await updateRows(rowExecutor(tx), Refund, { id: refundId, status: [...from] }, set)) === 1;
 }
 
 /** Records the channel's refund number (not a status change). */
-export async function setChannelRefundNo(session: Session, refundId: string, channelRefundNo: string, now: Date): Promise<void> {
-  await entityManager(session).nativeUpdate(Refund, { id: refundId }, { channelRefundNo, updatedAt: now });
+export async function setChannelRefundNo(scope: RowScope, refundId: string, channelRefundNo: string, now: Date): Promise<void> {
+  await updateRows(rowExecutor(scope), Refund, { id: refundId }, { channelRefundNo, updatedAt: now });
 }
 
 /** A page of the merchant's refunds (of one payment, when given), newest first. */

@@ -11,7 +11,7 @@ import type { Session, UnitOfWork } from "../db/unit-of-work.js";
 import { reloadPayment } from "../payments/payment-store.js";
 import { nextQueryAt } from "../payments/query-schedule.js";
 import type { RefundRow } from "./refund-entity.js";
-import { applyRefundStatus } from "./refund-outcome.js";
+import { applyRefundStatus, REFUND_DEADLOCK_ATTEMPTS } from "./refund-outcome.js";
 import { channelRefundRequest } from "./refund-service.js";
 import { REFUND_IN_FLIGHT } from "./refund-status.js";
 import { claimDueRefunds, rescheduleRefundQuery } from "./refund-store.js";
@@ -52,11 +52,16 @@ export function createRefundSweeper(options: {
         // Still unknown after the re-sends (e.g. Alipay abandoned it): its amount becomes refundable again.
         status = { state: "failed", detail: status.detail };
       }
-      if (await options.uow.transaction(session, (tx) => applyRefundStatus(tx, refund, status, cause))) return true;
+      const finished = await options.uow.rowTransaction(session, (tx) => applyRefundStatus(tx, refund, status, cause), {
+        deadlockAttempts: REFUND_DEADLOCK_ATTEMPTS,
+      });
+      if (finished) return true;
     } catch (error) {
       if (error instanceof ChannelRejectedError) {
-        await options.uow.transaction(session, (tx) =>
-          applyRefundStatus(tx, refund, { state: "failed", detail: `${error.code}: ${error.message}` }, "sweeper_query"),
+        await options.uow.rowTransaction(
+          session,
+          (tx) => applyRefundStatus(tx, refund, { state: "failed", detail: `${error.code}: ${error.message}` }, "sweeper_query"),
+          { deadlockAttempts: REFUND_DEADLOCK_ATTEMPTS },
         );
         return true;
       }

@@ -27,7 +27,7 @@ import type { PaymentRow } from "../../src/payments/payment-entity.js";
 import { createPaymentService, type PaymentService } from "../../src/payments/payment-service.js";
 import { reloadPayment } from "../../src/payments/payment-store.js";
 import { Refund, type RefundRow } from "../../src/refunds/refund-entity.js";
-import { applyRefundStatus } from "../../src/refunds/refund-outcome.js";
+import { applyRefundStatus, REFUND_DEADLOCK_ATTEMPTS } from "../../src/refunds/refund-outcome.js";
 import { createRefundService, type RefundService } from "../../src/refunds/refund-service.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
 
@@ -190,7 +190,9 @@ describe("ledger invariants", () => {
             for (const refund of processing) {
               const times = action.twice ? 2 : 1;
               for (let i = 0; i < times; i++) {
-                await uow.transaction(em, (tx) => applyRefundStatus(tx, refund, { state: action.outcome }, "property"));
+                await uow.rowTransaction(em, (tx) => applyRefundStatus(tx, refund, { state: action.outcome }, "property"), {
+                  deadlockAttempts: REFUND_DEADLOCK_ATTEMPTS,
+                });
               }
             }
           } else if (created.length > 0) {
