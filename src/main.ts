@@ -182,6 +182,8 @@ async function main(): Promise<void> {
     }
   }
   if (adminTokenPath) console.log(`admin token: generated, kept in ${adminTokenPath}`);
+  // The banner's last line: scripts (and tests) wait for it, since /healthz answers before the banner is out.
+  console.log(`ready (pid ${process.pid})`);
 
   let stopping = false;
   const stop = async (signal: string) => {
