@@ -2,16 +2,13 @@
  * Callback log retention on both drivers: rows older than the retention go, in batches; newer ones
  * stay; inbox (de-duplication) rows are never deleted inside the channels' re-send windows.
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { CallbackInbox, CallbackLog } from "../../src/callbacks/callback-entities.js";
 import { createUnitOfWork } from "../../src/db/unit-of-work.js";
 import { createCallbackRetention, RETENTION_INTERVAL_MS } from "../../src/callbacks/callback-retention.js";
-import { type Database, openDatabase } from "../../src/db/database.js";
+import type { Database } from "../../src/db/database.js";
 import { newId } from "../../src/ids.js";
-import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
+import { driverDatabases } from "../support/driver-databases.js";
 
 const DAY = 24 * 60 * 60 * 1000;
 const now = new Date();
@@ -48,23 +45,12 @@ async function inboxIds(db: Database): Promise<string[]> {
 }
 
 describe("callback retention", () => {
-  let mysql: TestDatabase;
-  const opened: Database[] = [];
-  beforeAll(async () => {
-    mysql = await createTestDatabase();
-  });
-  afterAll(async () => {
-    for (const db of opened) await db.close();
-    await mysql?.drop();
-  });
+  const databases = driverDatabases("payments-retention-");
+  afterAll(() => databases.close());
 
   for (const driver of ["mysql", "sqlite"] as const) {
     it(`deletes only rows past retention, in batches, and keeps inbox rows inside the re-send windows (${driver})`, async () => {
-      const db = await openDatabase({
-        url: driver === "mysql" ? mysql.url : undefined,
-        dataDir: mkdtempSync(join(tmpdir(), "payments-retention-")),
-      });
-      opened.push(db);
+      const db = await databases.open(driver);
       await addLogRows(db, daysAgo(200), 12, "old");
       await addLogRows(db, daysAgo(91), 11, "old");
       await addLogRows(db, daysAgo(89), 3, "kept");
@@ -89,8 +75,7 @@ describe("callback retention", () => {
   }
 
   it("runs at most once an hour per process", async () => {
-    const db = await openDatabase({ dataDir: mkdtempSync(join(tmpdir(), "payments-retention-")) });
-    opened.push(db);
+    const db = await databases.open("sqlite");
     const retention = createCallbackRetention({ uow: createUnitOfWork(db), retentionDays: 90 });
     expect(await retention.runIfDue(now)).toBeDefined();
     await addLogRows(db, daysAgo(100), 1, "old");

@@ -3,12 +3,9 @@
  * UPDATE with a list of allowed statuses (`status in (...)`), the balance upsert written by hand,
  * and a duplicate inbox row rolling back everything written before it in the same transaction.
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { insertInboxRow } from "../../src/callbacks/callback-store.js";
-import { type Database, openDatabase } from "../../src/db/database.js";
+import type { Database } from "../../src/db/database.js";
 import { findRows, updateRows } from "../../src/db/rows.js";
 import { createUnitOfWork, isDuplicateKey } from "../../src/db/unit-of-work.js";
 import { Discrepancy, type DiscrepancyRow } from "../../src/discrepancies/discrepancy-entity.js";
@@ -16,7 +13,7 @@ import { discrepancyExists, insertDiscrepancy } from "../../src/discrepancies/di
 import { newId } from "../../src/ids.js";
 import { AccountBalance } from "../../src/ledger/ledger-entities.js";
 import { addToBalance } from "../../src/ledger/ledger-store.js";
-import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
+import { driverDatabases } from "../support/driver-databases.js";
 
 function discrepancy(status: string, merchantId: string): DiscrepancyRow {
   const id = newId();
@@ -39,22 +36,11 @@ function discrepancy(status: string, merchantId: string): DiscrepancyRow {
 }
 
 describe("callback row statements", () => {
-  let mysql: TestDatabase;
-  const opened: Database[] = [];
-  beforeAll(async () => {
-    mysql = await createTestDatabase();
-  });
-  afterAll(async () => {
-    for (const db of opened) await db.close();
-    await mysql?.drop();
-  });
+  const databases = driverDatabases("payments-callback-rows-");
+  afterAll(() => databases.close());
 
   async function open(driver: "mysql" | "sqlite"): Promise<Database> {
-    const db = await openDatabase({
-      url: driver === "mysql" ? mysql.url : undefined,
-      dataDir: mkdtempSync(join(tmpdir(), "payments-callback-rows-")),
-    });
-    opened.push(db);
+    const db = await databases.open(driver);
     return db;
   }
 

@@ -3,14 +3,11 @@
  * and BIGINT money stays exact above 2^53 on both drivers, in entities and in raw aggregates.
  * Values are bound, never written into SQL text, and a failed statement is logged without them.
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { format } from "node:util";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { CallbackLog } from "../../src/callbacks/callback-entities.js";
-import { type Database, openDatabase } from "../../src/db/database.js";
+import type { Database } from "../../src/db/database.js";
 import { loggableError } from "../../src/db/database-errors.js";
 import { findRow, insertRow } from "../../src/db/rows.js";
 import { IdempotencyRecord, PaymentItem } from "../../src/payments/payment-entity.js";
@@ -21,7 +18,7 @@ import { newId } from "../../src/ids.js";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { RefundStatus } from "../../gen/payments/v1/payment_service_pb.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
-import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
+import { driverDatabases } from "../support/driver-databases.js";
 import { eventually, grpcError } from "../support/waiting.js";
 
 describe("the core flow on the embedded database", () => {
@@ -93,26 +90,12 @@ describe("the core flow on the embedded database", () => {
 
 describe("BIGINT above 2^53", () => {
   const big = 12_345_678_901_234_567n;
-  let mysql: TestDatabase;
-  const opened: Database[] = [];
-  beforeAll(async () => {
-    mysql = await createTestDatabase();
-  });
-  afterAll(async () => {
-    for (const db of opened) await db.close();
-    await mysql?.drop();
-  });
+  const databases = driverDatabases("payments-bigint-");
+  afterAll(() => databases.close());
 
   for (const driver of ["mysql", "sqlite"] as const) {
     it(`comes back exact from ${driver}, in entities and in SUM()`, async () => {
-      const { mkdtempSync } = await import("node:fs");
-      const { tmpdir } = await import("node:os");
-      const { join } = await import("node:path");
-      const db = await openDatabase({
-        url: driver === "mysql" ? mysql.url : undefined,
-        dataDir: mkdtempSync(join(tmpdir(), "payments-bigint-")),
-      });
-      opened.push(db);
+      const db = await databases.open(driver);
       const em = db.em();
       const row = { id: newId(), entryId: newId(), merchantId: newId(), account: "big", currency: "CNY", amount: big };
       await em.insert(JournalPosting, row);
@@ -127,22 +110,11 @@ describe("BIGINT above 2^53", () => {
 
 describe("values never enter SQL text", () => {
   const tricky = `it's a \\ "quoted" ? -- 🍵 茶 \u0001\n'); drop table payment_item; --`;
-  let mysql: TestDatabase;
-  const opened: Database[] = [];
-  beforeAll(async () => {
-    mysql = await createTestDatabase();
-  });
-  afterAll(async () => {
-    for (const db of opened) await db.close();
-    await mysql?.drop();
-  });
+  const databases = driverDatabases("payments-binding-");
+  afterAll(() => databases.close());
 
   async function open(driver: "mysql" | "sqlite"): Promise<Database> {
-    const db = await openDatabase({
-      url: driver === "mysql" ? mysql.url : undefined,
-      dataDir: mkdtempSync(join(tmpdir(), "payments-binding-")),
-    });
-    opened.push(db);
+    const db = await databases.open(driver);
     return db;
   }
 

@@ -4,19 +4,15 @@
  * transaction's deadlock retries (`deadlockAttempts`), which refund outcomes racing on one payment
  * need on MySQL: a deadlock is forced between two row transactions, and the victim is run again.
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { DeadlockException } from "@mikro-orm/core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { insertInboxRow } from "../../src/callbacks/callback-store.js";
-import { type Database, openDatabase } from "../../src/db/database.js";
 import { createUnitOfWork, isDuplicateKey, type UnitOfWork } from "../../src/db/unit-of-work.js";
 import { newId } from "../../src/ids.js";
 import type { RefundRow } from "../../src/refunds/refund-entity.js";
 import { allowedRefundSources } from "../../src/refunds/refund-status.js";
 import { insertRefund, reloadRefund, setChannelRefundNo, transitionRefundStatus } from "../../src/refunds/refund-store.js";
-import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
+import { driverDatabases } from "../support/driver-databases.js";
 
 function refundRow(paymentId: string): RefundRow {
   const now = new Date();
@@ -53,22 +49,11 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 }
 
 describe("refund outcome row statements", () => {
-  let mysql: TestDatabase;
-  const opened: Database[] = [];
-  beforeAll(async () => {
-    mysql = await createTestDatabase();
-  });
-  afterAll(async () => {
-    for (const db of opened) await db.close();
-    await mysql?.drop();
-  });
+  const databases = driverDatabases("payments-refund-rows-");
+  afterAll(() => databases.close());
 
   async function open(driver: "mysql" | "sqlite"): Promise<UnitOfWork> {
-    const db = await openDatabase({
-      url: driver === "mysql" ? mysql.url : undefined,
-      dataDir: mkdtempSync(join(tmpdir(), "payments-refund-rows-")),
-    });
-    opened.push(db);
+    const db = await databases.open(driver);
     return createUnitOfWork(db);
   }
 
