@@ -17,7 +17,7 @@ import {
 } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
 import { loggableMessage } from "../db/database-errors.js";
-import { isDuplicateKey, type RowScope, type RowTx, type Session, type UnitOfWork } from "../db/unit-of-work.js";
+import { isDuplicateKey, type RowTx, type Session, type UnitOfWork } from "../db/unit-of-work.js";
 import { newId } from "../ids.js";
 import { applyChannelStatus } from "../payments/channel-outcome.js";
 import { findByPaymentNo } from "../payments/payment-store.js";
@@ -108,26 +108,23 @@ export function createCallbackService(options: CallbackServiceOptions) {
     return { answer, verdict, reason: details.reason };
   }
 
-  /** Runs work in a transaction (a row transaction, for payments and refunds alike). */
-  type InTransaction<S extends RowScope> = <T>(session: Session, work: (tx: S) => Promise<T>) => Promise<T>;
-
   /**
-   * Inserts the inbox row and applies the change in one transaction; a duplicate notification
+   * Inserts the inbox row and applies the change in one row transaction; a duplicate notification
    * id rolls it back and is answered as success (it was applied the first time).
    */
-  async function applyOnce<S extends RowScope>(
-    inTransaction: InTransaction<S>,
+  async function applyOnce(
+    deadlockAttempts: number,
     session: Session,
     channel: PaymentChannel,
     request: CallbackRequest,
     receivedAt: Date,
     notificationId: string,
     paymentId: string,
-    apply: (tx: S) => Promise<string>,
+    apply: (tx: RowTx) => Promise<string>,
   ): Promise<CallbackResult> {
     const accept = channel.acceptAnswer();
     try {
-      return await inTransaction(session, async (tx) => {
+      return await options.uow.rowTransaction(session, async (tx) => {
         await insertInboxRow(tx, {
           id: newId(receivedAt.getTime()),
           channel: channel.name,
@@ -141,7 +138,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
           logRow(channel.name, request, receivedAt, "applied", accept, { verified: true, notificationId, paymentId, effect }),
         );
         return { answer: accept, verdict: "applied" as const };
-      });
+      }, { deadlockAttempts });
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;
       return record(session, channel.name, request, receivedAt, "duplicate", accept, { verified: true, notificationId, paymentId });
@@ -170,9 +167,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
     // Every statement of a refund's outcome is a prepared row statement too. Unlike a payment's, it
     // also does atomic arithmetic on the payment row, which refunds of the same payment racing it
     // (callbacks, the refund call's answer, the sweeper, a new refund's reservation) can deadlock on.
-    const inRowTransaction: InTransaction<RowTx> = (s, work) =>
-      options.uow.rowTransaction(s, work, { deadlockAttempts: REFUND_DEADLOCK_ATTEMPTS });
-    return applyOnce(inRowTransaction, session, channel, request, receivedAt, notification.notificationId, refund.paymentId, async (tx) => {
+    return applyOnce(REFUND_DEADLOCK_ATTEMPTS, session, channel, request, receivedAt, notification.notificationId, refund.paymentId, async (tx) => {
       const status = { state: notification.state, channelRefundNo: notification.channelRefundNo, detail: notification.channelStatus };
       const applied = await applyRefundStatus(tx, refund, status, `callback:${notification.channelStatus}`);
       return applied ? `refund ${refund.id} PROCESSING->${notification.state.toUpperCase()}` : "unchanged";
@@ -203,8 +198,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
     }
 
     // Every statement of a payment's outcome is a prepared row statement: one bare BEGIN ... COMMIT, as create.
-    const inRowTransaction: InTransaction<RowTx> = (s, work) => options.uow.rowTransaction(s, work);
-    return applyOnce(inRowTransaction, session, channel, request, receivedAt, notification.notificationId, payment.id, async (tx) => {
+    return applyOnce(1, session, channel, request, receivedAt, notification.notificationId, payment.id, async (tx) => {
       const outcome = await applyChannelStatus(
         tx,
         payment,

@@ -108,7 +108,7 @@ function boundedMessage(message: string): string {
 /** Why a channel call gave no usable answer; `failure` in the ErrorInfo metadata. */
 export type ChannelFailure = "TIMEOUT" | "UNREACHABLE" | "CHANNEL_ERROR" | "RESPONSE_SIGNATURE_INVALID" | "UNEXPECTED_RESPONSE";
 
-/** The kind of failure, from the error the adapter built (see src/channels/http-client.ts and each adapter). */
+/** The kind of failure, from the error the channel-call pipeline built (src/channels/channel-call.ts). */
 export function channelFailureOf(error: ChannelUnavailableError): ChannelFailure {
   if (error instanceof ChannelAnswerUntrustedError) return error.code;
   if (error.cause instanceof HttpTransportError) return error.cause.kind === "timeout" ? "TIMEOUT" : "UNREACHABLE";
