@@ -185,35 +185,58 @@ export function createCallbackService(options: CallbackServiceOptions) {
       record(session, channel.name, request, receivedAt, verdict, answer, details);
     const ids = { verified: true, notificationId: notification.notificationId };
 
-    const payment = await findByPaymentNo(session, channel.name, notification.paymentNo);
-    if (!payment) {
-      // Maybe our create has not committed yet, or it is not ours: non-success, so it is re-sent.
-      const reason = `no payment ${notification.paymentNo}`;
-      return finish("unknown_payment", channel.rejectAnswer(reason), { ...ids, reason });
+    // The payment is read inside the row transaction, so one pooled connection serves the whole
+    // callback. An unknown payment or a mismatch writes only its log row there (and commits it);
+    // a duplicate notification id rolls everything back and is logged outside, as before.
+    const accept = channel.acceptAnswer();
+    try {
+      return await options.uow.rowTransaction(session, async (tx) => {
+        const payment = await findByPaymentNo(tx, channel.name, notification.paymentNo);
+        const reject = async (verdict: CallbackVerdict, answer: CallbackAnswer, details: LogDetails): Promise<CallbackResult> => {
+          await insertLogRow(tx, logRow(channel.name, request, receivedAt, verdict, answer, details));
+          return { answer, verdict, reason: details.reason };
+        };
+        if (!payment) {
+          // Maybe our create has not committed yet, or it is not ours: non-success, so it is re-sent.
+          const reason = `no payment ${notification.paymentNo}`;
+          return reject("unknown_payment", channel.rejectAnswer(reason), { ...ids, reason });
+        }
+        if (notification.amountMinor !== payment.amount || notification.currency !== payment.currency) {
+          const reason = `amount ${notification.amountMinor} ${notification.currency} != ${payment.amount} ${payment.currency}`;
+          log(`callback ${channel.name} ${notification.notificationId}: ${reason}`);
+          return reject("mismatch", channel.rejectAnswer("amount mismatch"), { ...ids, paymentId: payment.id, reason });
+        }
+        await insertInboxRow(tx, {
+          id: newId(receivedAt.getTime()),
+          channel: channel.name,
+          notificationId: notification.notificationId,
+          paymentId: payment.id,
+          createdAt: receivedAt,
+        });
+        const outcome = await applyChannelStatus(
+          tx,
+          payment,
+          {
+            state: notification.state,
+            channelTradeNo: notification.channelTradeNo,
+            amountMinor: notification.amountMinor,
+            currency: notification.currency,
+            paidAt: notification.paidAt,
+            detail: notification.channelStatus,
+          },
+          `callback:${notification.channelStatus}`,
+        );
+        const effect = outcome.transition ?? outcome.effect;
+        const details = { verified: true, notificationId: notification.notificationId, paymentId: payment.id, effect };
+        await insertLogRow(tx, logRow(channel.name, request, receivedAt, "applied", accept, details));
+        return { answer: accept, verdict: "applied" as const };
+      });
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+      // Only the inbox row can collide, so the payment exists; its id is read again for the log row.
+      const payment = await findByPaymentNo(session, channel.name, notification.paymentNo);
+      return finish("duplicate", accept, { ...ids, paymentId: payment?.id });
     }
-    if (notification.amountMinor !== payment.amount || notification.currency !== payment.currency) {
-      const reason = `amount ${notification.amountMinor} ${notification.currency} != ${payment.amount} ${payment.currency}`;
-      log(`callback ${channel.name} ${notification.notificationId}: ${reason}`);
-      return finish("mismatch", channel.rejectAnswer("amount mismatch"), { ...ids, paymentId: payment.id, reason });
-    }
-
-    // Every statement of a payment's outcome is a prepared row statement: one bare BEGIN ... COMMIT, as create.
-    return applyOnce(1, session, channel, request, receivedAt, notification.notificationId, payment.id, async (tx) => {
-      const outcome = await applyChannelStatus(
-        tx,
-        payment,
-        {
-          state: notification.state,
-          channelTradeNo: notification.channelTradeNo,
-          amountMinor: notification.amountMinor,
-          currency: notification.currency,
-          paidAt: notification.paidAt,
-          detail: notification.channelStatus,
-        },
-        `callback:${notification.channelStatus}`,
-      );
-      return outcome.transition ?? outcome.effect;
-    });
   }
 
   return {
