@@ -28,6 +28,7 @@ import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_de
 import { MerchantSchema, MerchantService } from "../../gen/payments/v1/merchant_service_pb.js";
 import { createGrpcServer, listenGrpc, setGrpcServing, shutdownGrpc } from "../../src/rpc/grpc-server.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
+import { grpcError } from "../support/waiting.js";
 
 const createdAt: Timestamp = timestampFromDate(new Date("2025-01-02T03:04:05Z"));
 
@@ -190,15 +191,6 @@ function callUnary<I extends DescMessage, O extends DescMessage>(
   });
 }
 
-async function failure(promise: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as grpc.ServiceError;
-  }
-  throw new Error("expected the call to fail");
-}
-
 function readAll<T>(call: grpc.ClientReadableStream<T>): Promise<T[]> {
   return new Promise((resolve, reject) => {
     const messages: T[] = [];
@@ -236,7 +228,7 @@ describe("grpc-js client", () => {
   });
 
   it("receives a ConnectError as its status code, message and google.rpc.Status details", async () => {
-    const error = await failure(callUnary(MerchantService.method.getMerchant, { merchantId: "missing" }));
+    const error = await grpcError(callUnary(MerchantService.method.getMerchant, { merchantId: "missing" }));
 
     expect(error.code).toBe(grpc.status.NOT_FOUND);
     expect(error.details).toBe("merchant missing not found");
@@ -247,7 +239,7 @@ describe("grpc-js client", () => {
   });
 
   it("receives field violations as google.rpc.BadRequest", async () => {
-    const error = await failure(callUnary(MerchantService.method.createMerchant, { name: "" }));
+    const error = await grpcError(callUnary(MerchantService.method.createMerchant, { name: "" }));
 
     expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
     const { badRequest, errorInfo } = readGrpcErrorDetails(error);
@@ -260,7 +252,7 @@ describe("grpc-js client", () => {
   it("gets INTERNAL without the cause for an unexpected error, and the cause is logged once", async () => {
     const log = vi.spyOn(console, "error").mockImplementation(() => {});
     try {
-      const error = await failure(callUnary(MerchantService.method.getMerchant, { merchantId: "boom" }));
+      const error = await grpcError(callUnary(MerchantService.method.getMerchant, { merchantId: "boom" }));
 
       expect(error.code).toBe(grpc.status.INTERNAL);
       expect(error.details).toBe("internal error");
@@ -274,7 +266,7 @@ describe("grpc-js client", () => {
   });
 
   it("gets UNIMPLEMENTED for a method the implementation leaves out", async () => {
-    const error = await failure(callUnary(MerchantService.method.rotateApiKey, { merchantId: "m_1" }));
+    const error = await grpcError(callUnary(MerchantService.method.rotateApiKey, { merchantId: "m_1" }));
     expect(error.code).toBe(grpc.status.UNIMPLEMENTED);
   });
 
@@ -297,7 +289,7 @@ describe("grpc-js client", () => {
     );
     const received: number[] = [];
     call.on("data", ({ value }: { value: number }) => received.push(value));
-    const error = await failure(readAll(call));
+    const error = await grpcError(readAll(call));
 
     expect(received).toEqual([1]);
     expect(error.code).toBe(grpc.status.FAILED_PRECONDITION);
@@ -356,7 +348,7 @@ describe("grpc-js client", () => {
     const smallClient = new grpc.Client(`127.0.0.1:${smallPort}`, grpc.credentials.createInsecure());
     try {
       const method = MerchantService.method.createMerchant;
-      const error = await failure(
+      const error = await grpcError(
         new Promise((resolve, reject) =>
           smallClient.makeUnaryRequest(
             `/${MerchantService.typeName}/${method.name}`,
@@ -409,13 +401,13 @@ describe("connect-es client over the gRPC protocol", () => {
 
   it("reads the error code and typed details", async () => {
     const merchants = createClient(MerchantService, transport());
-    const error = ConnectError.from(await failure(merchants.getMerchant({ merchantId: "missing" })));
+    const error = ConnectError.from(await grpcError(merchants.getMerchant({ merchantId: "missing" })));
 
     expect(error.code).toBe(Code.NotFound);
     expect(error.rawMessage).toBe("merchant missing not found");
     expect(error.findDetails(ErrorInfoSchema).map(({ reason }) => reason)).toEqual(["MERCHANT_NOT_FOUND"]);
 
-    const invalid = ConnectError.from(await failure(merchants.createMerchant({ name: "" })));
+    const invalid = ConnectError.from(await grpcError(merchants.createMerchant({ name: "" })));
     expect(invalid.code).toBe(Code.InvalidArgument);
     expect(invalid.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field).toBe("name");
   });

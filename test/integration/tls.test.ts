@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { MerchantService } from "../../gen/payments/v1/merchant_service_pb.js";
 import { type App, startApp } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
+import { grpcError } from "../support/waiting.js";
 
 const eventually = { timeout: 10_000, interval: 50 };
 const adminToken = "tls-test-admin-token-0123456789";
@@ -98,15 +99,6 @@ function healthCheck(port: number, credentials: grpc.ChannelCredentials): Promis
   ).finally(() => client.close());
 }
 
-async function failure(promise: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as grpc.ServiceError;
-  }
-  throw new Error("expected the call to fail");
-}
-
 /** The serial number of the certificate a new TLS connection to `port` is served with. */
 function servedSerial(port: number, ca: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -145,7 +137,7 @@ describe("TLS without client certificates", () => {
   });
 
   it("does not answer a cleartext gRPC client", async () => {
-    const error = await failure(healthCheck(app.grpcPort, grpc.credentials.createInsecure()));
+    const error = await grpcError(healthCheck(app.grpcPort, grpc.credentials.createInsecure()));
     expect(error.code).toBe(grpc.status.UNAVAILABLE);
   });
 
@@ -168,7 +160,7 @@ describe("mTLS on gRPC (TLS_CLIENT_CA_FILE)", () => {
   afterAll(() => app?.stop());
 
   it("refuses a gRPC client without a certificate", async () => {
-    const error = await failure(healthCheck(app.grpcPort, grpc.credentials.createSsl(ca)));
+    const error = await grpcError(healthCheck(app.grpcPort, grpc.credentials.createSsl(ca)));
     expect(error.code).toBe(grpc.status.UNAVAILABLE);
   });
 
