@@ -9,11 +9,13 @@ import { randomBytes } from "node:crypto";
 import { parseAlipayTime, toAlipayDate, toAlipayTime } from "../../channels/alipay/alipay-time.js";
 import { buildZip, encodeGbk } from "../bill-files.js";
 import type { SimulatorRequest, SimulatorResponse } from "../channel-side.js";
+import { keepLink } from "../download-links.js";
 import type { SimTrade } from "../trade-store.js";
 import { type AlipayBook, CHANNEL } from "./alipay-book.js";
 import { business, type Content, invalidParameter, maskedLogonId, stringField, yuan } from "./alipay-params.js";
 
 const BILL_URL_VALIDITY_MS = 30_000;
+const MAX_BILL_LINKS = 1_000;
 const TEXT = { "content-type": "text/plain; charset=utf-8" };
 
 /** `alipay.data.dataservice.bill.downloadurl.query`: a download link under the channel's base URL. */
@@ -27,9 +29,7 @@ export function billDownloadUrl(book: AlipayBook, biz: Content, request: Simulat
   if (billDate > toAlipayDate(new Date())) throw business("isp.bill_not_exist", "账单不存在");
   const token = randomBytes(16).toString("hex");
   const now = Date.now();
-  const { billTokens } = book;
-  for (const [old, entry] of billTokens) if (entry.expiresAt < now) billTokens.delete(old);
-  billTokens.set(token, { billDate, expiresAt: now + BILL_URL_VALIDITY_MS });
+  keepLink(book.billTokens, token, { billDate, expiresAt: now + BILL_URL_VALIDITY_MS }, MAX_BILL_LINKS);
   const compactDate = billDate.replaceAll("-", "");
   return {
     code: "10000",

@@ -7,10 +7,13 @@ import { createHash, randomBytes } from "node:crypto";
 import { formatWechatTradeBill, type WechatTradeBillRow } from "../../channels/wechatpay/wechatpay-bill.js";
 import { parseWechatBillTime } from "../../channels/wechatpay/wechatpay-time.js";
 import { paymentFee } from "../../fees/fee-calculator.js";
+import { keepLink } from "../download-links.js";
 import { type Answer, CHANNEL, FEE_TERMS, type WechatBook } from "./wechatpay-book.js";
 import { chinaDate, paramError, WechatApiError } from "./wechatpay-params.js";
 
 const BILL_URL_VALIDITY_MS = 5 * 60 * 1000;
+// Each link keeps its whole file until it expires, so few are kept.
+const MAX_BILL_FILES = 100;
 
 function billRows(book: WechatBook, billDate: string, billType: string): WechatTradeBillRow[] {
   const rows: WechatTradeBillRow[] = [];
@@ -63,8 +66,7 @@ export function tradeBill(book: WechatBook, query: URLSearchParams, base: string
   const file = Buffer.from(formatWechatTradeBill(rows, { appId: book.keys.appId, mchId: book.keys.mchId }), "utf8");
   const token = randomBytes(24).toString("base64url");
   const now = Date.now();
-  for (const [old, bill] of book.bills) if (bill.expiresAt < now) book.bills.delete(old);
-  book.bills.set(token, { file, fileName: `${billDate}_${billType}.csv`, expiresAt: now + BILL_URL_VALIDITY_MS });
+  keepLink(book.bills, token, { file, fileName: `${billDate}_${billType}.csv`, expiresAt: now + BILL_URL_VALIDITY_MS }, MAX_BILL_FILES);
   return {
     status: 200,
     json: {
