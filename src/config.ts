@@ -62,6 +62,18 @@ export interface GrpcLimits {
   requestTimeoutMs: number;
 }
 
+/** What a {@link GrpcLimits} setting is when its variable is unset. */
+export const DEFAULT_GRPC_LIMITS: Readonly<GrpcLimits> = Object.freeze({
+  maxConnections: 1000,
+  maxConcurrentStreams: 100,
+  idleTimeoutMs: 5 * 60_000,
+  maxConnectionAgeMs: 30 * 60_000,
+  maxConnectionAgeGraceMs: 60_000,
+  keepaliveMinIntervalMs: 60_000,
+  maxSessionMemoryMb: 10,
+  requestTimeoutMs: 30_000,
+});
+
 /** Bounds on the HTTP listener's connections (node:http server settings). */
 export interface HttpLimits {
   /** `HTTP_MAX_CONNECTIONS`. */
@@ -73,6 +85,14 @@ export interface HttpLimits {
   /** `HTTP_KEEPALIVE_TIMEOUT_MS`: idle keep-alive connections are closed after this. */
   keepAliveTimeoutMs: number;
 }
+
+/** What an {@link HttpLimits} setting is when its variable is unset. */
+export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
+  maxConnections: 1000,
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+});
 
 export interface Config {
   /** `mysql://...`, or undefined for the embedded SQLite file. */
@@ -399,20 +419,20 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     tls,
     allowPlaintext,
     grpcLimits: Object.freeze({
-      maxConnections: positiveInt(env, "GRPC_MAX_CONNECTIONS", 1000),
-      maxConcurrentStreams: positiveInt(env, "GRPC_MAX_CONCURRENT_STREAMS", 100),
-      idleTimeoutMs: positiveInt(env, "GRPC_IDLE_TIMEOUT_MS", 5 * 60_000),
-      maxConnectionAgeMs: positiveInt(env, "GRPC_MAX_CONNECTION_AGE_MS", 30 * 60_000),
-      maxConnectionAgeGraceMs: positiveInt(env, "GRPC_MAX_CONNECTION_AGE_GRACE_MS", 60_000),
-      keepaliveMinIntervalMs: positiveInt(env, "GRPC_KEEPALIVE_MIN_INTERVAL_MS", 60_000),
-      maxSessionMemoryMb: positiveInt(env, "GRPC_MAX_SESSION_MEMORY_MB", 10),
-      requestTimeoutMs: positiveInt(env, "GRPC_REQUEST_TIMEOUT_MS", 30_000),
+      maxConnections: positiveInt(env, "GRPC_MAX_CONNECTIONS", DEFAULT_GRPC_LIMITS.maxConnections),
+      maxConcurrentStreams: positiveInt(env, "GRPC_MAX_CONCURRENT_STREAMS", DEFAULT_GRPC_LIMITS.maxConcurrentStreams),
+      idleTimeoutMs: positiveInt(env, "GRPC_IDLE_TIMEOUT_MS", DEFAULT_GRPC_LIMITS.idleTimeoutMs),
+      maxConnectionAgeMs: positiveInt(env, "GRPC_MAX_CONNECTION_AGE_MS", DEFAULT_GRPC_LIMITS.maxConnectionAgeMs),
+      maxConnectionAgeGraceMs: positiveInt(env, "GRPC_MAX_CONNECTION_AGE_GRACE_MS", DEFAULT_GRPC_LIMITS.maxConnectionAgeGraceMs),
+      keepaliveMinIntervalMs: positiveInt(env, "GRPC_KEEPALIVE_MIN_INTERVAL_MS", DEFAULT_GRPC_LIMITS.keepaliveMinIntervalMs),
+      maxSessionMemoryMb: positiveInt(env, "GRPC_MAX_SESSION_MEMORY_MB", DEFAULT_GRPC_LIMITS.maxSessionMemoryMb),
+      requestTimeoutMs: positiveInt(env, "GRPC_REQUEST_TIMEOUT_MS", DEFAULT_GRPC_LIMITS.requestTimeoutMs),
     }),
     httpLimits: Object.freeze({
-      maxConnections: positiveInt(env, "HTTP_MAX_CONNECTIONS", 1000),
-      requestTimeoutMs: positiveInt(env, "HTTP_REQUEST_TIMEOUT_MS", 30_000),
-      headersTimeoutMs: positiveInt(env, "HTTP_HEADERS_TIMEOUT_MS", 10_000),
-      keepAliveTimeoutMs: positiveInt(env, "HTTP_KEEPALIVE_TIMEOUT_MS", 5_000),
+      maxConnections: positiveInt(env, "HTTP_MAX_CONNECTIONS", DEFAULT_HTTP_LIMITS.maxConnections),
+      requestTimeoutMs: positiveInt(env, "HTTP_REQUEST_TIMEOUT_MS", DEFAULT_HTTP_LIMITS.requestTimeoutMs),
+      headersTimeoutMs: positiveInt(env, "HTTP_HEADERS_TIMEOUT_MS", DEFAULT_HTTP_LIMITS.headersTimeoutMs),
+      keepAliveTimeoutMs: positiveInt(env, "HTTP_KEEPALIVE_TIMEOUT_MS", DEFAULT_HTTP_LIMITS.keepAliveTimeoutMs),
     }),
     callbackLogRetentionDays: positiveInt(env, "CALLBACK_LOG_RETENTION_DAYS", 90),
     rateLimit: Object.freeze({

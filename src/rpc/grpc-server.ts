@@ -36,7 +36,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, type ServingStatus } from "grpc-health-check";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
-import type { GrpcLimits } from "../config.js";
+import { DEFAULT_GRPC_LIMITS, type GrpcLimits } from "../config.js";
 
 /** Options for {@link addServiceToGrpcServer}. */
 export interface GrpcServiceOptions {
@@ -65,21 +65,9 @@ export interface GrpcServerOptions<Services extends readonly DescService[]> exte
   maxReceiveMessageLength?: number;
   /** Largest response message sent, in bytes; default 16 MiB. */
   maxSendMessageLength?: number;
-  /** Connection and stream bounds; each one left out takes the value of {@link defaultGrpcLimits}. */
+  /** Connection and stream bounds; each one left out takes the value of {@link DEFAULT_GRPC_LIMITS}. */
   limits?: Partial<GrpcLimits>;
 }
-
-/** The bounds a server gets for what {@link GrpcServerOptions.limits} leaves out (the configuration's defaults). */
-export const defaultGrpcLimits: Readonly<GrpcLimits> = Object.freeze({
-  maxConnections: 1000,
-  maxConcurrentStreams: 100,
-  idleTimeoutMs: 5 * 60_000,
-  maxConnectionAgeMs: 30 * 60_000,
-  maxConnectionAgeGraceMs: 60_000,
-  keepaliveMinIntervalMs: 60_000,
-  maxSessionMemoryMb: 10,
-  requestTimeoutMs: 30_000,
-});
 
 type AnyMethodImplSpec = MethodImplSpec<DescMessage, DescMessage>;
 // grpc-js does not export the type all server calls share.
@@ -132,7 +120,7 @@ export function addServiceToGrpcServer<S extends DescService>(
 export function createGrpcServer<const Services extends readonly DescService[]>(
   options: GrpcServerOptions<Services>,
 ): grpc.Server {
-  const limits: GrpcLimits = { ...defaultGrpcLimits, ...options.limits };
+  const limits: GrpcLimits = { ...DEFAULT_GRPC_LIMITS, ...options.limits };
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxReceiveMessageLength ?? defaultMaxReceiveMessageLength,
     "grpc.max_send_message_length": options.maxSendMessageLength ?? defaultMaxSendMessageLength,
@@ -194,7 +182,7 @@ export async function listenGrpc(
       else resolve(bound);
     });
   });
-  const limits = limitsByServer.get(server) ?? defaultGrpcLimits;
+  const limits = limitsByServer.get(server) ?? DEFAULT_GRPC_LIMITS;
   const added = http2ServersOf(server).filter((listener) => !before.has(listener));
   if (added.length === 0) {
     server.forceShutdown();

@@ -9,7 +9,7 @@ import type { ConnectRouter, Interceptor, ServiceImpl } from "@connectrpc/connec
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { CallbackService } from "../callbacks/callback-service.js";
 import { CHANNEL_NAMES, type ChannelName } from "../channels/channel.js";
-import type { HttpLimits } from "../config.js";
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from "../config.js";
 import type { TlsSource } from "./tls.js";
 
 /** Callbacks are small; anything larger is not a channel's notification. */
@@ -24,19 +24,11 @@ export interface HttpServerOptions {
   maxRequestBytes: number;
   /** Answers /healthz: false while draining or when the database is unreachable. */
   isHealthy: () => Promise<boolean>;
-  /** Connection bounds; each one left out takes the value of {@link defaultHttpLimits}. */
+  /** Connection bounds; each one left out takes the value of {@link DEFAULT_HTTP_LIMITS}. */
   limits?: Partial<HttpLimits>;
   /** Serve HTTPS with this certificate, following its rotations; absent = cleartext HTTP. */
   tls?: TlsSource;
 }
-
-/** The bounds a server gets for what {@link HttpServerOptions.limits} leaves out (the configuration's defaults). */
-export const defaultHttpLimits: Readonly<HttpLimits> = Object.freeze({
-  maxConnections: 1000,
-  requestTimeoutMs: 30_000,
-  headersTimeoutMs: 10_000,
-  keepAliveTimeoutMs: 5_000,
-});
 
 /** The HTTP listener: node:http, or node:https when TLS is on (both HTTP/1.1). */
 export type HttpListener = Server | HttpsServer;
@@ -115,7 +107,7 @@ export function createHttpServer(options: HttpServerOptions): HttpListener {
       });
     },
   });
-  const limits: HttpLimits = { ...defaultHttpLimits, ...options.limits };
+  const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...options.limits };
   // Node refuses a headers timeout above the request timeout; the request timeout covers the headers anyway.
   const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   const serverOptions: ServerOptions = {
