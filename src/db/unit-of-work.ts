@@ -59,29 +59,27 @@ export interface UnitOfWork {
 export function createUnitOfWork(db: Pick<Database, "em">): UnitOfWork {
   return {
     session: () => db.em() as unknown as Session,
-    async transaction<T>(session: Session, work: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    transaction<T>(session: Session, work: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
       const em = session as unknown as SqlEntityManager;
-      const attempts = options.deadlockAttempts ?? 1;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await em.transactional((tx) => work(tx as unknown as Tx));
-        } catch (error) {
-          if (!(error instanceof DeadlockException) || attempt >= attempts) throw error;
-        }
-      }
+      return retryDeadlocks(options, () => em.transactional((tx) => work(tx as unknown as Tx)));
     },
-    async rowTransaction<T>(session: Session, work: (tx: RowTx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    rowTransaction<T>(session: Session, work: (tx: RowTx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
       const em = session as unknown as SqlEntityManager;
-      const attempts = options.deadlockAttempts ?? 1;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await inRowTransaction(em, (tx) => work(tx as unknown as RowTx));
-        } catch (error) {
-          if (!(error instanceof DeadlockException) || attempt >= attempts) throw error;
-        }
-      }
+      return retryDeadlocks(options, () => inRowTransaction(em, (tx) => work(tx as unknown as RowTx)));
     },
   };
+}
+
+/** Runs `run` (one whole transaction) again while it fails as a deadlock victim, up to `deadlockAttempts` in all. */
+async function retryDeadlocks<T>(options: TransactionOptions, run: () => Promise<T>): Promise<T> {
+  const attempts = options.deadlockAttempts ?? 1;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (!(error instanceof DeadlockException) || attempt >= attempts) throw error;
+    }
+  }
 }
 
 /**
