@@ -5,11 +5,8 @@
  * how many violations were left out. Real grpc-js and Connect clients against the app on MySQL.
  */
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { Channel } from "../../gen/payments/v1/payment_pb.js";
 import {
   type CreatePaymentRequest,
@@ -17,6 +14,7 @@ import {
   CreatePaymentResponseSchema,
   PaymentService,
 } from "../../gen/payments/v1/payment_service_pb.js";
+import { readGrpcErrorDetails } from "../support/grpc-errors.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
 
 /** gRPC clients commonly refuse response metadata above 8 KiB (grpc-go, grpc-java, grpc-js defaults). */
@@ -78,16 +76,14 @@ function grpcCreatePayment(request: CreatePaymentRequest): Promise<GrpcAnswer> {
       (error) => {
         if (!error) return resolve({ code: grpc.status.OK, message: "", detailsBytes: 0, violations: [] });
         const [bytes] = error.metadata?.get("grpc-status-details-bin") ?? [];
-        const answer: GrpcAnswer = { code: error.code, message: error.details, detailsBytes: 0, violations: [] };
-        if (bytes instanceof Buffer) {
-          answer.detailsBytes = bytes.length;
-          for (const detail of fromBinary(StatusSchema, bytes).details) {
-            answer.reason ??= anyUnpack(detail, ErrorInfoSchema)?.reason;
-            const badRequest = anyUnpack(detail, BadRequestSchema);
-            if (badRequest) answer.violations = badRequest.fieldViolations;
-          }
-        }
-        resolve(answer);
+        const { errorInfo, badRequest } = readGrpcErrorDetails(error);
+        resolve({
+          code: error.code,
+          message: error.details,
+          detailsBytes: bytes instanceof Buffer ? bytes.length : 0,
+          violations: badRequest?.fieldViolations ?? [],
+          reason: errorInfo?.reason,
+        });
       },
     );
   });
