@@ -5,21 +5,11 @@
  * may spend at will. The first asks still find money that arrived after the close.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PaymentChannel } from "../../src/channels/channel.js";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
-import { startTestApp, type TestApp } from "../support/test-app.js";
+import { countingChannel, startTestApp, type TestApp } from "../support/test-app.js";
 
 const channelQueries = new Map<string, number>();
-
-function countingQueries(channel: PaymentChannel): PaymentChannel {
-  return Object.assign(Object.create(channel) as PaymentChannel, {
-    name: channel.name,
-    queryPayment: async (trade: Parameters<PaymentChannel["queryPayment"]>[0]) => {
-      channelQueries.set(trade.paymentNo, (channelQueries.get(trade.paymentNo) ?? 0) + 1);
-      return channel.queryPayment(trade);
-    },
-  });
-}
+const countingQueries = countingChannel({ queryPayment: channelQueries });
 
 const lookup = (id: string) => ({ lookup: { key: { case: "paymentId" as const, value: id } } });
 let orderSeq = 0;

@@ -5,28 +5,15 @@
  * database and the channel simulator are shared, as between two replicas.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PaymentChannel } from "../../src/channels/channel.js";
 import { OutboxEvent } from "../../src/outbox/outbox-entity.js";
 import { Payment } from "../../src/payments/payment-entity.js";
 import { Channel } from "../../gen/payments/v1/payment_pb.js";
-import { startTestApp, type TestApp } from "../support/test-app.js";
+import { countingChannel, startTestApp, type TestApp } from "../support/test-app.js";
 
 const queries = new Map<string, number>();
 const closes = new Map<string, number>();
 
-function counting(channel: PaymentChannel): PaymentChannel {
-  return Object.assign(Object.create(channel) as PaymentChannel, {
-    name: channel.name,
-    queryPayment: async (trade: Parameters<PaymentChannel["queryPayment"]>[0]) => {
-      queries.set(trade.paymentNo, (queries.get(trade.paymentNo) ?? 0) + 1);
-      return channel.queryPayment(trade);
-    },
-    closePayment: async (trade: Parameters<PaymentChannel["closePayment"]>[0]) => {
-      closes.set(trade.paymentNo, (closes.get(trade.paymentNo) ?? 0) + 1);
-      return channel.closePayment(trade);
-    },
-  });
-}
+const counting = countingChannel({ queryPayment: queries, closePayment: closes });
 
 let first: TestApp;
 let second: TestApp;

@@ -80,6 +80,23 @@ export interface TestAppOptions {
   config?: Partial<ResolvedConfig>;
 }
 
+/** A `wrapChannel` that counts, per payment number, the service's channel queries and closes in the maps given. */
+export function countingChannel(counts: { queryPayment?: Map<string, number>; closePayment?: Map<string, number> }) {
+  const count = (calls: Map<string, number> | undefined, paymentNo: string) => calls?.set(paymentNo, (calls.get(paymentNo) ?? 0) + 1);
+  return (channel: PaymentChannel): PaymentChannel =>
+    Object.assign(Object.create(channel) as PaymentChannel, {
+      name: channel.name,
+      queryPayment: async (trade: Parameters<PaymentChannel["queryPayment"]>[0]) => {
+        count(counts.queryPayment, trade.paymentNo);
+        return channel.queryPayment(trade);
+      },
+      closePayment: async (trade: Parameters<PaymentChannel["closePayment"]>[0]) => {
+        count(counts.closePayment, trade.paymentNo);
+        return channel.closePayment(trade);
+      },
+    });
+}
+
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const keys = testKeys();
   const simulator = options.simulator ?? (await startSimulator({ port: 0, keys, timeScale: options.timeScale ?? 0.0005, controlToken: SIMULATOR_CONTROL_TOKEN }));
