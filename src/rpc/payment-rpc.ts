@@ -47,19 +47,19 @@ export function createPaymentRpc(
       return create(CreatePaymentResponseSchema, { payment: paymentToProto(view) });
     },
     async getPayment(req, ctx) {
-      const session = uow.session();
+      const session = sessionOf(ctx, () => uow.session());
       const merchant = merchantOf(ctx);
       const view = await payments.getPayment(session, merchant.id, lookupFromProto(req.lookup));
       return create(GetPaymentResponseSchema, { payment: paymentToProto(view) });
     },
     async queryPayment(req, ctx) {
-      const session = uow.session();
+      const session = sessionOf(ctx, () => uow.session());
       const merchant = merchantOf(ctx);
       const view = await payments.queryPayment(session, merchant.id, lookupFromProto(req.lookup));
       return create(QueryPaymentResponseSchema, { payment: paymentToProto(view) });
     },
     async listPayments(req, ctx) {
-      const session = uow.session();
+      const session = sessionOf(ctx, () => uow.session());
       const merchant = merchantOf(ctx);
       const v = new Violations();
       const filter = {
@@ -79,7 +79,7 @@ export function createPaymentRpc(
       });
     },
     async closePayment(req, ctx) {
-      const session = uow.session();
+      const session = sessionOf(ctx, () => uow.session());
       const merchant = merchantOf(ctx);
       const v = new Violations();
       checkLookupId(v, "payment_id", req.paymentId);
@@ -88,7 +88,7 @@ export function createPaymentRpc(
       return create(ClosePaymentResponseSchema, { payment: paymentToProto(view) });
     },
     async refundPayment(req, ctx) {
-      const session = uow.session();
+      const session = sessionOf(ctx, () => uow.session());
       const merchant = merchantOf(ctx);
       const refund = await refunds.refundPayment(session, merchant.id, {
         paymentId: req.paymentId,
@@ -99,7 +99,7 @@ export function createPaymentRpc(
       return create(RefundPaymentResponseSchema, { refund: refundToProto(refund) });
     },
     async getRefund(req, ctx) {
-      const session = uow.session();
+      const session = sessionOf(ctx, () => uow.session());
       const merchant = merchantOf(ctx);
       let lookup: { refundId: string } | { paymentId: string; merchantRefundNo: string };
       const v = new Violations();
@@ -119,7 +119,7 @@ export function createPaymentRpc(
       return create(GetRefundResponseSchema, { refund: refundToProto(await refunds.getRefund(session, merchant.id, lookup)) });
     },
     async listRefunds(req, ctx) {
-      const session = uow.session();
+      const session = sessionOf(ctx, () => uow.session());
       const merchant = merchantOf(ctx);
       const v = new Violations();
       if (req.paymentId !== "") checkLookupId(v, "payment_id", req.paymentId);

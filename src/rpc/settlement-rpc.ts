@@ -19,7 +19,7 @@ import {
   ResolveDiscrepancyResponseSchema,
   type SettlementService,
 } from "../../gen/payments/v1/settlement_service_pb.js";
-import { merchantOf } from "./auth.js";
+import { merchantOf, sessionOf } from "./auth.js";
 import { channelToProto } from "./mappers.js";
 
 /** Longer resolutions are refused by the domain for their length; no need to scan past that. */
@@ -47,7 +47,7 @@ export function createSettlementRpc(
 ): ServiceImpl<typeof SettlementService> {
   return {
     async getBalance(req, ctx) {
-      const session = uow.session();
+      const session = sessionOf(ctx, () => uow.session());
       const merchant = merchantOf(ctx);
       if (!isKnownCurrency(req.currency)) {
         const v = new Violations();
