@@ -17,7 +17,7 @@ import {
 } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
 import { loggableMessage } from "../db/database-errors.js";
-import { isDuplicateKey, type RowTx, type Session, type UnitOfWork } from "../db/unit-of-work.js";
+import { isDuplicateKey, type RowScope, type RowTx, type Session, type UnitOfWork } from "../db/unit-of-work.js";
 import { newId } from "../ids.js";
 import { applyChannelStatus } from "../payments/channel-outcome.js";
 import { findByPaymentNo } from "../payments/payment-store.js";
@@ -94,9 +94,9 @@ export function createCallbackService(options: CallbackServiceOptions) {
     };
   }
 
-  /** Keeps a callback that changed nothing in the log and returns its answer. */
+  /** Keeps a callback that changed nothing in the log (on its own, or in the open row transaction) and returns its answer. */
   async function record(
-    session: Session,
+    scope: RowScope,
     channel: ChannelName,
     request: CallbackRequest,
     receivedAt: Date,
@@ -104,7 +104,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
     answer: CallbackAnswer,
     details: LogDetails,
   ): Promise<CallbackResult> {
-    await insertLogRow(session, logRow(channel, request, receivedAt, verdict, answer, details));
+    await insertLogRow(scope, logRow(channel, request, receivedAt, verdict, answer, details));
     return { answer, verdict, reason: details.reason };
   }
 
@@ -192,10 +192,8 @@ export function createCallbackService(options: CallbackServiceOptions) {
     try {
       return await options.uow.rowTransaction(session, async (tx) => {
         const payment = await findByPaymentNo(tx, channel.name, notification.paymentNo);
-        const reject = async (verdict: CallbackVerdict, answer: CallbackAnswer, details: LogDetails): Promise<CallbackResult> => {
-          await insertLogRow(tx, logRow(channel.name, request, receivedAt, verdict, answer, details));
-          return { answer, verdict, reason: details.reason };
-        };
+        const reject = (verdict: CallbackVerdict, answer: CallbackAnswer, details: LogDetails) =>
+          record(tx, channel.name, request, receivedAt, verdict, answer, details);
         if (!payment) {
           // Maybe our create has not committed yet, or it is not ours: non-success, so it is re-sent.
           const reason = `no payment ${notification.paymentNo}`;
