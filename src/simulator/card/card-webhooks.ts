@@ -17,6 +17,9 @@ import { listPage, metadataParam, onlyParams, type Params } from "./card-params.
 /** Gaps before each webhook re-send, in real milliseconds: about 2.6 days in all. */
 const WEBHOOK_RETRY_GAPS_MS: readonly number[] = [1, 5, 30, 120, 300, 600, 600, 720, 720, 720].map((minutes) => minutes * 60_000);
 
+/** Endpoints an account may register; beyond it a create is refused, as Stripe does (its limit is 16). */
+export const MAX_WEBHOOK_ENDPOINTS = 100;
+
 /** The event types the simulator sends. */
 export type CardEventType = "payment_intent.succeeded" | "payment_intent.payment_failed" | "refund.created" | "refund.updated";
 
@@ -104,6 +107,9 @@ export function createWebhookEndpoint(book: CardBook, params: Params): Json {
   if (!parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) throw invalidRequest("Invalid URL: must be an http(s) URL.", { param: "url" });
   const enabledEvents = params.lists.get("enabled_events");
   if (!enabledEvents || enabledEvents.length === 0) throw missingParam("enabled_events");
+  if (book.webhookEndpoints.size >= MAX_WEBHOOK_ENDPOINTS) {
+    throw invalidRequest(`You have reached the maximum of ${MAX_WEBHOOK_ENDPOINTS} test webhook endpoints.`, { param: "url" });
+  }
   const endpoint: WebhookEndpoint = {
     id: book.newId("we"),
     url,
