@@ -106,7 +106,11 @@ export async function withItemsMany(session: Session, payments: PaymentRow[]): P
     { orderBy: { paymentId: "asc", position: "asc" }, disableIdentityMap: true },
   );
   const byPayment = new Map<string, PaymentItemRow[]>();
-  for (const item of items) byPayment.set(item.paymentId, [...(byPayment.get(item.paymentId) ?? []), item]);
+  for (const item of items) {
+    const lines = byPayment.get(item.paymentId);
+    if (lines) lines.push(item);
+    else byPayment.set(item.paymentId, [item]);
+  }
   return payments.map((payment) => ({ payment, items: byPayment.get(payment.id) ?? [] }));
 }
 
