@@ -19,10 +19,6 @@ export interface CreatedMerchant {
 export interface ApiKeyCacheOptions {
   /** `config.apiKeyCacheTtlMs`: how long a looked-up key is trusted; 0 (the default here) reads on every call. */
   apiKeyCacheTtlMs?: number;
-  /** Most keys cached; default 10,000. */
-  apiKeyCacheMaxEntries?: number;
-  /** The clock, for tests. */
-  now?: () => number;
 }
 
 /**
@@ -34,15 +30,8 @@ export function createMerchantService(
   notifyUrls: NotifyUrlPolicy = STRICT_NOTIFY_URL_POLICY,
   cacheOptions: ApiKeyCacheOptions = {},
 ) {
-  const apiKeys = new CredentialCache<MerchantRow>({
-    ttlMs: cacheOptions.apiKeyCacheTtlMs ?? 0,
-    maxEntries: cacheOptions.apiKeyCacheMaxEntries,
-    now: cacheOptions.now,
-  });
+  const apiKeys = new CredentialCache<MerchantRow>({ ttlMs: cacheOptions.apiKeyCacheTtlMs ?? 0 });
   return {
-    /** The API-key cache, for tests of its bound. */
-    apiKeyCache: apiKeys,
-
     async createMerchant(session: Session, input: { name: string; notifyUrl: string }): Promise<CreatedMerchant> {
       const violations = new Violations();
       const name = input.name.trim();
@@ -90,14 +79,10 @@ export function createMerchantService(
     },
 
     /**
-     * The merchant owning `apiKey`; UNAUTHENTICATED for an unknown key. A key found is trusted for
-     * the cache's TTL without another read; an unknown key is read again on every call.
+     * The merchant whose API key hashes to `apiKeyHash` ({@link hashApiKey}); UNAUTHENTICATED for an
+     * unknown key. A key found is trusted for the cache's TTL without another read; an unknown key is
+     * read again on every call.
      */
-    authenticate(session: Session, apiKey: string): Promise<MerchantRow> {
-      return this.authenticateKeyHash(session, hashApiKey(apiKey));
-    },
-
-    /** As {@link authenticate}, given the key's SHA-256 ({@link hashApiKey}). */
     async authenticateKeyHash(session: Session, apiKeyHash: string): Promise<MerchantRow> {
       const merchant = await apiKeys.get(apiKeyHash, async () => {
         const found = await findByApiKeyHash(session, apiKeyHash);
