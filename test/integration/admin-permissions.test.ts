@@ -5,13 +5,13 @@
  * SettlementService.
  */
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MerchantService } from "../../gen/payments/v1/merchant_service_pb.js";
 import { SettlementService } from "../../gen/payments/v1/settlement_service_pb.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
-import { grpcError } from "../support/waiting.js";
+import { connectError, grpcError } from "../support/waiting.js";
 
 /** The merchant RPCs among these services; every other one is admin-only. */
 const MERCHANT_RPCS = new Set(["GetBalance"]);
@@ -40,15 +40,6 @@ function connectCall(method: DescMethod): (headers: Record<string, string>) => P
   return (headers) => client[method.localName]!({}, { headers });
 }
 
-async function connectCode(promise: Promise<unknown>): Promise<Code> {
-  try {
-    await promise;
-  } catch (error) {
-    return ConnectError.from(error).code;
-  }
-  throw new Error("expected the call to fail");
-}
-
 describe("admin RPCs", () => {
   it("covers every admin RPC of MerchantService and SettlementService", () => {
     expect(adminMethods.map((method) => method.name).sort()).toEqual(
@@ -66,7 +57,7 @@ describe("admin RPCs", () => {
 
   it("answer a merchant API key with PERMISSION_DENIED over Connect", async () => {
     for (const method of adminMethods) {
-      expect(await connectCode(connectCall(method)(merchant.headers)), method.name).toBe(Code.PermissionDenied);
+      expect((await connectError(connectCall(method)(merchant.headers))).code, method.name).toBe(Code.PermissionDenied);
     }
   });
 
@@ -82,7 +73,7 @@ describe("admin RPCs", () => {
       for (const headers of attempts) {
         const error = await grpcError(grpcCall(method)(headers));
         expect(error.code, `${method.name} ${JSON.stringify(headers)}`).toBe(Code.Unauthenticated);
-        expect(await connectCode(connectCall(method)(headers)), `${method.name} ${JSON.stringify(headers)}`).toBe(Code.Unauthenticated);
+        expect((await connectError(connectCall(method)(headers))).code, `${method.name} ${JSON.stringify(headers)}`).toBe(Code.Unauthenticated);
       }
     }
   });

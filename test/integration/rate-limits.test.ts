@@ -4,7 +4,7 @@
  * is known; over the limit the call is RESOURCE_EXHAUSTED with a google.rpc.RetryInfo delay.
  */
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { type ServiceError, status as GrpcStatus } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
@@ -12,7 +12,7 @@ import { PaymentService } from "../../gen/payments/v1/payment_service_pb.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
 import { grpcStream, streamProbe } from "../support/stream-probe.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
-import { grpcError } from "../support/waiting.js";
+import { connectError, grpcError } from "../support/waiting.js";
 
 // One token a second: the five calls of a burst take far less than a second even on a busy machine.
 const LIMIT = { perSecond: 1, burst: 5 };
@@ -31,15 +31,6 @@ function grpcRetryDelayMs(error: ServiceError): number {
     if (info?.retryDelay) return Number(info.retryDelay.seconds) * 1000 + info.retryDelay.nanos / 1e6;
   }
   throw new Error(`no RetryInfo in ${error.message}`);
-}
-
-async function connectError(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error("expected the call to fail");
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

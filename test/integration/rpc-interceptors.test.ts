@@ -17,7 +17,7 @@ import { METHOD_ACCESS, rpcName } from "../../src/rpc/auth.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
 import { grpcStream, probeCalls, type StreamOutcome, StreamProbeService, streamProbe } from "../support/stream-probe.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
-import { grpcError } from "../support/waiting.js";
+import { connectError, grpcError } from "../support/waiting.js";
 
 let t: TestApp;
 let merchant: Awaited<ReturnType<TestApp["createMerchant"]>>;
@@ -69,15 +69,6 @@ async function connectStream(
   return { messages };
 }
 
-async function connectFailure(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error("expected the call to fail");
-}
-
 const GRPC_METHOD = { watch: "Watch", adminWatch: "AdminWatch", unlistedWatch: "UnlistedWatch" } as const;
 
 /** The stream over both listeners: its messages and error as a caller of each protocol sees them. */
@@ -99,7 +90,7 @@ async function unaryBothWays(
   grpcCall: () => Promise<unknown>,
   connectCall: () => Promise<unknown>,
 ): Promise<{ grpc: SeenError; connect: SeenError }> {
-  return { grpc: seenFromGrpc(await grpcError(grpcCall())), connect: seenFromConnect(await connectFailure(connectCall())) };
+  return { grpc: seenFromGrpc(await grpcError(grpcCall())), connect: seenFromConnect(await connectError(connectCall())) };
 }
 
 describe("a server-streaming RPC behind the interceptors", () => {
@@ -213,7 +204,7 @@ describe("the access table", () => {
         expect(stream.error?.code, JSON.stringify(headers)).toBe(Code.PermissionDenied);
         expect(stream.error?.errorInfo?.reason).toBe("PERMISSION_DENIED");
       }
-      const unary = await connectFailure(probe.unlistedGet({ value: "" }, { headers }));
+      const unary = await connectError(probe.unlistedGet({ value: "" }, { headers }));
       expect(unary.code, JSON.stringify(headers)).toBe(Code.PermissionDenied);
     }
     expect(probeCalls.unlistedWatch ?? 0).toBe(0);

@@ -1,4 +1,5 @@
 /** Small helpers shared by the integration tests. */
+import { ConnectError } from "@connectrpc/connect";
 import type { ServiceError } from "@grpc/grpc-js";
 
 /**
@@ -20,6 +21,16 @@ export async function grpcError(promise: Promise<unknown>): Promise<ServiceError
     await promise;
   } catch (error) {
     return error as ServiceError;
+  }
+  throw new Error("expected the call to fail");
+}
+
+/** The error a Connect call fails with; fails the test when it succeeds. */
+export async function connectError(promise: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await promise;
+  } catch (error) {
+    return ConnectError.from(error);
   }
   throw new Error("expected the call to fail");
 }
