@@ -8,7 +8,7 @@ import path from "node:path";
 import { MIN_CONTROL_TOKEN_LENGTH } from "./simulator.js";
 
 /** File name of the generated control token inside the data directory. */
-export const CONTROL_TOKEN_FILE_NAME = "simulator-control-token";
+const CONTROL_TOKEN_FILE_NAME = "simulator-control-token";
 
 /** Reads `${dataDir}/simulator-control-token`, generating it first if it does not exist. */
 export function loadOrCreateControlToken(dataDir: string): { token: string; file: string } {

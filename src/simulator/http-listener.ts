@@ -10,7 +10,7 @@ import { SimulatorControlError } from "./trade-store.js";
 
 const MAX_BODY_BYTES = 1024 * 1024;
 /** The only address the simulator listens on. */
-export const LOOPBACK = "127.0.0.1";
+const LOOPBACK = "127.0.0.1";
 
 /** A request as a listener hands it to its handler. */
 export interface ListenerRequest {

@@ -59,7 +59,7 @@ export function billDownload(book: AlipayBook, request: SimulatorRequest): Simul
 const FEE_RATE_PER_MILLE = 6n;
 
 /** The zip Alipay serves for `bill_type=trade` of one day: the detail and summary CSVs, GBK-encoded. */
-export function alipayBillArchive(trades: readonly SimTrade[], sellerId: string, billDate: string): Buffer {
+function alipayBillArchive(trades: readonly SimTrade[], sellerId: string, billDate: string): Buffer {
   const accountId = `${sellerId}0156`;
   const compactDate = billDate.replaceAll("-", "");
   const header = [

@@ -9,7 +9,7 @@ import { invalidRequest, StripeError } from "./card-errors.js";
 const TTL_MS = 24 * 60 * 60 * 1000;
 const MAX_KEYS = 100_000;
 /** Stripe's limit on a key's length. */
-export const MAX_IDEMPOTENCY_KEY_CHARS = 255;
+const MAX_IDEMPOTENCY_KEY_CHARS = 255;
 
 /** A stored answer and the request id that first produced it. */
 export interface StoredAnswer {

@@ -85,7 +85,7 @@ const missingPaymentMethod = () =>
  * The shopper has confirmed (3-D Secure done): the intent succeeds or is declined, and its event
  * goes out. Returns the decline, if any, and a promise that settles after the event's first delivery.
  */
-export function settleIntent(book: CardBook, trade: SimTrade, intent: CardIntent, outcome: PayOutcome): { declined?: Json; delivered: Promise<void> } {
+function settleIntent(book: CardBook, trade: SimTrade, intent: CardIntent, outcome: PayOutcome): { declined?: Json; delivered: Promise<void> } {
   const now = new Date();
   trade.openedAt ??= now;
   intent.confirmed = true;

@@ -59,7 +59,7 @@ export function intentJson(trade: SimTrade, intent: CardIntent, statusOverride?:
   };
 }
 
-export function chargeJson(trade: SimTrade, intent: CardIntent): Json {
+function chargeJson(trade: SimTrade, intent: CardIntent): Json {
   return {
     id: intent.latestCharge,
     object: "charge",

@@ -39,7 +39,7 @@ const intentOfId = ({ book, id }: Omit<CardCall, "caller">) => book.tradeOfInten
 const intentOfParam = ({ book, params }: Omit<CardCall, "caller">) => book.tradeOfIntent(params.values.get("payment_intent"));
 
 /** Every endpoint, first match wins (`/search` before `/{id}`). */
-export const CARD_ROUTES: readonly CardRoute[] = [
+const CARD_ROUTES: readonly CardRoute[] = [
   {
     method: "POST",
     path: /^\/v1\/payment_intents$/,

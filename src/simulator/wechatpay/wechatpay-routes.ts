@@ -47,7 +47,7 @@ const ID = "([^/]+)";
 const idIsTrade = (_book: WechatBook, id: string) => id;
 
 /** Every endpoint. */
-export const WECHATPAY_ROUTES: readonly WechatRoute[] = [
+const WECHATPAY_ROUTES: readonly WechatRoute[] = [
   {
     method: "POST",
     path: /^\/v3\/pay\/transactions\/native$/,
