@@ -12,7 +12,7 @@ const UNSAFE_CHARACTER = new RegExp(UNSAFE_CHARACTERS);
 const EVERY_UNSAFE_CHARACTER = new RegExp(UNSAFE_CHARACTERS, "g");
 
 /** True when `text` holds a control character or an unpaired surrogate. */
-export function hasUnsafeCharacters(text: string): boolean {
+function hasUnsafeCharacters(text: string): boolean {
   return UNSAFE_CHARACTER.test(text);
 }
 

@@ -94,7 +94,7 @@ export function notifyUrlProblem(value: string, policy: NotifyUrlPolicy): { reas
  * e.g. "a loopback address", or undefined for a public name or address. Names are judged by their
  * text only; what they resolve to is checked when sending.
  */
-export function internalHostReason(hostname: string): string | undefined {
+function internalHostReason(hostname: string): string | undefined {
   const host = hostname.toLowerCase().replace(/\.$/, "");
   if (host.startsWith("[") && host.endsWith("]")) return internalAddressReason(host.slice(1, -1));
   if (isIPv4(host)) return internalAddressReason(host);

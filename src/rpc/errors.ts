@@ -106,10 +106,10 @@ function boundedMessage(message: string): string {
 }
 
 /** Why a channel call gave no usable answer; `failure` in the ErrorInfo metadata. */
-export type ChannelFailure = "TIMEOUT" | "UNREACHABLE" | "CHANNEL_ERROR" | "RESPONSE_SIGNATURE_INVALID" | "UNEXPECTED_RESPONSE";
+type ChannelFailure = "TIMEOUT" | "UNREACHABLE" | "CHANNEL_ERROR" | "RESPONSE_SIGNATURE_INVALID" | "UNEXPECTED_RESPONSE";
 
 /** The kind of failure, from the error the channel-call pipeline built (src/channels/channel-call.ts). */
-export function channelFailureOf(error: ChannelUnavailableError): ChannelFailure {
+function channelFailureOf(error: ChannelUnavailableError): ChannelFailure {
   if (error instanceof ChannelAnswerUntrustedError) return error.code;
   if (error.cause instanceof HttpTransportError) return error.cause.kind === "timeout" ? "TIMEOUT" : "UNREACHABLE";
   // Answered, but with 5xx/429, "system busy", "try again", an answer in no known envelope, a bill not ready.

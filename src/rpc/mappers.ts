@@ -40,11 +40,11 @@ const STATUS_TO_PROTO: Record<DomainPaymentStatus, PaymentStatus> = {
   REFUNDED: PaymentStatus.REFUNDED,
 };
 
-export function channelFromProto(channel: Channel): ChannelName | undefined {
+function channelFromProto(channel: Channel): ChannelName | undefined {
   return (Object.keys(CHANNEL_TO_PROTO) as ChannelName[]).find((name) => CHANNEL_TO_PROTO[name] === channel);
 }
 
-export function statusFromProto(status: PaymentStatus): DomainPaymentStatus | undefined {
+function statusFromProto(status: PaymentStatus): DomainPaymentStatus | undefined {
   return (Object.keys(STATUS_TO_PROTO) as DomainPaymentStatus[]).find((name) => STATUS_TO_PROTO[name] === status);
 }
 
