@@ -5,6 +5,8 @@
  */
 import { readFileSync } from "node:fs";
 import { CHANNEL_NAMES, type ChannelName } from "./channels/channel.js";
+import type { NotifyUrlPolicy } from "./notifications/notify-url.js";
+import type { RateLimit } from "./rpc/rate-limiter.js";
 
 export interface AlipayConfig {
   gatewayUrl: string;
@@ -130,7 +132,7 @@ export interface Config {
   /** `CALLBACK_LOG_RETENTION_DAYS`: callback audit rows older than this are deleted. */
   callbackLogRetentionDays: number;
   /** `RATE_LIMIT_PER_SECOND` and `RATE_LIMIT_BURST`: each merchant's calls per replica (token bucket). */
-  rateLimit: { perSecond: number; burst: number };
+  rateLimit: RateLimit;
   /**
    * `API_KEY_CACHE_TTL_MS`: how long a replica trusts an API key it has looked up (default 5000; 0 = read
    * the database on every call). A rotated key keeps working on other replicas for at most this long.
@@ -142,7 +144,7 @@ export interface Config {
    * Which merchant notify URLs are accepted: `NOTIFY_URL_ALLOW_HTTP` (default true only in the embedded
    * quick start) and `NOTIFY_URL_ALLOW_PRIVATE` (loopback, private, link-local; default false).
    */
-  notifyUrls: { allowHttp: boolean; allowPrivateNetworks: boolean };
+  notifyUrls: NotifyUrlPolicy;
   /** How often the sweeper looks for pending payments to query or expire. */
   sweepIntervalMs: number;
   /** Largest request body accepted on either listener. */
