@@ -28,6 +28,9 @@ import { createHttpServer, type HttpListener } from "./rpc/http-server.js";
 import { createTlsSource } from "./rpc/tls.js";
 import { createMerchantRpc } from "./rpc/merchant-rpc.js";
 import { createPaymentRpc } from "./rpc/payment-rpc.js";
+import { createPayoutRpc } from "./rpc/payout-rpc.js";
+import { createReconciliationRpc } from "./rpc/reconciliation-rpc.js";
+import { createSettlementOrderRpc } from "./rpc/settlement-order-rpc.js";
 import { createSettlementRpc } from "./rpc/settlement-rpc.js";
 import { createRefundService } from "./refunds/refund-service.js";
 import { createRefundSweeper, type RefundSweeper } from "./refunds/refund-sweeper.js";
@@ -125,7 +128,14 @@ export async function startApp(options: AppOptions): Promise<App> {
   const services = [
     { service: MerchantService, impl: createMerchantRpc(uow, merchants) },
     { service: PaymentService, impl: createPaymentRpc(uow, payments, refunds) },
-    { service: SettlementService, impl: createSettlementRpc(uow) },
+    {
+      service: SettlementService,
+      impl: createSettlementRpc(uow, {
+        orders: createSettlementOrderRpc(),
+        payouts: createPayoutRpc(),
+        reconciliation: createReconciliationRpc(),
+      }),
+    },
     ...(options.extraServices ?? []),
   ] as const;
   const interceptors = createRpcInterceptors({

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { CHANNEL_NAMES, type ChannelName } from "./channels/channel.js";
+import type { FeeTerms } from "./fees/fee-calculator.js";
 import type { NotifyUrlPolicy } from "./notifications/notify-url.js";
 import type { RateLimit } from "./rpc/rate-limiter.js";
 
@@ -96,6 +97,20 @@ export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
   keepAliveTimeoutMs: 5_000,
 });
 
+/** When a settlement date's period starts and ends, and when the daily run happens. */
+export interface SettlementSchedule {
+  /** `SETTLEMENT_TIME_ZONE`: IANA zone the settlement day and cut-off are read in (default Asia/Shanghai). */
+  timeZone: string;
+  /** `SETTLEMENT_CUTOFF`: `HH:MM` in that zone where one settlement day ends and the next begins (default 00:00). */
+  cutoffMinutes: number;
+  /** `SETTLEMENT_DELAY_DAYS`: settlement date D settles the day D - delay (T+1 by default: D settles D - 1). */
+  delayDays: number;
+  /** `SETTLEMENT_SCHEDULE`: run each day's settlement automatically after the cut-off (default true). */
+  scheduled: boolean;
+  /** `SETTLEMENT_MIN_AMOUNT`: the smallest SubmitSettlement amount, in minor units (default 100). */
+  minSubmitAmount: bigint;
+}
+
 export interface Config {
   /** `mysql://...`, or undefined for the embedded SQLite file. */
   databaseUrl?: string;
@@ -145,6 +160,14 @@ export interface Config {
    * quick start) and `NOTIFY_URL_ALLOW_PRIVATE` (loopback, private, link-local; default false).
    */
   notifyUrls: NotifyUrlPolicy;
+  settlement: SettlementSchedule;
+  /**
+   * `CHANNEL_FEE_RATES`: each channel's contracted fee (`alipay=60,wechatpay=60,card=290+30`: basis points,
+   * then `+` a fixed fee in minor units). Reconciliation compares each bill line's fee with it; a channel
+   * without a rate has its bill fees taken as they are (no FEE_MISMATCH). Simulated channels default to the
+   * simulator's rates.
+   */
+  channelFeeRates: Readonly<Partial<Record<ChannelName, FeeTerms>>>;
   /** How often the sweeper looks for pending payments to query or expire. */
   sweepIntervalMs: number;
   /** Largest request body accepted on either listener. */
@@ -211,6 +234,55 @@ function filePath(env: Env, name: string): string | undefined {
 
 function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** The simulator's fees (the simulator's bill modules), the default rates of simulated channels. */
+const SIMULATOR_FEE_RATES: Readonly<Record<ChannelName, FeeTerms>> = Object.freeze({
+  alipay: { rateBps: 60, fixedFee: 0n, minFee: 0n },
+  wechatpay: { rateBps: 60, fixedFee: 0n, minFee: 0n },
+  card: { rateBps: 290, fixedFee: 30n, minFee: 0n },
+});
+
+function channelFeeRates(env: Env, simulated: readonly ChannelName[]): Partial<Record<ChannelName, FeeTerms>> {
+  const rates: Partial<Record<ChannelName, FeeTerms>> = {};
+  for (const channel of simulated) rates[channel] = SIMULATOR_FEE_RATES[channel];
+  const raw = optional(env, "CHANNEL_FEE_RATES");
+  if (raw === undefined) return rates;
+  for (const part of raw.split(",")) {
+    const match = /^\s*(alipay|wechatpay|card)\s*=\s*(\d{1,4})(?:\s*\+\s*(\d{1,9}))?\s*$/.exec(part);
+    if (!match) {
+      throw new ConfigError("CHANNEL_FEE_RATES", `expected channel=basis_points[+fixed_minor], e.g. alipay=60,card=290+30; got ${JSON.stringify(part.slice(0, 40))}`);
+    }
+    const rateBps = Number(match[2]);
+    if (rateBps > 10_000) throw new ConfigError("CHANNEL_FEE_RATES", `${match[1]}: at most 10000 basis points`);
+    rates[match[1] as ChannelName] = { rateBps, fixedFee: BigInt(match[3] ?? "0"), minFee: 0n };
+  }
+  return rates;
+}
+
+function settlementSchedule(env: Env): SettlementSchedule {
+  const timeZone = optional(env, "SETTLEMENT_TIME_ZONE") ?? "Asia/Shanghai";
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone });
+  } catch {
+    throw new ConfigError("SETTLEMENT_TIME_ZONE", `unknown time zone ${JSON.stringify(timeZone)}; use an IANA name such as Asia/Shanghai`);
+  }
+  const cutoff = optional(env, "SETTLEMENT_CUTOFF") ?? "00:00";
+  const match = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(cutoff);
+  if (!match) throw new ConfigError("SETTLEMENT_CUTOFF", `must be HH:MM (24-hour), got ${JSON.stringify(cutoff)}`);
+  const delayDays = nonNegativeInt(env, "SETTLEMENT_DELAY_DAYS", 1);
+  if (delayDays > 30) throw new ConfigError("SETTLEMENT_DELAY_DAYS", "must be at most 30");
+  const minimum = optional(env, "SETTLEMENT_MIN_AMOUNT") ?? "100";
+  if (!/^\d{1,15}$/.test(minimum) || BigInt(minimum) < 1n) {
+    throw new ConfigError("SETTLEMENT_MIN_AMOUNT", `must be a whole number of minor units, at least 1; got ${JSON.stringify(minimum)}`);
+  }
+  return Object.freeze({
+    timeZone,
+    cutoffMinutes: Number(match[1]) * 60 + Number(match[2]),
+    delayDays,
+    scheduled: flag(env, "SETTLEMENT_SCHEDULE", true),
+    minSubmitAmount: BigInt(minimum),
+  });
 }
 
 function simulatedChannels(env: Env, configured: Record<ChannelName, unknown>, embedded: boolean): ChannelName[] {
@@ -447,6 +519,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       allowHttp: flag(env, "NOTIFY_URL_ALLOW_HTTP", embedded),
       allowPrivateNetworks: flag(env, "NOTIFY_URL_ALLOW_PRIVATE", false),
     }),
+    settlement: settlementSchedule(env),
+    channelFeeRates: Object.freeze(channelFeeRates(env, simulated)),
     sweepIntervalMs: positiveInt(env, "SWEEP_INTERVAL_MS", 5000),
     maxRequestBytes: positiveInt(env, "MAX_REQUEST_BYTES", 1024 * 1024),
     channelTimeoutMs: positiveInt(env, "CHANNEL_TIMEOUT_MS", 10_000),

@@ -130,7 +130,21 @@ export interface IgnoredNotification {
   channelStatus: string;
 }
 
-export type ChannelNotification = PaymentNotification | RefundNotification | IgnoredNotification;
+/** A verified, parsed callback about a payout (the card acquirer's `payout.paid` / `payout.failed`). */
+export interface PayoutNotification {
+  kind: "payout";
+  notificationId: string;
+  /** Our payout number, as the payout's metadata carries it. */
+  payoutNo: string;
+  channelPayoutNo?: string;
+  state: "paid" | "failed";
+  amountMinor: bigint;
+  currency: string;
+  /** The channel's event name, plus its failure text for a failed payout. */
+  channelStatus: string;
+}
+
+export type ChannelNotification = PaymentNotification | RefundNotification | PayoutNotification | IgnoredNotification;
 
 /** The HTTP answer the channel expects. */
 export interface CallbackAnswer {
@@ -145,10 +159,83 @@ export interface BillRecord {
   paymentNo: string;
   channelTradeNo?: string;
   refundNo?: string;
+  /** The payment's or refund's amount, positive, in minor units. */
   amountMinor: bigint;
+  /** The channel's fee on the line, in minor units: positive for a payment, the fee returned (not positive) for a refund. */
   feeMinor: bigint;
   currency: string;
   occurredAt: Date;
+  /** 1-based line number in the bill file (or position in the card acquirer's list), for error messages and discrepancies. */
+  line: number;
+}
+
+/**
+ * A channel's bill for one day, held in a temporary file (never whole in memory) and read line by
+ * line. Reading it again starts a fresh pass over the file.
+ */
+export interface BillFile {
+  readonly channel: ChannelName;
+  readonly billDate: string;
+  /** The records in file order. Throws {@link BillFormatError} naming the line on anything malformed. */
+  records(): AsyncIterable<BillRecord>;
+  /** Deletes the temporary file (not a caller's upload). */
+  dispose(): Promise<void>;
+}
+
+/** A bill that cannot be read: malformed, truncated, oversized or wrongly hashed. Nothing of its run is stored. */
+export class BillFormatError extends Error {
+  readonly reason = "BILL_INVALID";
+  constructor(
+    readonly channel: ChannelName,
+    /** What is wrong, e.g. `bad amount "1.2.3" in column 订单金额`. */
+    readonly detail: string,
+    /** 1-based line of the file, when the fault is on one line. */
+    readonly line?: number,
+  ) {
+    super(`${channel} bill${line === undefined ? "" : ` line ${line}`}: ${detail}`);
+  }
+}
+
+/** The merchant's payee at a payout channel (its settlement account). */
+export interface PayeeAccount {
+  type: "ALIPAY_USER_ID" | "ALIPAY_LOGON_ID" | "WECHAT_OPENID" | "BANK_ACCOUNT";
+  account: string;
+  /** The payee's real name, where the channel wants it. */
+  name?: string;
+}
+
+export interface ChannelPayoutRequest {
+  /** Our payout number: Alipay `out_biz_no`, WeChat `out_batch_no` and `out_detail_no`, the card acquirer's idempotency key and metadata. The same on every retry. */
+  payoutNo: string;
+  /** The channel's id once known. */
+  channelPayoutNo?: string | null;
+  amountMinor: bigint;
+  currency: string;
+  payee: PayeeAccount;
+  /** Shown to the payee, e.g. "Settlement S20261202...". */
+  remark: string;
+}
+
+/**
+ * `processing`: accepted, not finished. `not_found` comes only from `queryPayout`: the channel has no
+ * transfer under our number (never sent, or lost before it arrived), so sending it again is safe.
+ */
+export type ChannelPayoutState = "processing" | "paid" | "failed" | "not_found";
+
+export interface ChannelPayoutStatus {
+  state: ChannelPayoutState;
+  channelPayoutNo?: string;
+  /** The channel's failure text or state name, for support. */
+  detail?: string;
+}
+
+/** Transfers to merchants (settlement by transfer), in the channel's own payout API. */
+export interface PayoutOperations {
+  /** Checks the payee's shape for this channel; returns what is wrong, or undefined. Nothing is sent. */
+  validatePayee(payee: PayeeAccount): string | undefined;
+  /** Sends the transfer; idempotent under `payoutNo`. Throws ChannelUnavailableError when the outcome is unknown. */
+  sendPayout(request: ChannelPayoutRequest): Promise<ChannelPayoutStatus>;
+  queryPayout(request: ChannelPayoutRequest): Promise<ChannelPayoutStatus>;
 }
 
 export interface PaymentChannel {
@@ -171,7 +258,15 @@ export interface PaymentChannel {
   acceptAnswer(): CallbackAnswer;
   /** A non-success answer, so the channel re-sends later (or gives up on a forged one). */
   rejectAnswer(reason: string): CallbackAnswer;
-  fetchBill(billDate: string): Promise<BillRecord[]>;
+  /** Downloads the day's bill (`YYYY-MM-DD`) into a temporary file, checking its hash where the channel gives one. */
+  fetchBill(billDate: string): Promise<BillFile>;
+  /**
+   * Reads a bill file in this channel's download format (ImportStatement), checking `sha1` when given.
+   * The file stays the caller's: `dispose()` leaves it.
+   */
+  openBillFile(path: string, billDate: string, options?: { sha1?: string }): Promise<BillFile>;
+  /** Transfers to merchants through this channel. */
+  readonly payouts: PayoutOperations;
 }
 
 /** The channel could not be reached or answered 5xx/timeout: retry later, never guess an outcome. */

@@ -11,6 +11,10 @@
  *   fee_revenue                  income: our fees
  *   unapplied_receipts:{channel} liability: money received that no open payment can take
  *                                (paid after close), to be refunded
+ *   payout_in_transit:{channel}  liability: payouts sent to the channel, not yet confirmed paid or failed
+ *   channel_fee_expense:{channel} expense: the channel's fees from its bills (the platform's cost)
+ *
+ * Entries that belong to no merchant (channel fees) carry {@link PLATFORM_LEDGER_ID} as their merchant.
  */
 import type { RowScope, Session } from "../db/unit-of-work.js";
 import * as ledgerStore from "./ledger-store.js";
@@ -22,7 +26,12 @@ export const accounts = {
   merchantAvailable: (merchantId: string) => `merchant_available:${merchantId}`,
   feeRevenue: "fee_revenue",
   unappliedReceipts: (channel: string) => `unapplied_receipts:${channel}`,
+  payoutInTransit: (channel: string) => `payout_in_transit:${channel}`,
+  channelFeeExpense: (channel: string) => `channel_fee_expense:${channel}`,
 };
+
+/** The merchant id of entries that belong to the platform itself (channel fees). */
+export const PLATFORM_LEDGER_ID = "platform";
 
 /** Balances of these accounts are cached in slot rows; see AccountBalance. */
 function isMerchantAccount(account: string): boolean {

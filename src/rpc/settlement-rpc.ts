@@ -1,4 +1,8 @@
-/** SettlementService: balances (merchant), ledger checks and discrepancies (admin); callers are checked by the auth interceptor. */
+/**
+ * SettlementService: balances (merchant), ledger checks and discrepancies (admin) here; settlement
+ * orders, payouts and reconciliation in their own handler modules, joined into one service. Callers
+ * are checked by the auth interceptor.
+ */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
@@ -42,10 +46,23 @@ function discrepancyToProto(row: DiscrepancyRow): Discrepancy {
   });
 }
 
-export function createSettlementRpc(
-  uow: UnitOfWork,
-): ServiceImpl<typeof SettlementService> {
+type Impl = ServiceImpl<typeof SettlementService>;
+
+/** The handlers of the other SettlementService modules. */
+export interface SettlementRpcParts {
+  /** RunSettlement, GetSettlement, ListSettlements, SubmitSettlement (settlement-order-rpc.ts). */
+  orders: Pick<Impl, "runSettlement" | "getSettlement" | "listSettlements" | "submitSettlement">;
+  /** SetSettlementAccount (payout-rpc.ts). */
+  payouts: Pick<Impl, "setSettlementAccount">;
+  /** ReconcileChannel, ImportStatement, ListReconciliationRuns (reconciliation-rpc.ts). */
+  reconciliation: Pick<Impl, "reconcileChannel" | "importStatement" | "listReconciliationRuns">;
+}
+
+export function createSettlementRpc(uow: UnitOfWork, parts: SettlementRpcParts): Impl {
   return {
+    ...parts.orders,
+    ...parts.payouts,
+    ...parts.reconciliation,
     async getBalance(req, ctx) {
       const session = sessionOf(ctx, () => uow.session());
       const merchant = merchantOf(ctx);

@@ -52,6 +52,24 @@ export interface SimulatorFaults {
   refundDelayMs?: number;
   /** Refunds fail at the channel: rejected at once, or (with `refundDelayMs`) abandoned later. */
   refundFails?: boolean;
+  /** Bill (scope: a trade): the trade's lines are left out of the daily bill. */
+  billOmitLine?: boolean;
+  /** Bill (scope: a trade): the trade's payment line states one minor unit more than was paid. */
+  billAlterAmount?: boolean;
+  /** Bill (scope: a trade): the trade's payment line states one minor unit more fee than the rate gives. */
+  billAlterFee?: boolean;
+  /** Bill (scope: a channel): the bill carries one extra payment line for a trade that never existed. */
+  billExtraLine?: boolean;
+  /** Bill (scope: a channel): the download answer states a wrong hash (WeChat Pay's SHA1). */
+  billWrongHash?: boolean;
+  /** Bill (scope: a channel): the bill file is cut off in the middle of a line. */
+  billTruncated?: boolean;
+  /** Payouts (scope: a channel, or a payout by our number as `outTradeNo`): the transfer fails at the channel. */
+  payoutFails?: boolean;
+  /** Payouts: transfers answer processing and finish (paid, or failed with `payoutFails`) after this many real ms. */
+  payoutDelayMs?: number;
+  /** Payouts: each payout webhook (card) is delivered this many times. */
+  duplicatePayoutWebhooks?: number;
 }
 
 /** Where faults apply: everything, one channel, or one trade of a channel. */
@@ -82,6 +100,15 @@ const FAULT_KEYS = [
   "paidAfterClose",
   "refundDelayMs",
   "refundFails",
+  "billOmitLine",
+  "billAlterAmount",
+  "billAlterFee",
+  "billExtraLine",
+  "billWrongHash",
+  "billTruncated",
+  "payoutFails",
+  "payoutDelayMs",
+  "duplicatePayoutWebhooks",
 ] as const satisfies readonly (keyof SimulatorFaults)[];
 
 function invalid(message: string): SimulatorControlError {
@@ -134,10 +161,12 @@ export function parseSetFaultsRequest(body: unknown): SetFaultsRequest {
     }
     switch (key) {
       case "duplicateNotifies":
+      case "duplicatePayoutWebhooks":
         out[key] = nonNegativeInteger(value, key, 1);
         break;
       case "notifyDelayMs":
       case "refundDelayMs":
+      case "payoutDelayMs":
         out[key] = nonNegativeInteger(value, key);
         break;
       case "alterAmount":

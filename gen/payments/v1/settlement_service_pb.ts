@@ -2,8 +2,8 @@
 // @generated from file payments/v1/settlement_service.proto (package payments.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Channel } from "./payment_pb.js";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file payments/v1/settlement_service.proto.
  */
 export const file_payments_v1_settlement_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRwYXltZW50cy92MS9zZXR0bGVtZW50X3NlcnZpY2UucHJvdG8SC3BheW1lbnRzLnYxIiUKEUdldEJhbGFuY2VSZXF1ZXN0EhAKCGN1cnJlbmN5GAEgASgJIlwKEkdldEJhbGFuY2VSZXNwb25zZRIQCghjdXJyZW5jeRgBIAEoCRIPCgdwZW5kaW5nGAIgASgDEhEKCWF2YWlsYWJsZRgDIAEoAxIQCghwYWlkX291dBgEIAEoAyIUChJDaGVja0xlZGdlclJlcXVlc3QiQQoPTGVkZ2VyVmlvbGF0aW9uEg0KBWNoZWNrGAEgASgJEg8KB3N1YmplY3QYAiABKAkSDgoGZGV0YWlsGAMgASgJIoYBChNDaGVja0xlZGdlclJlc3BvbnNlEgoKAm9rGAEgASgIEjAKCnZpb2xhdGlvbnMYAiADKAsyHC5wYXltZW50cy52MS5MZWRnZXJWaW9sYXRpb24SFwoPZW50cmllc19jaGVja2VkGAMgASgDEhgKEHBheW1lbnRzX2NoZWNrZWQYBCABKAMilwIKC0Rpc2NyZXBhbmN5EgoKAmlkGAEgASgJEgwKBGtpbmQYAiABKAkSJQoHY2hhbm5lbBgDIAEoDjIULnBheW1lbnRzLnYxLkNoYW5uZWwSEwoLbWVyY2hhbnRfaWQYBCABKAkSEgoKcGF5bWVudF9pZBgFIAEoCRIYChBjaGFubmVsX3RyYWRlX25vGAYgASgJEg4KBmFtb3VudBgHIAEoAxIQCghjdXJyZW5jeRgIIAEoCRIOCgZkZXRhaWwYCSABKAkSDgoGc3RhdHVzGAogASgJEhIKCnJlc29sdXRpb24YCyABKAkSLgoKY3JlYXRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUQoYTGlzdERpc2NyZXBhbmNpZXNSZXF1ZXN0Eg4KBnN0YXR1cxgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJlChlMaXN0RGlzY3JlcGFuY2llc1Jlc3BvbnNlEi8KDWRpc2NyZXBhbmNpZXMYASADKAsyGC5wYXltZW50cy52MS5EaXNjcmVwYW5jeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRwoZUmVzb2x2ZURpc2NyZXBhbmN5UmVxdWVzdBIWCg5kaXNjcmVwYW5jeV9pZBgBIAEoCRISCgpyZXNvbHV0aW9uGAIgASgJIksKGlJlc29sdmVEaXNjcmVwYW5jeVJlc3BvbnNlEi0KC2Rpc2NyZXBhbmN5GAEgASgLMhgucGF5bWVudHMudjEuRGlzY3JlcGFuY3ky/wIKEVNldHRsZW1lbnRTZXJ2aWNlEk0KCkdldEJhbGFuY2USHi5wYXltZW50cy52MS5HZXRCYWxhbmNlUmVxdWVzdBofLnBheW1lbnRzLnYxLkdldEJhbGFuY2VSZXNwb25zZRJQCgtDaGVja0xlZGdlchIfLnBheW1lbnRzLnYxLkNoZWNrTGVkZ2VyUmVxdWVzdBogLnBheW1lbnRzLnYxLkNoZWNrTGVkZ2VyUmVzcG9uc2USYgoRTGlzdERpc2NyZXBhbmNpZXMSJS5wYXltZW50cy52MS5MaXN0RGlzY3JlcGFuY2llc1JlcXVlc3QaJi5wYXltZW50cy52MS5MaXN0RGlzY3JlcGFuY2llc1Jlc3BvbnNlEmUKElJlc29sdmVEaXNjcmVwYW5jeRImLnBheW1lbnRzLnYxLlJlc29sdmVEaXNjcmVwYW5jeVJlcXVlc3QaJy5wYXltZW50cy52MS5SZXNvbHZlRGlzY3JlcGFuY3lSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_payments_v1_payment]);
+  fileDesc("CiRwYXltZW50cy92MS9zZXR0bGVtZW50X3NlcnZpY2UucHJvdG8SC3BheW1lbnRzLnYxIiUKEUdldEJhbGFuY2VSZXF1ZXN0EhAKCGN1cnJlbmN5GAEgASgJIlwKEkdldEJhbGFuY2VSZXNwb25zZRIQCghjdXJyZW5jeRgBIAEoCRIPCgdwZW5kaW5nGAIgASgDEhEKCWF2YWlsYWJsZRgDIAEoAxIQCghwYWlkX291dBgEIAEoAyKvAgoGUGF5b3V0EgoKAmlkGAEgASgJEhEKCXBheW91dF9ubxgCIAEoCRIlCgdjaGFubmVsGAMgASgOMhQucGF5bWVudHMudjEuQ2hhbm5lbBIOCgZhbW91bnQYBCABKAMSEAoIY3VycmVuY3kYBSABKAkSKQoGc3RhdHVzGAYgASgOMhkucGF5bWVudHMudjEuUGF5b3V0U3RhdHVzEhkKEWNoYW5uZWxfcGF5b3V0X25vGAcgASgJEhYKDmZhaWx1cmVfcmVhc29uGAggASgJEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLkAQoOU2V0dGxlbWVudExpbmUSLQoEa2luZBgBIAEoDjIfLnBheW1lbnRzLnYxLlNldHRsZW1lbnRMaW5lS2luZBISCgpwYXltZW50X2lkGAIgASgJEhEKCXJlZnVuZF9pZBgDIAEoCRIiChpjYXJyaWVkX2Zyb21fc2V0dGxlbWVudF9pZBgEIAEoCRINCgVncm9zcxgFIAEoAxILCgNmZWUYBiABKAMSCwoDbmV0GAcgASgDEi8KC29jY3VycmVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLmBAoKU2V0dGxlbWVudBIKCgJpZBgBIAEoCRIVCg1zZXR0bGVtZW50X25vGAIgASgJEhMKC21lcmNoYW50X2lkGAMgASgJEhAKCGN1cnJlbmN5GAQgASgJEikKBGtpbmQYBSABKA4yGy5wYXltZW50cy52MS5TZXR0bGVtZW50S2luZBIXCg9zZXR0bGVtZW50X2RhdGUYBiABKAkSMAoMcGVyaW9kX3N0YXJ0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpwZXJpb2RfZW5kGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9wYXltZW50c19hbW91bnQYCSABKAMSFgoOcmVmdW5kc19hbW91bnQYCiABKAMSEgoKZmVlX2Ftb3VudBgLIAEoAxIWCg5jYXJyaWVkX2Ftb3VudBgMIAEoAxIUCgxncm9zc19hbW91bnQYDSABKAMSEgoKbmV0X2Ftb3VudBgOIAEoAxISCgpsaW5lX2NvdW50GA8gASgDEi0KBnN0YXR1cxgQIAEoDjIdLnBheW1lbnRzLnYxLlNldHRsZW1lbnRTdGF0dXMSIwoGcGF5b3V0GBEgASgLMhMucGF5bWVudHMudjEuUGF5b3V0Ei4KCmNyZWF0ZWRfYXQYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKBWxpbmVzGBMgAygLMhsucGF5bWVudHMudjEuU2V0dGxlbWVudExpbmUSHQoVbmV4dF9saW5lc19wYWdlX3Rva2VuGBQgASgJIkQKFFJ1blNldHRsZW1lbnRSZXF1ZXN0EhcKD3NldHRsZW1lbnRfZGF0ZRgBIAEoCRITCgttZXJjaGFudF9pZBgCIAEoCSLxAQoVUnVuU2V0dGxlbWVudFJlc3BvbnNlEhcKD3NldHRsZW1lbnRfZGF0ZRgBIAEoCRIwCgxwZXJpb2Rfc3RhcnQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnBlcmlvZF9lbmQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDm9yZGVyc19jcmVhdGVkGAQgASgDEhcKD29yZGVyc19leGlzdGluZxgFIAEoAxIVCg1saW5lc19zZXR0bGVkGAYgASgDEhUKDXBheW1lbnRzX2hlbGQYByABKAMiYAoUR2V0U2V0dGxlbWVudFJlcXVlc3QSFQoNc2V0dGxlbWVudF9pZBgBIAEoCRIXCg9saW5lc19wYWdlX3NpemUYAiABKAUSGAoQbGluZXNfcGFnZV90b2tlbhgDIAEoCSJEChVHZXRTZXR0bGVtZW50UmVzcG9uc2USKwoKc2V0dGxlbWVudBgBIAEoCzIXLnBheW1lbnRzLnYxLlNldHRsZW1lbnQigQEKFkxpc3RTZXR0bGVtZW50c1JlcXVlc3QSEAoIY3VycmVuY3kYASABKAkSFwoPc2V0dGxlbWVudF9kYXRlGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJEhUKDWluY2x1ZGVfbGluZXMYBSABKAgiYAoXTGlzdFNldHRsZW1lbnRzUmVzcG9uc2USLAoLc2V0dGxlbWVudHMYASADKAsyFy5wYXltZW50cy52MS5TZXR0bGVtZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI7ChdTdWJtaXRTZXR0bGVtZW50UmVxdWVzdBIQCghjdXJyZW5jeRgBIAEoCRIOCgZhbW91bnQYAiABKAMiRwoYU3VibWl0U2V0dGxlbWVudFJlc3BvbnNlEisKCnNldHRsZW1lbnQYASABKAsyFy5wYXltZW50cy52MS5TZXR0bGVtZW50Iq0BChtTZXRTZXR0bGVtZW50QWNjb3VudFJlcXVlc3QSEwoLbWVyY2hhbnRfaWQYASABKAkSJQoHY2hhbm5lbBgCIAEoDjIULnBheW1lbnRzLnYxLkNoYW5uZWwSMwoMYWNjb3VudF90eXBlGAMgASgOMh0ucGF5bWVudHMudjEuUGF5ZWVBY2NvdW50VHlwZRIPCgdhY2NvdW50GAQgASgJEgwKBG5hbWUYBSABKAkicAocU2V0U2V0dGxlbWVudEFjY291bnRSZXNwb25zZRITCgttZXJjaGFudF9pZBgBIAEoCRIlCgdjaGFubmVsGAIgASgOMhQucGF5bWVudHMudjEuQ2hhbm5lbBIUCgxhY2NvdW50X2hpbnQYAyABKAkiwwMKEVJlY29uY2lsaWF0aW9uUnVuEgoKAmlkGAEgASgJEiUKB2NoYW5uZWwYAiABKA4yFC5wYXltZW50cy52MS5DaGFubmVsEhEKCWJpbGxfZGF0ZRgDIAEoCRIOCgZzb3VyY2UYBCABKAkSEwoLbGluZXNfdG90YWwYBSABKAMSDwoHbWF0Y2hlZBgGIAEoAxIbChNtaXNzaW5nX29uX291cl9zaWRlGAcgASgDEh8KF21pc3Npbmdfb25fY2hhbm5lbF9zaWRlGAggASgDEhcKD2Ftb3VudF9taXNtYXRjaBgJIAEoAxIXCg9zdGF0dXNfbWlzbWF0Y2gYCiABKAMSFAoMZmVlX21pc21hdGNoGAsgASgDEhMKC2NoYW5uZWxfZmVlGAwgASgDEhQKDG1lcmNoYW50X2ZlZRgNIAEoAxIOCgZtYXJnaW4YDiABKAMSEAoIY3VycmVuY3kYDyABKAkSLgoKc3RhcnRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlMKF1JlY29uY2lsZUNoYW5uZWxSZXF1ZXN0EiUKB2NoYW5uZWwYASABKA4yFC5wYXltZW50cy52MS5DaGFubmVsEhEKCWJpbGxfZGF0ZRgCIAEoCSJHChhSZWNvbmNpbGVDaGFubmVsUmVzcG9uc2USKwoDcnVuGAEgASgLMh4ucGF5bWVudHMudjEuUmVjb25jaWxpYXRpb25SdW4iZwoWSW1wb3J0U3RhdGVtZW50UmVxdWVzdBI0CgZoZWFkZXIYASABKAsyIi5wYXltZW50cy52MS5JbXBvcnRTdGF0ZW1lbnRIZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAQgYKBHBhcnQiXwoVSW1wb3J0U3RhdGVtZW50SGVhZGVyEiUKB2NoYW5uZWwYASABKA4yFC5wYXltZW50cy52MS5DaGFubmVsEhEKCWJpbGxfZGF0ZRgCIAEoCRIMCgRzaGExGAMgASgJIkYKF0ltcG9ydFN0YXRlbWVudFJlc3BvbnNlEisKA3J1bhgBIAEoCzIeLnBheW1lbnRzLnYxLlJlY29uY2lsaWF0aW9uUnVuIm0KHUxpc3RSZWNvbmNpbGlhdGlvblJ1bnNSZXF1ZXN0EiUKB2NoYW5uZWwYASABKA4yFC5wYXltZW50cy52MS5DaGFubmVsEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImcKHkxpc3RSZWNvbmNpbGlhdGlvblJ1bnNSZXNwb25zZRIsCgRydW5zGAEgAygLMh4ucGF5bWVudHMudjEuUmVjb25jaWxpYXRpb25SdW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhQKEkNoZWNrTGVkZ2VyUmVxdWVzdCJBCg9MZWRnZXJWaW9sYXRpb24SDQoFY2hlY2sYASABKAkSDwoHc3ViamVjdBgCIAEoCRIOCgZkZXRhaWwYAyABKAkihgEKE0NoZWNrTGVkZ2VyUmVzcG9uc2USCgoCb2sYASABKAgSMAoKdmlvbGF0aW9ucxgCIAMoCzIcLnBheW1lbnRzLnYxLkxlZGdlclZpb2xhdGlvbhIXCg9lbnRyaWVzX2NoZWNrZWQYAyABKAMSGAoQcGF5bWVudHNfY2hlY2tlZBgEIAEoAyKPAwoLRGlzY3JlcGFuY3kSCgoCaWQYASABKAkSDAoEa2luZBgCIAEoCRIlCgdjaGFubmVsGAMgASgOMhQucGF5bWVudHMudjEuQ2hhbm5lbBITCgttZXJjaGFudF9pZBgEIAEoCRISCgpwYXltZW50X2lkGAUgASgJEhgKEGNoYW5uZWxfdHJhZGVfbm8YBiABKAkSDgoGYW1vdW50GAcgASgDEhAKCGN1cnJlbmN5GAggASgJEg4KBmRldGFpbBgJIAEoCRIOCgZzdGF0dXMYCiABKAkSEgoKcmVzb2x1dGlvbhgLIAEoCRIuCgpjcmVhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtyZXNvbHZlZF9ieRgNIAEoCRIvCgtyZXNvbHZlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoVcmVjb25jaWxpYXRpb25fcnVuX2lkGA8gASgJEhEKCXJlZnVuZF9pZBgQIAEoCSJRChhMaXN0RGlzY3JlcGFuY2llc1JlcXVlc3QSDgoGc3RhdHVzGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImUKGUxpc3REaXNjcmVwYW5jaWVzUmVzcG9uc2USLwoNZGlzY3JlcGFuY2llcxgBIAMoCzIYLnBheW1lbnRzLnYxLkRpc2NyZXBhbmN5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJcChlSZXNvbHZlRGlzY3JlcGFuY3lSZXF1ZXN0EhYKDmRpc2NyZXBhbmN5X2lkGAEgASgJEhIKCnJlc29sdXRpb24YAiABKAkSEwoLcmVzb2x2ZWRfYnkYAyABKAkiSwoaUmVzb2x2ZURpc2NyZXBhbmN5UmVzcG9uc2USLQoLZGlzY3JlcGFuY3kYASABKAsyGC5wYXltZW50cy52MS5EaXNjcmVwYW5jeSqYAQoMUGF5b3V0U3RhdHVzEh0KGVBBWU9VVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVQQVlPVVRfU1RBVFVTX1BFTkRJTkcQARIcChhQQVlPVVRfU1RBVFVTX1BST0NFU1NJTkcQAhIWChJQQVlPVVRfU1RBVFVTX1BBSUQQAxIYChRQQVlPVVRfU1RBVFVTX0ZBSUxFRBAEKsQBChJTZXR0bGVtZW50TGluZUtpbmQSJAogU0VUVExFTUVOVF9MSU5FX0tJTkRfVU5TUEVDSUZJRUQQABIgChxTRVRUTEVNRU5UX0xJTkVfS0lORF9QQVlNRU5UEAESHwobU0VUVExFTUVOVF9MSU5FX0tJTkRfUkVGVU5EEAISIAocU0VUVExFTUVOVF9MSU5FX0tJTkRfQ0FSUklFRBADEiMKH1NFVFRMRU1FTlRfTElORV9LSU5EX1dJVEhEUkFXQUwQBCpwCg5TZXR0bGVtZW50S2luZBIfChtTRVRUTEVNRU5UX0tJTkRfVU5TUEVDSUZJRUQQABIdChlTRVRUTEVNRU5UX0tJTkRfU0NIRURVTEVEEAESHgoaU0VUVExFTUVOVF9LSU5EX09OX1JFUVVFU1QQAiriAQoQU2V0dGxlbWVudFN0YXR1cxIhCh1TRVRUTEVNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGVNFVFRMRU1FTlRfU1RBVFVTX1NFVFRMRUQQARIlCiFTRVRUTEVNRU5UX1NUQVRVU19DQVJSSUVEX0ZPUldBUkQQAhIgChxTRVRUTEVNRU5UX1NUQVRVU19QQVlJTkdfT1VUEAMSHgoaU0VUVExFTUVOVF9TVEFUVVNfUEFJRF9PVVQQBBIjCh9TRVRUTEVNRU5UX1NUQVRVU19QQVlPVVRfRkFJTEVEEAUq0AEKEFBheWVlQWNjb3VudFR5cGUSIgoeUEFZRUVfQUNDT1VOVF9UWVBFX1VOU1BFQ0lGSUVEEAASJQohUEFZRUVfQUNDT1VOVF9UWVBFX0FMSVBBWV9VU0VSX0lEEAESJgoiUEFZRUVfQUNDT1VOVF9UWVBFX0FMSVBBWV9MT0dPTl9JRBACEiQKIFBBWUVFX0FDQ09VTlRfVFlQRV9XRUNIQVRfT1BFTklEEAMSIwofUEFZRUVfQUNDT1VOVF9UWVBFX0JBTktfQUNDT1VOVBAEMo8JChFTZXR0bGVtZW50U2VydmljZRJNCgpHZXRCYWxhbmNlEh4ucGF5bWVudHMudjEuR2V0QmFsYW5jZVJlcXVlc3QaHy5wYXltZW50cy52MS5HZXRCYWxhbmNlUmVzcG9uc2USVgoNUnVuU2V0dGxlbWVudBIhLnBheW1lbnRzLnYxLlJ1blNldHRsZW1lbnRSZXF1ZXN0GiIucGF5bWVudHMudjEuUnVuU2V0dGxlbWVudFJlc3BvbnNlElYKDUdldFNldHRsZW1lbnQSIS5wYXltZW50cy52MS5HZXRTZXR0bGVtZW50UmVxdWVzdBoiLnBheW1lbnRzLnYxLkdldFNldHRsZW1lbnRSZXNwb25zZRJcCg9MaXN0U2V0dGxlbWVudHMSIy5wYXltZW50cy52MS5MaXN0U2V0dGxlbWVudHNSZXF1ZXN0GiQucGF5bWVudHMudjEuTGlzdFNldHRsZW1lbnRzUmVzcG9uc2USXwoQU3VibWl0U2V0dGxlbWVudBIkLnBheW1lbnRzLnYxLlN1Ym1pdFNldHRsZW1lbnRSZXF1ZXN0GiUucGF5bWVudHMudjEuU3VibWl0U2V0dGxlbWVudFJlc3BvbnNlEmsKFFNldFNldHRsZW1lbnRBY2NvdW50EigucGF5bWVudHMudjEuU2V0U2V0dGxlbWVudEFjY291bnRSZXF1ZXN0GikucGF5bWVudHMudjEuU2V0U2V0dGxlbWVudEFjY291bnRSZXNwb25zZRJfChBSZWNvbmNpbGVDaGFubmVsEiQucGF5bWVudHMudjEuUmVjb25jaWxlQ2hhbm5lbFJlcXVlc3QaJS5wYXltZW50cy52MS5SZWNvbmNpbGVDaGFubmVsUmVzcG9uc2USXgoPSW1wb3J0U3RhdGVtZW50EiMucGF5bWVudHMudjEuSW1wb3J0U3RhdGVtZW50UmVxdWVzdBokLnBheW1lbnRzLnYxLkltcG9ydFN0YXRlbWVudFJlc3BvbnNlKAEScQoWTGlzdFJlY29uY2lsaWF0aW9uUnVucxIqLnBheW1lbnRzLnYxLkxpc3RSZWNvbmNpbGlhdGlvblJ1bnNSZXF1ZXN0GisucGF5bWVudHMudjEuTGlzdFJlY29uY2lsaWF0aW9uUnVuc1Jlc3BvbnNlElAKC0NoZWNrTGVkZ2VyEh8ucGF5bWVudHMudjEuQ2hlY2tMZWRnZXJSZXF1ZXN0GiAucGF5bWVudHMudjEuQ2hlY2tMZWRnZXJSZXNwb25zZRJiChFMaXN0RGlzY3JlcGFuY2llcxIlLnBheW1lbnRzLnYxLkxpc3REaXNjcmVwYW5jaWVzUmVxdWVzdBomLnBheW1lbnRzLnYxLkxpc3REaXNjcmVwYW5jaWVzUmVzcG9uc2USZQoSUmVzb2x2ZURpc2NyZXBhbmN5EiYucGF5bWVudHMudjEuUmVzb2x2ZURpc2NyZXBhbmN5UmVxdWVzdBonLnBheW1lbnRzLnYxLlJlc29sdmVEaXNjcmVwYW5jeVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_payments_v1_payment]);
 
 /**
  * Input of GetBalance.
@@ -80,6 +80,1010 @@ export const GetBalanceResponseSchema: GenMessage<GetBalanceResponse> = /*@__PUR
   messageDesc(file_payments_v1_settlement_service, 1);
 
 /**
+ * A transfer of a settlement order's net amount to the merchant's settlement account.
+ *
+ * @generated from message payments.v1.Payout
+ */
+export type Payout = Message<"payments.v1.Payout"> & {
+  /**
+   * Service-assigned id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Our transfer number: the channel's `out_biz_no` / `out_batch_no` / idempotency key, the same on every retry.
+   *
+   * @generated from field: string payout_no = 2;
+   */
+  payoutNo: string;
+
+  /**
+   * The payout channel.
+   *
+   * @generated from field: payments.v1.Channel channel = 3;
+   */
+  channel: Channel;
+
+  /**
+   * Amount in minor units.
+   *
+   * @generated from field: int64 amount = 4;
+   */
+  amount: bigint;
+
+  /**
+   * Its currency.
+   *
+   * @generated from field: string currency = 5;
+   */
+  currency: string;
+
+  /**
+   * Where it stands.
+   *
+   * @generated from field: payments.v1.PayoutStatus status = 6;
+   */
+  status: PayoutStatus;
+
+  /**
+   * The channel's id for the transfer, once known.
+   *
+   * @generated from field: string channel_payout_no = 7;
+   */
+  channelPayoutNo: string;
+
+  /**
+   * Why it failed, in the channel's words.
+   *
+   * @generated from field: string failure_reason = 8;
+   */
+  failureReason: string;
+
+  /**
+   * When it was created.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 9;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When it reached PAID or FAILED.
+   *
+   * @generated from field: google.protobuf.Timestamp finished_at = 10;
+   */
+  finishedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message payments.v1.Payout.
+ * Use `create(PayoutSchema)` to create a new message.
+ */
+export const PayoutSchema: GenMessage<Payout> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 2);
+
+/**
+ * One amount of a settlement order, traced to its payment or refund. `gross = net + fee` on every line.
+ *
+ * @generated from message payments.v1.SettlementLine
+ */
+export type SettlementLine = Message<"payments.v1.SettlementLine"> & {
+  /**
+   * What the line is for.
+   *
+   * @generated from field: payments.v1.SettlementLineKind kind = 1;
+   */
+  kind: SettlementLineKind;
+
+  /**
+   * The payment, for payment and refund lines.
+   *
+   * @generated from field: string payment_id = 2;
+   */
+  paymentId: string;
+
+  /**
+   * The refund, for refund lines.
+   *
+   * @generated from field: string refund_id = 3;
+   */
+  refundId: string;
+
+  /**
+   * The settlement order carried in, for carried lines.
+   *
+   * @generated from field: string carried_from_settlement_id = 4;
+   */
+  carriedFromSettlementId: string;
+
+  /**
+   * Gross amount in minor units.
+   *
+   * @generated from field: int64 gross = 5;
+   */
+  gross: bigint;
+
+  /**
+   * Our fee in minor units.
+   *
+   * @generated from field: int64 fee = 6;
+   */
+  fee: bigint;
+
+  /**
+   * Net amount owed to the merchant: gross - fee.
+   *
+   * @generated from field: int64 net = 7;
+   */
+  net: bigint;
+
+  /**
+   * When the payment or refund became final.
+   *
+   * @generated from field: google.protobuf.Timestamp occurred_at = 8;
+   */
+  occurredAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message payments.v1.SettlementLine.
+ * Use `create(SettlementLineSchema)` to create a new message.
+ */
+export const SettlementLineSchema: GenMessage<SettlementLine> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 3);
+
+/**
+ * One merchant's settlement in one currency. Totals: gross = net + fee, and each total is the sum of its lines.
+ *
+ * @generated from message payments.v1.Settlement
+ */
+export type Settlement = Message<"payments.v1.Settlement"> & {
+  /**
+   * Service-assigned id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Readable, unique, time-based plus random (like payment numbers).
+   *
+   * @generated from field: string settlement_no = 2;
+   */
+  settlementNo: string;
+
+  /**
+   * The merchant.
+   *
+   * @generated from field: string merchant_id = 3;
+   */
+  merchantId: string;
+
+  /**
+   * ISO 4217 currency.
+   *
+   * @generated from field: string currency = 4;
+   */
+  currency: string;
+
+  /**
+   * Scheduled or on request.
+   *
+   * @generated from field: payments.v1.SettlementKind kind = 5;
+   */
+  kind: SettlementKind;
+
+  /**
+   * The settlement date (`YYYY-MM-DD`) of a scheduled order; empty on request.
+   *
+   * @generated from field: string settlement_date = 6;
+   */
+  settlementDate: string;
+
+  /**
+   * Start of the period settled (inclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp period_start = 7;
+   */
+  periodStart?: Timestamp | undefined;
+
+  /**
+   * End of the period settled (exclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp period_end = 8;
+   */
+  periodEnd?: Timestamp | undefined;
+
+  /**
+   * Sum of the payment lines' gross.
+   *
+   * @generated from field: int64 payments_amount = 9;
+   */
+  paymentsAmount: bigint;
+
+  /**
+   * Sum of the refund lines' gross (not positive).
+   *
+   * @generated from field: int64 refunds_amount = 10;
+   */
+  refundsAmount: bigint;
+
+  /**
+   * Sum of every line's fee.
+   *
+   * @generated from field: int64 fee_amount = 11;
+   */
+  feeAmount: bigint;
+
+  /**
+   * A negative net carried in from the previous order (not positive).
+   *
+   * @generated from field: int64 carried_amount = 12;
+   */
+  carriedAmount: bigint;
+
+  /**
+   * Sum of every line's gross.
+   *
+   * @generated from field: int64 gross_amount = 13;
+   */
+  grossAmount: bigint;
+
+  /**
+   * Sum of every line's net: what is owed to the merchant (carried forward when negative).
+   *
+   * @generated from field: int64 net_amount = 14;
+   */
+  netAmount: bigint;
+
+  /**
+   * Number of lines.
+   *
+   * @generated from field: int64 line_count = 15;
+   */
+  lineCount: bigint;
+
+  /**
+   * Where it stands.
+   *
+   * @generated from field: payments.v1.SettlementStatus status = 16;
+   */
+  status: SettlementStatus;
+
+  /**
+   * The payout, once created.
+   *
+   * @generated from field: payments.v1.Payout payout = 17;
+   */
+  payout?: Payout | undefined;
+
+  /**
+   * When it was built.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 18;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * The lines, in GetSettlement (first page) and in ListSettlements when `include_lines` is set.
+   *
+   * @generated from field: repeated payments.v1.SettlementLine lines = 19;
+   */
+  lines: SettlementLine[];
+
+  /**
+   * More lines than returned: page through them with GetSettlement's `lines_page_token`.
+   *
+   * @generated from field: string next_lines_page_token = 20;
+   */
+  nextLinesPageToken: string;
+};
+
+/**
+ * Describes the message payments.v1.Settlement.
+ * Use `create(SettlementSchema)` to create a new message.
+ */
+export const SettlementSchema: GenMessage<Settlement> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 4);
+
+/**
+ * Input of RunSettlement.
+ *
+ * @generated from message payments.v1.RunSettlementRequest
+ */
+export type RunSettlementRequest = Message<"payments.v1.RunSettlementRequest"> & {
+  /**
+   * `YYYY-MM-DD`: the date settled. With the defaults (T+1, Asia/Shanghai midnight) it settles what
+   * became final the day before. Not in the future.
+   *
+   * @generated from field: string settlement_date = 1;
+   */
+  settlementDate: string;
+
+  /**
+   * Only this merchant; empty for all.
+   *
+   * @generated from field: string merchant_id = 2;
+   */
+  merchantId: string;
+};
+
+/**
+ * Describes the message payments.v1.RunSettlementRequest.
+ * Use `create(RunSettlementRequestSchema)` to create a new message.
+ */
+export const RunSettlementRequestSchema: GenMessage<RunSettlementRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 5);
+
+/**
+ * Output of RunSettlement.
+ *
+ * @generated from message payments.v1.RunSettlementResponse
+ */
+export type RunSettlementResponse = Message<"payments.v1.RunSettlementResponse"> & {
+  /**
+   * The settlement date.
+   *
+   * @generated from field: string settlement_date = 1;
+   */
+  settlementDate: string;
+
+  /**
+   * Start of the period settled (inclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp period_start = 2;
+   */
+  periodStart?: Timestamp | undefined;
+
+  /**
+   * End of the period settled (exclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp period_end = 3;
+   */
+  periodEnd?: Timestamp | undefined;
+
+  /**
+   * Orders built by this run.
+   *
+   * @generated from field: int64 orders_created = 4;
+   */
+  ordersCreated: bigint;
+
+  /**
+   * Orders that existed already (an earlier run) and were left as they were.
+   *
+   * @generated from field: int64 orders_existing = 5;
+   */
+  ordersExisting: bigint;
+
+  /**
+   * Payment and refund lines settled by this run.
+   *
+   * @generated from field: int64 lines_settled = 6;
+   */
+  linesSettled: bigint;
+
+  /**
+   * Payments held out because of an open discrepancy.
+   *
+   * @generated from field: int64 payments_held = 7;
+   */
+  paymentsHeld: bigint;
+};
+
+/**
+ * Describes the message payments.v1.RunSettlementResponse.
+ * Use `create(RunSettlementResponseSchema)` to create a new message.
+ */
+export const RunSettlementResponseSchema: GenMessage<RunSettlementResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 6);
+
+/**
+ * Input of GetSettlement.
+ *
+ * @generated from message payments.v1.GetSettlementRequest
+ */
+export type GetSettlementRequest = Message<"payments.v1.GetSettlementRequest"> & {
+  /**
+   * The settlement order.
+   *
+   * @generated from field: string settlement_id = 1;
+   */
+  settlementId: string;
+
+  /**
+   * Lines per page, 1 to 1000; 0 means 100.
+   *
+   * @generated from field: int32 lines_page_size = 2;
+   */
+  linesPageSize: number;
+
+  /**
+   * `next_lines_page_token` of the previous answer.
+   *
+   * @generated from field: string lines_page_token = 3;
+   */
+  linesPageToken: string;
+};
+
+/**
+ * Describes the message payments.v1.GetSettlementRequest.
+ * Use `create(GetSettlementRequestSchema)` to create a new message.
+ */
+export const GetSettlementRequestSchema: GenMessage<GetSettlementRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 7);
+
+/**
+ * Output of GetSettlement.
+ *
+ * @generated from message payments.v1.GetSettlementResponse
+ */
+export type GetSettlementResponse = Message<"payments.v1.GetSettlementResponse"> & {
+  /**
+   * The order with one page of its lines.
+   *
+   * @generated from field: payments.v1.Settlement settlement = 1;
+   */
+  settlement?: Settlement | undefined;
+};
+
+/**
+ * Describes the message payments.v1.GetSettlementResponse.
+ * Use `create(GetSettlementResponseSchema)` to create a new message.
+ */
+export const GetSettlementResponseSchema: GenMessage<GetSettlementResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 8);
+
+/**
+ * Input of ListSettlements.
+ *
+ * @generated from message payments.v1.ListSettlementsRequest
+ */
+export type ListSettlementsRequest = Message<"payments.v1.ListSettlementsRequest"> & {
+  /**
+   * Only this currency; empty for all.
+   *
+   * @generated from field: string currency = 1;
+   */
+  currency: string;
+
+  /**
+   * Only orders of this settlement date (`YYYY-MM-DD`); empty for all.
+   *
+   * @generated from field: string settlement_date = 2;
+   */
+  settlementDate: string;
+
+  /**
+   * Page size, 1 to 100; 0 means 20.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` from the previous page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+
+  /**
+   * Also return each order's first 100 lines.
+   *
+   * @generated from field: bool include_lines = 5;
+   */
+  includeLines: boolean;
+};
+
+/**
+ * Describes the message payments.v1.ListSettlementsRequest.
+ * Use `create(ListSettlementsRequestSchema)` to create a new message.
+ */
+export const ListSettlementsRequestSchema: GenMessage<ListSettlementsRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 9);
+
+/**
+ * Output of ListSettlements.
+ *
+ * @generated from message payments.v1.ListSettlementsResponse
+ */
+export type ListSettlementsResponse = Message<"payments.v1.ListSettlementsResponse"> & {
+  /**
+   * The page, newest first.
+   *
+   * @generated from field: repeated payments.v1.Settlement settlements = 1;
+   */
+  settlements: Settlement[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message payments.v1.ListSettlementsResponse.
+ * Use `create(ListSettlementsResponseSchema)` to create a new message.
+ */
+export const ListSettlementsResponseSchema: GenMessage<ListSettlementsResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 10);
+
+/**
+ * Input of SubmitSettlement.
+ *
+ * @generated from message payments.v1.SubmitSettlementRequest
+ */
+export type SubmitSettlementRequest = Message<"payments.v1.SubmitSettlementRequest"> & {
+  /**
+   * ISO 4217 currency.
+   *
+   * @generated from field: string currency = 1;
+   */
+  currency: string;
+
+  /**
+   * Minor units to pay out; at least the configured minimum and at most the available balance.
+   *
+   * @generated from field: int64 amount = 2;
+   */
+  amount: bigint;
+};
+
+/**
+ * Describes the message payments.v1.SubmitSettlementRequest.
+ * Use `create(SubmitSettlementRequestSchema)` to create a new message.
+ */
+export const SubmitSettlementRequestSchema: GenMessage<SubmitSettlementRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 11);
+
+/**
+ * Output of SubmitSettlement.
+ *
+ * @generated from message payments.v1.SubmitSettlementResponse
+ */
+export type SubmitSettlementResponse = Message<"payments.v1.SubmitSettlementResponse"> & {
+  /**
+   * The new order, with its payout.
+   *
+   * @generated from field: payments.v1.Settlement settlement = 1;
+   */
+  settlement?: Settlement | undefined;
+};
+
+/**
+ * Describes the message payments.v1.SubmitSettlementResponse.
+ * Use `create(SubmitSettlementResponseSchema)` to create a new message.
+ */
+export const SubmitSettlementResponseSchema: GenMessage<SubmitSettlementResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 12);
+
+/**
+ * Input of SetSettlementAccount.
+ *
+ * @generated from message payments.v1.SetSettlementAccountRequest
+ */
+export type SetSettlementAccountRequest = Message<"payments.v1.SetSettlementAccountRequest"> & {
+  /**
+   * The merchant.
+   *
+   * @generated from field: string merchant_id = 1;
+   */
+  merchantId: string;
+
+  /**
+   * The payout channel.
+   *
+   * @generated from field: payments.v1.Channel channel = 2;
+   */
+  channel: Channel;
+
+  /**
+   * What `account` is; must suit the channel.
+   *
+   * @generated from field: payments.v1.PayeeAccountType account_type = 3;
+   */
+  accountType: PayeeAccountType;
+
+  /**
+   * The payee identifier.
+   *
+   * @generated from field: string account = 4;
+   */
+  account: string;
+
+  /**
+   * The payee's real name (required by Alipay for a login id and by WeChat for large transfers).
+   *
+   * @generated from field: string name = 5;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message payments.v1.SetSettlementAccountRequest.
+ * Use `create(SetSettlementAccountRequestSchema)` to create a new message.
+ */
+export const SetSettlementAccountRequestSchema: GenMessage<SetSettlementAccountRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 13);
+
+/**
+ * Output of SetSettlementAccount. The account itself is never echoed back.
+ *
+ * @generated from message payments.v1.SetSettlementAccountResponse
+ */
+export type SetSettlementAccountResponse = Message<"payments.v1.SetSettlementAccountResponse"> & {
+  /**
+   * The merchant.
+   *
+   * @generated from field: string merchant_id = 1;
+   */
+  merchantId: string;
+
+  /**
+   * The payout channel now used for the merchant's payouts.
+   *
+   * @generated from field: payments.v1.Channel channel = 2;
+   */
+  channel: Channel;
+
+  /**
+   * The account with all but its last four characters masked.
+   *
+   * @generated from field: string account_hint = 3;
+   */
+  accountHint: string;
+};
+
+/**
+ * Describes the message payments.v1.SetSettlementAccountResponse.
+ * Use `create(SetSettlementAccountResponseSchema)` to create a new message.
+ */
+export const SetSettlementAccountResponseSchema: GenMessage<SetSettlementAccountResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 14);
+
+/**
+ * Counts of one reconciliation run, by how each line came out.
+ *
+ * @generated from message payments.v1.ReconciliationRun
+ */
+export type ReconciliationRun = Message<"payments.v1.ReconciliationRun"> & {
+  /**
+   * Service-assigned id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The channel.
+   *
+   * @generated from field: payments.v1.Channel channel = 2;
+   */
+  channel: Channel;
+
+  /**
+   * The bill's date, `YYYY-MM-DD`.
+   *
+   * @generated from field: string bill_date = 3;
+   */
+  billDate: string;
+
+  /**
+   * `DOWNLOAD` or `IMPORT`.
+   *
+   * @generated from field: string source = 4;
+   */
+  source: string;
+
+  /**
+   * Lines read from the bill.
+   *
+   * @generated from field: int64 lines_total = 5;
+   */
+  linesTotal: bigint;
+
+  /**
+   * Lines that agree with our records.
+   *
+   * @generated from field: int64 matched = 6;
+   */
+  matched: bigint;
+
+  /**
+   * Bill lines we have no payment or refund for.
+   *
+   * @generated from field: int64 missing_on_our_side = 7;
+   */
+  missingOnOurSide: bigint;
+
+  /**
+   * Our final payments and refunds of the day absent from the bill.
+   *
+   * @generated from field: int64 missing_on_channel_side = 8;
+   */
+  missingOnChannelSide: bigint;
+
+  /**
+   * Lines whose amount differs from ours.
+   *
+   * @generated from field: int64 amount_mismatch = 9;
+   */
+  amountMismatch: bigint;
+
+  /**
+   * Lines the channel reports paid while we had the payment pending (repaired by an active query).
+   *
+   * @generated from field: int64 status_mismatch = 10;
+   */
+  statusMismatch: bigint;
+
+  /**
+   * Lines whose channel fee differs from the contracted rate.
+   *
+   * @generated from field: int64 fee_mismatch = 11;
+   */
+  feeMismatch: bigint;
+
+  /**
+   * Channel fees on the bill, posted to the ledger as the platform's cost (minor units of `currency`).
+   *
+   * @generated from field: int64 channel_fee = 12;
+   */
+  channelFee: bigint;
+
+  /**
+   * Our fees on the matched payments and refunds of the bill.
+   *
+   * @generated from field: int64 merchant_fee = 13;
+   */
+  merchantFee: bigint;
+
+  /**
+   * merchant_fee - channel_fee: the platform's margin on this channel and day.
+   *
+   * @generated from field: int64 margin = 14;
+   */
+  margin: bigint;
+
+  /**
+   * The bill's currency.
+   *
+   * @generated from field: string currency = 15;
+   */
+  currency: string;
+
+  /**
+   * When the run started.
+   *
+   * @generated from field: google.protobuf.Timestamp started_at = 16;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * When it finished.
+   *
+   * @generated from field: google.protobuf.Timestamp finished_at = 17;
+   */
+  finishedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message payments.v1.ReconciliationRun.
+ * Use `create(ReconciliationRunSchema)` to create a new message.
+ */
+export const ReconciliationRunSchema: GenMessage<ReconciliationRun> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 15);
+
+/**
+ * Input of ReconcileChannel.
+ *
+ * @generated from message payments.v1.ReconcileChannelRequest
+ */
+export type ReconcileChannelRequest = Message<"payments.v1.ReconcileChannelRequest"> & {
+  /**
+   * The channel whose bill is downloaded.
+   *
+   * @generated from field: payments.v1.Channel channel = 1;
+   */
+  channel: Channel;
+
+  /**
+   * `YYYY-MM-DD`, a past day.
+   *
+   * @generated from field: string bill_date = 2;
+   */
+  billDate: string;
+};
+
+/**
+ * Describes the message payments.v1.ReconcileChannelRequest.
+ * Use `create(ReconcileChannelRequestSchema)` to create a new message.
+ */
+export const ReconcileChannelRequestSchema: GenMessage<ReconcileChannelRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 16);
+
+/**
+ * Output of ReconcileChannel.
+ *
+ * @generated from message payments.v1.ReconcileChannelResponse
+ */
+export type ReconcileChannelResponse = Message<"payments.v1.ReconcileChannelResponse"> & {
+  /**
+   * The run's counts; the discrepancies it raised are listed by ListDiscrepancies.
+   *
+   * @generated from field: payments.v1.ReconciliationRun run = 1;
+   */
+  run?: ReconciliationRun | undefined;
+};
+
+/**
+ * Describes the message payments.v1.ReconcileChannelResponse.
+ * Use `create(ReconcileChannelResponseSchema)` to create a new message.
+ */
+export const ReconcileChannelResponseSchema: GenMessage<ReconcileChannelResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 17);
+
+/**
+ * One message of ImportStatement's request stream.
+ *
+ * @generated from message payments.v1.ImportStatementRequest
+ */
+export type ImportStatementRequest = Message<"payments.v1.ImportStatementRequest"> & {
+  /**
+   * The first message: what the file is. Later messages: `chunk` only.
+   *
+   * @generated from oneof payments.v1.ImportStatementRequest.part
+   */
+  part: {
+    /**
+     * What the file is.
+     *
+     * @generated from field: payments.v1.ImportStatementHeader header = 1;
+     */
+    value: ImportStatementHeader;
+    case: "header";
+  } | {
+    /**
+     * The next bytes of the file (at most 1 MiB per message).
+     *
+     * @generated from field: bytes chunk = 2;
+     */
+    value: Uint8Array;
+    case: "chunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message payments.v1.ImportStatementRequest.
+ * Use `create(ImportStatementRequestSchema)` to create a new message.
+ */
+export const ImportStatementRequestSchema: GenMessage<ImportStatementRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 18);
+
+/**
+ * What an imported file is.
+ *
+ * @generated from message payments.v1.ImportStatementHeader
+ */
+export type ImportStatementHeader = Message<"payments.v1.ImportStatementHeader"> & {
+  /**
+   * The channel whose bill it is (its format decides how it is read).
+   *
+   * @generated from field: payments.v1.Channel channel = 1;
+   */
+  channel: Channel;
+
+  /**
+   * The bill's date, `YYYY-MM-DD`.
+   *
+   * @generated from field: string bill_date = 2;
+   */
+  billDate: string;
+
+  /**
+   * For a WeChat Pay bill: the SHA1 `hash_value` from the tradebill answer, checked when given.
+   *
+   * @generated from field: string sha1 = 3;
+   */
+  sha1: string;
+};
+
+/**
+ * Describes the message payments.v1.ImportStatementHeader.
+ * Use `create(ImportStatementHeaderSchema)` to create a new message.
+ */
+export const ImportStatementHeaderSchema: GenMessage<ImportStatementHeader> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 19);
+
+/**
+ * Output of ImportStatement.
+ *
+ * @generated from message payments.v1.ImportStatementResponse
+ */
+export type ImportStatementResponse = Message<"payments.v1.ImportStatementResponse"> & {
+  /**
+   * The run's counts.
+   *
+   * @generated from field: payments.v1.ReconciliationRun run = 1;
+   */
+  run?: ReconciliationRun | undefined;
+};
+
+/**
+ * Describes the message payments.v1.ImportStatementResponse.
+ * Use `create(ImportStatementResponseSchema)` to create a new message.
+ */
+export const ImportStatementResponseSchema: GenMessage<ImportStatementResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 20);
+
+/**
+ * Input of ListReconciliationRuns.
+ *
+ * @generated from message payments.v1.ListReconciliationRunsRequest
+ */
+export type ListReconciliationRunsRequest = Message<"payments.v1.ListReconciliationRunsRequest"> & {
+  /**
+   * Only this channel; unspecified for all.
+   *
+   * @generated from field: payments.v1.Channel channel = 1;
+   */
+  channel: Channel;
+
+  /**
+   * Page size, 1 to 100; 0 means 20.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` from the previous page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message payments.v1.ListReconciliationRunsRequest.
+ * Use `create(ListReconciliationRunsRequestSchema)` to create a new message.
+ */
+export const ListReconciliationRunsRequestSchema: GenMessage<ListReconciliationRunsRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 21);
+
+/**
+ * Output of ListReconciliationRuns.
+ *
+ * @generated from message payments.v1.ListReconciliationRunsResponse
+ */
+export type ListReconciliationRunsResponse = Message<"payments.v1.ListReconciliationRunsResponse"> & {
+  /**
+   * The page, newest first.
+   *
+   * @generated from field: repeated payments.v1.ReconciliationRun runs = 1;
+   */
+  runs: ReconciliationRun[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message payments.v1.ListReconciliationRunsResponse.
+ * Use `create(ListReconciliationRunsResponseSchema)` to create a new message.
+ */
+export const ListReconciliationRunsResponseSchema: GenMessage<ListReconciliationRunsResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_settlement_service, 22);
+
+/**
  * Input of CheckLedger.
  *
  * @generated from message payments.v1.CheckLedgerRequest
@@ -92,7 +1096,7 @@ export type CheckLedgerRequest = Message<"payments.v1.CheckLedgerRequest"> & {
  * Use `create(CheckLedgerRequestSchema)` to create a new message.
  */
 export const CheckLedgerRequestSchema: GenMessage<CheckLedgerRequest> = /*@__PURE__*/
-  messageDesc(file_payments_v1_settlement_service, 2);
+  messageDesc(file_payments_v1_settlement_service, 23);
 
 /**
  * One broken invariant.
@@ -102,7 +1106,8 @@ export const CheckLedgerRequestSchema: GenMessage<CheckLedgerRequest> = /*@__PUR
 export type LedgerViolation = Message<"payments.v1.LedgerViolation"> & {
   /**
    * Which check: `ENTRY_UNBALANCED`, `CURRENCY_NOT_ZERO`, `PAYMENT_LEDGER_MISMATCH`,
-   * `REFUNDS_EXCEED_PAYMENT`, `REFUND_TOTALS_MISMATCH`, `BALANCE_CACHE_MISMATCH`.
+   * `REFUNDS_EXCEED_PAYMENT`, `REFUND_TOTALS_MISMATCH`, `BALANCE_CACHE_MISMATCH`,
+   * `SETTLEMENT_LINES_MISMATCH`, `SETTLED_TWICE`, `PAID_OUT_EXCEEDS_SETTLED`.
    *
    * @generated from field: string check = 1;
    */
@@ -128,7 +1133,7 @@ export type LedgerViolation = Message<"payments.v1.LedgerViolation"> & {
  * Use `create(LedgerViolationSchema)` to create a new message.
  */
 export const LedgerViolationSchema: GenMessage<LedgerViolation> = /*@__PURE__*/
-  messageDesc(file_payments_v1_settlement_service, 3);
+  messageDesc(file_payments_v1_settlement_service, 24);
 
 /**
  * Output of CheckLedger.
@@ -170,7 +1175,7 @@ export type CheckLedgerResponse = Message<"payments.v1.CheckLedgerResponse"> & {
  * Use `create(CheckLedgerResponseSchema)` to create a new message.
  */
 export const CheckLedgerResponseSchema: GenMessage<CheckLedgerResponse> = /*@__PURE__*/
-  messageDesc(file_payments_v1_settlement_service, 4);
+  messageDesc(file_payments_v1_settlement_service, 25);
 
 /**
  * Something the channel did that needs a person.
@@ -186,7 +1191,8 @@ export type Discrepancy = Message<"payments.v1.Discrepancy"> & {
   id: string;
 
   /**
-   * `PAID_AFTER_CLOSE`, ...
+   * `PAID_AFTER_CLOSE`, `AMOUNT_MISMATCH` (a callback), or a reconciliation class:
+   * `MISSING_ON_OUR_SIDE`, `MISSING_ON_CHANNEL_SIDE`, `BILL_AMOUNT_MISMATCH`, `STATUS_MISMATCH`, `FEE_MISMATCH`.
    *
    * @generated from field: string kind = 2;
    */
@@ -261,6 +1267,34 @@ export type Discrepancy = Message<"payments.v1.Discrepancy"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 12;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * Who resolved it, once resolved.
+   *
+   * @generated from field: string resolved_by = 13;
+   */
+  resolvedBy: string;
+
+  /**
+   * When it was resolved.
+   *
+   * @generated from field: google.protobuf.Timestamp resolved_at = 14;
+   */
+  resolvedAt?: Timestamp | undefined;
+
+  /**
+   * The reconciliation run that raised it, for reconciliation classes.
+   *
+   * @generated from field: string reconciliation_run_id = 15;
+   */
+  reconciliationRunId: string;
+
+  /**
+   * The refund concerned, when known.
+   *
+   * @generated from field: string refund_id = 16;
+   */
+  refundId: string;
 };
 
 /**
@@ -268,7 +1302,7 @@ export type Discrepancy = Message<"payments.v1.Discrepancy"> & {
  * Use `create(DiscrepancySchema)` to create a new message.
  */
 export const DiscrepancySchema: GenMessage<Discrepancy> = /*@__PURE__*/
-  messageDesc(file_payments_v1_settlement_service, 5);
+  messageDesc(file_payments_v1_settlement_service, 26);
 
 /**
  * Input of ListDiscrepancies.
@@ -303,7 +1337,7 @@ export type ListDiscrepanciesRequest = Message<"payments.v1.ListDiscrepanciesReq
  * Use `create(ListDiscrepanciesRequestSchema)` to create a new message.
  */
 export const ListDiscrepanciesRequestSchema: GenMessage<ListDiscrepanciesRequest> = /*@__PURE__*/
-  messageDesc(file_payments_v1_settlement_service, 6);
+  messageDesc(file_payments_v1_settlement_service, 27);
 
 /**
  * Output of ListDiscrepancies.
@@ -331,7 +1365,7 @@ export type ListDiscrepanciesResponse = Message<"payments.v1.ListDiscrepanciesRe
  * Use `create(ListDiscrepanciesResponseSchema)` to create a new message.
  */
 export const ListDiscrepanciesResponseSchema: GenMessage<ListDiscrepanciesResponse> = /*@__PURE__*/
-  messageDesc(file_payments_v1_settlement_service, 7);
+  messageDesc(file_payments_v1_settlement_service, 28);
 
 /**
  * Input of ResolveDiscrepancy.
@@ -352,6 +1386,13 @@ export type ResolveDiscrepancyRequest = Message<"payments.v1.ResolveDiscrepancyR
    * @generated from field: string resolution = 2;
    */
   resolution: string;
+
+  /**
+   * Who resolved it (a person's name or login). Required.
+   *
+   * @generated from field: string resolved_by = 3;
+   */
+  resolvedBy: string;
 };
 
 /**
@@ -359,7 +1400,7 @@ export type ResolveDiscrepancyRequest = Message<"payments.v1.ResolveDiscrepancyR
  * Use `create(ResolveDiscrepancyRequestSchema)` to create a new message.
  */
 export const ResolveDiscrepancyRequestSchema: GenMessage<ResolveDiscrepancyRequest> = /*@__PURE__*/
-  messageDesc(file_payments_v1_settlement_service, 8);
+  messageDesc(file_payments_v1_settlement_service, 29);
 
 /**
  * Output of ResolveDiscrepancy.
@@ -380,11 +1421,246 @@ export type ResolveDiscrepancyResponse = Message<"payments.v1.ResolveDiscrepancy
  * Use `create(ResolveDiscrepancyResponseSchema)` to create a new message.
  */
 export const ResolveDiscrepancyResponseSchema: GenMessage<ResolveDiscrepancyResponse> = /*@__PURE__*/
-  messageDesc(file_payments_v1_settlement_service, 9);
+  messageDesc(file_payments_v1_settlement_service, 30);
 
 /**
- * Balances, ledger checks and discrepancies. GetBalance takes the merchant's API key; the
- * others are admin calls (`authorization: Bearer <ADMIN_TOKEN>`).
+ * Where a settlement order's payout stands.
+ *
+ * @generated from enum payments.v1.PayoutStatus
+ */
+export enum PayoutStatus {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: PAYOUT_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Created, not yet accepted by the payout channel (or its answer was unknown: it is asked again).
+   *
+   * @generated from enum value: PAYOUT_STATUS_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * Accepted by the payout channel; the money is on its way.
+   *
+   * @generated from enum value: PAYOUT_STATUS_PROCESSING = 2;
+   */
+  PROCESSING = 2,
+
+  /**
+   * The payee received the money.
+   *
+   * @generated from enum value: PAYOUT_STATUS_PAID = 3;
+   */
+  PAID = 3,
+
+  /**
+   * The transfer failed for good; the amount went back to the merchant's available balance.
+   *
+   * @generated from enum value: PAYOUT_STATUS_FAILED = 4;
+   */
+  FAILED = 4,
+}
+
+/**
+ * Describes the enum payments.v1.PayoutStatus.
+ */
+export const PayoutStatusSchema: GenEnum<PayoutStatus> = /*@__PURE__*/
+  enumDesc(file_payments_v1_settlement_service, 0);
+
+/**
+ * What a settlement line is for.
+ *
+ * @generated from enum payments.v1.SettlementLineKind
+ */
+export enum SettlementLineKind {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: SETTLEMENT_LINE_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A payment that succeeded: gross is its amount, fee our fee.
+   *
+   * @generated from enum value: SETTLEMENT_LINE_KIND_PAYMENT = 1;
+   */
+  PAYMENT = 1,
+
+  /**
+   * A refund that succeeded: gross and net are negative, fee is the fee returned (negative or zero).
+   *
+   * @generated from enum value: SETTLEMENT_LINE_KIND_REFUND = 2;
+   */
+  REFUND = 2,
+
+  /**
+   * A negative net carried in from the merchant's previous order.
+   *
+   * @generated from enum value: SETTLEMENT_LINE_KIND_CARRIED = 3;
+   */
+  CARRIED = 3,
+
+  /**
+   * Settlement on request: the amount taken from the available balance.
+   *
+   * @generated from enum value: SETTLEMENT_LINE_KIND_WITHDRAWAL = 4;
+   */
+  WITHDRAWAL = 4,
+}
+
+/**
+ * Describes the enum payments.v1.SettlementLineKind.
+ */
+export const SettlementLineKindSchema: GenEnum<SettlementLineKind> = /*@__PURE__*/
+  enumDesc(file_payments_v1_settlement_service, 1);
+
+/**
+ * How a settlement order came about.
+ *
+ * @generated from enum payments.v1.SettlementKind
+ */
+export enum SettlementKind {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: SETTLEMENT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The daily run (scheduled or RunSettlement).
+   *
+   * @generated from enum value: SETTLEMENT_KIND_SCHEDULED = 1;
+   */
+  SCHEDULED = 1,
+
+  /**
+   * SubmitSettlement.
+   *
+   * @generated from enum value: SETTLEMENT_KIND_ON_REQUEST = 2;
+   */
+  ON_REQUEST = 2,
+}
+
+/**
+ * Describes the enum payments.v1.SettlementKind.
+ */
+export const SettlementKindSchema: GenEnum<SettlementKind> = /*@__PURE__*/
+  enumDesc(file_payments_v1_settlement_service, 2);
+
+/**
+ * Where a settlement order stands.
+ *
+ * @generated from enum payments.v1.SettlementStatus
+ */
+export enum SettlementStatus {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: SETTLEMENT_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The net moved to the available balance; paid out when the merchant has a settlement account.
+   *
+   * @generated from enum value: SETTLEMENT_STATUS_SETTLED = 1;
+   */
+  SETTLED = 1,
+
+  /**
+   * The net was negative: nothing moved, and it is carried into the merchant's next order.
+   *
+   * @generated from enum value: SETTLEMENT_STATUS_CARRIED_FORWARD = 2;
+   */
+  CARRIED_FORWARD = 2,
+
+  /**
+   * The payout is under way.
+   *
+   * @generated from enum value: SETTLEMENT_STATUS_PAYING_OUT = 3;
+   */
+  PAYING_OUT = 3,
+
+  /**
+   * Paid out.
+   *
+   * @generated from enum value: SETTLEMENT_STATUS_PAID_OUT = 4;
+   */
+  PAID_OUT = 4,
+
+  /**
+   * The payout failed; the net is back in the available balance.
+   *
+   * @generated from enum value: SETTLEMENT_STATUS_PAYOUT_FAILED = 5;
+   */
+  PAYOUT_FAILED = 5,
+}
+
+/**
+ * Describes the enum payments.v1.SettlementStatus.
+ */
+export const SettlementStatusSchema: GenEnum<SettlementStatus> = /*@__PURE__*/
+  enumDesc(file_payments_v1_settlement_service, 3);
+
+/**
+ * The kind of payee identifier at a payout channel.
+ *
+ * @generated from enum payments.v1.PayeeAccountType
+ */
+export enum PayeeAccountType {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: PAYEE_ACCOUNT_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Alipay user id: `2088` followed by 12 digits.
+   *
+   * @generated from enum value: PAYEE_ACCOUNT_TYPE_ALIPAY_USER_ID = 1;
+   */
+  ALIPAY_USER_ID = 1,
+
+  /**
+   * Alipay login (an e-mail address or mobile number); `name` required.
+   *
+   * @generated from enum value: PAYEE_ACCOUNT_TYPE_ALIPAY_LOGON_ID = 2;
+   */
+  ALIPAY_LOGON_ID = 2,
+
+  /**
+   * WeChat user openid under our app id.
+   *
+   * @generated from enum value: PAYEE_ACCOUNT_TYPE_WECHAT_OPENID = 3;
+   */
+  WECHAT_OPENID = 3,
+
+  /**
+   * The card acquirer's external bank account id (`ba_...`).
+   *
+   * @generated from enum value: PAYEE_ACCOUNT_TYPE_BANK_ACCOUNT = 4;
+   */
+  BANK_ACCOUNT = 4,
+}
+
+/**
+ * Describes the enum payments.v1.PayeeAccountType.
+ */
+export const PayeeAccountTypeSchema: GenEnum<PayeeAccountType> = /*@__PURE__*/
+  enumDesc(file_payments_v1_settlement_service, 4);
+
+/**
+ * The settlement half: settlement orders, payouts by transfer, reconciliation of the channels'
+ * bills, balances, ledger checks and discrepancies. GetBalance, GetSettlement, ListSettlements and
+ * SubmitSettlement take the merchant's API key (and see only that merchant's data); the others are
+ * admin calls (`authorization: Bearer <ADMIN_TOKEN>`).
  *
  * @generated from service payments.v1.SettlementService
  */
@@ -398,6 +1674,93 @@ export const SettlementService: GenService<{
     methodKind: "unary";
     input: typeof GetBalanceRequestSchema;
     output: typeof GetBalanceResponseSchema;
+  },
+  /**
+   * Builds the settlement orders of one settlement date (admin): per merchant and currency, one order
+   * for everything that became final in the period the date settles. Safe to run again: orders that
+   * exist are kept as they are and missing ones are built, so a rerun after a crash completes the day.
+   *
+   * @generated from rpc payments.v1.SettlementService.RunSettlement
+   */
+  runSettlement: {
+    methodKind: "unary";
+    input: typeof RunSettlementRequestSchema;
+    output: typeof RunSettlementResponseSchema;
+  },
+  /**
+   * One of the calling merchant's settlement orders, with its lines and payout.
+   *
+   * @generated from rpc payments.v1.SettlementService.GetSettlement
+   */
+  getSettlement: {
+    methodKind: "unary";
+    input: typeof GetSettlementRequestSchema;
+    output: typeof GetSettlementResponseSchema;
+  },
+  /**
+   * The calling merchant's settlement orders, newest first, paged.
+   *
+   * @generated from rpc payments.v1.SettlementService.ListSettlements
+   */
+  listSettlements: {
+    methodKind: "unary";
+    input: typeof ListSettlementsRequestSchema;
+    output: typeof ListSettlementsResponseSchema;
+  },
+  /**
+   * Settlement on request: the calling merchant asks for `amount` of its available balance to be paid
+   * out now. Refused with `INSUFFICIENT_BALANCE` when the available balance is short and
+   * `AMOUNT_BELOW_MINIMUM` under the configured minimum.
+   *
+   * @generated from rpc payments.v1.SettlementService.SubmitSettlement
+   */
+  submitSettlement: {
+    methodKind: "unary";
+    input: typeof SubmitSettlementRequestSchema;
+    output: typeof SubmitSettlementResponseSchema;
+  },
+  /**
+   * Stores where a merchant's settlements are paid out through one payout channel (admin). The account
+   * is sealed at rest; the one set most recently is the merchant's payout account.
+   *
+   * @generated from rpc payments.v1.SettlementService.SetSettlementAccount
+   */
+  setSettlementAccount: {
+    methodKind: "unary";
+    input: typeof SetSettlementAccountRequestSchema;
+    output: typeof SetSettlementAccountResponseSchema;
+  },
+  /**
+   * Downloads a channel's bill for one day and reconciles it line by line against our payments and
+   * refunds (admin). A bill that cannot be read is refused and nothing of the run is stored.
+   *
+   * @generated from rpc payments.v1.SettlementService.ReconcileChannel
+   */
+  reconcileChannel: {
+    methodKind: "unary";
+    input: typeof ReconcileChannelRequestSchema;
+    output: typeof ReconcileChannelResponseSchema;
+  },
+  /**
+   * Reconciles an uploaded bill file instead of downloading it (admin): the first message names the
+   * channel and date, the following ones carry the file's bytes in order.
+   *
+   * @generated from rpc payments.v1.SettlementService.ImportStatement
+   */
+  importStatement: {
+    methodKind: "client_streaming";
+    input: typeof ImportStatementRequestSchema;
+    output: typeof ImportStatementResponseSchema;
+  },
+  /**
+   * Past reconciliation runs, newest first (admin).
+   *
+   * @generated from rpc payments.v1.SettlementService.ListReconciliationRuns
+   */
+  listReconciliationRuns: {
+    methodKind: "unary";
+    input: typeof ListReconciliationRunsRequestSchema;
+    output: typeof ListReconciliationRunsResponseSchema;
   },
   /**
    * Verifies the ledger's invariants (the same checks as `npm run check-ledger`).
