@@ -30,12 +30,18 @@ import {
   ChannelRejectedError,
   ChannelUnavailableError,
   type PaymentChannel,
+  type PayoutOperations,
 } from "./channel.js";
 import { type HttpRequest, type HttpResponse, HttpTransportError, sendHttpRequest } from "./http-client.js";
 import { type WireObject, WireFieldError, WireReader } from "./wire-fields.js";
 
-/** The {@link PaymentChannel} methods that call the channel: the operation names in every error and log line. */
-export type ChannelOperation = Exclude<keyof PaymentChannel, "name" | "parseCallback" | "acceptAnswer" | "rejectAnswer">;
+/**
+ * The {@link PaymentChannel} methods that call the channel, and those of its {@link PayoutOperations}
+ * (`sendPayout`): the operation names in every error and log line.
+ */
+export type ChannelOperation =
+  | Exclude<keyof PaymentChannel, "name" | "parseCallback" | "acceptAnswer" | "rejectAnswer" | "payouts">
+  | Exclude<keyof PayoutOperations, "validatePayee">;
 
 /** One kind of wire call: the interface method it serves and the channel's own name for the request. */
 export interface ChannelCallName {
