@@ -67,9 +67,9 @@ function utcStamp(ms: number): string {
 
 /**
  * A readable, unique payment number for channels' `out_trade_no` (at most 32 characters of
- * `[0-9A-Za-z]`): `P` + UTC date-time to the second + 16 random base32 characters. Unlike
+ * `[0-9A-Za-z]`): `P` (payments; `R` refunds, `S` settlement orders, `T` payouts) + UTC date-time to the second + 16 random base32 characters. Unlike
  * "timestamp + 4 random digits" it does not collide under load (80 random bits per second).
  */
-export function newTradeNo(prefix: "P" | "R", now: Date = new Date()): string {
+export function newTradeNo(prefix: "P" | "R" | "S" | "T", now: Date = new Date()): string {
   return `${prefix}${utcStamp(now.getTime())}${randomPart()}`;
 }
