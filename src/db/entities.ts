@@ -7,6 +7,8 @@ import { Merchant } from "../merchants/merchant-entity.js";
 import { OutboxEvent } from "../outbox/outbox-entity.js";
 import { IdempotencyRecord, Payment, PaymentItem } from "../payments/payment-entity.js";
 import { Refund } from "../refunds/refund-entity.js";
+import { JobLease } from "../settlement/job-lease-entity.js";
+import { Settlement, SettlementHold, SettlementLine } from "../settlement/settlement-entity.js";
 
 export const ENTITIES = [
   Merchant,
@@ -22,4 +24,8 @@ export const ENTITIES = [
   OutboxEvent,
   CallbackLog,
   CallbackInbox,
+  Settlement,
+  SettlementLine,
+  SettlementHold,
+  JobLease,
 ];
