@@ -37,6 +37,7 @@ import {
   readListPage,
   readRefund,
 } from "./card-wire.js";
+import { createCardPayouts, payoutNotificationOf } from "./card-payouts.js";
 import { verifyCardWebhookSignature } from "./card-webhook-signature.js";
 
 export { mapCardIntentStatus, mapCardRefundStatus } from "./card-wire.js";
@@ -177,6 +178,8 @@ export function createCardChannel(config: CardChannelConfig): PaymentChannel {
   return {
     name: "card",
 
+    payouts: createCardPayouts({ api, request, listAll }),
+
     async createPayment(request_: ChannelCreatePaymentRequest): Promise<ChannelPaymentCreated> {
       const name = { operation: "createPayment", wireMethod: WIRE.createIntent } as const;
       // No token: the client-confirmed flow, where the shopper's browser confirms with the client secret.
@@ -315,7 +318,11 @@ export function createCardChannel(config: CardChannelConfig): PaymentChannel {
           if (!newest) return ignored("charge without a refund list");
           return refundNotification(event, newest, textOf(metadataOf(object).payment_no)) ?? ignored("refund without our refund_no");
         }
+        case "payout.paid":
+        case "payout.failed":
+          return payoutNotificationOf({ id: event.id, type: event.type }, object) ?? ignored("payout without our payout_no");
         default:
+          // payout.created/updated are no outcome; payout.canceled only follows a cancel, which we never send.
           return ignored();
       }
     },
