@@ -23,6 +23,7 @@ import {
 import { type ChannelCallName, type ChannelCallOutcome, type ChannelOperation, createChannelCaller } from "../channel-call.js";
 import type { WireReader } from "../wire-fields.js";
 import { parseAlipayTradeBill } from "./alipay-bill.js";
+import { createAlipayPayouts } from "./alipay-payouts.js";
 import { loadAlipayPrivateKey, loadAlipayPublicKey, signRequestParams, verifyNotifyParams } from "./alipay-signature.js";
 import { parseAlipayTime, toAlipayTime } from "./alipay-time.js";
 import {
@@ -157,6 +158,8 @@ export function createAlipayChannel(config: AlipayChannelConfig): PaymentChannel
 
   return {
     name: "alipay",
+
+    payouts: createAlipayPayouts({ gateway, callGateway }),
 
     async createPayment(request: ChannelCreatePaymentRequest): Promise<ChannelPaymentCreated> {
       const name = { operation: "createPayment", wireMethod: "alipay.trade.precreate" } as const;

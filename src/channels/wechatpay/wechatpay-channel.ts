@@ -24,6 +24,7 @@ import {
 import { type ChannelCallName, createChannelCaller } from "../channel-call.js";
 import { isWireObject, parseWireObject, textOf, type WireObject as Json } from "../wire-fields.js";
 import { parseWechatTradeBill } from "./wechatpay-bill.js";
+import { createWechatPayPayouts } from "./wechatpay-payouts.js";
 import {
   buildAuthorization,
   decryptResource,
@@ -237,6 +238,8 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
 
   return {
     name: "wechatpay",
+
+    payouts: createWechatPayPayouts({ api, signedRequest, apiUrl, appId: config.appId, platformKey, publicKeyId: config.publicKeyId }),
 
     async createPayment(request: ChannelCreatePaymentRequest): Promise<ChannelPaymentCreated> {
       const name = CALLS.nativeOrder;
