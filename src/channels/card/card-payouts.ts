@@ -21,8 +21,8 @@ import {
   type PayoutNotification,
   type PayoutOperations,
 } from "../channel.js";
-import type { ChannelCall, ChannelCallName, ChannelCaller } from "../channel-call.js";
-import { isWireObject, safeIntegerOf, textOf, type WireObject, WireFieldError, type WireReader } from "../wire-fields.js";
+import type { ChannelCall, ChannelCaller, ChannelCallName } from "../channel-call.js";
+import { isWireObject, safeIntegerOf, textOf, WireFieldError, type WireObject, type WireReader } from "../wire-fields.js";
 import { type CardFailure, clean, isMissing } from "./card-wire.js";
 
 /** The acquirer's external bank account ids, the only payee a card payout goes to. */

@@ -10,6 +10,7 @@ import { listBalanceTransactions } from "./card-bill.js";
 import type { Json } from "./card-errors.js";
 import { cancelIntent, confirmIntent, createIntent, retrieveIntent, searchedPaymentNo, searchIntents } from "./card-intents.js";
 import type { Params } from "./card-params.js";
+import { createdPayoutNo, createPayout, listPayouts, payoutNoOf, retrievePayout } from "./card-payouts.js";
 import { createRefund, listRefunds, retrieveRefund } from "./card-refunds.js";
 import { createWebhookEndpoint, deleteWebhookEndpoint, listWebhookEndpoints } from "./card-webhooks.js";
 
@@ -97,6 +98,27 @@ const CARD_ROUTES: readonly CardRoute[] = [
     operation: "refunds.retrieve",
     run: ({ book, id }) => retrieveRefund(book, id),
     outTradeNo: ({ book, id }) => book.refundsById.get(id)?.trade.outTradeNo,
+  },
+  {
+    method: "POST",
+    path: /^\/v1\/payouts$/,
+    operation: "payouts.create",
+    run: ({ book, params }) => createPayout(book, params),
+    // Payout faults are scoped by our payout number, in the place of a payment's.
+    outTradeNo: ({ params }) => createdPayoutNo(params),
+  },
+  {
+    method: "GET",
+    path: /^\/v1\/payouts$/,
+    operation: "payouts.list",
+    run: ({ book, params }) => listPayouts(book, params),
+  },
+  {
+    method: "GET",
+    path: new RegExp(`^/v1/payouts/${ID}$`),
+    operation: "payouts.retrieve",
+    run: ({ book, id }) => retrievePayout(book, id),
+    outTradeNo: ({ book, id }) => payoutNoOf(book, id),
   },
   {
     method: "GET",

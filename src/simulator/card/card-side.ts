@@ -12,7 +12,7 @@
  * needs an `Idempotency-Key` here (Stripe makes it optional; the official client always sends one).
  *
  * Modules: `card-params` (request parsing), `card-idempotency`, `card-intents` (the payment model),
- * `card-refunds`, `card-bill` (balance transactions), `card-webhooks`, `card-routes` (the route
+ * `card-refunds`, `card-payouts`, `card-bill` (balance transactions), `card-webhooks`, `card-routes` (the route
  * table with each endpoint's fault operation name), `card-book` (the state), `card-json` (wire objects).
  *
  * Faults: `apiError`/`apiTimeout` by the routes' operation names, before anything else, so a
@@ -20,7 +20,8 @@
  * `notifyBeforeCreateReturns` settles the intent and delivers its event before a create with
  * `confirm=true` answers; `paidAfterClose` answers a cancel with a canceled intent, then the payment
  * succeeds anyway; `badSignature`, `alterAmount` (webhooks); `refundDelayMs`/`refundFails`
- * (refunds); `dropNotifies`, `duplicateNotifies`, `outOfOrder`, `notifyDelayMs` by the notifier;
+ * (refunds); `payoutDelayMs`/`payoutFails`/`duplicatePayoutWebhooks` (payouts, scoped by our payout
+ * number); `dropNotifies`, `duplicateNotifies`, `outOfOrder`, `notifyDelayMs` by the notifier;
  * `badResponseSignature` does not apply (the API answers over TLS, unsigned).
  *
  * Approximations: Stripe's per-currency minimum charge is not enforced (any amount from 1 to

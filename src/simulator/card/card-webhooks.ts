@@ -21,10 +21,20 @@ const WEBHOOK_RETRY_GAPS_MS: readonly number[] = [1, 5, 30, 120, 300, 600, 600, 
 export const MAX_WEBHOOK_ENDPOINTS = 100;
 
 /** The event types the simulator sends. */
-export type CardEventType = "payment_intent.succeeded" | "payment_intent.payment_failed" | "refund.created" | "refund.updated";
+export type CardEventType =
+  | "payment_intent.succeeded"
+  | "payment_intent.payment_failed"
+  | "refund.created"
+  | "refund.updated"
+  | "payout.created"
+  | "payout.paid"
+  | "payout.failed";
 
-/** Sends one event to every endpoint subscribed to its type; resolves after the first attempts. */
-export function emitEvent(book: CardBook, trade: SimTrade, type: CardEventType, object: Json, previousAttributes?: Json): Promise<void> {
+/**
+ * Sends one event to every endpoint subscribed to its type, `copies` times each (the same event,
+ * one delivery after the other); resolves after the first attempts.
+ */
+export function emitEvent(book: CardBook, trade: SimTrade, type: CardEventType, object: Json, previousAttributes?: Json, copies = 1): Promise<void> {
   const endpoints = [...book.webhookEndpoints.values()].filter(
     (endpoint) => endpoint.enabledEvents.includes("*") || endpoint.enabledEvents.includes(type),
   );
@@ -43,7 +53,7 @@ export function emitEvent(book: CardBook, trade: SimTrade, type: CardEventType, 
   // A secret the endpoint does not know, for the badSignature fault.
   const wrongSecret = `${book.keys.webhookSecret}_not_this_one`;
   let body: string | undefined;
-  const deliveries = endpoints.map((endpoint) =>
+  const deliveries = endpoints.flatMap((endpoint) => Array.from({ length: copies }, () => endpoint)).map((endpoint) =>
     book.context.notifier.enqueue(trade, {
       id: event.id as string,
       kind: type,
