@@ -21,6 +21,7 @@ import { SecretBox } from "./merchants/credentials.js";
 import { createMerchantService } from "./merchants/merchant-service.js";
 import { createPaymentService } from "./payments/payment-service.js";
 import { createPaymentSweeper, type PaymentSweeper } from "./payments/payment-sweeper.js";
+import { createPayoutService, type PayoutService } from "./payouts/payout-service.js";
 import { type Access, accessTable, METHOD_ACCESS, MerchantAuthenticator } from "./rpc/auth.js";
 import { createRpcInterceptors } from "./rpc/interceptors.js";
 import { createGrpcServer, listenGrpc, setGrpcServing, shutdownGrpc } from "./rpc/grpc-server.js";
@@ -72,6 +73,8 @@ export interface App {
   httpUrl: string;
   sweeper: PaymentSweeper;
   refundSweeper: RefundSweeper;
+  /** Settlement accounts and payouts (their sweeper pass is `payouts.runOnce()`). */
+  payouts: PayoutService;
   /**
    * Reads the TLS certificate, key and client CA files again (e.g. on SIGHUP) and, when they changed and
    * are valid, serves new connections on both listeners with them; returns whether it switched.
@@ -120,8 +123,9 @@ export async function startApp(options: AppOptions): Promise<App> {
     finalPaymentChannelQueries: config.finalPaymentChannelQueries,
   });
   const refunds = createRefundService({ uow, channels, publicBaseUrl: config.publicBaseUrl });
-  const callbacks = createCallbackService({ uow, channels, log });
   const leaseMs = config.channelTimeoutMs * 3;
+  const payouts = createPayoutService({ uow, channels, secrets: new SecretBox(config.dataEncryptionKey), log, leaseMs });
+  const callbacks = createCallbackService({ uow, channels, log, payouts });
   const sweeper = createPaymentSweeper({ uow, channels, log, leaseMs });
   const refundSweeper = createRefundSweeper({ uow, channels, publicBaseUrl: config.publicBaseUrl, log, leaseMs });
 
@@ -132,7 +136,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       service: SettlementService,
       impl: createSettlementRpc(uow, {
         orders: createSettlementOrderRpc(),
-        payouts: createPayoutRpc(),
+        payouts: createPayoutRpc(uow, payouts),
         reconciliation: createReconciliationRpc(),
       }),
     },
@@ -171,7 +175,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   let sweeping: Promise<unknown> = Promise.resolve();
   if (options.runSweeper ?? true) {
     const tick = () => {
-      sweeping = Promise.all([sweeper.runOnce(), refundSweeper.runOnce(), callbackRetention.runIfDue()])
+      sweeping = Promise.all([sweeper.runOnce(), refundSweeper.runOnce(), payouts.runOnce(), callbackRetention.runIfDue()])
         .catch((error) => logError("sweeper pass failed", error))
         .finally(() => {
           if (!draining) sweepTimer = setTimeout(tick, config.sweepIntervalMs);
@@ -189,6 +193,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     httpUrl: `${tls ? "https" : "http"}://${host}:${httpPort}`,
     sweeper,
     refundSweeper,
+    payouts,
     reloadTls: () => tls?.reload() ?? false,
     async stop() {
       draining = true;

@@ -13,6 +13,7 @@ import {
   type ChannelName,
   type PaymentChannel,
   type PaymentNotification,
+  type PayoutNotification,
   type RefundNotification,
 } from "../channels/channel.js";
 import type { ChannelRegistry } from "../channels/registry.js";
@@ -21,6 +22,8 @@ import { isDuplicateKey, type RowScope, type RowTx, type Session, type UnitOfWor
 import { newId } from "../ids.js";
 import { applyChannelStatus } from "../payments/channel-outcome.js";
 import { findByPaymentNo } from "../payments/payment-store.js";
+import type { PayoutService } from "../payouts/payout-service.js";
+import { PAYOUT_DEADLOCK_ATTEMPTS } from "../payouts/payout-outcome.js";
 import { applyRefundStatus, REFUND_DEADLOCK_ATTEMPTS } from "../refunds/refund-outcome.js";
 import { findByRefundNo } from "../refunds/refund-store.js";
 import type { CallbackLogRow } from "./callback-entities.js";
@@ -62,6 +65,8 @@ export interface CallbackServiceOptions {
   uow: UnitOfWork;
   channels: ChannelRegistry;
   log?: (message: string) => void;
+  /** Applies payout webhooks (card `payout.paid` / `payout.failed`). */
+  payouts?: Pick<PayoutService, "applyNotification">;
 }
 
 export function createCallbackService(options: CallbackServiceOptions) {
@@ -237,6 +242,47 @@ export function createCallbackService(options: CallbackServiceOptions) {
     }
   }
 
+  /**
+   * A payout webhook: the payout looked up and checked, then applied, with the inbox row that
+   * de-duplicates it, in one row transaction. Unknown payout or a mismatch: only the log row, and a
+   * non-success answer so the channel re-sends (or a person looks). A duplicate is answered as success.
+   */
+  async function applyPayout(
+    session: Session,
+    channel: PaymentChannel,
+    request: CallbackRequest,
+    receivedAt: Date,
+    notification: PayoutNotification,
+  ): Promise<CallbackResult> {
+    const payouts = options.payouts;
+    const ids = { verified: true, notificationId: notification.notificationId };
+    if (!payouts) {
+      const reason = "payouts are not handled here";
+      return record(session, channel.name, request, receivedAt, "unknown_payment", channel.rejectAnswer(reason), { ...ids, reason });
+    }
+    const accept = channel.acceptAnswer();
+    try {
+      return await options.uow.rowTransaction(session, async (tx) => {
+        const result = await payouts.applyNotification(tx, channel.name, notification);
+        if (result.kind === "unknown_payout") {
+          return record(tx, channel.name, request, receivedAt, "unknown_payment", channel.rejectAnswer(result.reason), { ...ids, reason: result.reason });
+        }
+        if (result.kind === "mismatch") {
+          log(`callback ${channel.name} ${notification.notificationId}: ${result.reason}`);
+          return record(tx, channel.name, request, receivedAt, "mismatch", channel.rejectAnswer("amount mismatch"), { ...ids, reason: result.reason });
+        }
+        // After the transition, in the same transaction: a duplicate rolls back the whole of it.
+        await insertInboxRow(tx, { id: newId(receivedAt.getTime()), channel: channel.name, notificationId: notification.notificationId, paymentId: null, createdAt: receivedAt });
+        const effect = `payout ${result.payoutId} ${result.effect}`;
+        await insertLogRow(tx, logRow(channel.name, request, receivedAt, "applied", accept, { ...ids, effect }));
+        return { answer: accept, verdict: "applied" as const };
+      }, { deadlockAttempts: PAYOUT_DEADLOCK_ATTEMPTS });
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+      return record(session, channel.name, request, receivedAt, "duplicate", accept, ids);
+    }
+  }
+
   return {
     async handle(channelName: ChannelName, request: CallbackRequest): Promise<CallbackResult> {
       const channel = options.channels.get(channelName);
@@ -251,6 +297,9 @@ export function createCallbackService(options: CallbackServiceOptions) {
         }
         if (notification.kind === "refund") {
           return await applyRefund(session, channel, request, receivedAt, notification);
+        }
+        if (notification.kind === "payout") {
+          return await applyPayout(session, channel, request, receivedAt, notification);
         }
         return await record(session, channelName, request, receivedAt, "ignored", channel.acceptAnswer(), {
           verified,

@@ -6,6 +6,7 @@ import { AccountBalance, JournalEntry, JournalPosting } from "../ledger/ledger-e
 import { Merchant } from "../merchants/merchant-entity.js";
 import { OutboxEvent } from "../outbox/outbox-entity.js";
 import { IdempotencyRecord, Payment, PaymentItem } from "../payments/payment-entity.js";
+import { Payout, SettlementAccount } from "../payouts/payout-entities.js";
 import { Refund } from "../refunds/refund-entity.js";
 import { JobLease } from "../settlement/job-lease-entity.js";
 import { Settlement, SettlementHold, SettlementLine } from "../settlement/settlement-entity.js";
@@ -24,6 +25,8 @@ export const ENTITIES = [
   OutboxEvent,
   CallbackLog,
   CallbackInbox,
+  SettlementAccount,
+  Payout,
   Settlement,
   SettlementLine,
   SettlementHold,

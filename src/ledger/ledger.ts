@@ -97,7 +97,11 @@ export interface MerchantBalance {
   pending: bigint;
   /** Settled and not yet paid out. */
   available: bigint;
-  /** Paid out so far. */
+  /**
+   * Paid out so far (proto `paid_out`): what payouts took out of the available balance (entries
+   * `payout`) less what failed payouts gave back (`payout_failed`), so a failed payout is not counted
+   * and one in flight is.
+   */
   paidOut: bigint;
 }
 
@@ -110,6 +114,9 @@ export async function merchantBalance(session: Session, merchantId: string, curr
     // Liabilities carry credit (negative) balances: flip the sign for the merchant's view.
     pending: -(cached.get(pendingAccount) ?? 0n),
     available: -(cached.get(availableAccount) ?? 0n),
-    paidOut: await ledgerStore.sumPostingsOfEntryType(session, availableAccount, currency, "payout"),
+    // Debits of available: `payout` postings are positive there, `payout_failed` ones negative.
+    paidOut:
+      (await ledgerStore.sumPostingsOfEntryType(session, availableAccount, currency, "payout")) +
+      (await ledgerStore.sumPostingsOfEntryType(session, availableAccount, currency, "payout_failed")),
   };
 }

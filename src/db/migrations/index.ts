@@ -5,6 +5,7 @@ import { Migration20261122023729 } from "./migration-20261122023729-balance-slot
 import { Migration20261202031500 } from "./migration-20261202031500-final-channel-queries.js";
 import { Migration20261202040000 } from "./migration-20261202040000-binary-keys-callback-log.js";
 import { Migration20261202060100 } from "./migration-20261202060100-settlement.js";
+import { Migration20261202060200 } from "./migration-20261202060200-payouts.js";
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261122011910", class: Migration20261122011910 },
@@ -12,4 +13,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261202031500", class: Migration20261202031500 },
   { name: "Migration20261202040000", class: Migration20261202040000 },
   { name: "Migration20261202060100", class: Migration20261202060100 },
+  { name: "Migration20261202060200", class: Migration20261202060200 },
 ];

@@ -1,0 +1,107 @@
+/**
+ * Applies what the payout channel said about a payout, in the caller's transaction: the guarded
+ * UPDATE from the transition table (payout-status.ts) and, for a final answer, its ledger entry:
+ *
+ *   paid    `payout_paid`   debit payout_in_transit:{ch}, credit channel_clearing:{ch}
+ *   failed  `payout_failed` debit payout_in_transit:{ch}, credit merchant_available:{m} (the money is back)
+ *
+ * Each entry's ref names the payout, so it posts once however many webhooks, queries and racing
+ * sweepers report the outcome. Every statement is a prepared row statement, so this runs in a row
+ * transaction (webhooks) as well as in an ORM one (the sweeper).
+ */
+import type { ChannelPayoutStatus } from "../channels/channel.js";
+import type { RowScope } from "../db/unit-of-work.js";
+import { accounts, postEntry } from "../ledger/ledger.js";
+import type { PayoutRow } from "./payout-entities.js";
+import { allowedPayoutSources, canTransitionPayout, type PayoutStatus } from "./payout-status.js";
+import { setChannelPayoutNo, transitionPayoutStatus } from "./payout-store.js";
+
+/** What the channel's word means for a payout as read, decided before anything is written. */
+export type PayoutOutcomeDecision =
+  | { kind: "transition"; from: PayoutStatus; to: "PROCESSING" | "PAID" | "FAILED" }
+  /** Unknown to the channel, still under way, or already final: at most the channel's id is kept. */
+  | { kind: "unchanged"; recordChannelPayoutNo: boolean };
+
+/** The decision of {@link applyPayoutStatus}, without the database. A stale read is caught by the guarded UPDATE. */
+export function decidePayoutOutcome(
+  payout: Pick<PayoutRow, "status" | "channelPayoutNo">,
+  status: Pick<ChannelPayoutStatus, "state" | "channelPayoutNo">,
+): PayoutOutcomeDecision {
+  const recordChannelPayoutNo = !!status.channelPayoutNo && !payout.channelPayoutNo;
+  if (status.state === "not_found") return { kind: "unchanged", recordChannelPayoutNo: false };
+  const from = payout.status as PayoutStatus;
+  const to = status.state === "processing" ? "PROCESSING" : status.state === "paid" ? "PAID" : "FAILED";
+  if (canTransitionPayout(from, to)) return { kind: "transition", from, to };
+  return { kind: "unchanged", recordChannelPayoutNo: recordChannelPayoutNo && !(from === "PAID" || from === "FAILED") };
+}
+
+export interface PayoutOutcome {
+  /** The status after this call, as far as this call knows (another report may finish it right after). */
+  status: PayoutStatus;
+  /** `PENDING->PAID` and the like when this call changed it, else `unchanged`. */
+  effect: string;
+}
+
+/**
+ * Attempts per transaction that writes a payout's outcome when the database picks it as a deadlock
+ * victim (the merchant's balance slots are shared with its other entries); the victim's work was
+ * rolled back, so running it again is safe.
+ */
+export const PAYOUT_DEADLOCK_ATTEMPTS = 3;
+
+/** Longest failure reason kept (the column's size). */
+const MAX_FAILURE_REASON_CHARS = 255;
+
+/**
+ * Applies the channel's word about `payout` (as read) in the caller's transaction (either kind).
+ * `status.detail` is the channel's failure text, kept for a failed payout.
+ */
+export async function applyPayoutStatus(tx: RowScope, payout: PayoutRow, status: ChannelPayoutStatus): Promise<PayoutOutcome> {
+  const decision = decidePayoutOutcome(payout, status);
+  const now = new Date();
+  if (decision.kind === "unchanged") {
+    if (decision.recordChannelPayoutNo && status.channelPayoutNo) await setChannelPayoutNo(tx, payout.id, status.channelPayoutNo, now);
+    return { status: payout.status as PayoutStatus, effect: "unchanged" };
+  }
+  const { to } = decision;
+  const final = to !== "PROCESSING";
+  const changed = await transitionPayoutStatus(
+    tx,
+    payout.id,
+    allowedPayoutSources(to),
+    to,
+    {
+      channelPayoutNo: status.channelPayoutNo ?? payout.channelPayoutNo,
+      failureReason: to === "FAILED" ? (status.detail || "failed at the channel").slice(0, MAX_FAILURE_REASON_CHARS) : null,
+      finishedAt: final ? now : null,
+      // A final payout is never swept again; a PROCESSING one keeps the schedule the sweeper sets.
+      nextAttemptAt: final ? null : undefined,
+    },
+    now,
+  );
+  if (!changed) return { status: payout.status as PayoutStatus, effect: "unchanged" };
+  if (to === "PAID") {
+    await postEntry(tx, {
+      ref: `payout_paid:${payout.id}`,
+      entryType: "payout_paid",
+      merchantId: payout.merchantId,
+      currency: payout.currency,
+      postings: [
+        { account: accounts.payoutInTransit(payout.channel), amount: payout.amount },
+        { account: accounts.channelClearing(payout.channel), amount: -payout.amount },
+      ],
+    });
+  } else if (to === "FAILED") {
+    await postEntry(tx, {
+      ref: `payout_failed:${payout.id}`,
+      entryType: "payout_failed",
+      merchantId: payout.merchantId,
+      currency: payout.currency,
+      postings: [
+        { account: accounts.payoutInTransit(payout.channel), amount: payout.amount },
+        { account: accounts.merchantAvailable(payout.merchantId), amount: -payout.amount },
+      ],
+    });
+  }
+  return { status: to, effect: `${decision.from}->${to}` };
+}

@@ -1,0 +1,101 @@
+/**
+ * The payout store: every statement on `payout`. Which statuses may change to which comes from
+ * payout-status.ts: callers pass the statuses. The statements of a payout's outcome (reads by id or
+ * number, the guarded transition) are prepared row statements, so they run in a row transaction
+ * (webhooks) as well as in an ORM one (the sweeper, settlement orders); listings and leases use the ORM.
+ */
+import { findRow, insertRow, updateRows } from "../db/rows.js";
+import { entityManager, rowExecutor } from "../db/store-access.js";
+import type { RowScope, Session } from "../db/unit-of-work.js";
+import { Payout, type PayoutRow } from "./payout-entities.js";
+import type { PayoutStatus } from "./payout-status.js";
+
+/** Columns a payout's transition sets besides the status. */
+export type PayoutChanges = Partial<Pick<PayoutRow, "channelPayoutNo" | "failureReason" | "finishedAt" | "nextAttemptAt" | "leaseUntil">>;
+
+/** Inserts a payout; a second payout for the same settlement order fails on its unique key. */
+export async function insertPayout(tx: RowScope, row: PayoutRow): Promise<void> {
+  await insertRow(rowExecutor(tx), Payout, row);
+}
+
+/** The payout with our transfer number, or undefined. */
+export function findPayoutByNo(scope: RowScope, payoutNo: string): Promise<PayoutRow | undefined> {
+  return findRow<PayoutRow>(rowExecutor(scope), Payout, { payoutNo });
+}
+
+/** The payout as it is now, or undefined. */
+export function reloadPayout(scope: RowScope, payoutId: string): Promise<PayoutRow | undefined> {
+  return findRow<PayoutRow>(rowExecutor(scope), Payout, { id: payoutId });
+}
+
+/** The payouts of these settlement orders (at most one each). */
+export function payoutsOfSettlementIds(session: Session, settlementIds: readonly string[]): Promise<PayoutRow[]> {
+  if (settlementIds.length === 0) return Promise.resolve([]);
+  return entityManager(session).find(Payout, { settlementId: { $in: [...settlementIds] } }, { disableIdentityMap: true });
+}
+
+/**
+ * The guarded UPDATE of a transition: `status = to` (with `changes`) only while the status is one of
+ * `from`. Resolves with whether it applied; false means another report finished it first.
+ */
+export async function transitionPayoutStatus(
+  tx: RowScope,
+  payoutId: string,
+  from: readonly PayoutStatus[],
+  to: PayoutStatus,
+  changes: PayoutChanges,
+  now: Date,
+): Promise<boolean> {
+  // A change given as undefined is not a change, never a NULL.
+  const set: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(changes)) if (value !== undefined) set[name] = value;
+  set.status = to;
+  set.updatedAt = now;
+  return (await updateRows(rowExecutor(tx), Payout, { id: payoutId, status: [...from] }, set)) === 1;
+}
+
+/** Records the channel's transfer id (not a status change). */
+export async function setChannelPayoutNo(scope: RowScope, payoutId: string, channelPayoutNo: string, now: Date): Promise<void> {
+  await updateRows(rowExecutor(scope), Payout, { id: payoutId }, { channelPayoutNo, updatedAt: now });
+}
+
+/**
+ * Payouts in one of `statuses` due by now (oldest due first, at most `batchSize`), each yielded only
+ * after this process claimed it by a conditional UPDATE: held for `leaseMs` from the moment of the
+ * claim, and its attempt counted (`attempts + 1`) before any channel call, so a process that dies
+ * mid-send leaves a payout that the next sweeper asks about before sending again. Rows another
+ * process holds or took first are skipped. The row is yielded as read, with the attempts made before.
+ */
+export async function* claimDuePayouts(
+  session: Session,
+  statuses: readonly PayoutStatus[],
+  options: { batchSize: number; leaseMs: number },
+): AsyncGenerator<PayoutRow> {
+  const em = entityManager(session);
+  const due = await em.find(
+    Payout,
+    { status: { $in: [...statuses] }, nextAttemptAt: { $lte: new Date() } },
+    { orderBy: { nextAttemptAt: "asc" }, limit: options.batchSize, disableIdentityMap: true },
+  );
+  for (const row of due) {
+    // Claimed one at a time as the caller gets to it: the lease runs from the claim, not from the read.
+    const now = new Date();
+    const claimed = await em.nativeUpdate(
+      Payout,
+      {
+        id: row.id,
+        status: row.status,
+        attempts: row.attempts,
+        nextAttemptAt: { $lte: now },
+        $or: [{ leaseUntil: null }, { leaseUntil: { $lt: now } }],
+      },
+      { leaseUntil: new Date(now.getTime() + options.leaseMs), attempts: row.attempts + 1 },
+    );
+    if (claimed === 1) yield row;
+  }
+}
+
+/** Schedules the next attempt of a payout still in `status` and drops its lease. */
+export async function reschedulePayout(session: Session, payoutId: string, status: PayoutStatus, nextAttemptAt: Date): Promise<void> {
+  await entityManager(session).nativeUpdate(Payout, { id: payoutId, status }, { nextAttemptAt, leaseUntil: null, updatedAt: new Date() });
+}
