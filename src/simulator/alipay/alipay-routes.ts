@@ -7,6 +7,7 @@ import type { SimulatorRequest } from "../channel-side.js";
 import { billDownloadUrl } from "./alipay-bill.js";
 import type { AlipayBook } from "./alipay-book.js";
 import type { Content } from "./alipay-params.js";
+import { queryTransfer, transfer } from "./alipay-payouts.js";
 import { queryRefund, refundTrade } from "./alipay-refunds.js";
 import { closeTrade, precreate, queryTrade } from "./alipay-trades.js";
 
@@ -28,5 +29,7 @@ export const ALIPAY_METHODS: ReadonlyMap<string, AlipayMethod> = new Map<string,
   ["alipay.trade.close", ({ book, biz }) => closeTrade(book, biz)],
   ["alipay.trade.refund", ({ book, biz }) => refundTrade(book, biz)],
   ["alipay.trade.fastpay.refund.query", ({ book, biz }) => queryRefund(book, biz)],
+  ["alipay.fund.trans.uni.transfer", ({ book, biz }) => transfer(book, biz)],
+  ["alipay.fund.trans.common.query", ({ book, biz }) => queryTransfer(book, biz)],
   ["alipay.data.dataservice.bill.downloadurl.query", ({ book, biz, request }) => billDownloadUrl(book, biz, request)],
 ]);

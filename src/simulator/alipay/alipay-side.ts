@@ -1,13 +1,13 @@
 /**
  * Alipay's side of the simulator: the open-platform gateway (`POST /alipay/gateway.do` on the
  * shared listener, `POST /gateway.do` at the root of its own) for precreate, query, close, refund,
- * refund query and bill URLs, the bill download, and `trade_status_sync` notifies, in Alipay's
+ * refund query, bill URLs and transfers (payouts), the bill download, and `trade_status_sync` notifies, in Alipay's
  * formats and with its signatures. A gateway call is handled in order: parse, faults, checks and
  * signature, method, signed answer.
  *
  * Modules: `alipay-params` (request parsing and errors), `alipay-auth` (the common-parameter and
  * signature checks, answer signing), `alipay-routes` (the methods by name, which are the fault
- * operation names), `alipay-trades`, `alipay-refunds`, `alipay-bill`, `alipay-notifications` (the
+ * operation names), `alipay-trades`, `alipay-refunds`, `alipay-payouts`, `alipay-bill`, `alipay-notifications` (the
  * notify sender and its re-send schedule), `alipay-book` (the state).
  *
  * Behaviour copied from Alipay on purpose: a precreated trade exists for query/close/refund only
@@ -41,7 +41,9 @@ export function createAlipaySimulator(context: SimulatorContext, allKeys: DevCha
     const handler = method ? ALIPAY_METHODS.get(method) : undefined;
     const responseKey = handler ? responseKeyFor(method) : "error_response";
     const { biz, bizError } = parseBizContent(params);
-    const outTradeNo = typeof biz.out_trade_no === "string" ? biz.out_trade_no : undefined;
+    // Trade-scoped faults follow the trade's out_trade_no, or a transfer's out_biz_no (our payout number).
+    const scopeNo = biz.out_trade_no ?? biz.out_biz_no;
+    const outTradeNo = typeof scopeNo === "string" ? scopeNo : undefined;
 
     const fault = context.faults.takeApiFault(CHANNEL, method, outTradeNo);
     if (fault?.kind === "error") {

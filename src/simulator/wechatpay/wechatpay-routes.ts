@@ -7,6 +7,7 @@
 import { billDownload, tradeBill } from "./wechatpay-bill.js";
 import type { Answer, WechatBook } from "./wechatpay-book.js";
 import { decodeSegment, type Json } from "./wechatpay-params.js";
+import { createTransferBatch, outBatchNoOfDetailId, queryTransferBatch, queryTransferDetail } from "./wechatpay-payouts.js";
 import { createRefund, queryRefund } from "./wechatpay-refunds.js";
 import { closeOrder, createNative, queryOrder } from "./wechatpay-trades.js";
 
@@ -19,6 +20,9 @@ export const WECHATPAY_OPERATIONS = Object.freeze({
   refundQuery: "GET /v3/refund/domestic/refunds/{out_refund_no}",
   tradeBill: "GET /v3/bill/tradebill",
   billDownload: "GET /v3/billdownload/file",
+  transferBatch: "POST /v3/transfer/batches",
+  transferBatchQuery: "GET /v3/transfer/batches/out-batch-no/{out_batch_no}",
+  transferDetailQuery: "GET /v3/transfer/batches/out-batch-no/{out_batch_no}/details/out-detail-no/{out_detail_no}",
 });
 
 /** What a handler gets: the book, the JSON body (POST; `{}` otherwise), the query, the path's `{id}`, the channel's base URL. */
@@ -29,6 +33,8 @@ export interface WechatCall {
   id: string;
   /** `${origin}${mount}`, for links the answer hands out. */
   base: string;
+  /** The request's headers (lower-case names), for the few endpoints that read one (`Wechatpay-Serial`). */
+  headers: Readonly<Record<string, string | string[] | undefined>>;
 }
 
 /** One endpoint. */
@@ -93,7 +99,32 @@ const WECHATPAY_ROUTES: readonly WechatRoute[] = [
     operation: O.billDownload,
     run: ({ book, query }) => billDownload(book, query),
   },
+  {
+    method: "POST",
+    path: /^\/v3\/transfer\/batches$/,
+    operation: O.transferBatch,
+    run: ({ book, body, headers }) => createTransferBatch(book, body, singleHeader(headers["wechatpay-serial"])),
+  },
+  {
+    method: "GET",
+    path: new RegExp(`^/v3/transfer/batches/out-batch-no/${ID}$`),
+    operation: O.transferBatchQuery,
+    run: ({ book, id, query }) => queryTransferBatch(book, id, query),
+    outTradeNo: idIsTrade,
+  },
+  {
+    method: "GET",
+    // One capture for both numbers (the table's one-id rule); the handler splits them.
+    path: /^\/v3\/transfer\/batches\/out-batch-no\/([^/]+\/details\/out-detail-no\/[^/]+)$/,
+    operation: O.transferDetailQuery,
+    run: ({ book, id }) => queryTransferDetail(book, id),
+    outTradeNo: (_book, id) => outBatchNoOfDetailId(id),
+  },
 ];
+
+function singleHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
 
 /**
  * The route for `method path` and its decoded `{id}` (empty when the path has none), or undefined.

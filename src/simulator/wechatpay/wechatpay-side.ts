@@ -1,12 +1,12 @@
 /**
  * WeChat Pay's side of the simulator: API v3 under `/wechatpay/v3/...` on the shared listener and
  * `/v3/...` at the root of its own (Native order, query, close, refund, refund query, trade bill
- * and its download) and the encrypted callbacks, in WeChat's formats. A request is handled in
+ * and its download, transfer batches for payouts) and the encrypted callbacks, in WeChat's formats. A request is handled in
  * order: route and parse, faults, signature check, handler, signed answer.
  *
  * Modules: `wechatpay-params` (request parsing and errors), `wechatpay-auth` (the request
  * signature check and answer signing), `wechatpay-routes` (the route table with each endpoint's
- * fault operation name), `wechatpay-trades` (orders), `wechatpay-refunds`, `wechatpay-bill`,
+ * fault operation name), `wechatpay-trades` (orders), `wechatpay-refunds`, `wechatpay-payouts`, `wechatpay-bill`,
  * `wechatpay-notifications` (the callback sender and its re-send schedule), `wechatpay-book` (the
  * state).
  *
@@ -57,7 +57,9 @@ export function createWechatPaySimulator(context: SimulatorContext, allKeys: Dev
         undefined,
       );
     }
-    const outTradeNo = route?.outTradeNo?.(book, id) ?? (typeof body.out_trade_no === "string" ? body.out_trade_no : undefined);
+    // A transfer batch's faults are scoped by its out_batch_no (our payout number).
+    const bodyScope = body.out_trade_no ?? body.out_batch_no;
+    const outTradeNo = route?.outTradeNo?.(book, id) ?? (typeof bodyScope === "string" ? bodyScope : undefined);
 
     const fault = route ? context.faults.takeApiFault(CHANNEL, route.operation, outTradeNo) : undefined;
     if (fault?.kind === "error") return respond(book, { status: fault.status, json: { code: "SYSTEM_ERROR", message: "系统错误" } }, outTradeNo);
@@ -67,7 +69,14 @@ export function createWechatPaySimulator(context: SimulatorContext, allKeys: Dev
     try {
       authenticate(book, request);
       if (badInput) throw badInput;
-      answer = await (route as WechatRoute).run({ book, body, query: request.query, id, base: `${request.origin}${request.mount}` });
+      answer = await (route as WechatRoute).run({
+        book,
+        body,
+        query: request.query,
+        id,
+        base: `${request.origin}${request.mount}`,
+        headers: request.headers,
+      });
     } catch (error) {
       if (!(error instanceof WechatApiError)) throw error;
       answer = { status: error.status, json: { code: error.code, message: error.message } };
