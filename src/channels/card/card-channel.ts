@@ -178,7 +178,7 @@ export function createCardChannel(config: CardChannelConfig): PaymentChannel {
   return {
     name: "card",
 
-    payouts: createCardPayouts({ api, request, listAll }),
+    payouts: createCardPayouts({ api, request }),
 
     async createPayment(request_: ChannelCreatePaymentRequest): Promise<ChannelPaymentCreated> {
       const name = { operation: "createPayment", wireMethod: WIRE.createIntent } as const;

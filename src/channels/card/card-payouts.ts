@@ -23,7 +23,7 @@ import {
 } from "../channel.js";
 import type { ChannelCall, ChannelCaller, ChannelCallName } from "../channel-call.js";
 import { isWireObject, safeIntegerOf, textOf, WireFieldError, type WireObject, type WireReader } from "../wire-fields.js";
-import { type CardFailure, clean, isMissing } from "./card-wire.js";
+import { type CardFailure, clean, isMissing, readListPage } from "./card-wire.js";
 
 /** The acquirer's external bank account ids, the only payee a card payout goes to. */
 export const CARD_BANK_ACCOUNT_ID = /^ba_[A-Za-z0-9]{6,64}$/;
@@ -46,13 +46,11 @@ export type CardFormParams = Array<[string, string]>;
 /** The request of one wire call, as the pipeline takes it. */
 export type CardRequest = ChannelCall<unknown>["request"];
 
-/** What the card adapter lends its payouts: the pipeline, its request builder and its list walker. */
+/** What the card adapter lends its payouts: the pipeline and its request builder. */
 export interface CardCallHelpers {
   api: ChannelCaller<CardFailure>;
   /** A form request with the secret key; POSTs carry the Idempotency-Key. */
   request(method: "GET" | "POST", path: string, params: CardFormParams, idempotencyKey?: string): CardRequest;
-  /** Every object of a list endpoint, following `has_more` / `starting_after`. */
-  listAll(name: ChannelCallName, path: string, params: CardFormParams): AsyncGenerator<WireObject>;
 }
 
 /** The acquirer's payout API methods, named as in its API reference. */
@@ -144,7 +142,7 @@ function madeNoPayout(failure: CardFailure): boolean {
  * `ChannelUnavailableError` when the outcome is unknown. Re-sending under the same `payoutNo` is
  * safe: the Idempotency-Key `payout-<payoutNo>` replays the first answer for 24 hours.
  */
-export function createCardPayouts({ api, request, listAll }: CardCallHelpers): PayoutOperations {
+export function createCardPayouts({ api, request }: CardCallHelpers): PayoutOperations {
   const payoutPath = (id: string) => `/v1/payouts/${encodeURIComponent(id)}`;
 
   /** The payout's status, after checking it is the one we asked about. */
@@ -197,18 +195,24 @@ export function createCardPayouts({ api, request, listAll }: CardCallHelpers): P
       }
       // The acquirer has no search by metadata for payouts: list the ones to the same account.
       const name = { operation: "queryPayout", wireMethod: WIRE.listPayouts } as const;
-      let seen = 0;
-      for await (const item of listAll(name, "/v1/payouts", [
+      const params: CardFormParams = [
         ["destination", payout.payee.account],
         ["limit", LIST_PAGE_SIZE],
-      ])) {
-        const candidate = api.decode(name, item, readPayout);
-        if (candidate.payoutNo === payout.payoutNo) return statusOf(name, candidate, payout);
-        if (++seen >= CARD_PAYOUT_SEARCH_MAX_PAGES * Number(LIST_PAGE_SIZE)) {
-          throw api.unavailable(name, `payout ${payout.payoutNo} is not among the newest ${seen} payouts to its bank account; its outcome is unknown`);
+      ];
+      let startingAfter: string | undefined;
+      for (let pages = 1; ; pages++) {
+        const pageParams: CardFormParams = startingAfter ? [...params, ["starting_after", startingAfter]] : params;
+        const page = await api.callOrReject({ ...name, request: request("GET", "/v1/payouts", pageParams), decode: readListPage });
+        for (const item of page.items) {
+          const candidate = api.decode(name, item, readPayout);
+          if (candidate.payoutNo === payout.payoutNo) return statusOf(name, candidate, payout);
         }
+        if (!page.nextAfter) return { state: "not_found", detail: "no payout with this payout_no to this bank account at the acquirer" };
+        if (pages === CARD_PAYOUT_SEARCH_MAX_PAGES) {
+          throw api.unavailable(name, `payout ${payout.payoutNo} is not among the newest ${pages * Number(LIST_PAGE_SIZE)} payouts to its bank account; its outcome is unknown`);
+        }
+        startingAfter = page.nextAfter;
       }
-      return { state: "not_found", detail: "no payout with this payout_no to this bank account at the acquirer" };
     },
   };
 }
