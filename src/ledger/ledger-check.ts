@@ -4,7 +4,11 @@
  *  2. all accounts together sum to zero per currency;
  *  3. each payment's ledger matches its amount, fee and refunds;
  *  4. no payment's refunds exceed it, and its refund totals match its refunds;
- *  5. every cached merchant balance equals the sum of its postings.
+ *  5. every cached merchant balance equals the sum of its postings;
+ *  6. every settlement order's totals are the sums of its lines, and every line has gross = net + fee;
+ *  7. no payment or refund is settled on two lines;
+ *  8. per merchant and currency, payouts (less failed ones) never took more out of the available
+ *     balance than settlements put in.
  * Used by `npm run check-ledger` and the CheckLedger admin RPC.
  */
 import type { Session } from "../db/unit-of-work.js";
@@ -12,6 +16,7 @@ import { isPaid } from "../payments/payment-status.js";
 import * as paymentStore from "../payments/payment-store.js";
 import * as refundStore from "../refunds/refund-store.js";
 import { holdsAmount } from "../refunds/refund-status.js";
+import * as settlementStore from "../settlement/settlement-store.js";
 import { accounts } from "./ledger.js";
 import * as ledgerStore from "./ledger-store.js";
 
@@ -22,7 +27,10 @@ export interface LedgerViolation {
     | "PAYMENT_LEDGER_MISMATCH"
     | "REFUNDS_EXCEED_PAYMENT"
     | "REFUND_TOTALS_MISMATCH"
-    | "BALANCE_CACHE_MISMATCH";
+    | "BALANCE_CACHE_MISMATCH"
+    | "SETTLEMENT_LINES_MISMATCH"
+    | "SETTLED_TWICE"
+    | "PAID_OUT_EXCEEDS_SETTLED";
   subject: string;
   detail: string;
 }
@@ -71,12 +79,53 @@ export async function checkLedger(session: Session): Promise<LedgerCheckResult> 
     });
   }
 
+  await checkSettlements(session, violations);
+
   return {
     ok: violations.length === 0,
     violations,
     entriesChecked: await ledgerStore.countEntries(session),
     paymentsChecked,
   };
+}
+
+/** Entry types that move money into (settlement) and out of (payout, payout_failed back in) available balances. */
+const SETTLEMENT_ENTRY = "settlement";
+const PAYOUT_ENTRY = "payout";
+const PAYOUT_FAILED_ENTRY = "payout_failed";
+
+async function checkSettlements(session: Session, violations: LedgerViolation[]): Promise<void> {
+  for (const order of await settlementStore.ordersNotMatchingLines(session)) {
+    violations.push({ check: "SETTLEMENT_LINES_MISMATCH", subject: order.id, detail: order.detail });
+  }
+  for (const line of await settlementStore.linesNotBalanced(session)) {
+    violations.push({
+      check: "SETTLEMENT_LINES_MISMATCH",
+      subject: line.id,
+      detail: `line gross ${line.gross} is not net ${line.net} + fee ${line.fee}`,
+    });
+  }
+  for (const twice of await settlementStore.settledTwice(session)) {
+    violations.push({ check: "SETTLED_TWICE", subject: twice.subject, detail: `on ${twice.lines} settlement lines` });
+  }
+  // Available balances are liabilities: settlements credit them (negative postings), payouts debit them.
+  const moved = new Map<string, { settledIn: bigint; paidOut: bigint }>();
+  for (const row of await ledgerStore.availablePostingTotals(session, [SETTLEMENT_ENTRY, PAYOUT_ENTRY, PAYOUT_FAILED_ENTRY])) {
+    const key = `${row.account} ${row.currency}`;
+    const totals = moved.get(key) ?? { settledIn: 0n, paidOut: 0n };
+    if (row.entryType === SETTLEMENT_ENTRY) totals.settledIn -= row.total;
+    else totals.paidOut += row.total;
+    moved.set(key, totals);
+  }
+  for (const [subject, totals] of moved) {
+    if (totals.paidOut > totals.settledIn) {
+      violations.push({
+        check: "PAID_OUT_EXCEEDS_SETTLED",
+        subject,
+        detail: `payouts less failed ones took ${totals.paidOut} out, settlements put ${totals.settledIn} in`,
+      });
+    }
+  }
 }
 
 interface RefundTotals {

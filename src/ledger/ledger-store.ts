@@ -169,6 +169,31 @@ export async function paymentPostingTotals(
   return rows.map((row) => ({ paymentId: String(row.payment_id), account: String(row.account), total: toBigInt(row.total) }));
 }
 
+/**
+ * Postings on merchant available-balance accounts summed per account, currency and entry type, for
+ * entries of the given types (the ledger check compares what settlements moved in with what payouts
+ * moved out).
+ */
+export async function availablePostingTotals(
+  session: Session,
+  entryTypes: readonly string[],
+): Promise<Array<{ account: string; currency: string; entryType: string; total: bigint }>> {
+  if (entryTypes.length === 0) return [];
+  const rows: Array<Record<string, unknown>> = await entityManager(session).execute(
+    `select p.account as account, p.currency as currency, e.entry_type as entry_type, sum(p.amount) as total
+     from journal_posting p join journal_entry e on e.id = p.entry_id
+     where substr(p.account, 1, 19) = 'merchant_available:' and e.entry_type in (${entryTypes.map(() => "?").join(", ")})
+     group by p.account, p.currency, e.entry_type`,
+    [...entryTypes],
+  );
+  return rows.map((row) => ({
+    account: String(row.account),
+    currency: String(row.currency),
+    entryType: String(row.entry_type),
+    total: toBigInt(row.total),
+  }));
+}
+
 /** How many journal entries there are. */
 export async function countEntries(session: Session): Promise<number> {
   const rows: Array<Record<string, unknown>> = await entityManager(session).execute("select count(*) as n from journal_entry");
