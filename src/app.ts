@@ -22,6 +22,8 @@ import { createMerchantService } from "./merchants/merchant-service.js";
 import { createPaymentService } from "./payments/payment-service.js";
 import { createPaymentSweeper, type PaymentSweeper } from "./payments/payment-sweeper.js";
 import { createPayoutService, type PayoutService } from "./payouts/payout-service.js";
+import { createSettlementScheduler, type SettlementScheduler } from "./settlement/settlement-scheduler.js";
+import { createSettlementService, type SettlementService as SettlementOrders } from "./settlement/settlement-service.js";
 import { type Access, accessTable, METHOD_ACCESS, MerchantAuthenticator } from "./rpc/auth.js";
 import { createRpcInterceptors } from "./rpc/interceptors.js";
 import { createGrpcServer, listenGrpc, setGrpcServing, shutdownGrpc } from "./rpc/grpc-server.js";
@@ -75,6 +77,10 @@ export interface App {
   refundSweeper: RefundSweeper;
   /** Settlement accounts and payouts (their sweeper pass is `payouts.runOnce()`). */
   payouts: PayoutService;
+  /** Settlement orders: the daily run, on request, reads. */
+  settlements: SettlementOrders;
+  /** The daily settlement run under the job lease (the sweeper tick calls `runIfDue()`). */
+  settlementScheduler: SettlementScheduler;
   /**
    * Reads the TLS certificate, key and client CA files again (e.g. on SIGHUP) and, when they changed and
    * are valid, serves new connections on both listeners with them; returns whether it switched.
@@ -126,6 +132,8 @@ export async function startApp(options: AppOptions): Promise<App> {
   const leaseMs = config.channelTimeoutMs * 3;
   const payouts = createPayoutService({ uow, channels, secrets: new SecretBox(config.dataEncryptionKey), log, leaseMs });
   const callbacks = createCallbackService({ uow, channels, log, payouts });
+  const settlements = createSettlementService({ uow, payouts, schedule: config.settlement });
+  const settlementScheduler = createSettlementScheduler({ uow, settlements, schedule: config.settlement, log });
   const sweeper = createPaymentSweeper({ uow, channels, log, leaseMs });
   const refundSweeper = createRefundSweeper({ uow, channels, publicBaseUrl: config.publicBaseUrl, log, leaseMs });
 
@@ -135,7 +143,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     {
       service: SettlementService,
       impl: createSettlementRpc(uow, {
-        orders: createSettlementOrderRpc(),
+        orders: createSettlementOrderRpc(uow, settlements),
         payouts: createPayoutRpc(uow, payouts),
         reconciliation: createReconciliationRpc(),
       }),
@@ -173,8 +181,16 @@ export async function startApp(options: AppOptions): Promise<App> {
 
   let sweepTimer: NodeJS.Timeout | undefined;
   let sweeping: Promise<unknown> = Promise.resolve();
+  let settling: Promise<unknown> | undefined;
   if (options.runSweeper ?? true) {
     const tick = () => {
+      // The daily settlement may run for minutes: beside the sweeps, not inside their pass.
+      settling ??= settlementScheduler
+        .runIfDue()
+        .catch((error) => logError("settlement run failed", error))
+        .finally(() => {
+          settling = undefined;
+        });
       sweeping = Promise.all([sweeper.runOnce(), refundSweeper.runOnce(), payouts.runOnce(), callbackRetention.runIfDue()])
         .catch((error) => logError("sweeper pass failed", error))
         .finally(() => {
@@ -194,16 +210,20 @@ export async function startApp(options: AppOptions): Promise<App> {
     sweeper,
     refundSweeper,
     payouts,
+    settlements,
+    settlementScheduler,
     reloadTls: () => tls?.reload() ?? false,
     async stop() {
       draining = true;
       tls?.close();
       setGrpcServing(grpc, false);
       clearTimeout(sweepTimer);
+      settlementScheduler.stop();
       await Promise.all([
         shutdownGrpc(grpc, config.shutdownGraceMs),
         closeHttp(http, config.shutdownGraceMs),
         sweeping,
+        settling,
       ]);
       await db.close();
     },
