@@ -7,6 +7,7 @@ import { Merchant } from "../merchants/merchant-entity.js";
 import { OutboxEvent } from "../outbox/outbox-entity.js";
 import { IdempotencyRecord, Payment, PaymentItem } from "../payments/payment-entity.js";
 import { Payout, SettlementAccount } from "../payouts/payout-entities.js";
+import { ReconciliationItem, ReconciliationRun } from "../reconciliation/reconciliation-entities.js";
 import { Refund } from "../refunds/refund-entity.js";
 import { JobLease } from "../settlement/job-lease-entity.js";
 import { Settlement, SettlementHold, SettlementLine } from "../settlement/settlement-entity.js";
@@ -31,4 +32,6 @@ export const ENTITIES = [
   SettlementLine,
   SettlementHold,
   JobLease,
+  ReconciliationRun,
+  ReconciliationItem,
 ];

@@ -17,18 +17,33 @@ export async function listDiscrepancies(
   return { discrepancies: items, nextPageToken };
 }
 
-export async function resolveDiscrepancy(session: Session, id: string, resolution: string): Promise<DiscrepancyRow> {
-  const text = resolution.trim();
+/** Longest resolution text stored. */
+export const MAX_RESOLUTION_CHARS = 512;
+/** Longest `resolved_by` stored. */
+export const MAX_RESOLVED_BY_CHARS = 128;
+
+/**
+ * Resolves an OPEN discrepancy: what was done and who did it are both required. A discrepancy
+ * already resolved is FAILED_PRECONDITION (INVALID_TRANSITION), also when the same text is sent
+ * again: its resolution is a record, not something to overwrite.
+ */
+export async function resolveDiscrepancy(
+  session: Session,
+  id: string,
+  input: { resolution: string; resolvedBy: string },
+): Promise<DiscrepancyRow> {
+  const text = input.resolution.trim();
+  const resolvedBy = input.resolvedBy.trim();
   const v = new Violations();
   if (id === "") v.add("discrepancy_id", "REQUIRED", "is required");
   if (text === "") v.add("resolution", "REQUIRED", "say what was done");
-  if (text.length > 512) v.add("resolution", "TOO_LONG", "must be at most 512 characters");
+  if (text.length > MAX_RESOLUTION_CHARS) v.add("resolution", "TOO_LONG", `must be at most ${MAX_RESOLUTION_CHARS} characters`);
+  if (resolvedBy === "") v.add("resolved_by", "REQUIRED", "say who resolved it");
+  if (resolvedBy.length > MAX_RESOLVED_BY_CHARS) v.add("resolved_by", "TOO_LONG", `must be at most ${MAX_RESOLVED_BY_CHARS} characters`);
   v.throwIfAny();
-  const updated = await resolveIfInStatus(session, id, "OPEN", "RESOLVED", text, new Date());
+  const updated = await resolveIfInStatus(session, id, "OPEN", "RESOLVED", { resolution: text, resolvedBy }, new Date());
   const row = await findDiscrepancy(session, id);
   if (!row) throw new NotFoundError("DISCREPANCY_NOT_FOUND", `discrepancy ${id} not found`);
-  if (!updated && row.resolution !== text) {
-    throw new PreconditionError("INVALID_TRANSITION", "the discrepancy is already resolved");
-  }
+  if (!updated) throw new PreconditionError("INVALID_TRANSITION", "the discrepancy is already resolved");
   return row;
 }

@@ -264,3 +264,40 @@ export function allForLedgerCheck(
     { fields: ["id", "merchantId", "channel", "status", "amount", "fee", "refundedAmount", "refundPendingAmount"], disableIdentityMap: true },
   );
 }
+
+/** What reconciliation compares of a payment with a bill line. */
+export type PaymentForBill = Pick<PaymentRow, "id" | "paymentNo" | "merchantId" | "amount" | "currency" | "status" | "fee" | "channelTradeNo">;
+const BILL_FIELDS = ["id", "paymentNo", "merchantId", "amount", "currency", "status", "fee", "channelTradeNo"] as const;
+
+/** The channel's payments with these payment numbers (a bill batch), only the columns reconciliation reads, in one query. */
+export function findPaymentsByNos(session: Session, channel: string, paymentNos: readonly string[]): Promise<PaymentForBill[]> {
+  if (paymentNos.length === 0) return Promise.resolve([]);
+  return entityManager(session).find(
+    Payment,
+    { channel, paymentNo: { $in: [...paymentNos] } },
+    { fields: [...BILL_FIELDS], disableIdentityMap: true },
+  );
+}
+
+/**
+ * One page of the channel's payments in `statuses` paid in [from, to), ordered by (paid_at, id), after
+ * the position `after` (keyset paging on the paid_at index).
+ */
+export async function listPaidInWindow(
+  session: Session,
+  channel: string,
+  statuses: readonly PaymentStatus[],
+  window: { from: Date; to: Date },
+  after: { paidAt: Date; id: string } | undefined,
+  limit: number,
+): Promise<Array<PaymentForBill & { paidAt: Date }>> {
+  const where: Record<string, unknown> = { channel, status: { $in: [...statuses] }, paidAt: { $gte: window.from, $lt: window.to } };
+  if (after) where.$or = [{ paidAt: { $gt: after.paidAt } }, { paidAt: after.paidAt, id: { $gt: after.id } }];
+  const rows = await entityManager(session).find(Payment, where, {
+    fields: [...BILL_FIELDS, "paidAt"],
+    orderBy: { paidAt: "asc", id: "asc" },
+    limit,
+    disableIdentityMap: true,
+  });
+  return rows as Array<PaymentForBill & { paidAt: Date }>;
+}

@@ -126,3 +126,39 @@ export async function totalsByPaymentAndStatus(
     feeReturned: toBigInt(row.fee_returned),
   }));
 }
+
+/** What reconciliation compares of a refund with a bill line. */
+export type RefundForBill = Pick<
+  RefundRow,
+  "id" | "refundNo" | "paymentId" | "merchantId" | "amount" | "currency" | "status" | "feeReturned" | "channelRefundNo"
+>;
+const BILL_FIELDS = ["id", "refundNo", "paymentId", "merchantId", "amount", "currency", "status", "feeReturned", "channelRefundNo"] as const;
+
+/** The channel's refunds with these refund numbers (a bill batch), only the columns reconciliation reads, in one query. */
+export function findRefundsByNos(session: Session, channel: string, refundNos: readonly string[]): Promise<RefundForBill[]> {
+  if (refundNos.length === 0) return Promise.resolve([]);
+  return entityManager(session).find(Refund, { channel, refundNo: { $in: [...refundNos] } }, { fields: [...BILL_FIELDS], disableIdentityMap: true });
+}
+
+/**
+ * One page of the channel's refunds in `status` that succeeded in [from, to), ordered by
+ * (succeeded_at, id), after the position `after`.
+ */
+export async function listSucceededInWindow(
+  session: Session,
+  channel: string,
+  status: RefundStatus,
+  window: { from: Date; to: Date },
+  after: { succeededAt: Date; id: string } | undefined,
+  limit: number,
+): Promise<Array<RefundForBill & { succeededAt: Date }>> {
+  const where: Record<string, unknown> = { channel, status, succeededAt: { $gte: window.from, $lt: window.to } };
+  if (after) where.$or = [{ succeededAt: { $gt: after.succeededAt } }, { succeededAt: after.succeededAt, id: { $gt: after.id } }];
+  const rows = await entityManager(session).find(Refund, where, {
+    fields: [...BILL_FIELDS, "succeededAt"],
+    orderBy: { succeededAt: "asc", id: "asc" },
+    limit,
+    disableIdentityMap: true,
+  });
+  return rows as Array<RefundForBill & { succeededAt: Date }>;
+}

@@ -26,7 +26,7 @@ import {
 import { merchantOf, sessionOf } from "./auth.js";
 import { channelToProto } from "./mappers.js";
 
-/** Longer resolutions are refused by the domain for their length; no need to scan past that. */
+/** Longer resolutions (and resolvers) are refused by the domain for their length; no need to scan past that. */
 const MAX_RESOLUTION_SCAN_CHARS = 1024;
 
 function discrepancyToProto(row: DiscrepancyRow): Discrepancy {
@@ -43,6 +43,10 @@ function discrepancyToProto(row: DiscrepancyRow): Discrepancy {
     status: row.status,
     resolution: row.resolution ?? "",
     createdAt: timestampFromDate(row.createdAt),
+    resolvedBy: row.resolvedBy ?? "",
+    resolvedAt: row.resolvedAt ? timestampFromDate(row.resolvedAt) : undefined,
+    reconciliationRunId: row.reconciliationRunId ?? "",
+    refundId: row.refundId ?? "",
   });
 }
 
@@ -98,8 +102,9 @@ export function createSettlementRpc(uow: UnitOfWork, parts: SettlementRpcParts):
       const v = new Violations();
       checkLookupId(v, "discrepancy_id", req.discrepancyId);
       checkPrintable(v, "resolution", req.resolution.slice(0, MAX_RESOLUTION_SCAN_CHARS));
+      checkPrintable(v, "resolved_by", req.resolvedBy.slice(0, MAX_RESOLUTION_SCAN_CHARS));
       v.throwIfAny();
-      const row = await resolveDiscrepancy(uow.session(), req.discrepancyId, req.resolution);
+      const row = await resolveDiscrepancy(uow.session(), req.discrepancyId, { resolution: req.resolution, resolvedBy: req.resolvedBy });
       return create(ResolveDiscrepancyResponseSchema, { discrepancy: discrepancyToProto(row) });
     },
   };

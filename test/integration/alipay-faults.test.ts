@@ -105,7 +105,7 @@ describe("paid after close", () => {
     expect(queried.payment?.status).toBe(PaymentStatus.CLOSED);
 
     const resolved = await t.grpc.settlement.resolveDiscrepancy(
-      { discrepancyId: raised[0]!.id, resolution: `refunded the shopper on Alipay trade ${channelTradeNo}` },
+      { discrepancyId: raised[0]!.id, resolution: `refunded the shopper on Alipay trade ${channelTradeNo}`, resolvedBy: "ops" },
       t.adminHeaders,
     );
     expect(resolved.discrepancy).toMatchObject({ status: "RESOLVED", resolution: `refunded the shopper on Alipay trade ${channelTradeNo}` });

@@ -32,6 +32,9 @@ function discrepancy(status: string, merchantId: string): DiscrepancyRow {
     resolution: null,
     createdAt: new Date(),
     resolvedAt: null,
+    resolvedBy: null,
+    reconciliationRunId: null,
+    refundId: null,
   };
 }
 

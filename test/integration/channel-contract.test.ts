@@ -542,7 +542,7 @@ describe.each(CHANNEL_PROFILES)("$name", { concurrent: true }, (profile: Channel
         // Asking the channel again sees the same money: no second discrepancy, no state change.
         expect((await t.grpc.payments.queryPayment(lookup(payment.id), merchant.headers)).payment?.status).toBe(PaymentStatus.CLOSED);
         const resolution = `refunded the shopper on trade ${view.channelTradeNo}`;
-        const resolved = await t.grpc.settlement.resolveDiscrepancy({ discrepancyId: raised[0]!.id, resolution }, t.adminHeaders);
+        const resolved = await t.grpc.settlement.resolveDiscrepancy({ discrepancyId: raised[0]!.id, resolution, resolvedBy: "ops" }, t.adminHeaders);
         expect(resolved.discrepancy).toMatchObject({ status: "RESOLVED", resolution });
         const open = await t.grpc.settlement.listDiscrepancies({ status: "OPEN", pageSize: 100 }, t.adminHeaders);
         expect(open.discrepancies.filter((d) => d.paymentId === payment.id)).toEqual([]);

@@ -155,7 +155,7 @@ describe.each(["mysql", "sqlite"] as const)("on %s", (database) => {
 
     it("control characters in a discrepancy id and resolution", async () => {
       const error = await grpcError(
-        t.grpc.settlement.resolveDiscrepancy({ discrepancyId: `d${NUL}`, resolution: `refunded${NUL}` }, t.adminHeaders),
+        t.grpc.settlement.resolveDiscrepancy({ discrepancyId: `d${NUL}`, resolution: `refunded${NUL}`, resolvedBy: "ops" }, t.adminHeaders),
       );
       expect(grpcViolations(error).sort()).toEqual(["discrepancy_id CONTROL_CHARACTERS", "resolution CONTROL_CHARACTERS"]);
     });

@@ -4,6 +4,7 @@ import { Migration20261122011910 } from "./migration-20261122011910-initial.js";
 import { Migration20261122023729 } from "./migration-20261122023729-balance-slots.js";
 import { Migration20261202031500 } from "./migration-20261202031500-final-channel-queries.js";
 import { Migration20261202040000 } from "./migration-20261202040000-binary-keys-callback-log.js";
+import { Migration20261202060000 } from "./migration-20261202060000-reconciliation.js";
 import { Migration20261202060100 } from "./migration-20261202060100-settlement.js";
 import { Migration20261202060200 } from "./migration-20261202060200-payouts.js";
 
@@ -12,6 +13,7 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261122023729", class: Migration20261122023729 },
   { name: "Migration20261202031500", class: Migration20261202031500 },
   { name: "Migration20261202040000", class: Migration20261202040000 },
+  { name: "Migration20261202060000", class: Migration20261202060000 },
   { name: "Migration20261202060100", class: Migration20261202060100 },
   { name: "Migration20261202060200", class: Migration20261202060200 },
 ];

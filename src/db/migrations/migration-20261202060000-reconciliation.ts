@@ -1,0 +1,29 @@
+import { Migration } from '@mikro-orm/migrations';
+
+/**
+ * Reconciliation: runs and their unmatched items; discrepancies gain who resolved them, the run
+ * that raised them and the refund concerned, and an index settlement reads to hold a payment back
+ * while it has an OPEN discrepancy.
+ */
+export class Migration20261202060000 extends Migration {
+
+  override async up(): Promise<void> {
+    this.addSql(`create table \`reconciliation_run\` (\`id\` varchar(26) not null, \`channel\` varchar(16) not null, \`bill_date\` varchar(10) not null, \`source\` varchar(16) not null, \`currency\` varchar(3) not null, \`lines_total\` bigint not null default 0, \`matched\` bigint not null default 0, \`missing_on_our_side\` bigint not null default 0, \`missing_on_channel_side\` bigint not null default 0, \`amount_mismatch\` bigint not null default 0, \`status_mismatch\` bigint not null default 0, \`fee_mismatch\` bigint not null default 0, \`channel_fee\` bigint not null default 0, \`channel_fee_posted\` bigint not null default 0, \`merchant_fee\` bigint not null default 0, \`fee_checked\` tinyint(1) not null, \`items_capped\` tinyint(1) not null default false, \`started_at\` datetime(3) not null, \`finished_at\` datetime(3) null, primary key (\`id\`)) default character set utf8mb4 engine = InnoDB;`);
+    this.addSql(`alter table \`reconciliation_run\` add index \`reconciliation_run_list_idx\`(\`channel\`, \`id\`);`);
+    this.addSql(`alter table \`reconciliation_run\` add index \`reconciliation_run_day_idx\`(\`channel\`, \`bill_date\`, \`currency\`);`);
+
+    this.addSql(`create table \`reconciliation_item\` (\`id\` varchar(26) not null, \`run_id\` varchar(26) not null, \`kind\` varchar(32) not null, \`line\` bigint null, \`payment_id\` varchar(26) null, \`refund_id\` varchar(26) null, \`payment_no\` varchar(64) null, \`refund_no\` varchar(64) null, \`channel_trade_no\` varchar(64) null, \`currency\` varchar(3) null, \`our_amount\` bigint null, \`channel_amount\` bigint null, \`our_fee\` bigint null, \`channel_fee\` bigint null, \`detail\` varchar(512) not null, primary key (\`id\`)) default character set utf8mb4 engine = InnoDB;`);
+    this.addSql(`alter table \`reconciliation_item\` add index \`reconciliation_item_run_idx\`(\`run_id\`, \`id\`);`);
+
+    this.addSql(`alter table \`discrepancy\` add \`resolved_by\` varchar(128) null, add \`reconciliation_run_id\` varchar(26) null, add \`refund_id\` varchar(26) null;`);
+    this.addSql(`alter table \`discrepancy\` add index \`discrepancy_payment_idx\`(\`payment_id\`, \`status\`);`);
+  }
+
+  override async down(): Promise<void> {
+    this.addSql(`alter table \`discrepancy\` drop index \`discrepancy_payment_idx\`;`);
+    this.addSql(`alter table \`discrepancy\` drop column \`resolved_by\`, drop column \`reconciliation_run_id\`, drop column \`refund_id\`;`);
+    this.addSql(`drop table if exists \`reconciliation_item\`;`);
+    this.addSql(`drop table if exists \`reconciliation_run\`;`);
+  }
+
+}
