@@ -33,6 +33,7 @@ import { createMerchantRpc } from "./rpc/merchant-rpc.js";
 import { createPaymentRpc } from "./rpc/payment-rpc.js";
 import { createPayoutRpc } from "./rpc/payout-rpc.js";
 import { createReconciliationRpc } from "./rpc/reconciliation-rpc.js";
+import { createReconciliationService } from "./reconciliation/reconciliation-service.js";
 import { createSettlementOrderRpc } from "./rpc/settlement-order-rpc.js";
 import { createSettlementRpc } from "./rpc/settlement-rpc.js";
 import { createRefundService } from "./refunds/refund-service.js";
@@ -53,6 +54,8 @@ export interface AppOptions {
   log?: (message: string) => void;
   /** How often the TLS files are checked for a rotation (default 10 s; 0 = only on `reloadTls()`). */
   tlsReloadIntervalMs?: number;
+  /** The clock reconciliation reads "today" from (tests move it forward to reconcile the day they paid in). */
+  reconciliationClock?: () => Date;
   /** Served next to the built-in services, behind the same interceptors (tests: a streaming RPC). */
   extraServices?: ReadonlyArray<ExtraService>;
 }
@@ -136,6 +139,14 @@ export async function startApp(options: AppOptions): Promise<App> {
   const settlementScheduler = createSettlementScheduler({ uow, settlements, schedule: config.settlement, log });
   const sweeper = createPaymentSweeper({ uow, channels, log, leaseMs });
   const refundSweeper = createRefundSweeper({ uow, channels, publicBaseUrl: config.publicBaseUrl, log, leaseMs });
+  const reconciliation = createReconciliationService({
+    uow,
+    channels,
+    payments,
+    feeRates: config.channelFeeRates,
+    log,
+    now: options.reconciliationClock,
+  });
 
   const services = [
     { service: MerchantService, impl: createMerchantRpc(uow, merchants) },
@@ -145,7 +156,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       impl: createSettlementRpc(uow, {
         orders: createSettlementOrderRpc(uow, settlements),
         payouts: createPayoutRpc(uow, payouts),
-        reconciliation: createReconciliationRpc(),
+        reconciliation: createReconciliationRpc(uow, reconciliation),
       }),
     },
     ...(options.extraServices ?? []),
