@@ -23,12 +23,14 @@ import {
 import { loadWechatPublicKey } from "../../src/channels/wechatpay/wechatpay-signature.js";
 import { WireFieldError, WireReader } from "../../src/channels/wire-fields.js";
 import { AlipayBook } from "../../src/simulator/alipay/alipay-book.js";
+import { GatewayError } from "../../src/simulator/alipay/alipay-params.js";
 import { alipayPayouts, MAX_ALIPAY_PAYOUTS, transfer } from "../../src/simulator/alipay/alipay-payouts.js";
 import type { SimulatorContext } from "../../src/simulator/channel-side.js";
 import { FaultRegistry } from "../../src/simulator/faults.js";
 import { TimerSet } from "../../src/simulator/notifier.js";
 import { TradeStore } from "../../src/simulator/trade-store.js";
 import { WechatBook } from "../../src/simulator/wechatpay/wechatpay-book.js";
+import { WechatApiError } from "../../src/simulator/wechatpay/wechatpay-params.js";
 import { createTransferBatch, MAX_WECHATPAY_PAYOUT_BATCHES, wechatPayoutBatches } from "../../src/simulator/wechatpay/wechatpay-payouts.js";
 
 let keys: DevChannelKeys;
@@ -187,5 +189,67 @@ describe("simulator payout books", () => {
     expect(batches.size).toBe(MAX_WECHATPAY_PAYOUT_BATCHES);
     expect(batches.has("T000000")).toBe(false);
     expect(batches.has("T000001")).toBe(true);
+  });
+});
+
+function thrown(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a refusal");
+}
+
+describe("simulator payout refusals", () => {
+  const openid = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
+  const batch = (detail: Record<string, unknown>, amount = 100) => ({
+    appid: keys.wechatpay.appId,
+    out_batch_no: `B${Date.now()}`,
+    batch_name: "t",
+    batch_remark: "t",
+    total_amount: amount,
+    total_num: 1,
+    transfer_detail_list: [{ out_detail_no: "D00001", transfer_amount: amount, transfer_remark: "t", openid, ...detail }],
+  });
+  const paramError = (run: () => unknown) => {
+    const error = thrown(run) as WechatApiError;
+    expect(error).toBeInstanceOf(WechatApiError);
+    expect([error.status, error.code]).toEqual([400, "PARAM_ERROR"]);
+    return error.message;
+  };
+
+  it("WeChat: a user_name needs Wechatpay-Serial = the public key id and must decrypt with the platform key; 2000 yuan and more need one", () => {
+    const book = new WechatBook(quietContext(), keys.wechatpay);
+    const publicKey = loadWechatPublicKey(keys.wechatpay.platformPublicKeyPem);
+    const name = encryptWechatSensitiveField("张三", publicKey);
+    expect(paramError(() => createTransferBatch(book, batch({ user_name: name }), undefined))).toMatch(/Wechatpay-Serial/);
+    expect(paramError(() => createTransferBatch(book, batch({ user_name: "bm90IGVuY3J5cHRlZA==" }), keys.wechatpay.publicKeyId))).toMatch(/解密失败/);
+    expect(paramError(() => createTransferBatch(book, batch({}, 200_000), undefined))).toMatch(/user_name/);
+    expect(paramError(() => createTransferBatch(book, batch({}, 9), undefined))).toMatch(/0\.1/);
+    expect(paramError(() => createTransferBatch(book, batch({ transfer_remark: "x".repeat(33) }), undefined))).toMatch(/32/);
+    expect(createTransferBatch(book, batch({ user_name: name }, 200_000), keys.wechatpay.publicKeyId).status).toBe(200);
+    expect([...wechatPayoutBatches(book).values()].at(-1)?.details[0]?.userName).toBe("张三");
+  });
+
+  it("Alipay: the same out_biz_no with another payee is PAYMENT_INFO_INCONSISTENCY; under 0.10 yuan is EXCEED_LIMIT_SM_MIN_AMOUNT", () => {
+    const book = new AlipayBook(quietContext(), keys.alipay);
+    const biz = (identity: string, amount = "1.00") => ({
+      out_biz_no: "T1",
+      trans_amount: amount,
+      product_code: "TRANS_ACCOUNT_NO_PWD",
+      biz_scene: "DIRECT_TRANSFER",
+      order_title: "t",
+      payee_info: { identity, identity_type: "ALIPAY_USER_ID" },
+    });
+    const first = transfer(book, biz("2088000000000001"));
+    expect(transfer(book, biz("2088000000000001"))).toEqual(first);
+    const refusal = (run: () => unknown) => {
+      const error = thrown(run);
+      expect(error).toBeInstanceOf(GatewayError);
+      return [(error as GatewayError).code, (error as GatewayError).subCode];
+    };
+    expect(refusal(() => transfer(book, biz("2088000000000002")))).toEqual(["40004", "PAYMENT_INFO_INCONSISTENCY"]);
+    expect(refusal(() => transfer(book, { ...biz("2088000000000001", "0.09"), out_biz_no: "T2" }))).toEqual(["40004", "EXCEED_LIMIT_SM_MIN_AMOUNT"]);
   });
 });
