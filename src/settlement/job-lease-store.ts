@@ -42,21 +42,21 @@ export async function renewLease(session: Session, name: string, holder: string,
   );
 }
 
-/** Records `key` as completed and frees the lease, if the holder still holds it. */
-export async function completeLease(session: Session, name: string, holder: string, key: string, now: Date): Promise<boolean> {
+/** Records `key` as completed and frees the lease (`lease_until` = `freeFrom`), if the holder still holds it. */
+export async function completeLease(session: Session, name: string, holder: string, key: string, freeFrom: Date): Promise<boolean> {
   return (
     (await runStatement(
       rowExecutor(session),
       "update job_lease set completed_key = ?, holder = null, lease_until = ? where name = ? and holder = ?",
-      [key, at(session, now), name, holder],
+      [key, at(session, freeFrom), name, holder],
     )) === 1
   );
 }
 
-/** Frees the holder's lease without completing (the run failed or stopped). */
-export async function releaseLease(session: Session, name: string, holder: string, now: Date): Promise<void> {
+/** Frees the holder's lease (`lease_until` = `freeFrom`) without completing (the run failed or stopped). */
+export async function releaseLease(session: Session, name: string, holder: string, freeFrom: Date): Promise<void> {
   await runStatement(rowExecutor(session), "update job_lease set holder = null, lease_until = ? where name = ? and holder = ?", [
-    at(session, now),
+    at(session, freeFrom),
     name,
     holder,
   ]);

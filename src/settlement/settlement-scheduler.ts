@@ -17,6 +17,8 @@ import type { SettlementRunResult, SettlementService } from "./settlement-servic
 export const SETTLEMENT_JOB = "settlement";
 /** Dates a run catches up on after the service was down (older ones are run by hand: RunSettlement or `npm run settle`). */
 export const MAX_CATCH_UP_DATES = 7;
+/** `lease_until` of a lease nobody holds: before any now. */
+const FREE = new Date(0);
 
 export interface SettlementSchedulerOptions {
   uow: UnitOfWork;
@@ -27,6 +29,7 @@ export interface SettlementSchedulerOptions {
   leaseMs?: number;
   /** Who this replica is in the lease row (default a random id). */
   holder?: string;
+  /** The clock the current settlement date is read from (tests move it); leases always use the real time. */
   now?: () => Date;
 }
 
@@ -60,7 +63,7 @@ export function createSettlementScheduler(options: SettlementSchedulerOptions) {
       const current = currentSettlementDate(clock(), schedule);
       const dates = await datesDue(session, current);
       if (dates.length === 0) return [];
-      const now = clock();
+      const now = new Date();
       if (!(await takeLease(session, SETTLEMENT_JOB, holder, current, now, new Date(now.getTime() + leaseMs)))) return [];
       const results: SettlementRunResult[] = [];
       let renewAt = now.getTime() + leaseMs / 3;
@@ -70,7 +73,7 @@ export function createSettlementScheduler(options: SettlementSchedulerOptions) {
         if (Date.now() < renewAt) return true;
         renewAt = Date.now() + leaseMs / 3;
         // Renewed in the background between orders; a lost lease stops the run at the next order.
-        void renewLease(uow.session(), SETTLEMENT_JOB, holder, new Date(clock().getTime() + leaseMs)).then(
+        void renewLease(uow.session(), SETTLEMENT_JOB, holder, new Date(Date.now() + leaseMs)).then(
           (held) => {
             if (!held) leaseLost = true;
           },
@@ -89,13 +92,13 @@ export function createSettlementScheduler(options: SettlementSchedulerOptions) {
             `settlement ${date}: ${result.ordersCreated} orders built, ${result.ordersExisting} existing, ` +
               `${result.linesSettled} lines, ${result.paymentsHeld} payments held`,
           );
-          if (!(await completeLease(session, SETTLEMENT_JOB, holder, date, clock()))) return results;
-          if (date !== dates[dates.length - 1] && !(await takeLease(session, SETTLEMENT_JOB, holder, current, clock(), new Date(clock().getTime() + leaseMs)))) {
+          if (!(await completeLease(session, SETTLEMENT_JOB, holder, date, FREE))) return results;
+          if (date !== dates[dates.length - 1] && !(await takeLease(session, SETTLEMENT_JOB, holder, current, new Date(), new Date(Date.now() + leaseMs)))) {
             return results;
           }
         }
       } finally {
-        await releaseLease(session, SETTLEMENT_JOB, holder, clock()).catch(() => {});
+        await releaseLease(session, SETTLEMENT_JOB, holder, FREE).catch(() => {});
       }
       return results;
     },

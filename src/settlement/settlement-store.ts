@@ -238,7 +238,7 @@ export interface OrderTotals {
 
 const TOTALS_SELECT = `sum(case when kind = 'PAYMENT' then gross else 0 end) as payments,
   sum(case when kind = 'REFUND' then gross else 0 end) as refunds, sum(fee) as fee,
-  sum(case when kind = 'CARRIED' then gross else 0 end) as carried, sum(gross) as gross, sum(net) as net, count(*) as lines`;
+  sum(case when kind = 'CARRIED' then gross else 0 end) as carried, sum(gross) as gross, sum(net) as net, count(*) as line_total`;
 
 function totalsOf(row: Record<string, unknown> | undefined): OrderTotals {
   return {
@@ -248,7 +248,7 @@ function totalsOf(row: Record<string, unknown> | undefined): OrderTotals {
     carriedAmount: toBigInt(row?.carried),
     grossAmount: toBigInt(row?.gross),
     netAmount: toBigInt(row?.net),
-    lineCount: toBigInt(row?.lines),
+    lineCount: toBigInt(row?.line_total),
   };
 }
 
@@ -334,12 +334,12 @@ export async function ordersNotMatchingLines(session: Session): Promise<Array<{ 
   const rows = await rowsOf(
     session,
     `select s.id, s.payments_amount, s.refunds_amount, s.fee_amount, s.carried_amount, s.gross_amount, s.net_amount, s.line_count,
-       t.payments, t.refunds, t.fee, t.carried, t.gross, t.net, t.lines
+       t.payments, t.refunds, t.fee, t.carried, t.gross, t.net, t.line_total
      from settlement s left join (select settlement_id, ${TOTALS_SELECT} from settlement_line group by settlement_id) t
        on t.settlement_id = s.id
      where s.payments_amount <> coalesce(t.payments, 0) or s.refunds_amount <> coalesce(t.refunds, 0)
        or s.fee_amount <> coalesce(t.fee, 0) or s.carried_amount <> coalesce(t.carried, 0)
-       or s.gross_amount <> coalesce(t.gross, 0) or s.net_amount <> coalesce(t.net, 0) or s.line_count <> coalesce(t.lines, 0)
+       or s.gross_amount <> coalesce(t.gross, 0) or s.net_amount <> coalesce(t.net, 0) or s.line_count <> coalesce(t.line_total, 0)
        or s.gross_amount <> s.net_amount + s.fee_amount`,
     [],
   );
