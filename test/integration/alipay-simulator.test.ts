@@ -17,6 +17,7 @@ import { toAlipayTime } from "../../src/channels/alipay/alipay-time.js";
 import { closeHttpAgents } from "../../src/channels/http-client.js";
 import { ALIPAY_NOTIFY_RETRY_GAPS_MS } from "../../src/simulator/alipay/alipay-side.js";
 import { type Simulator, startSimulator } from "../../src/simulator/simulator.js";
+import { billRecords } from "../support/bill-records.js";
 
 // 4 minutes become 120 ms.
 const TIME_SCALE = 0.0005;
@@ -467,11 +468,11 @@ describe("bill", () => {
     simulator.pay("alipay", paymentNo);
     await alipay.refund({ trade: ref, refundNo: "BILL-R1", amountMinor: 345n, notifyUrl: receiver.url });
     const today = new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10);
-    const records = await alipay.fetchBill(today);
+    const records = await billRecords(alipay.fetchBill(today));
     const mine = records.filter((record) => record.paymentNo === paymentNo);
     expect(mine).toEqual([
       expect.objectContaining({ kind: "payment", amountMinor: 12_345n, feeMinor: 74n, currency: "CNY" }),
-      expect.objectContaining({ kind: "refund", refundNo: "BILL-R1", amountMinor: 345n, feeMinor: 2n }),
+      expect.objectContaining({ kind: "refund", refundNo: "BILL-R1", amountMinor: 345n, feeMinor: -2n }),
     ]);
     expect(mine[0]?.channelTradeNo).toBe(simulator.getTrade("alipay", paymentNo)?.channelTradeNo);
     await expect(alipay.fetchBill("2999-01-01")).rejects.toMatchObject({ code: "isp.bill_not_exist" });

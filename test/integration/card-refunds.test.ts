@@ -11,6 +11,7 @@ import { OutboxEvent } from "../../src/outbox/outbox-entity.js";
 import type { SimulatorFaults } from "../../src/simulator/simulator.js";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { RefundStatus } from "../../gen/payments/v1/payment_service_pb.js";
+import { billRecords } from "../support/bill-records.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
 import { eventually } from "../support/waiting.js";
 
@@ -154,7 +155,7 @@ describe("card refunds", () => {
     const done = await refund(payment.id, 300n);
     const billDate = t.simulator.getTrade("card", payment.paymentNo)!.paidAt!.slice(0, 10);
     const channel = createCardChannel(t.config.card!);
-    const records = (await channel.fetchBill(billDate)).filter((record) => record.paymentNo === payment.paymentNo);
+    const records = (await billRecords(channel.fetchBill(billDate))).filter((record) => record.paymentNo === payment.paymentNo);
     expect(records).toEqual([
       expect.objectContaining({ kind: "refund", refundNo: done.refundNo, channelTradeNo: payment.channelTradeNo, amountMinor: 300n, currency: "USD" }),
       // 2.9 % of 20.00 is 0.58, plus 0.30.

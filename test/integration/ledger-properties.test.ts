@@ -12,6 +12,7 @@ import type {
   ChannelTradeStatus,
   PaymentChannel,
 } from "../../src/channels/channel.js";
+import { emptyBillFile } from "../../src/channels/bill-file.js";
 import { ChannelRejectedError, ChannelUnavailableError } from "../../src/channels/channel.js";
 import { ChannelRegistry } from "../../src/channels/registry.js";
 import { type Database, openDatabase } from "../../src/db/database.js";
@@ -63,8 +64,11 @@ function scriptedChannel(answers: Map<string, RefundAnswer>): PaymentChannel {
     },
     acceptAnswer: () => ({ status: 200, contentType: "text/plain", body: "" }),
     rejectAnswer: () => ({ status: 400, contentType: "text/plain", body: "" }),
-    async fetchBill() {
-      return [];
+    async fetchBill(billDate) {
+      return emptyBillFile("card", billDate);
+    },
+    async openBillFile(_path, billDate) {
+      return emptyBillFile("card", billDate);
     },
   };
   return channel;

@@ -11,6 +11,7 @@ import { toAlipayTime } from "../../src/channels/alipay/alipay-time.js";
 import { closeHttpAgents } from "../../src/channels/http-client.js";
 import { createWechatPayChannel } from "../../src/channels/wechatpay/wechatpay-channel.js";
 import { type Simulator, startSimulator } from "../../src/simulator/simulator.js";
+import { billRecords } from "../support/bill-records.js";
 import { testKeys } from "../support/test-app.js";
 
 let simulator: Simulator;
@@ -51,7 +52,7 @@ describe("each channel at its own root", () => {
     expect(created.action.kind).toBe("qr_code_url");
     simulator.pay("alipay", no);
     expect((await alipay.queryPayment(ref)).state).toBe("succeeded");
-    const bill = await alipay.fetchBill(toAlipayTime(new Date()).slice(0, 10));
+    const bill = await billRecords(alipay.fetchBill(toAlipayTime(new Date()).slice(0, 10)));
     expect(bill.some((record) => record.paymentNo === no)).toBe(true);
   });
 

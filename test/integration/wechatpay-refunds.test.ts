@@ -12,6 +12,7 @@ import { PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { RefundStatus } from "../../gen/payments/v1/payment_service_pb.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
+import { billRecords } from "../support/bill-records.js";
 import { eventually, grpcError } from "../support/waiting.js";
 import { wechatPayment } from "../support/wechatpay.js";
 
@@ -169,7 +170,7 @@ describe("books and bills", () => {
     const refunded = (await refund(paid.id, 345n)).refund!;
     const wechatpay = createWechatPayChannel({ ...t.config.wechatpay!, timeoutMs: 2_000 });
     const today = toWechatBillTime(new Date()).slice(0, 10);
-    const records = (await wechatpay.fetchBill(today)).filter((record) => record.paymentNo === paid.paymentNo);
+    const records = (await billRecords(wechatpay.fetchBill(today))).filter((record) => record.paymentNo === paid.paymentNo);
     expect(records).toEqual([
       expect.objectContaining({
         kind: "payment",
@@ -178,10 +179,10 @@ describe("books and bills", () => {
         currency: "CNY",
         channelTradeNo: wechatTrade(paid.paymentNo).channelTradeNo,
       }),
-      expect.objectContaining({ kind: "refund", refundNo: refunded.refundNo, amountMinor: 345n, feeMinor: 2n }),
+      expect.objectContaining({ kind: "refund", refundNo: refunded.refundNo, amountMinor: 345n, feeMinor: -2n }),
     ]);
     // A day without trades has no statement: WeChat's NO_STATEMENT_EXIST, read as an empty bill.
-    expect(await wechatpay.fetchBill("2020-01-01")).toEqual([]);
+    expect(await billRecords(wechatpay.fetchBill("2020-01-01"))).toEqual([]);
   });
 
   it("leaves the ledger balanced after every refund above", async () => {

@@ -14,6 +14,7 @@ import {
   type PaymentChannel,
 } from "../../src/channels/channel.js";
 import { closeHttpAgents } from "../../src/channels/http-client.js";
+import { billRecords } from "../support/bill-records.js";
 
 const SECRET_KEY = "sk_test_unitUnitUnit123";
 const WEBHOOK_SECRET = "whsec_unitUnitUnit456";
@@ -783,11 +784,12 @@ describe("card channel: bill", () => {
       { id: "txn_after", type: "charge", amount: 1, fee: 0, currency: "usd", created: dayStart + 86_400, source: "pi_y", metadata: { payment_no: "P9" } },
     );
 
-    const records = await channel.fetchBill("2026-01-02");
+    const records = await billRecords(channel.fetchBill("2026-01-02"));
+    // `line` is the position in the day's list, counting the skipped payout and foreign charge.
     expect(records).toEqual([
-      { kind: "payment", paymentNo: "P1", channelTradeNo: "pi_1", amountMinor: 1999n, feeMinor: 88n, currency: "USD", occurredAt: new Date(dayStart * 1000) },
-      { kind: "refund", paymentNo: "P1", channelTradeNo: "pi_1", refundNo: "R1", amountMinor: 500n, feeMinor: 20n, currency: "USD", occurredAt: new Date((dayStart + 20) * 1000) },
-      { kind: "payment", paymentNo: "P2", channelTradeNo: "pi_2", amountMinor: 700n, feeMinor: 30n, currency: "EUR", occurredAt: new Date((dayStart + 86_399) * 1000) },
+      { kind: "payment", paymentNo: "P1", channelTradeNo: "pi_1", amountMinor: 1999n, feeMinor: 88n, currency: "USD", occurredAt: new Date(dayStart * 1000), line: 1 },
+      { kind: "refund", paymentNo: "P1", channelTradeNo: "pi_1", refundNo: "R1", amountMinor: 500n, feeMinor: -20n, currency: "USD", occurredAt: new Date((dayStart + 20) * 1000), line: 3 },
+      { kind: "payment", paymentNo: "P2", channelTradeNo: "pi_2", amountMinor: 700n, feeMinor: 30n, currency: "EUR", occurredAt: new Date((dayStart + 86_399) * 1000), line: 4 },
     ]);
     const [first] = acquirer.requests;
     expect(first?.path).toBe("/v1/balance_transactions");

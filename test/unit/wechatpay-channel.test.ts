@@ -3,6 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
+  BillFormatError,
   type CallbackRequest,
   CallbackRejectedError,
   type ChannelRefundRequest,
@@ -14,7 +15,10 @@ import {
   type PaymentChannel,
 } from "../../src/channels/channel.js";
 import { closeHttpAgents } from "../../src/channels/http-client.js";
-import { formatWechatTradeBill, parseWechatTradeBill } from "../../src/channels/wechatpay/wechatpay-bill.js";
+import { billRecords } from "../support/bill-records.js";
+import { BILL_LIMITS } from "../../src/channels/bill-file.js";
+import { readWechatBillLines } from "../../src/channels/wechatpay/wechatpay-bill.js";
+import { wechatBillChunks } from "../../src/channels/wechatpay/wechatpay-bill-writer.js";
 import { createWechatPayChannel, type WechatPayChannelConfig } from "../../src/channels/wechatpay/wechatpay-channel.js";
 import { encryptResource, signWechatResponse, verifyAuthorization } from "../../src/channels/wechatpay/wechatpay-signature.js";
 
@@ -529,9 +533,16 @@ const SAMPLE_BILL = [
   "",
 ].join("\r\n");
 
+/** The records of a bill's text, read as the adapter reads a downloaded file. */
+async function readBill(text: string, billDate = "2024-05-01") {
+  const records = [];
+  for await (const record of readWechatBillLines([text], billDate, BILL_LIMITS)) records.push(record);
+  return records;
+}
+
 describe("trade bill", () => {
-  it("parses payments and refunds by header name, in minor units, skipping other states", () => {
-    expect(parseWechatTradeBill(SAMPLE_BILL)).toEqual([
+  it("reads payments and refunds by header name, in minor units, skipping other states", async () => {
+    expect(await readBill(SAMPLE_BILL)).toEqual([
       {
         kind: "payment",
         paymentNo: "P20240501000001",
@@ -540,6 +551,7 @@ describe("trade bill", () => {
         feeMinor: 53n,
         currency: "CNY",
         occurredAt: new Date("2024-05-01T04:01:02Z"),
+        line: 2,
       },
       {
         kind: "refund",
@@ -547,14 +559,15 @@ describe("trade bill", () => {
         channelTradeNo: "4200000914202405015554393855",
         refundNo: "R20240501000001",
         amountMinor: 1000n,
-        feeMinor: 6n,
+        feeMinor: -6n,
         currency: "CNY",
         occurredAt: new Date("2024-05-01T05:00:00Z"),
+        line: 3,
       },
     ]);
   });
 
-  it("reads columns by name, not position", () => {
+  it("reads columns by name, not position", async () => {
     const [header = "", ...rest] = SAMPLE_BILL.replace("\uFEFF", "").split("\r\n");
     const names = header.split(",");
     const swap = (fields: string[]) => [fields[6], fields[0], ...fields.slice(1, 6), ...fields.slice(7)];
@@ -563,22 +576,24 @@ describe("trade bill", () => {
       ...rest.slice(0, 3).map((line) => `\`${swap(line.slice(1).split(",`") as string[]).join(",`")}`),
       ...rest.slice(3),
     ].join("\n");
-    expect(parseWechatTradeBill(reordered)).toEqual(parseWechatTradeBill(SAMPLE_BILL));
+    expect(await readBill(reordered)).toEqual(await readBill(SAMPLE_BILL));
   });
 
-  it("refuses fees with sub-fen digits and rows that do not fit the header", () => {
-    expect(() => parseWechatTradeBill(SAMPLE_BILL.replace("`0.53000", "`0.53400"))).toThrow(/line 2: 手续费/);
-    expect(() => parseWechatTradeBill(SAMPLE_BILL.replace(",`0.60%,`88.88", ",`88.88"))).toThrow(/line 2: expected 27/);
-    expect(() => parseWechatTradeBill("nothing here")).toThrow(/detail header/);
+  it("refuses fees with sub-fen digits, rows that do not fit the header and a file without a header, naming the line", async () => {
+    await expect(readBill(SAMPLE_BILL.replace("`0.53000", "`0.53400"))).rejects.toThrow(/line 2: bad amount "0.53400" in column 手续费/);
+    await expect(readBill(SAMPLE_BILL.replace(",`0.60%,`88.88", ",`88.88"))).rejects.toThrow(/line 2: expected 27/);
+    await expect(readBill("nothing here\r\n")).rejects.toThrow(/line 1: no detail header/);
   });
 
-  it("writes a bill the parser reads back", () => {
-    const records = parseWechatTradeBill(SAMPLE_BILL);
-    const written = formatWechatTradeBill(records, { appId: APP_ID, mchId: MCH_ID });
+  it("writes a bill the reader reads back", async () => {
+    const records = await readBill(SAMPLE_BILL);
+    const rows = records.map(({ line: _line, ...record }) => ({ ...record, feeMinor: record.feeMinor < 0n ? -record.feeMinor : record.feeMinor }));
+    let written = "";
+    for await (const chunk of wechatBillChunks(rows, { appId: APP_ID, mchId: MCH_ID })) written += chunk;
     expect(written.startsWith("\uFEFF交易时间,公众账号ID,")).toBe(true);
     expect(written).toContain("`-0.06000");
     expect(written).toContain("\r\n总交易单数,");
-    expect(parseWechatTradeBill(written)).toEqual(records);
+    expect(await readBill(written)).toEqual(records);
   });
 });
 
@@ -596,7 +611,7 @@ describe("fetchBill", () => {
 
   it("applies for the bill, downloads it with a signed request, checks its SHA1 and parses it", async () => {
     serveBill(SAMPLE_BILL);
-    const records = await channel.fetchBill("2024-05-01");
+    const records = await billRecords(channel.fetchBill("2024-05-01"));
     expect(records.map((record) => [record.kind, record.amountMinor])).toEqual([
       ["payment", 8888n],
       ["refund", 1000n],
@@ -608,14 +623,16 @@ describe("fetchBill", () => {
     expect(fake.authorizationFailures).toEqual([]);
   });
 
-  it("refuses a file whose SHA1 does not match", async () => {
+  it("refuses a file whose SHA1 does not match, as a bill format error", async () => {
     serveBill(SAMPLE_BILL, "0".repeat(40));
-    await expect(channel.fetchBill("2024-05-01")).rejects.toBeInstanceOf(ChannelUnavailableError);
+    const error = await channel.fetchBill("2024-05-01").catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(BillFormatError);
+    expect((error as BillFormatError).detail).toMatch(/^hash mismatch/);
   });
 
   it("returns no records when WeChat has no statement for the day", async () => {
     fake.answer = () => ({ status: 400, body: json({ code: "NO_STATEMENT_EXIST", message: "请求的账单文件不存在" }) });
-    await expect(channel.fetchBill("2024-05-02")).resolves.toEqual([]);
+    expect(await billRecords(channel.fetchBill("2024-05-02"))).toEqual([]);
   });
 
   it("validates the bill date", async () => {

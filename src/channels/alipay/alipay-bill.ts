@@ -1,74 +1,46 @@
 /**
- * Alipay's daily trade bill: a zip holding GBK-encoded CSV files (`..._业务明细.csv` with one row
- * per payment or refund, and a summary file). Columns are read by header name, never position.
+ * Alipay's daily trade bill, read as a stream: a zip (read with yauzl) holding GBK-encoded CSV
+ * files, of which the detail file (`..._业务明细.csv`) has one row per payment or refund. Layout
+ * of the detail file:
+ *
+ *   #支付宝业务明细查询                         comment lines (`#`), among them
+ *   #起始日期：[2024年05月01日 00:00:00] ...    the bill's day (China time), checked against the bill date
+ *   支付宝交易号,商户订单号,业务类型,...        the header: columns are read by name, never position
+ *   2024...\t,P2024...\t,交易\t,...             detail rows (values tab-padded, CSV quoting allowed)
+ *   #----...业务明细列表结束----                a `#` line ends the detail
+ *   #交易合计：2笔，退款合计：1笔              counts, checked against the detail
+ *
+ * A file that ends inside the detail, or in the middle of a line, is truncated.
  */
-import { TextDecoder } from "node:util";
-import { inflateRawSync } from "node:zlib";
-import type { BillRecord } from "../channel.js";
+import iconv from "iconv-lite";
+import yauzl, { type Entry, type ZipFile } from "yauzl";
 import { parseMinor } from "../../money/currency.js";
+import { billAmount, type BillLimits, billLimits, magnitude, signedFee, splitLines } from "../bill-file.js";
+import { BillFormatError, type BillRecord } from "../channel.js";
 import { parseAlipayTime } from "./alipay-time.js";
 
-/** One file inside a zip archive. */
-export interface ZipEntry {
-  name: string;
-  data: Buffer;
-}
+const CHANNEL = "alipay";
 
-const MAX_ENTRY_BYTES = 256 * 1024 * 1024;
+/** Header names as Alipay writes them; full-width parentheses are normalised before matching. */
+export const ALIPAY_BILL_COLUMNS = Object.freeze({
+  tradeNo: "支付宝交易号",
+  outTradeNo: "商户订单号",
+  businessType: "业务类型",
+  createdAt: "创建时间",
+  finishedAt: "完成时间",
+  orderAmount: "订单金额(元)",
+  receivedAmount: "商家实收(元)",
+  refundRequestNo: "退款批次号/请求号",
+  serviceFee: "服务费(元)",
+});
 
-/** Reads every file of a (non-ZIP64) zip archive; stored and deflated entries. Throws on anything else. */
-export function readZipEntries(zip: Buffer): ZipEntry[] {
-  const endOffset = findEndOfCentralDirectory(zip);
-  const count = zip.readUInt16LE(endOffset + 10);
-  let offset = zip.readUInt32LE(endOffset + 16);
-  const entries: ZipEntry[] = [];
-  for (let i = 0; i < count; i++) {
-    if (offset + 46 > zip.length || zip.readUInt32LE(offset) !== 0x02014b50) throw new Error("zip: bad central directory");
-    const flags = zip.readUInt16LE(offset + 8);
-    const method = zip.readUInt16LE(offset + 10);
-    const compressedSize = zip.readUInt32LE(offset + 20);
-    const nameLength = zip.readUInt16LE(offset + 28);
-    const extraLength = zip.readUInt16LE(offset + 30);
-    const commentLength = zip.readUInt16LE(offset + 32);
-    const localOffset = zip.readUInt32LE(offset + 42);
-    const nameBytes = zip.subarray(offset + 46, offset + 46 + nameLength);
-    // Bit 11 marks UTF-8 names; Alipay's archives leave it clear and write GBK names.
-    const name = flags & 0x800 ? nameBytes.toString("utf8") : decodeGbk(nameBytes);
-    offset += 46 + nameLength + extraLength + commentLength;
+/** The business types of a trade bill: a payment, a refund. */
+export const ALIPAY_BUSINESS_TYPES = Object.freeze({ payment: "交易", refund: "退款" });
 
-    if (localOffset + 30 > zip.length || zip.readUInt32LE(localOffset) !== 0x04034b50) throw new Error("zip: bad local header");
-    const dataStart = localOffset + 30 + zip.readUInt16LE(localOffset + 26) + zip.readUInt16LE(localOffset + 28);
-    const compressed = zip.subarray(dataStart, dataStart + compressedSize);
-    if (compressed.length !== compressedSize) throw new Error(`zip: entry ${name} is truncated`);
-    if (name.endsWith("/")) continue;
-    if (method === 0) entries.push({ name, data: Buffer.from(compressed) });
-    else if (method === 8) entries.push({ name, data: inflateRawSync(compressed, { maxOutputLength: MAX_ENTRY_BYTES }) });
-    else throw new Error(`zip: entry ${name} uses unsupported compression method ${method}`);
-  }
-  return entries;
-}
-
-function findEndOfCentralDirectory(zip: Buffer): number {
-  const earliest = Math.max(0, zip.length - 22 - 0xffff);
-  for (let offset = zip.length - 22; offset >= earliest; offset--) {
-    if (zip.readUInt32LE(offset) === 0x06054b50) return offset;
-  }
-  throw new Error("zip: end of central directory not found (not a zip archive?)");
-}
-
-let gbkDecoder: TextDecoder | undefined;
-
-/** GBK bytes to text, with Node's ICU decoder (present in standard Node builds). */
-export function decodeGbk(bytes: Uint8Array): string {
-  if (!gbkDecoder) {
-    try {
-      gbkDecoder = new TextDecoder("gbk");
-    } catch (error) {
-      throw new Error("this Node build has no GBK decoder (built without full ICU); Alipay bills need one", { cause: error });
-    }
-  }
-  return gbkDecoder.decode(bytes);
-}
+/** The detail file inside the archive: `{account}_{yyyyMMdd}_业务明细.csv` (the summary is `..._业务明细(汇总).csv`). */
+const DETAIL_FILE = /业务明细\.csv$/;
+const START_DATE = /起始日期：\[(\d{4})年(\d{2})月(\d{2})日/;
+const COUNTS = /交易合计：(\d+)笔，退款合计：(\d+)笔/;
 
 /** Splits one CSV line; double quotes may wrap a field, `""` inside quotes is a quote. */
 export function splitCsvLine(line: string): string[] {
@@ -93,96 +65,225 @@ export function splitCsvLine(line: string): string[] {
   return fields;
 }
 
-/** Header names as Alipay writes them; full-width parentheses are normalised before matching. */
-export const ALIPAY_BILL_COLUMNS = Object.freeze({
-  tradeNo: "支付宝交易号",
-  outTradeNo: "商户订单号",
-  businessType: "业务类型",
-  createdAt: "创建时间",
-  finishedAt: "完成时间",
-  orderAmount: "订单金额(元)",
-  receivedAmount: "商家实收(元)",
-  refundRequestNo: "退款批次号/请求号",
-  serviceFee: "服务费(元)",
-});
-
 function normaliseHeader(name: string): string {
   return name.trim().replaceAll("（", "(").replaceAll("）", ")");
 }
 
-function absolute(amount: bigint): bigint {
-  return amount < 0n ? -amount : amount;
+/** A zip entry's name: UTF-8 when flagged (bit 11, as yazl writes), else GBK (as Alipay writes). */
+function entryName(entry: Entry): string {
+  const raw = entry.fileNameRaw;
+  return entry.generalPurposeBitFlag & 0x800 ? raw.toString("utf8") : iconv.decode(raw, "gbk");
+}
+
+async function openZip(zipPath: string): Promise<ZipFile> {
+  try {
+    return await yauzl.openPromise(zipPath, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true });
+  } catch (error) {
+    throw new BillFormatError(CHANNEL, `not a readable zip archive: ${(error as Error).message}`);
+  }
+}
+
+/** The detail entry, checked against the size and compression-ratio limits (a zip bomb stops here). */
+async function findDetailEntry(zip: ZipFile, limits: BillLimits): Promise<{ entry: Entry; name: string }> {
+  try {
+    for await (const entry of zip.eachEntry()) {
+      const name = entryName(entry);
+      if (!DETAIL_FILE.test(name)) continue;
+      if (entry.isEncrypted()) throw new BillFormatError(CHANNEL, `zip entry ${name} is encrypted`);
+      if (entry.compressionMethod !== 0 && entry.compressionMethod !== 8) {
+        throw new BillFormatError(CHANNEL, `zip entry ${name} uses compression method ${entry.compressionMethod}`);
+      }
+      if (entry.uncompressedSize > limits.maxEntryBytes) {
+        throw new BillFormatError(CHANNEL, `oversized: zip entry ${name} holds ${entry.uncompressedSize} bytes, more than ${limits.maxEntryBytes}`);
+      }
+      const ratio = entry.uncompressedSize / Math.max(entry.compressedSize, 1);
+      if (ratio > limits.maxCompressionRatio) {
+        throw new BillFormatError(CHANNEL, `zip entry ${name} expands ${Math.round(ratio)}:1, more than ${limits.maxCompressionRatio}:1 (zip bomb?)`);
+      }
+      return { entry, name };
+    }
+  } catch (error) {
+    if (error instanceof BillFormatError) throw error;
+    throw new BillFormatError(CHANNEL, `zip archive: ${(error as Error).message}`);
+  }
+  throw new BillFormatError(CHANNEL, "no detail CSV (..._业务明细.csv) in the archive");
+}
+
+/** The entry's bytes, with the declared size enforced as they come (yauzl checks it too). */
+async function* entryChunks(zip: ZipFile, entry: Entry, name: string, limits: BillLimits): AsyncGenerator<Buffer> {
+  let stream: NodeJS.ReadableStream & { destroy(): void };
+  try {
+    stream = (await zip.openReadStreamPromise(entry)) as typeof stream;
+  } catch (error) {
+    throw new BillFormatError(CHANNEL, `zip entry ${name}: ${(error as Error).message}`);
+  }
+  let bytes = 0;
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      if (bytes > limits.maxEntryBytes) throw new BillFormatError(CHANNEL, `oversized: zip entry ${name} passed ${limits.maxEntryBytes} bytes`);
+      yield chunk;
+    }
+  } catch (error) {
+    if (error instanceof BillFormatError) throw error;
+    throw new BillFormatError(CHANNEL, `zip entry ${name}: ${(error as Error).message}`);
+  } finally {
+    stream.destroy();
+  }
+}
+
+interface DetailColumns {
+  count: number;
+  tradeNo: number | undefined;
+  outTradeNo: number;
+  businessType: number;
+  createdAt: number | undefined;
+  finishedAt: number | undefined;
+  amount: number;
+  amountName: string;
+  refundRequestNo: number | undefined;
+  serviceFee: number;
+}
+
+function detailColumns(header: string[], line: number): DetailColumns {
+  const names = header.map(normaliseHeader);
+  const optional = (name: string) => {
+    const index = names.indexOf(name);
+    return index < 0 ? undefined : index;
+  };
+  const required = (...candidates: string[]): [number, string] => {
+    for (const name of candidates) {
+      const index = optional(name);
+      if (index !== undefined) return [index, name];
+    }
+    throw new BillFormatError(CHANNEL, `missing column ${candidates.join("/")}`, line);
+  };
+  const c = ALIPAY_BILL_COLUMNS;
+  const [amount, amountName] = required(c.orderAmount, c.receivedAmount);
+  const columns: DetailColumns = {
+    count: names.length,
+    tradeNo: optional(c.tradeNo),
+    outTradeNo: required(c.outTradeNo)[0],
+    businessType: required(c.businessType)[0],
+    createdAt: optional(c.createdAt),
+    finishedAt: optional(c.finishedAt),
+    amount,
+    amountName,
+    refundRequestNo: optional(c.refundRequestNo),
+    serviceFee: required(c.serviceFee)[0],
+  };
+  if (columns.createdAt === undefined && columns.finishedAt === undefined) throw new BillFormatError(CHANNEL, `missing column ${c.finishedAt}`, line);
+  return columns;
+}
+
+function detailRecord(fields: string[], columns: DetailColumns, line: number): BillRecord {
+  const field = (index: number | undefined) => (index === undefined ? "" : (fields[index] ?? "").trim());
+  const businessType = field(columns.businessType);
+  const kind = businessType === ALIPAY_BUSINESS_TYPES.payment ? "payment" : businessType === ALIPAY_BUSINESS_TYPES.refund ? "refund" : undefined;
+  if (!kind) throw new BillFormatError(CHANNEL, `unknown business type ${JSON.stringify(businessType.slice(0, 32))}`, line);
+  const timeText = field(columns.finishedAt) || field(columns.createdAt);
+  const occurredAt = parseAlipayTime(timeText);
+  if (!occurredAt) throw new BillFormatError(CHANNEL, `bad date ${JSON.stringify(timeText.slice(0, 32))} in column ${ALIPAY_BILL_COLUMNS.finishedAt}`, line);
+  const paymentNo = field(columns.outTradeNo);
+  if (!paymentNo) throw new BillFormatError(CHANNEL, `empty ${ALIPAY_BILL_COLUMNS.outTradeNo}`, line);
+  const amountText = field(columns.amount);
+  const feeText = field(columns.serviceFee) || "0";
+  const record: BillRecord = {
+    kind,
+    paymentNo,
+    amountMinor: magnitude(billAmount(CHANNEL, line, columns.amountName, () => parseMinor(amountText, "CNY"), amountText)),
+    feeMinor: signedFee(kind, billAmount(CHANNEL, line, ALIPAY_BILL_COLUMNS.serviceFee, () => parseMinor(feeText, "CNY"), feeText)),
+    currency: "CNY",
+    occurredAt,
+    line,
+  };
+  const tradeNo = field(columns.tradeNo);
+  if (tradeNo) record.channelTradeNo = tradeNo;
+  const refundNo = field(columns.refundRequestNo);
+  if (kind === "refund") {
+    if (!refundNo) throw new BillFormatError(CHANNEL, `refund row without ${ALIPAY_BILL_COLUMNS.refundRequestNo}`, line);
+    record.refundNo = refundNo;
+  }
+  return record;
 }
 
 /**
- * Parses the detail CSV text of a trade bill. Rows of business type `交易` become payments and
- * `退款` refunds; others are skipped. Amounts are positive magnitudes in fen whatever sign the bill
- * prints: `amountMinor` is the order amount (payment) or refunded amount (refund), `feeMinor` the
- * service fee charged (payment) or returned (refund). Returns undefined when `text` has no detail header.
+ * Reads the detail CSV of a trade bill from its lines (GBK bytes), yielding one record per row:
+ * business type `交易` a payment, `退款` a refund, anything else a {@link BillFormatError}.
+ * `amountMinor` is the order amount as a magnitude (`订单金额`, else `商家实收`), `feeMinor` the
+ * service fee charged (positive) or returned on a refund (not positive), whatever sign the bill prints.
  */
-export function parseAlipayBillCsv(text: string): BillRecord[] | undefined {
-  const lines = text.split(/\r?\n/);
-  let headerIndex = -1;
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i] as string;
-    if (line.startsWith("#") || line.trim() === "") continue;
-    if (line.includes(ALIPAY_BILL_COLUMNS.tradeNo) && line.includes(ALIPAY_BILL_COLUMNS.businessType)) headerIndex = i;
-    break;
+export async function* readAlipayDetailLines(
+  chunks: AsyncIterable<Buffer> | Iterable<Buffer>,
+  billDate: string,
+  limits: Pick<BillLimits, "maxLineBytes" | "maxLines">,
+): AsyncGenerator<BillRecord> {
+  let columns: DetailColumns | undefined;
+  let closed = false;
+  let lastLine = 0;
+  const counted = { payment: 0, refund: 0 };
+  for await (const { line, bytes, terminated } of splitLines(chunks, CHANNEL, limits)) {
+    lastLine = line;
+    const text = iconv.decode(bytes, "gbk");
+    if (!columns) {
+      if (text.startsWith("#")) {
+        const date = START_DATE.exec(text);
+        if (date && `${date[1]}-${date[2]}-${date[3]}` !== billDate) {
+          throw new BillFormatError(CHANNEL, `bill date mismatch: the file is for ${date[1]}-${date[2]}-${date[3]}, not ${billDate}`, line);
+        }
+        continue;
+      }
+      if (text.trim() === "") continue;
+      if (!terminated) throw new BillFormatError(CHANNEL, "truncated: the file ends in the middle of the header", line);
+      columns = detailColumns(splitCsvLine(text), line);
+      continue;
+    }
+    if (text.startsWith("#")) {
+      // The first `#` line after the rows closes the detail; the totals line may follow it.
+      const counts = COUNTS.exec(text);
+      if (counts) {
+        const [payments, refunds] = [Number(counts[1]), Number(counts[2])];
+        if (payments !== counted.payment || refunds !== counted.refund) {
+          throw new BillFormatError(
+            CHANNEL,
+            `totals say ${payments} payments and ${refunds} refunds, the detail has ${counted.payment} and ${counted.refund} (truncated?)`,
+            line,
+          );
+        }
+        return;
+      }
+      if (!closed && text.includes("结束")) {
+        // `#...业务明细列表结束...`: the totals line (checked above) comes next, when the export has one.
+        closed = true;
+        continue;
+      }
+      return;
+    }
+    if (closed) return;
+    if (text.trim() === "") continue;
+    if (!terminated) throw new BillFormatError(CHANNEL, "truncated: the last line has no line end", line);
+    const fields = splitCsvLine(text);
+    if (fields.length !== columns.count) throw new BillFormatError(CHANNEL, `expected ${columns.count} columns, got ${fields.length}`, line);
+    const record = detailRecord(fields, columns, line);
+    counted[record.kind] += 1;
+    yield record;
   }
-  if (headerIndex < 0) return undefined;
-  const header = splitCsvLine(lines[headerIndex] as string).map(normaliseHeader);
-  const column = (name: string): number => {
-    const index = header.indexOf(name);
-    if (index < 0) throw new Error(`Alipay bill: column ${name} missing`);
-    return index;
-  };
-  const columns = {
-    tradeNo: column(ALIPAY_BILL_COLUMNS.tradeNo),
-    outTradeNo: column(ALIPAY_BILL_COLUMNS.outTradeNo),
-    businessType: column(ALIPAY_BILL_COLUMNS.businessType),
-    createdAt: column(ALIPAY_BILL_COLUMNS.createdAt),
-    finishedAt: column(ALIPAY_BILL_COLUMNS.finishedAt),
-    orderAmount: column(ALIPAY_BILL_COLUMNS.orderAmount),
-    refundRequestNo: column(ALIPAY_BILL_COLUMNS.refundRequestNo),
-    serviceFee: column(ALIPAY_BILL_COLUMNS.serviceFee),
-  };
-
-  const records: BillRecord[] = [];
-  for (let i = headerIndex + 1; i < lines.length; i++) {
-    const line = lines[i] as string;
-    if (line.startsWith("#")) break;
-    if (line.trim() === "") continue;
-    const fields = splitCsvLine(line).map((field) => field.trim());
-    const field = (index: number) => fields[index] ?? "";
-    const businessType = field(columns.businessType);
-    const kind = businessType === "交易" ? "payment" : businessType === "退款" ? "refund" : undefined;
-    if (!kind) continue;
-    const timeText = field(columns.finishedAt) || field(columns.createdAt);
-    const occurredAt = parseAlipayTime(timeText);
-    if (!occurredAt) throw new Error(`Alipay bill line ${i + 1}: bad time ${JSON.stringify(timeText)}`);
-    const record: BillRecord = {
-      kind,
-      paymentNo: field(columns.outTradeNo),
-      amountMinor: absolute(parseMinor(field(columns.orderAmount) || "0", "CNY")),
-      feeMinor: absolute(parseMinor(field(columns.serviceFee) || "0", "CNY")),
-      currency: "CNY",
-      occurredAt,
-    };
-    const tradeNo = field(columns.tradeNo);
-    if (tradeNo) record.channelTradeNo = tradeNo;
-    const refundNo = field(columns.refundRequestNo);
-    if (kind === "refund" && refundNo) record.refundNo = refundNo;
-    records.push(record);
-  }
-  return records;
+  if (!columns) throw new BillFormatError(CHANNEL, "no detail header (支付宝交易号, 业务类型, ...) in the detail file", lastLine || undefined);
+  if (!closed) throw new BillFormatError(CHANNEL, "truncated: the file ends inside the detail, without its closing # line", lastLine);
 }
 
-/** Parses a downloaded trade bill archive: unzips, decodes GBK, reads the detail file. */
-export function parseAlipayTradeBill(zip: Buffer): BillRecord[] {
-  for (const entry of readZipEntries(zip)) {
-    if (!entry.name.toLowerCase().endsWith(".csv")) continue;
-    const records = parseAlipayBillCsv(decodeGbk(entry.data));
-    if (records) return records;
+/**
+ * Reads a trade bill archive on disk lazily: the records of its detail CSV in file order, `line`
+ * being the line of that CSV. Throws {@link BillFormatError} naming the line on anything
+ * malformed, and for an archive that is not a zip, has no detail file, or breaks a limit.
+ */
+export async function* readAlipayBill(zipPath: string, billDate: string, limitOverrides?: Partial<BillLimits>): AsyncGenerator<BillRecord> {
+  const limits = billLimits(limitOverrides);
+  const zip = await openZip(zipPath);
+  try {
+    const { entry, name } = await findDetailEntry(zip, limits);
+    yield* readAlipayDetailLines(entryChunks(zip, entry, name, limits), billDate, limits);
+  } finally {
+    zip.close();
   }
-  throw new Error("Alipay bill: no detail CSV (业务明细) in the archive");
 }

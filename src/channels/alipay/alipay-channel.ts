@@ -4,8 +4,9 @@
  */
 import type { KeyObject } from "node:crypto";
 import { formatMinor, parseMinor } from "../../money/currency.js";
+import { fetchBillFile, isBillDate, openCallerBillFile } from "../bill-file.js";
 import {
-  type BillRecord,
+  type BillFile,
   type CallbackAnswer,
   CallbackRejectedError,
   type CallbackRequest,
@@ -22,7 +23,7 @@ import {
 } from "../channel.js";
 import { type ChannelCallName, type ChannelCallOutcome, type ChannelOperation, createChannelCaller } from "../channel-call.js";
 import type { WireReader } from "../wire-fields.js";
-import { parseAlipayTradeBill } from "./alipay-bill.js";
+import { readAlipayBill } from "./alipay-bill.js";
 import { createAlipayPayouts } from "./alipay-payouts.js";
 import { loadAlipayPrivateKey, loadAlipayPublicKey, signRequestParams, verifyNotifyParams } from "./alipay-signature.js";
 import { parseAlipayTime, toAlipayTime } from "./alipay-time.js";
@@ -268,9 +269,9 @@ export function createAlipayChannel(config: AlipayChannelConfig): PaymentChannel
       return { status: 400, contentType: "text/plain", body: "fail" };
     },
 
-    async fetchBill(billDate: string): Promise<BillRecord[]> {
+    async fetchBill(billDate: string): Promise<BillFile> {
       const name = { operation: "fetchBill", wireMethod: "alipay.data.dataservice.bill.downloadurl.query" } as const;
-      if (!/^\d{4}-\d{2}-\d{2}$/.test(billDate)) {
+      if (!isBillDate(billDate)) {
         throw gateway.rejected(name, { code: "INVALID_BILL_DATE", message: `bill date must be yyyy-MM-dd, got ${JSON.stringify(billDate)}` });
       }
       const { billDownloadUrl } = await gateway.callOrReject({
@@ -281,13 +282,19 @@ export function createAlipayChannel(config: AlipayChannelConfig): PaymentChannel
 
       // The file is not signed: the URL came in a verified answer, and it is Alipay's own short-lived link.
       const download = { operation: "fetchBill", wireMethod: "bill download" } as const;
-      const file = await gateway.send(download, { method: "GET", url: billDownloadUrl, timeoutMs: Math.max(timeoutMs, BILL_DOWNLOAD_TIMEOUT_MS) });
-      if (file.status !== 200) throw gateway.unavailable(download, `HTTP ${file.status}`);
-      try {
-        return parseAlipayTradeBill(file.body);
-      } catch (error) {
-        throw gateway.rejected(download, { code: "BILL_UNREADABLE", message: `bill for ${billDate}: ${(error as Error).message}` });
-      }
+      return fetchBillFile({
+        channel: "alipay",
+        billDate,
+        fileName: `alipay-${billDate}.csv.zip`,
+        url: billDownloadUrl,
+        idleTimeoutMs: Math.max(timeoutMs, BILL_DOWNLOAD_TIMEOUT_MS),
+        read: (path) => readAlipayBill(path, billDate),
+        unavailable: (detail, cause) => gateway.unavailable(download, detail, { cause }),
+      });
+    },
+
+    openBillFile(path: string, billDate: string, options?: { sha1?: string }): Promise<BillFile> {
+      return openCallerBillFile("alipay", path, billDate, options, (file) => readAlipayBill(file, billDate));
     },
   };
 }

@@ -5,8 +5,9 @@
  * signed webhooks and the daily bill from balance transactions. Card numbers never reach this
  * code, only `pm_...` tokens; nothing here logs, and error texts carry no secrets or card data.
  */
+import { billFileOf, createBillTempFile, openCallerBillFile } from "../bill-file.js";
 import {
-  type BillRecord,
+  type BillFile,
   type CallbackAnswer,
   CallbackRejectedError,
   type CallbackRequest,
@@ -38,6 +39,7 @@ import {
   readRefund,
 } from "./card-wire.js";
 import { createCardPayouts, payoutNotificationOf } from "./card-payouts.js";
+import { CardBillWriter, readCardBill, utcDayStart } from "./card-bill.js";
 import { verifyCardWebhookSignature } from "./card-webhook-signature.js";
 
 export { mapCardIntentStatus, mapCardRefundStatus } from "./card-wire.js";
@@ -335,26 +337,44 @@ export function createCardChannel(config: CardChannelConfig): PaymentChannel {
       return { status: 400, contentType: "application/json", body: JSON.stringify({ error: reason }) };
     },
 
-    async fetchBill(billDate: string): Promise<BillRecord[]> {
+    async fetchBill(billDate: string): Promise<BillFile> {
       const name = { operation: "fetchBill", wireMethod: WIRE.listBalanceTransactions } as const;
       const dayStart = utcDayStart(billDate);
       if (dayStart === undefined) {
         throw api.rejected(name, { code: "INVALID_BILL_DATE", message: `bill date must be yyyy-MM-dd, got ${JSON.stringify(billDate)}` });
       }
-      const records: BillRecord[] = [];
-      for await (const transaction of listAll(name, "/v1/balance_transactions", [
-        ["created[gte]", String(dayStart)],
-        ["created[lt]", String(dayStart + SECONDS_PER_DAY)],
-        ["limit", LIST_PAGE_SIZE],
-        // Stripe itself puts no metadata on balance transactions; the expanded source (charge or
-        // refund) carries it. Our acquirer copies the intent's/refund's metadata onto the balance
-        // transaction as `metadata`, which is read first.
-        ["expand[]", "data.source"],
-      ])) {
-        const record = billRecord(transaction);
-        if (record) records.push(record);
+      // The list, page by page, into a JSON-lines file (card-bill.ts), read back like the other channels' files.
+      const temp = await createBillTempFile("card", `card-${billDate}.jsonl`);
+      const writer = new CardBillWriter(temp.path);
+      try {
+        let startingAfter: string | undefined;
+        for (;;) {
+          const params: FormParams = [
+            ["created[gte]", String(dayStart)],
+            ["created[lt]", String(dayStart + SECONDS_PER_DAY)],
+            ["limit", LIST_PAGE_SIZE],
+            // Stripe itself puts no metadata on balance transactions; the expanded source (charge or
+            // refund) carries it. Our acquirer copies the intent's/refund's metadata onto the balance
+            // transaction as `metadata`, which is read first.
+            ["expand[]", "data.source"],
+          ];
+          if (startingAfter) params.push(["starting_after", startingAfter]);
+          const page = await api.callOrReject({ ...name, request: request("GET", "/v1/balance_transactions", params), decode: readListPage });
+          for (const item of page.items) await writer.write(item);
+          if (!page.nextAfter) break;
+          startingAfter = page.nextAfter;
+        }
+        await writer.close();
+        return billFileOf({ channel: "card", billDate, path: temp.path, read: (path) => readCardBill(path, billDate), remove: temp.remove });
+      } catch (error) {
+        writer.destroy();
+        await temp.remove();
+        throw error;
       }
-      return records;
+    },
+
+    openBillFile(path: string, billDate: string, options?: { sha1?: string }): Promise<BillFile> {
+      return openCallerBillFile("card", path, billDate, options, (file) => readCardBill(file, billDate));
     },
   };
 }
@@ -433,49 +453,6 @@ function refundNotification(event: CardEvent, refund: JsonObject, fallbackPaymen
   const id = textOf(refund.id);
   if (id) notification.channelRefundNo = id;
   return notification;
-}
-
-/** A balance transaction → a bill row; undefined for other movements (payouts, fees) and rows not ours. */
-function billRecord(transaction: JsonObject): BillRecord | undefined {
-  const type = textOf(transaction.type);
-  const kind = type === "charge" || type === "payment" ? "payment" : type === "refund" || type === "payment_refund" ? "refund" : undefined;
-  if (!kind) return undefined;
-
-  const source = isWireObject(transaction.source) ? transaction.source : undefined;
-  const metadata = isWireObject(transaction.metadata) ? transaction.metadata : source ? metadataOf(source) : {};
-  const paymentNo = textOf(metadata.payment_no);
-  const amount = safeIntegerOf(transaction.amount);
-  const fee = safeIntegerOf(transaction.fee) ?? 0n;
-  const currency = textOf(transaction.currency);
-  const created = transaction.created;
-  if (!paymentNo || amount === undefined || !currency || typeof created !== "number") return undefined;
-
-  // Amounts are magnitudes, as in the other channels' bills: the acquirer books refunds negative.
-  const record: BillRecord = {
-    kind,
-    paymentNo,
-    amountMinor: amount < 0n ? -amount : amount,
-    feeMinor: fee < 0n ? -fee : fee,
-    currency: currency.toUpperCase(),
-    occurredAt: new Date(created * 1000),
-  };
-  // An expanded charge or refund names its intent; an unexpanded source may be the intent itself.
-  const sourceId = typeof transaction.source === "string" ? transaction.source : undefined;
-  const intentId = source ? textOf(source.payment_intent) : sourceId?.startsWith("pi_") ? sourceId : undefined;
-  if (intentId) record.channelTradeNo = intentId;
-  const refundNo = textOf(metadata.refund_no);
-  if (kind === "refund" && refundNo) record.refundNo = refundNo;
-  return record;
-}
-
-/** Unix seconds at 00:00 UTC of a `yyyy-MM-dd` date; undefined unless it is a real calendar date. */
-function utcDayStart(billDate: string): number | undefined {
-  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(billDate);
-  if (!match) return undefined;
-  const [, year, month, day] = match.map(Number) as [number, number, number, number];
-  const start = new Date(Date.UTC(year, month - 1, day));
-  if (start.getUTCFullYear() !== year || start.getUTCMonth() !== month - 1 || start.getUTCDate() !== day) return undefined;
-  return start.getTime() / 1000;
 }
 
 function metadataOf(object: JsonObject): JsonObject {

@@ -3,9 +3,12 @@
  * serves it uncompressed: UTF-8 text (often with a BOM), one detail header row, one row per payment
  * or refund with every field prefixed by a backtick, then a summary header row and a summary row.
  * Amounts are yuan. Columns are read by header name, never by position: WeChat adds columns over time.
+ * Read as a stream, line by line; the summary is checked against the detail, which is how a
+ * truncated file shows.
  */
-import { currencyExponent, formatMinor, parseMinor } from "../../money/currency.js";
-import type { BillRecord } from "../channel.js";
+import { currencyExponent, formatMinor, isKnownCurrency, parseMinor } from "../../money/currency.js";
+import { billAmount, type BillLimits, billLimits, checkFileSize, checkSha1, magnitude, readFileChunks, sha1OfFile, signedFee, splitLines } from "../bill-file.js";
+import { BillFormatError, type BillRecord } from "../channel.js";
 import { parseWechatBillTime, toWechatBillTime } from "./wechatpay-time.js";
 
 /** Header names of the detail section as WeChat writes them (ALL bill). */
@@ -83,7 +86,20 @@ export const WECHAT_ALL_BILL_SUMMARY_HEADER: readonly string[] = Object.freeze([
   "申请退款总金额",
 ]);
 
-const SUMMARY_FIRST_COLUMN = "总交易单数";
+/** What each summary column totals in the detail. */
+const SUMMARY_TOTALS: Readonly<Record<string, string>> = Object.freeze({
+  应结订单总金额: WECHAT_BILL_COLUMNS.settlementTotal,
+  退款总金额: WECHAT_BILL_COLUMNS.settlementRefund,
+  充值券退款总金额: WECHAT_BILL_COLUMNS.rechargeCouponRefund,
+  手续费总金额: WECHAT_BILL_COLUMNS.fee,
+  订单总金额: WECHAT_BILL_COLUMNS.orderAmount,
+  申请退款总金额: WECHAT_BILL_COLUMNS.requestedRefund,
+});
+const SUMMARY_COUNT = "总交易单数";
+const CHANNEL = "wechatpay";
+
+/** Refund states of a refund row; only SUCCESS becomes a record, the others are known and skipped. */
+const REFUND_STATES = new Set(["SUCCESS", "PROCESSING", "CLOSED", "ABNORMAL", "CHANGE", "FAIL"]);
 
 /**
  * Yuan text to minor units. The fee column carries five decimals (`0.06000`); digits past the
@@ -101,189 +117,215 @@ export function parseWechatBillAmount(text: string, currency: string): bigint {
   return parseMinor(text, currency);
 }
 
-/** A fee as the bill prints it: five decimals for cent currencies (`0.06000`). */
-function formatWechatBillFee(amountMinor: bigint, currency: string): string {
-  const text = formatMinor(amountMinor, currency);
-  return currencyExponent(currency) > 0 ? text.padEnd(text.indexOf(".") + 6, "0") : text;
-}
-
-function absolute(amount: bigint): bigint {
-  return amount < 0n ? -amount : amount;
-}
-
 /** Splits a data row: every field starts with a backtick, so `,\`` separates fields even when a value holds a comma. */
 function splitDataRow(line: string): string[] | undefined {
   if (!line.startsWith("`")) return undefined;
   return line.slice(1).split(",`");
 }
 
-/**
- * Parses the text of an ALL trade bill into records. Rows with trade state `SUCCESS` become
- * payments and `REFUND` refunds; others (`REVOKED`) are skipped. Amounts are positive magnitudes:
- * `amountMinor` is the order amount (payment; `订单金额`, else the legacy `总金额`/`应结订单金额`)
- * or the requested refund (refund; `申请退款金额`, else `退款金额`); `feeMinor` the fee charged or
- * returned. Throws on a missing column or an unreadable row, naming the line.
- */
-export function parseWechatTradeBill(text: string): BillRecord[] {
-  const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/);
-  const headerIndex = lines.findIndex(
-    (line) => !line.startsWith("`") && line.includes(WECHAT_BILL_COLUMNS.tradeTime) && line.includes(WECHAT_BILL_COLUMNS.outTradeNo),
-  );
-  if (headerIndex < 0) throw new Error("WeChat bill: detail header (交易时间, 商户订单号, ...) not found");
-  const header = (lines[headerIndex] as string).split(",").map((name) => name.trim());
-  const optionalColumn = (...names: string[]): number | undefined => {
-    for (const name of names) {
-      const index = header.indexOf(name);
-      if (index >= 0) return index;
+interface DetailColumns {
+  names: string[];
+  tradeTime: number;
+  transactionId: number | undefined;
+  outTradeNo: number;
+  tradeState: number;
+  currency: number | undefined;
+  orderAmount: [number, string];
+  outRefundNo: number | undefined;
+  refundAmount: [number, string] | undefined;
+  refundStatus: number | undefined;
+  fee: number;
+}
+
+function detailColumns(names: string[], line: number): DetailColumns {
+  const optional = (...candidates: string[]): [number, string] | undefined => {
+    for (const name of candidates) {
+      const index = names.indexOf(name);
+      if (index >= 0) return [index, name];
     }
     return undefined;
   };
-  const column = (...names: string[]): number => {
-    const index = optionalColumn(...names);
-    if (index === undefined) throw new Error(`WeChat bill: column ${names.join("/")} missing`);
-    return index;
+  const required = (...candidates: string[]): [number, string] => {
+    const found = optional(...candidates);
+    if (!found) throw new BillFormatError(CHANNEL, `missing column ${candidates.join("/")}`, line);
+    return found;
   };
   const c = WECHAT_BILL_COLUMNS;
-  const columns = {
-    tradeTime: column(c.tradeTime),
-    transactionId: column(c.transactionId),
-    outTradeNo: column(c.outTradeNo),
-    tradeState: column(c.tradeState),
-    currency: optionalColumn(c.currency),
-    orderAmount: column(c.orderAmount, c.legacyTotal, c.settlementTotal),
-    outRefundNo: optionalColumn(c.outRefundNo),
-    refundAmount: optionalColumn(c.requestedRefund, c.settlementRefund),
-    fee: column(c.fee),
+  return {
+    names,
+    tradeTime: required(c.tradeTime)[0],
+    transactionId: optional(c.transactionId)?.[0],
+    outTradeNo: required(c.outTradeNo)[0],
+    tradeState: required(c.tradeState)[0],
+    currency: optional(c.currency)?.[0],
+    orderAmount: required(c.orderAmount, c.legacyTotal, c.settlementTotal),
+    outRefundNo: optional(c.outRefundNo)?.[0],
+    refundAmount: optional(c.requestedRefund, c.settlementRefund),
+    refundStatus: optional(c.refundStatus)?.[0],
+    fee: required(c.fee)[0],
   };
+}
 
-  const records: BillRecord[] = [];
-  for (let i = headerIndex + 1; i < lines.length; i++) {
-    const line = (lines[i] as string).trim();
-    if (line === "") continue;
-    if (line.startsWith(SUMMARY_FIRST_COLUMN)) break;
-    const where = `WeChat bill line ${i + 1}`;
-    const fields = splitDataRow(line);
-    if (!fields || fields.length !== header.length) {
-      throw new Error(`${where}: expected ${header.length} backtick-prefixed fields, got ${fields?.length ?? "a row without backticks"}`);
+/** Running totals of the detail, for the summary check. */
+class DetailTotals {
+  rows = 0;
+  readonly sums = new Map<string, bigint>();
+  readonly indexes: [string, number][];
+
+  constructor(names: string[]) {
+    this.indexes = Object.values(SUMMARY_TOTALS)
+      .map((name): [string, number] => [name, names.indexOf(name)])
+      .filter(([, index]) => index >= 0);
+  }
+
+  add(fields: string[], currency: string, line: number): Map<string, bigint> {
+    this.rows += 1;
+    const values = new Map<string, bigint>();
+    for (const [name, index] of this.indexes) {
+      const text = (fields[index] ?? "").trim() || "0";
+      const value = billAmount(CHANNEL, line, name, () => parseWechatBillAmount(text, currency), text);
+      values.set(name, value);
+      this.sums.set(name, (this.sums.get(name) ?? 0n) + value);
+    }
+    return values;
+  }
+}
+
+function checkSummary(header: string[], row: string[] | undefined, totals: DetailTotals, currency: string, line: number): void {
+  if (!row || row.length !== header.length) {
+    throw new BillFormatError(CHANNEL, `summary row: expected ${header.length} backtick-prefixed fields, got ${row?.length ?? "a row without backticks"}`, line);
+  }
+  header.forEach((name, index) => {
+    const text = (row[index] ?? "").trim();
+    if (name === SUMMARY_COUNT) {
+      if (!/^\d{1,12}$/.test(text)) throw new BillFormatError(CHANNEL, `bad count ${JSON.stringify(text.slice(0, 32))} in column ${name}`, line);
+      if (Number(text) !== totals.rows) {
+        throw new BillFormatError(CHANNEL, `summary ${name} says ${text}, the detail has ${totals.rows} rows (truncated?)`, line);
+      }
+      return;
+    }
+    const detailName = SUMMARY_TOTALS[name];
+    const sum = detailName === undefined ? undefined : totals.sums.get(detailName);
+    if (sum === undefined) return;
+    const stated = billAmount(CHANNEL, line, name, () => parseWechatBillAmount(text, currency), text);
+    if (stated !== sum) {
+      throw new BillFormatError(CHANNEL, `summary ${name} says ${text}, the detail adds up to ${formatMinor(sum, currency)} (truncated?)`, line);
+    }
+  });
+}
+
+/**
+ * Reads an ALL trade bill from its bytes, yielding one record per payment (trade state `SUCCESS`)
+ * and per successful refund (`REFUND` with 退款状态 `SUCCESS`); revoked trades and unfinished
+ * refunds are skipped. Amounts are magnitudes: `amountMinor` is the order amount (payment;
+ * `订单金额`, else the legacy `总金额`/`应结订单金额`) or the requested refund (refund;
+ * `申请退款金额`, else `退款金额`); `feeMinor` the fee charged (positive) or returned (not
+ * positive). Payments must fall on `billDate` (China time). The summary row must agree with the
+ * detail (count and totals). Anything else is a {@link BillFormatError} naming the line.
+ */
+export async function* readWechatBillLines(
+  chunks: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
+  billDate: string,
+  limits: Pick<BillLimits, "maxLineBytes" | "maxLines">,
+): AsyncGenerator<BillRecord> {
+  let columns: DetailColumns | undefined;
+  let totals: DetailTotals | undefined;
+  let summaryHeader: string[] | undefined;
+  let currency = "CNY";
+  let lastLine = 0;
+  const c = WECHAT_BILL_COLUMNS;
+  for await (const { line, bytes, terminated } of splitLines(chunks, CHANNEL, limits)) {
+    lastLine = line;
+    let text = bytes.toString("utf8");
+    if (line === 1) text = text.replace(/^\uFEFF/, "");
+    if (text.trim() === "") continue;
+    if (!terminated) throw new BillFormatError(CHANNEL, "truncated: the last line has no line end", line);
+    if (!columns || !totals) {
+      const names = text.split(",").map((name) => name.trim());
+      if (text.startsWith("`") || !names.includes(c.tradeTime)) {
+        throw new BillFormatError(CHANNEL, "no detail header (交易时间, 商户订单号, ...) before the first row", line);
+      }
+      columns = detailColumns(names, line);
+      totals = new DetailTotals(names);
+      continue;
+    }
+    if (summaryHeader) {
+      checkSummary(summaryHeader, splitDataRow(text.trim()), totals, currency, line);
+      return;
+    }
+    if (text.startsWith(SUMMARY_COUNT)) {
+      summaryHeader = text.split(",").map((name) => name.trim());
+      continue;
+    }
+    const fields = splitDataRow(text.trim());
+    if (!fields || fields.length !== columns.names.length) {
+      throw new BillFormatError(CHANNEL, `expected ${columns.names.length} backtick-prefixed fields, got ${fields?.length ?? "a row without backticks"}`, line);
     }
     const field = (index: number | undefined) => (index === undefined ? "" : (fields[index] ?? "").trim());
+    const rowCurrency = field(columns.currency) || "CNY";
+    if (!isKnownCurrency(rowCurrency)) throw new BillFormatError(CHANNEL, `unknown currency ${JSON.stringify(rowCurrency.slice(0, 8))}`, line);
+    currency = rowCurrency;
+    const summed = totals.add(fields, currency, line);
 
     const tradeState = field(columns.tradeState);
-    const kind = tradeState === "SUCCESS" ? "payment" : tradeState === "REFUND" ? "refund" : undefined;
-    if (!kind) continue;
-    const currency = field(columns.currency) || "CNY";
+    let kind: BillRecord["kind"] | undefined;
+    if (tradeState === "SUCCESS") kind = "payment";
+    else if (tradeState === "REFUND") {
+      const refundState = field(columns.refundStatus) || "SUCCESS";
+      if (!REFUND_STATES.has(refundState)) throw new BillFormatError(CHANNEL, `unknown refund state ${JSON.stringify(refundState.slice(0, 32))}`, line);
+      if (refundState === "SUCCESS") kind = "refund";
+    } else if (tradeState !== "REVOKED") {
+      throw new BillFormatError(CHANNEL, `unknown trade state ${JSON.stringify(tradeState.slice(0, 32))}`, line);
+    }
     const occurredAt = parseWechatBillTime(field(columns.tradeTime));
-    if (!occurredAt) throw new Error(`${where}: bad ${c.tradeTime} ${JSON.stringify(field(columns.tradeTime))}`);
-    const amount = (index: number | undefined, name: string): bigint => {
-      try {
-        return absolute(parseWechatBillAmount(field(index) || "0", currency));
-      } catch (error) {
-        throw new Error(`${where}: ${name}: ${(error as Error).message}`);
-      }
+    if (!occurredAt) throw new BillFormatError(CHANNEL, `bad date ${JSON.stringify(field(columns.tradeTime).slice(0, 32))} in column ${c.tradeTime}`, line);
+    if (!kind) continue;
+    if (kind === "payment" && toWechatBillTime(occurredAt).slice(0, 10) !== billDate) {
+      throw new BillFormatError(CHANNEL, `bill date mismatch: a payment of ${toWechatBillTime(occurredAt).slice(0, 10)} in the bill of ${billDate}`, line);
+    }
+    const amount = (column: [number, string] | undefined): bigint => {
+      if (!column) throw new BillFormatError(CHANNEL, `missing column ${c.requestedRefund}/${c.settlementRefund}`, line);
+      const known = summed.get(column[1]);
+      if (known !== undefined) return magnitude(known);
+      const text = field(column[0]) || "0";
+      return magnitude(billAmount(CHANNEL, line, column[1], () => parseWechatBillAmount(text, currency), text));
     };
-
+    const feeText = field(columns.fee) || "0";
     const record: BillRecord = {
       kind,
       paymentNo: field(columns.outTradeNo),
-      amountMinor: kind === "payment" ? amount(columns.orderAmount, "order amount") : amount(columns.refundAmount, "refund amount"),
-      feeMinor: amount(columns.fee, c.fee),
+      amountMinor: kind === "payment" ? amount(columns.orderAmount) : amount(columns.refundAmount),
+      feeMinor: signedFee(kind, summed.get(c.fee) ?? billAmount(CHANNEL, line, c.fee, () => parseWechatBillAmount(feeText, currency), feeText)),
       currency,
       occurredAt,
+      line,
     };
-    if (!record.paymentNo) throw new Error(`${where}: empty ${c.outTradeNo}`);
+    if (!record.paymentNo) throw new BillFormatError(CHANNEL, `empty ${c.outTradeNo}`, line);
     const transactionId = field(columns.transactionId);
     if (transactionId) record.channelTradeNo = transactionId;
     if (kind === "refund") {
       const refundNo = field(columns.outRefundNo);
-      if (!refundNo) throw new Error(`${where}: refund row without ${c.outRefundNo}`);
+      if (!refundNo) throw new BillFormatError(CHANNEL, `refund row without ${c.outRefundNo}`, line);
       record.refundNo = refundNo;
     }
-    records.push(record);
+    yield record;
   }
-  return records;
-}
-
-/** A record to write into a bill, with the extra bits a real bill shows. */
-export interface WechatTradeBillRow extends BillRecord {
-  /** WeChat's refund id (`微信退款单号`), for refunds. */
-  channelRefundNo?: string;
-  /** `商品名称`: the order's description. */
-  subject?: string;
-}
-
-/** Account details printed on every row. */
-export interface WechatTradeBillAccount {
-  appId: string;
-  mchId: string;
-  /** Printed in the `费率` column; default `0.60%`. */
-  feeRate?: string;
-}
-
-/** A field as WeChat writes it: backtick-prefixed, and never containing the `,\`` separator or a line break. */
-function cell(value: string): string {
-  return `\`${value.replace(/[\r\n]+/g, " ").replaceAll(",`", ", `")}`;
+  if (!columns) throw new BillFormatError(CHANNEL, "no detail header (交易时间, 商户订单号, ...): the file is empty", lastLine || undefined);
+  throw new BillFormatError(CHANNEL, `truncated: the file ends without its summary row (${SUMMARY_COUNT}, ...)`, lastLine);
 }
 
 /**
- * Writes records as an ALL trade bill, byte for byte in WeChat's layout (UTF-8 with BOM, CRLF),
- * so {@link parseWechatTradeBill} and a real client read it alike. Refund rows carry a negative fee.
+ * Reads a trade bill file lazily (a fresh pass per call). The caller checks the hash first
+ * ({@link checkWechatBillFile}); the size limit is checked here too.
  */
-export function formatWechatTradeBill(rows: readonly WechatTradeBillRow[], account: WechatTradeBillAccount): string {
-  const c = WECHAT_BILL_COLUMNS;
-  const lines = [WECHAT_ALL_BILL_HEADER.join(",")];
-  let settlementTotal = 0n;
-  let refundTotal = 0n;
-  let feeTotal = 0n;
-  let orderTotal = 0n;
-  for (const row of rows) {
-    const yuan = (minor: bigint) => formatMinor(minor, row.currency);
-    const isRefund = row.kind === "refund";
-    const values: Record<string, string> = {
-      [c.tradeTime]: toWechatBillTime(row.occurredAt),
-      [c.appId]: account.appId,
-      [c.mchId]: account.mchId,
-      [c.subMchId]: "0",
-      [c.deviceInfo]: "",
-      [c.transactionId]: row.channelTradeNo ?? "",
-      [c.outTradeNo]: row.paymentNo,
-      [c.openId]: "",
-      [c.tradeType]: "NATIVE",
-      [c.tradeState]: isRefund ? "REFUND" : "SUCCESS",
-      [c.bankType]: "OTHERS",
-      [c.currency]: row.currency,
-      [c.settlementTotal]: yuan(isRefund ? 0n : row.amountMinor),
-      [c.couponAmount]: yuan(0n),
-      [c.refundId]: isRefund ? (row.channelRefundNo ?? "") : "0",
-      [c.outRefundNo]: isRefund ? (row.refundNo ?? "") : "0",
-      [c.settlementRefund]: yuan(isRefund ? row.amountMinor : 0n),
-      [c.rechargeCouponRefund]: yuan(0n),
-      [c.refundType]: isRefund ? "ORIGINAL" : "",
-      [c.refundStatus]: isRefund ? "SUCCESS" : "",
-      [c.goodsName]: row.subject ?? "",
-      [c.attach]: "",
-      [c.fee]: formatWechatBillFee(isRefund ? -row.feeMinor : row.feeMinor, row.currency),
-      [c.feeRate]: account.feeRate ?? "0.60%",
-      [c.orderAmount]: yuan(isRefund ? 0n : row.amountMinor),
-      [c.requestedRefund]: yuan(isRefund ? row.amountMinor : 0n),
-      [c.feeRateRemark]: "",
-    };
-    lines.push(WECHAT_ALL_BILL_HEADER.map((name) => cell(values[name] ?? "")).join(","));
-    if (isRefund) {
-      refundTotal += row.amountMinor;
-      feeTotal -= row.feeMinor;
-    } else {
-      settlementTotal += row.amountMinor;
-      orderTotal += row.amountMinor;
-      feeTotal += row.feeMinor;
-    }
-  }
-  const currency = rows[0]?.currency ?? "CNY";
-  const yuan = (minor: bigint) => formatMinor(minor, currency);
-  lines.push(WECHAT_ALL_BILL_SUMMARY_HEADER.join(","));
-  lines.push(
-    [String(rows.length), yuan(settlementTotal), yuan(refundTotal), yuan(0n), formatWechatBillFee(feeTotal, currency), yuan(orderTotal), yuan(refundTotal)]
-      .map(cell)
-      .join(","),
-  );
-  return `\uFEFF${lines.join("\r\n")}\r\n`;
+export async function* readWechatBill(path: string, billDate: string, limitOverrides?: Partial<BillLimits>): AsyncGenerator<BillRecord> {
+  const limits = billLimits(limitOverrides);
+  await checkFileSize(path, CHANNEL, limits.maxFileBytes);
+  yield* readWechatBillLines(readFileChunks(path), billDate, limits);
+}
+
+/** Checks a caller's bill file before reading: its size, and its SHA1 when one is given. */
+export async function checkWechatBillFile(path: string, options: { sha1?: string } = {}, limitOverrides?: Partial<BillLimits>): Promise<void> {
+  await checkFileSize(path, CHANNEL, billLimits(limitOverrides).maxFileBytes);
+  if (options.sha1 !== undefined) checkSha1(CHANNEL, await sha1OfFile(path), options.sha1);
 }

@@ -3,9 +3,10 @@
  * close, refund, refund query, encrypted callbacks and the daily trade bill. Every request carries
  * a SHA256withRSA `Authorization` header; every answer acted upon is signature-checked first.
  */
-import { createHash, type KeyObject, timingSafeEqual } from "node:crypto";
+import type { KeyObject } from "node:crypto";
+import { emptyBillFile, fetchBillFile, isBillDate, openCallerBillFile } from "../bill-file.js";
 import {
-  type BillRecord,
+  type BillFile,
   type CallbackAnswer,
   CallbackRejectedError,
   type CallbackRequest,
@@ -23,7 +24,7 @@ import {
 } from "../channel.js";
 import { type ChannelCallName, createChannelCaller } from "../channel-call.js";
 import { isWireObject, parseWireObject, textOf, type WireObject as Json } from "../wire-fields.js";
-import { parseWechatTradeBill } from "./wechatpay-bill.js";
+import { readWechatBill } from "./wechatpay-bill.js";
 import { createWechatPayPayouts } from "./wechatpay-payouts.js";
 import {
   buildAuthorization,
@@ -49,7 +50,6 @@ import {
 } from "./wechatpay-wire.js";
 
 export { fromWechatAmount, mapWechatRefundStatus, mapWechatTradeState, toWechatAmount } from "./wechatpay-wire.js";
-export { formatWechatTradeBill, parseWechatTradeBill } from "./wechatpay-bill.js";
 
 /** How to reach WeChat Pay and prove who we are. Keys are PEM text (or bare base64 DER). */
 export interface WechatPayChannelConfig {
@@ -178,7 +178,7 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
     return refundStatusOf(outcome.value);
   }
 
-  async function downloadBill(billDate: string, bill: WechatTradeBillAnswer): Promise<BillRecord[]> {
+  function downloadBill(billDate: string, bill: WechatTradeBillAnswer): Promise<BillFile> {
     const name = CALLS.billDownload;
     if (bill.hashType !== "SHA1" || !/^[0-9a-fA-F]{40}$/.test(bill.hashValue)) {
       throw api.unexpected(CALLS.tradeBill, `unsupported hash ${bill.hashType} ${JSON.stringify(bill.hashValue)}`);
@@ -190,19 +190,18 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
       throw api.unexpected(CALLS.tradeBill, "download_url is not a URL");
     }
     // The file is not signed (WeChat sends no Wechatpay-* headers on it): the SHA1 from the signed answer vouches for it.
-    const response = await api.send(name, { ...signedRequest("GET", url), timeoutMs: Math.max(timeoutMs, BILL_DOWNLOAD_TIMEOUT_MS) });
-    if (response.status !== 200) {
-      throw api.unavailable(name, `HTTP ${response.status} (unverified code ${textOf(parseWireObject(response.body)?.code) ?? "none"})`);
-    }
-    const actual = createHash("sha1").update(response.body).digest();
-    if (!timingSafeEqual(actual, Buffer.from(bill.hashValue, "hex"))) {
-      throw api.unavailable(name, `bill for ${billDate} does not match its SHA1 (truncated or altered); fetch it again`);
-    }
-    try {
-      return parseWechatTradeBill(response.body.toString("utf8"));
-    } catch (error) {
-      throw api.rejected(name, { code: "BILL_UNREADABLE", message: `bill for ${billDate}: ${(error as Error).message}` });
-    }
+    return fetchBillFile({
+      channel: "wechatpay",
+      billDate,
+      fileName: `wechatpay-${billDate}.csv`,
+      url: url.href,
+      headers: signedRequest("GET", url).headers,
+      idleTimeoutMs: Math.max(timeoutMs, BILL_DOWNLOAD_TIMEOUT_MS),
+      sha1: bill.hashValue,
+      read: (path) => readWechatBill(path, billDate),
+      unavailable: (detail, cause, body) =>
+        api.unavailable(name, body === undefined ? detail : `${detail} (unverified code ${textOf(parseWireObject(body)?.code) ?? "none"})`, { cause }),
+    });
   }
 
   function parseResource(envelope: Json): Json {
@@ -369,20 +368,24 @@ export function createWechatPayChannel(config: WechatPayChannelConfig): PaymentC
       return { status: 400, contentType: "application/json", body: JSON.stringify({ code: "FAIL", message }) };
     },
 
-    async fetchBill(billDate: string): Promise<BillRecord[]> {
+    async fetchBill(billDate: string): Promise<BillFile> {
       const name = CALLS.tradeBill;
-      if (!/^\d{4}-\d{2}-\d{2}$/.test(billDate)) {
+      if (!isBillDate(billDate)) {
         throw api.rejected(name, { code: "INVALID_BILL_DATE", message: `bill date must be yyyy-MM-dd, got ${JSON.stringify(billDate)}` });
       }
       const url = apiUrl(`/v3/bill/tradebill?bill_date=${billDate}&bill_type=ALL`);
       const outcome = await api.call({ ...name, request: signedRequest("GET", url), decode: readTradeBillAnswer });
       if (!outcome.ok) {
         // WeChat's word for "no trade or refund that day"; STATEMENT_CREATING means "ask again after 10:00".
-        if (outcome.failure.code === "NO_STATEMENT_EXIST") return [];
+        if (outcome.failure.code === "NO_STATEMENT_EXIST") return emptyBillFile("wechatpay", billDate);
         if (outcome.failure.code === "STATEMENT_CREATING") throw api.unavailable(name, `bill for ${billDate} is still being generated`);
         throw api.rejected(name, outcome.failure);
       }
       return downloadBill(billDate, outcome.value);
+    },
+
+    openBillFile(path: string, billDate: string, options?: { sha1?: string }): Promise<BillFile> {
+      return openCallerBillFile("wechatpay", path, billDate, options, (file) => readWechatBill(file, billDate));
     },
   };
 }

@@ -1,10 +1,14 @@
 /**
- * WeChat Pay's trade bill: `GET /v3/bill/tradebill` makes the day's file and answers its SHA-1 and
- * a download link valid 5 minutes; `GET /v3/billdownload/file` serves it (unsigned, as WeChat
- * does). Bills are served for today as well (WeChat: T+1 after 10:00).
+ * WeChat Pay's trade bill: `GET /v3/bill/tradebill` makes the day's file (with the service's own
+ * bill writer) and answers its SHA-1 and a download link valid 5 minutes; `GET
+ * /v3/billdownload/file` serves it (unsigned, as WeChat does). A bill is made for any day (China
+ * time) from the trades still in the trade store, today included (WeChat: T+1 after 10:00); a day
+ * without rows is `NO_STATEMENT_EXIST`. Bill faults: `billOmitLine`, `billAlterAmount`,
+ * `billAlterFee` (per trade), `billExtraLine`, `billWrongHash` (the answer states another file's
+ * SHA-1), `billTruncated` (the file, hashed as served, is cut in its last detail row).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { formatWechatTradeBill, type WechatTradeBillRow } from "../../channels/wechatpay/wechatpay-bill.js";
+import { type WechatBillRow, wechatBillBuffer } from "../../channels/wechatpay/wechatpay-bill-writer.js";
 import { parseWechatBillTime } from "../../channels/wechatpay/wechatpay-time.js";
 import { paymentFee } from "../../fees/fee-calculator.js";
 import { keepLink } from "../download-links.js";
@@ -15,26 +19,46 @@ const BILL_URL_VALIDITY_MS = 5 * 60 * 1000;
 // Each link keeps its whole file until it expires, so few are kept.
 const MAX_BILL_FILES = 100;
 
-function billRows(book: WechatBook, billDate: string, billType: string): WechatTradeBillRow[] {
-  const rows: WechatTradeBillRow[] = [];
+// The billExtraLine trade's number: never a real trade's, and the same on every bill of a day.
+const EXTRA_STEM = randomBytes(4).toString("hex");
+
+function billRows(book: WechatBook, billDate: string, billType: string): WechatBillRow[] {
+  const rows: WechatBillRow[] = [];
+  const faultsOf = (outTradeNo: string) => book.context.faults.resolve(CHANNEL, outTradeNo);
   if (billType !== "REFUND") {
     for (const trade of book.context.trades.list(CHANNEL)) {
       if (!trade.paidAt || chinaDate(trade.paidAt) !== billDate) continue;
+      const faults = faultsOf(trade.outTradeNo);
+      if (faults.billOmitLine) continue;
       rows.push({
         kind: "payment",
         paymentNo: trade.outTradeNo,
         channelTradeNo: trade.channelTradeNo,
-        amountMinor: trade.amountMinor,
-        feeMinor: paymentFee(trade.amountMinor, FEE_TERMS),
+        amountMinor: trade.amountMinor + (faults.billAlterAmount ? 1n : 0n),
+        feeMinor: paymentFee(trade.amountMinor, FEE_TERMS) + (faults.billAlterFee ? 1n : 0n),
         currency: trade.currency,
         occurredAt: trade.paidAt,
         subject: trade.subject,
+      });
+    }
+    if (book.context.faults.resolve(CHANNEL).billExtraLine) {
+      const compactDate = billDate.replaceAll("-", "");
+      rows.push({
+        kind: "payment",
+        paymentNo: `SIMX${compactDate}${EXTRA_STEM}`,
+        channelTradeNo: `42000099${compactDate}${EXTRA_STEM}`,
+        amountMinor: 1_000n,
+        feeMinor: paymentFee(1_000n, FEE_TERMS),
+        currency: "CNY",
+        occurredAt: parseWechatBillTime(`${billDate} 12:00:00`) as Date,
+        subject: "never ordered",
       });
     }
   }
   if (billType !== "SUCCESS") {
     for (const { trade, refund, finishedAt } of book.refunds.values()) {
       if (refund.state !== "succeeded" || !finishedAt || chinaDate(finishedAt) !== billDate) continue;
+      if (faultsOf(trade.outTradeNo).billOmitLine) continue;
       rows.push({
         kind: "refund",
         paymentNo: trade.outTradeNo,
@@ -53,7 +77,7 @@ function billRows(book: WechatBook, billDate: string, billType: string): WechatT
 }
 
 /** `GET /v3/bill/tradebill`; `base` is the channel's base URL the download link points under. */
-export function tradeBill(book: WechatBook, query: URLSearchParams, base: string): Answer {
+export async function tradeBill(book: WechatBook, query: URLSearchParams, base: string): Promise<Answer> {
   const billDate = query.get("bill_date") ?? "";
   if (!/^\d{4}-\d{2}-\d{2}$/.test(billDate) || !parseWechatBillTime(`${billDate} 00:00:00`)) {
     throw paramError("bill_date 须为 yyyy-MM-dd");
@@ -63,7 +87,10 @@ export function tradeBill(book: WechatBook, query: URLSearchParams, base: string
   const rows = billRows(book, billDate, billType);
   if (rows.length === 0) throw new WechatApiError(400, "NO_STATEMENT_EXIST", "请求的账单文件不存在");
   // The hash must match the bytes served later, so the file is made now and kept with its token.
-  const file = Buffer.from(formatWechatTradeBill(rows, { appId: book.keys.appId, mchId: book.keys.mchId }), "utf8");
+  const faults = book.context.faults.resolve(CHANNEL);
+  const file = await wechatBillBuffer(rows, { appId: book.keys.appId, mchId: book.keys.mchId }, { truncate: faults.billTruncated === true });
+  const hash = createHash("sha1").update(file);
+  if (faults.billWrongHash) hash.update("another file");
   const token = randomBytes(24).toString("base64url");
   const now = Date.now();
   keepLink(book.bills, token, { file, fileName: `${billDate}_${billType}.csv`, expiresAt: now + BILL_URL_VALIDITY_MS }, MAX_BILL_FILES);
@@ -71,7 +98,7 @@ export function tradeBill(book: WechatBook, query: URLSearchParams, base: string
     status: 200,
     json: {
       hash_type: "SHA1",
-      hash_value: createHash("sha1").update(file).digest("hex"),
+      hash_value: hash.digest("hex"),
       download_url: `${base}/v3/billdownload/file?token=${token}`,
     },
   };
