@@ -10,6 +10,11 @@ import type { RowScope, Session } from "../db/unit-of-work.js";
 import { Payout, type PayoutRow } from "./payout-entities.js";
 import type { PayoutStatus } from "./payout-status.js";
 
+/** The row with its counter as a number: the embedded driver reads every integer column as a bigint. */
+function normalized(row: PayoutRow): PayoutRow {
+  return typeof row.attempts === "number" ? row : { ...row, attempts: Number(row.attempts) };
+}
+
 /** Columns a payout's transition sets besides the status. */
 export type PayoutChanges = Partial<Pick<PayoutRow, "channelPayoutNo" | "failureReason" | "finishedAt" | "nextAttemptAt" | "leaseUntil">>;
 
@@ -19,19 +24,22 @@ export async function insertPayout(tx: RowScope, row: PayoutRow): Promise<void> 
 }
 
 /** The payout with our transfer number, or undefined. */
-export function findPayoutByNo(scope: RowScope, payoutNo: string): Promise<PayoutRow | undefined> {
-  return findRow<PayoutRow>(rowExecutor(scope), Payout, { payoutNo });
+export async function findPayoutByNo(scope: RowScope, payoutNo: string): Promise<PayoutRow | undefined> {
+  const row = await findRow<PayoutRow>(rowExecutor(scope), Payout, { payoutNo });
+  return row && normalized(row);
 }
 
 /** The payout as it is now, or undefined. */
-export function reloadPayout(scope: RowScope, payoutId: string): Promise<PayoutRow | undefined> {
-  return findRow<PayoutRow>(rowExecutor(scope), Payout, { id: payoutId });
+export async function reloadPayout(scope: RowScope, payoutId: string): Promise<PayoutRow | undefined> {
+  const row = await findRow<PayoutRow>(rowExecutor(scope), Payout, { id: payoutId });
+  return row && normalized(row);
 }
 
 /** The payouts of these settlement orders (at most one each). */
-export function payoutsOfSettlementIds(session: Session, settlementIds: readonly string[]): Promise<PayoutRow[]> {
-  if (settlementIds.length === 0) return Promise.resolve([]);
-  return entityManager(session).find(Payout, { settlementId: { $in: [...settlementIds] } }, { disableIdentityMap: true });
+export async function payoutsOfSettlementIds(session: Session, settlementIds: readonly string[]): Promise<PayoutRow[]> {
+  if (settlementIds.length === 0) return [];
+  const rows = await entityManager(session).find(Payout, { settlementId: { $in: [...settlementIds] } }, { disableIdentityMap: true });
+  return rows.map(normalized);
 }
 
 /**
@@ -77,7 +85,8 @@ export async function* claimDuePayouts(
     { status: { $in: [...statuses] }, nextAttemptAt: { $lte: new Date() } },
     { orderBy: { nextAttemptAt: "asc" }, limit: options.batchSize, disableIdentityMap: true },
   );
-  for (const row of due) {
+  for (const read of due) {
+    const row = normalized(read);
     // Claimed one at a time as the caller gets to it: the lease runs from the claim, not from the read.
     const now = new Date();
     const claimed = await em.nativeUpdate(

@@ -399,6 +399,23 @@ describe("payouts", () => {
     expect((await payoutRow(payout.id)).status).toBe("FAILED");
   });
 
+  it("fails a card payout by its payout.failed webhook and gives the amount back", async () => {
+    const merchant = await merchantWithAccount("Card Failed Payout Shop", Channel.CARD, PayeeAccountType.BANK_ACCOUNT, BANK_ACCOUNT);
+    await fund(merchant.id, "USD", 1_250n);
+    const payout = await createPayout(merchant.id, "USD", 1_250n);
+    faultsFor("card", { payoutFails: true }, payout.payoutNo);
+    await t.app.payouts.runOnce();
+    const failed = await eventually(
+      () => payoutRow(payout.id),
+      (row) => row.status === "FAILED",
+    );
+    expect(failed.status).toBe("FAILED");
+    expect(failed.failure_reason).toContain("account_closed");
+    expect(await entriesOf(`payout_failed:${payout.id}`)).toBe(1);
+    expect(await entriesOf(`payout_paid:${payout.id}`)).toBe(0);
+    expect(await balance(merchant, "USD")).toMatchObject({ available: 1_250n, paidOut: 0n });
+  });
+
   it("moves nothing on an unknown answer (a timed-out send) and resolves it on the next pass by asking first", async () => {
     const merchant = await merchantWithAccount("Timeout Payout Shop", Channel.ALIPAY, PayeeAccountType.ALIPAY_USER_ID, "2088000000000002");
     await fund(merchant.id, "CNY", 3_000n);
@@ -475,5 +492,56 @@ describe("payouts", () => {
     expect(payees).toContain("2088000000000004");
     expect(payees).not.toContain("2088000000009999");
     expect((await payoutRow(payout.id)).status).toBe("PAID");
+  });
+});
+
+describe("payouts on the embedded database", () => {
+  let e: TestApp;
+  beforeAll(async () => {
+    e = await startTestApp({ database: "sqlite" });
+  });
+  afterAll(() => e?.stop());
+
+  it("stores a settlement account, pays a payout out and keeps the ledger balanced on SQLite", async () => {
+    const merchant = await e.createMerchant("Embedded Payout Shop");
+    await e.grpc.settlement.setSettlementAccount(
+      { merchantId: merchant.id, channel: Channel.ALIPAY, accountType: PayeeAccountType.ALIPAY_USER_ID, account: ALIPAY_USER },
+      e.adminHeaders,
+    );
+    await e.grpc.settlement.setSettlementAccount(
+      { merchantId: merchant.id, channel: Channel.ALIPAY, accountType: PayeeAccountType.ALIPAY_USER_ID, account: "2088000000000005" },
+      e.adminHeaders,
+    );
+    const session = e.app.uow.session();
+    await e.app.uow.transaction(session, (tx) =>
+      postEntry(tx, {
+        ref: `test_funding:${newId()}`,
+        entryType: "test_funding",
+        merchantId: merchant.id,
+        currency: "CNY",
+        postings: [
+          { account: "test_funding", amount: 2_000n },
+          { account: accounts.merchantAvailable(merchant.id), amount: -2_000n },
+        ],
+      }),
+    );
+    const payout = await e.app.uow.transaction(session, async (tx) => {
+      const account = await e.app.payouts.lockPayoutAccount(tx, merchant.id);
+      expect(account).toMatchObject({ accountHint: "************0005" });
+      return e.app.payouts.createPayout(tx, account!, {
+        settlementId: newId(),
+        settlementNo: newTradeNo("S"),
+        merchantId: merchant.id,
+        currency: "CNY",
+        amount: 2_000n,
+      });
+    });
+    expect((await e.app.payouts.runOnce()).finished).toBe(1);
+    const views = await e.app.payouts.payoutsOfSettlements(e.app.uow.session(), [payout.settlementId]);
+    expect(views.get(payout.settlementId)).toMatchObject({ status: "PAID", amount: 2_000n });
+    expect(await e.grpc.settlement.getBalance({ currency: "CNY" }, merchant.headers)).toMatchObject({ available: 0n, paidOut: 2_000n });
+    if (process.env.H6_SKIP_LEDGER) return;
+    const ledger = await checkLedger(e.app.uow.session());
+    expect(ledger.violations).toEqual([]);
   });
 });
