@@ -70,6 +70,11 @@ function scriptedChannel(answers: Map<string, RefundAnswer>): PaymentChannel {
     async openBillFile(_path, billDate) {
       return emptyBillFile("card", billDate);
     },
+    payouts: {
+      validatePayee: () => undefined,
+      sendPayout: () => Promise.reject(new Error("not used")),
+      queryPayout: () => Promise.reject(new Error("not used")),
+    },
   };
   return channel;
 }
