@@ -66,7 +66,18 @@ function checkShortText(v: Violations, field: string, text: string): void {
   if (text.length > MAX_SCAN_CHARS) v.add(field, "TOO_LONG", `must be at most ${MAX_SCAN_CHARS} characters`);
 }
 
-export function createReconciliationRpc(uow: UnitOfWork, reconciliation: ReconciliationService): SettlementRpcParts["reconciliation"] {
+export interface ImportLimits {
+  /** Largest chunk of one message (default {@link MAX_IMPORT_CHUNK_BYTES}). */
+  maxChunkBytes: number;
+  /** Largest file, all chunks together (default {@link MAX_IMPORT_FILE_BYTES}). */
+  maxFileBytes: number;
+}
+
+export function createReconciliationRpc(
+  uow: UnitOfWork,
+  reconciliation: Pick<ReconciliationService, "reconcileChannel" | "importStatement" | "listRuns">,
+  limits: ImportLimits = { maxChunkBytes: MAX_IMPORT_CHUNK_BYTES, maxFileBytes: MAX_IMPORT_FILE_BYTES },
+): SettlementRpcParts["reconciliation"] {
   return {
     async reconcileChannel(req) {
       const v = new Violations();
@@ -104,13 +115,13 @@ export function createReconciliationRpc(uow: UnitOfWork, reconciliation: Reconci
               throw new ValidationError([{ field: "chunk", reason: "REQUIRED", description: "messages after the header carry chunk only" }]);
             }
             const chunk = request.part.value;
-            if (chunk.byteLength > MAX_IMPORT_CHUNK_BYTES) {
-              throw new ValidationError([{ field: "chunk", reason: "TOO_LARGE", description: `at most ${MAX_IMPORT_CHUNK_BYTES} bytes per message` }]);
+            if (chunk.byteLength > limits.maxChunkBytes) {
+              throw new ValidationError([{ field: "chunk", reason: "TOO_LARGE", description: `at most ${limits.maxChunkBytes} bytes per message` }]);
             }
             total += chunk.byteLength;
-            if (total > MAX_IMPORT_FILE_BYTES) {
+            if (total > limits.maxFileBytes) {
               throw new ValidationError(
-                [{ field: "chunk", reason: "FILE_TOO_LARGE", description: `the file exceeds the limit of ${MAX_IMPORT_FILE_BYTES} bytes (1 GiB)` }],
+                [{ field: "chunk", reason: "FILE_TOO_LARGE", description: `the file exceeds the limit of ${limits.maxFileBytes} bytes` }],
                 "FILE_TOO_LARGE",
               );
             }
