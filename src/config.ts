@@ -369,6 +369,11 @@ export function loadDatabaseConfig(env: Env = process.env): Readonly<DatabaseCon
   });
 }
 
+/** The settlement settings alone (`npm run settle` needs neither channels nor secrets). */
+export function loadSettlementSchedule(env: Env = process.env): Readonly<SettlementSchedule> {
+  return settlementSchedule(env);
+}
+
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const databaseUrl = url(env, "DATABASE_URL", ["mysql:", "mariadb:"]);
   const host = optional(env, "HOST") ?? "127.0.0.1";

@@ -61,35 +61,38 @@ const PAYMENT_IN_PERIOD = `p.paid_at >= ? and p.paid_at < ?`;
 const NOT_SETTLED = (alias: string) => `not exists (select 1 from settlement_line l where l.id = ${alias}.id)`;
 const NO_OPEN_DISCREPANCY = `not exists (select 1 from discrepancy d where d.payment_id = p.id and d.status = ?)`;
 
+/** Hold rows written per statement. */
+const HOLDS_PER_INSERT = 500;
+
 /**
  * Records the period's paid, unsettled payments that have an OPEN discrepancy as held from
- * `settlementDate` (once: a payment held already keeps its first row). Resolves with how many are
- * held from this date now.
+ * `settlementDate` (once: a payment held already keeps its first row). Read from the OPEN
+ * discrepancies with a plain (non-locking) read, then written: the period's payment rows are not
+ * locked. Resolves with how many are held from this date now.
  */
 export async function recordHolds(session: Session, run: RunScope, statuses: SettleableStatuses, now: Date): Promise<number> {
-  const merchant = run.merchantId === undefined ? "" : " and p.merchant_id = ?";
-  const ignore = isMysqlExecutor(rowExecutor(session)) ? "insert ignore" : "insert or ignore";
-  const params = [
-    run.settlementDate,
-    at(session, now),
-    at(session, run.start),
-    at(session, run.end),
-    ...statuses.paid,
-    ...(run.merchantId === undefined ? [] : [run.merchantId]),
-    statuses.discrepancyOpen,
-  ];
-  await runStatement(
-    rowExecutor(session),
-    `${ignore} into settlement_hold (payment_id, merchant_id, currency, settlement_date, created_at)
-     select p.id, p.merchant_id, p.currency, ?, ? from payment p
-     where ${PAYMENT_IN_PERIOD} and p.status in (${placeholders(statuses.paid)})${merchant}
-       and exists (select 1 from discrepancy d where d.payment_id = p.id and d.status = ?) and ${NOT_SETTLED("p")}`,
-    params,
+  const merchant = run.merchantId === undefined ? [] : [run.merchantId];
+  const held = await rowsOf(
+    session,
+    `select distinct p.id, p.merchant_id, p.currency from discrepancy d join payment p on p.id = d.payment_id
+     where d.status = ? and ${PAYMENT_IN_PERIOD} and p.status in (${placeholders(statuses.paid)})${merchant.length ? " and p.merchant_id = ?" : ""}
+       and ${NOT_SETTLED("p")}`,
+    [statuses.discrepancyOpen, at(session, run.start), at(session, run.end), ...statuses.paid, ...merchant],
   );
+  const rows = rowExecutor(session);
+  const ignore = isMysqlExecutor(rows) ? "insert ignore" : "insert or ignore";
+  for (let from = 0; from < held.length; from += HOLDS_PER_INSERT) {
+    const chunk = held.slice(from, from + HOLDS_PER_INSERT);
+    await runStatement(
+      rows,
+      `${ignore} into settlement_hold (payment_id, merchant_id, currency, settlement_date, created_at) values ${chunk.map(() => "(?, ?, ?, ?, ?)").join(", ")}`,
+      chunk.flatMap((row) => [String(row.id), String(row.merchant_id), String(row.currency), run.settlementDate, at(session, now)]),
+    );
+  }
   const counted = await rowsOf(
     session,
-    `select count(*) as n from settlement_hold where settlement_date = ?${run.merchantId === undefined ? "" : " and merchant_id = ?"}`,
-    [run.settlementDate, ...(run.merchantId === undefined ? [] : [run.merchantId])],
+    `select count(*) as n from settlement_hold where settlement_date = ?${merchant.length ? " and merchant_id = ?" : ""}`,
+    [run.settlementDate, ...merchant],
   );
   return Number(toBigInt(counted[0]?.n));
 }
