@@ -27,7 +27,7 @@ export function decidePayoutOutcome(
   payout: Pick<PayoutRow, "status" | "channelPayoutNo">,
   status: Pick<ChannelPayoutStatus, "state" | "channelPayoutNo">,
 ): PayoutOutcomeDecision {
-  const recordChannelPayoutNo = !!status.channelPayoutNo && !payout.channelPayoutNo;
+  const recordChannelPayoutNo = storableChannelPayoutNo(status.channelPayoutNo) !== undefined && !payout.channelPayoutNo;
   if (status.state === "not_found") return { kind: "unchanged", recordChannelPayoutNo: false };
   const from = payout.status as PayoutStatus;
   const to = status.state === "processing" ? "PROCESSING" : status.state === "paid" ? "PAID" : "FAILED";
@@ -50,7 +50,24 @@ export interface PayoutOutcome {
 export const PAYOUT_DEADLOCK_ATTEMPTS = 3;
 
 /** Longest failure reason kept (the column's size). */
-const MAX_FAILURE_REASON_CHARS = 255;
+export const MAX_FAILURE_REASON_CHARS = 255;
+/** Longest channel transfer id kept (the column's size); the channels' ids are 20 to 40 characters. */
+export const MAX_CHANNEL_PAYOUT_NO_CHARS = 64;
+
+/**
+ * The channel's transfer id if it fits its column, else undefined: a cut id would name another
+ * transfer, and without one the payout is still found by its payout number.
+ */
+export function storableChannelPayoutNo(channelPayoutNo: string | undefined | null): string | undefined {
+  return channelPayoutNo && channelPayoutNo.length <= MAX_CHANNEL_PAYOUT_NO_CHARS ? channelPayoutNo : undefined;
+}
+
+/** The channel's failure text as stored and shown: one line, no control characters, within its column. */
+export function storedFailureReason(detail: string | undefined): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
+  const line = (detail || "failed at the channel").replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ");
+  return Array.from(line).slice(0, MAX_FAILURE_REASON_CHARS).join("");
+}
 
 /**
  * Applies the channel's word about `payout` (as read) in the caller's transaction (either kind).
@@ -60,7 +77,8 @@ export async function applyPayoutStatus(tx: RowScope, payout: PayoutRow, status:
   const decision = decidePayoutOutcome(payout, status);
   const now = new Date();
   if (decision.kind === "unchanged") {
-    if (decision.recordChannelPayoutNo && status.channelPayoutNo) await setChannelPayoutNo(tx, payout.id, status.channelPayoutNo, now);
+    const channelPayoutNo = storableChannelPayoutNo(status.channelPayoutNo);
+    if (decision.recordChannelPayoutNo && channelPayoutNo) await setChannelPayoutNo(tx, payout.id, channelPayoutNo, now);
     return { status: payout.status as PayoutStatus, effect: "unchanged" };
   }
   const { to } = decision;
@@ -71,8 +89,8 @@ export async function applyPayoutStatus(tx: RowScope, payout: PayoutRow, status:
     allowedPayoutSources(to),
     to,
     {
-      channelPayoutNo: status.channelPayoutNo ?? payout.channelPayoutNo,
-      failureReason: to === "FAILED" ? (status.detail || "failed at the channel").slice(0, MAX_FAILURE_REASON_CHARS) : null,
+      channelPayoutNo: storableChannelPayoutNo(status.channelPayoutNo) ?? payout.channelPayoutNo,
+      failureReason: to === "FAILED" ? storedFailureReason(status.detail) : null,
       finishedAt: final ? now : null,
       // A final payout is never swept again; a PROCESSING one keeps the schedule the sweeper sets.
       nextAttemptAt: final ? null : undefined,

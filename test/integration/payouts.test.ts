@@ -8,7 +8,7 @@
  */
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { ChannelPayoutRequest, PaymentChannel } from "../../src/channels/channel.js";
+import type { ChannelPayoutRequest, ChannelPayoutStatus, PaymentChannel } from "../../src/channels/channel.js";
 import { ChannelRegistry } from "../../src/channels/registry.js";
 import { signCardWebhook } from "../../src/channels/card/card-webhook-signature.js";
 import { ValidationError } from "../../src/errors.js";
@@ -151,6 +151,32 @@ async function merchantWithAccount(name: string, channel: Channel, accountType: 
 
 function faultsFor(channel: "alipay" | "wechatpay" | "card", faults: SimulatorFaults, payoutNo?: string) {
   t.simulator.setFaults({ channel, ...(payoutNo ? { outTradeNo: payoutNo } : {}), faults });
+}
+
+/**
+ * A payout service beside the app's whose only channel (alipay) answers the sends of one payout with
+ * `send` and knows no other: for answers the simulator does not give, and to see what is sent.
+ */
+function serviceSending(payoutNo: string, send: (request: ChannelPayoutRequest) => ChannelPayoutStatus) {
+  return createPayoutService({
+    uow: t.app.uow,
+    channels: new ChannelRegistry([
+      {
+        name: "alipay",
+        payouts: {
+          validatePayee: () => undefined,
+          queryPayout: async () => ({ state: "not_found" }),
+          sendPayout: async (request: ChannelPayoutRequest) => {
+            if (request.payoutNo !== payoutNo) throw new Error("not this test's payout");
+            return send(request);
+          },
+        },
+      } as unknown as PaymentChannel,
+    ]),
+    secrets: new SecretBox(t.config.dataEncryptionKey),
+    log: () => {},
+    leaseMs: 1000,
+  });
 }
 
 describe("SetSettlementAccount", () => {
@@ -469,31 +495,37 @@ describe("payouts", () => {
       t.adminHeaders,
     );
     const payees: string[] = [];
-    const spy = createPayoutService({
-      uow: t.app.uow,
-      channels: new ChannelRegistry([
-        {
-          name: "alipay",
-          payouts: {
-            validatePayee: () => undefined,
-            queryPayout: async () => ({ state: "not_found" }),
-            sendPayout: async (request: ChannelPayoutRequest) => {
-              if (request.payoutNo !== payout.payoutNo) throw new Error("not this test's payout");
-              payees.push(request.payee.account);
-              return { state: "paid", channelPayoutNo: "spy" };
-            },
-          },
-        } as unknown as PaymentChannel,
-      ]),
-      secrets: new SecretBox(t.config.dataEncryptionKey),
-      log: () => {},
-      leaseMs: 1000,
+    const spy = serviceSending(payout.payoutNo, (request) => {
+      payees.push(request.payee.account);
+      return { state: "paid", channelPayoutNo: "spy" };
     });
     await makeDue(payout.id);
     await spy.runOnce();
     expect(payees).toContain("2088000000000004");
     expect(payees).not.toContain("2088000000009999");
     expect((await payoutRow(payout.id)).status).toBe("PAID");
+  });
+});
+
+describe("payout bounds", () => {
+  it("keeps at most 255 characters of a channel's failure text and drops a transfer id too long to store", async () => {
+    const merchant = await merchantWithAccount("Long Failure Shop", Channel.ALIPAY, PayeeAccountType.ALIPAY_USER_ID, "2088000000000006");
+    await fund(merchant.id, "CNY", 800n);
+    const payout = await createPayout(merchant.id, "CNY", 800n);
+    const service = serviceSending(payout.payoutNo, () => ({ state: "failed", detail: `\u6536\u6b3e\n${"x".repeat(100_000)}`, channelPayoutNo: "y".repeat(65) }));
+    await makeDue(payout.id);
+    await service.runOnce();
+    const row = await payoutRow(payout.id);
+    expect(row.status).toBe("FAILED");
+    expect(row.failure_reason).toBe(`\u6536\u6b3e ${"x".repeat(252)}`);
+    expect(row.channel_payout_no).toBeNull();
+    expect(await balance(merchant, "CNY")).toMatchObject({ available: 800n, paidOut: 0n });
+  });
+
+  it("looks up the payouts of at most 1,000 settlement orders at once", async () => {
+    const ids = Array.from({ length: 1_000 }, () => newId());
+    expect((await t.app.payouts.payoutsOfSettlements(t.app.uow.session(), ids)).size).toBe(0);
+    await expect(t.app.payouts.payoutsOfSettlements(t.app.uow.session(), [...ids, newId()])).rejects.toThrow(RangeError);
   });
 });
 

@@ -3,7 +3,13 @@ import { describe, expect, it } from "vitest";
 import { Violations } from "../../src/errors.js";
 import { SecretBox } from "../../src/merchants/credentials.js";
 import { accountHint, checkPayeeInput, MAX_ACCOUNT_CHARS, MAX_NAME_CHARS, openPayee, sealPayee } from "../../src/payouts/payee.js";
-import { decidePayoutOutcome } from "../../src/payouts/payout-outcome.js";
+import {
+  decidePayoutOutcome,
+  MAX_CHANNEL_PAYOUT_NO_CHARS,
+  MAX_FAILURE_REASON_CHARS,
+  storableChannelPayoutNo,
+  storedFailureReason,
+} from "../../src/payouts/payout-outcome.js";
 import { allowedPayoutSources, canTransitionPayout, isFinalPayout, type PayoutStatus } from "../../src/payouts/payout-status.js";
 
 const STATUSES: PayoutStatus[] = ["PENDING", "PROCESSING", "PAID", "FAILED"];
@@ -35,6 +41,27 @@ describe("payout transitions", () => {
       recordChannelPayoutNo: false,
     });
     expect(decidePayoutOutcome({ status: "FAILED", channelPayoutNo: null }, { state: "paid" })).toEqual({ kind: "unchanged", recordChannelPayoutNo: false });
+  });
+});
+
+describe("what is kept of the channel's answer", () => {
+  it("keeps a failure reason as one line of at most 255 characters, never cutting a character in two", () => {
+    expect(storedFailureReason("ACCOUNT_FROZEN: \u8d26\u6237\u51bb\u7ed3\r\n\u001b[31m")).toBe("ACCOUNT_FROZEN: \u8d26\u6237\u51bb\u7ed3 [31m");
+    expect(storedFailureReason(undefined)).toBe("failed at the channel");
+    const long = storedFailureReason("\u{1F4B8}".repeat(1_000));
+    expect(Array.from(long)).toHaveLength(MAX_FAILURE_REASON_CHARS);
+    expect(long).toBe("\u{1F4B8}".repeat(MAX_FAILURE_REASON_CHARS));
+  });
+
+  it("keeps a channel transfer id only when it fits its column", () => {
+    expect(storableChannelPayoutNo("po_1QabcDEF")).toBe("po_1QabcDEF");
+    expect(storableChannelPayoutNo("x".repeat(MAX_CHANNEL_PAYOUT_NO_CHARS))).toHaveLength(MAX_CHANNEL_PAYOUT_NO_CHARS);
+    expect(storableChannelPayoutNo("x".repeat(MAX_CHANNEL_PAYOUT_NO_CHARS + 1))).toBeUndefined();
+    expect(storableChannelPayoutNo(undefined)).toBeUndefined();
+    expect(decidePayoutOutcome({ status: "PROCESSING", channelPayoutNo: null }, { state: "processing", channelPayoutNo: "x".repeat(65) })).toEqual({
+      kind: "unchanged",
+      recordChannelPayoutNo: false,
+    });
   });
 });
 
