@@ -265,14 +265,22 @@ export function createCallbackService(options: CallbackServiceOptions) {
       return await options.uow.rowTransaction(session, async (tx) => {
         const result = await payouts.applyNotification(tx, channel.name, notification);
         if (result.kind === "unknown_payout") {
-          return record(tx, channel.name, request, receivedAt, "unknown_payment", channel.rejectAnswer(result.reason), { ...ids, reason: result.reason });
+          const reject = channel.rejectAnswer(result.reason);
+          return record(tx, channel.name, request, receivedAt, "unknown_payment", reject, { ...ids, reason: result.reason });
         }
         if (result.kind === "mismatch") {
           log(`callback ${channel.name} ${notification.notificationId}: ${result.reason}`);
-          return record(tx, channel.name, request, receivedAt, "mismatch", channel.rejectAnswer("amount mismatch"), { ...ids, reason: result.reason });
+          const reject = channel.rejectAnswer("amount mismatch");
+          return record(tx, channel.name, request, receivedAt, "mismatch", reject, { ...ids, reason: result.reason });
         }
         // After the transition, in the same transaction: a duplicate rolls back the whole of it.
-        await insertInboxRow(tx, { id: newId(receivedAt.getTime()), channel: channel.name, notificationId: notification.notificationId, paymentId: null, createdAt: receivedAt });
+        await insertInboxRow(tx, {
+          id: newId(receivedAt.getTime()),
+          channel: channel.name,
+          notificationId: notification.notificationId,
+          paymentId: null,
+          createdAt: receivedAt,
+        });
         const effect = `payout ${result.payoutId} ${result.effect}`;
         await insertLogRow(tx, logRow(channel.name, request, receivedAt, "applied", accept, { ...ids, effect }));
         return { answer: accept, verdict: "applied" as const };
