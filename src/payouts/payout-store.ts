@@ -5,7 +5,7 @@
  * (webhooks) as well as in an ORM one (the sweeper, settlement orders); listings and leases use the ORM.
  */
 import { findRow, insertRow, updateRows } from "../db/rows.js";
-import { entityManager, rowExecutor } from "../db/store-access.js";
+import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
 import type { RowScope, Session } from "../db/unit-of-work.js";
 import { Payout, type PayoutRow } from "./payout-entities.js";
 import type { PayoutStatus } from "./payout-status.js";
@@ -107,4 +107,26 @@ export async function* claimDuePayouts(
 /** Schedules the next attempt of a payout still in `status` and drops its lease. */
 export async function reschedulePayout(session: Session, payoutId: string, status: PayoutStatus, nextAttemptAt: Date): Promise<void> {
   await entityManager(session).nativeUpdate(Payout, { id: payoutId, status }, { nextAttemptAt, leaseUntil: null, updatedAt: new Date() });
+}
+
+/**
+ * Per channel and currency, the amounts of payouts in each status (for the payout ledger check): the
+ * sum of the amounts of payouts still in flight (status in `inFlight`) and of all payouts.
+ */
+export async function payoutTotalsByChannel(
+  session: Session,
+  inFlight: readonly PayoutStatus[],
+): Promise<Array<{ channel: string; currency: string; inFlight: bigint; count: bigint }>> {
+  const rows: Array<Record<string, unknown>> = await entityManager(session).execute(
+    `select channel, currency, coalesce(sum(case when status in (${inFlight.map(() => "?").join(", ")}) then amount else 0 end), 0) as in_flight,
+       count(*) as n
+     from payout group by channel, currency`,
+    [...inFlight],
+  );
+  return rows.map((row) => ({
+    channel: String(row.channel),
+    currency: String(row.currency),
+    inFlight: toBigInt(row.in_flight),
+    count: toBigInt(row.n),
+  }));
 }

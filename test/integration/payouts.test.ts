@@ -16,6 +16,7 @@ import { newId, newTradeNo } from "../../src/ids.js";
 import { checkLedger } from "../../src/ledger/ledger-check.js";
 import { accounts, postEntry } from "../../src/ledger/ledger.js";
 import { SecretBox } from "../../src/merchants/credentials.js";
+import { checkPayoutLedger } from "../../src/payouts/payout-check.js";
 import { createPayoutService, type PayoutView } from "../../src/payouts/payout-service.js";
 import type { SimulatorFaults } from "../../src/simulator/simulator.js";
 import { Channel } from "../../gen/payments/v1/payment_pb.js";
@@ -57,6 +58,7 @@ afterEach(async () => {
   const ledger = await checkLedger(t.app.uow.session());
   expect(ledger.violations).toEqual([]);
   expect(ledger.ok).toBe(true);
+  expect((await checkPayoutLedger(t.app.uow.session())).violations).toEqual([]);
 });
 
 type SqlValue = string | number | bigint | Date | null;
@@ -522,6 +524,19 @@ describe("payout bounds", () => {
     expect(await balance(merchant, "CNY")).toMatchObject({ available: 800n, paidOut: 0n });
   });
 
+  it("finds a payout whose status moved without its ledger entry", async () => {
+    const merchant = await merchantWithAccount("Broken Payout Shop", Channel.WECHAT_PAY, PayeeAccountType.WECHAT_OPENID, WECHAT_OPENID);
+    await fund(merchant.id, "CNY", 4_321n);
+    const payout = await createPayout(merchant.id, "CNY", 4_321n);
+    // Staged corruption: PAID with no payout_paid entry, so the money seems still in transit.
+    await query("update payout set status = 'PAID', next_attempt_at = null where id = ?", [payout.id]);
+    const broken = await checkPayoutLedger(t.app.uow.session());
+    expect(broken.violations).toEqual([expect.objectContaining({ check: "PAYOUT_IN_TRANSIT_MISMATCH", subject: "payout_in_transit:wechatpay CNY" })]);
+    await query("update payout set status = 'PENDING', next_attempt_at = ? where id = ?", [new Date(), payout.id]);
+    expect((await checkPayoutLedger(t.app.uow.session())).violations).toEqual([]);
+    await sweepUntil(payout.id, "PAID");
+  });
+
   it("looks up the payouts of at most 1,000 settlement orders at once", async () => {
     const ids = Array.from({ length: 1_000 }, () => newId());
     expect((await t.app.payouts.payoutsOfSettlements(t.app.uow.session(), ids)).size).toBe(0);
@@ -576,5 +591,6 @@ describe("payouts on the embedded database", () => {
     expect(await e.grpc.settlement.getBalance({ currency: "CNY" }, merchant.headers)).toMatchObject({ available: 0n, paidOut: 2_000n });
     const ledger = await checkLedger(e.app.uow.session());
     expect(ledger.violations).toEqual([]);
+    expect((await checkPayoutLedger(e.app.uow.session())).violations).toEqual([]);
   });
 });
