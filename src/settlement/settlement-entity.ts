@@ -51,16 +51,17 @@ export type SettlementRow = InferEntity<typeof Settlement>;
 
 /**
  * One amount of a settlement order. Its id IS its source's id: the payment (PAYMENT lines), the
- * refund (REFUND lines), the carried order (CARRIED lines) or the order itself (WITHDRAWAL), so the
- * primary key is the unique key that keeps anything from being settled twice, even by racing runs.
+ * refund (REFUND lines), the carried order (CARRIED lines) or the order itself (WITHDRAWAL), and it
+ * is unique, which keeps anything from being settled twice, even by racing runs. The primary key
+ * is (order, id), so an order's lines lie together: its totals and pages are one range read.
  */
 export const SettlementLine = defineEntity({
   name: "SettlementLine",
   tableName: "settlement_line",
-  indexes: [{ name: "settlement_line_order_idx", properties: ["settlementId", "id"] }],
+  uniques: [{ name: "settlement_line_source_uq", properties: ["id"] }],
   properties: {
+    settlementId: p.string().length(26).primary(),
     id: p.string().length(26).primary(),
-    settlementId: p.string().length(26),
     merchantId: p.string().length(26),
     /** `PAYMENT`, `REFUND`, `CARRIED`, `WITHDRAWAL`. */
     kind: p.string().length(16),

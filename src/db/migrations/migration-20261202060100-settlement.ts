@@ -27,8 +27,8 @@ export class Migration20261202060100 extends Migration {
     this.addSql(`alter table \`settlement\` add index \`settlement_merchant_list_idx\`(\`merchant_id\`, \`id\`);`);
     this.addSql(`alter table \`settlement\` add index \`settlement_carry_idx\`(\`merchant_id\`, \`currency\`, \`status\`, \`carried_into_id\`);`);
 
-    this.addSql(`create table \`settlement_line\` (\`id\` varchar(26) not null, \`settlement_id\` varchar(26) not null, \`merchant_id\` varchar(26) not null, \`kind\` varchar(16) not null, \`payment_id\` varchar(26) null, \`refund_id\` varchar(26) null, \`gross\` bigint not null, \`fee\` bigint not null, \`net\` bigint not null, \`occurred_at\` datetime(3) not null, primary key (\`id\`)) default character set utf8mb4 engine = InnoDB;`);
-    this.addSql(`alter table \`settlement_line\` add index \`settlement_line_order_idx\`(\`settlement_id\`, \`id\`);`);
+    this.addSql(`create table \`settlement_line\` (\`id\` varchar(26) not null, \`settlement_id\` varchar(26) not null, \`merchant_id\` varchar(26) not null, \`kind\` varchar(16) not null, \`payment_id\` varchar(26) null, \`refund_id\` varchar(26) null, \`gross\` bigint not null, \`fee\` bigint not null, \`net\` bigint not null, \`occurred_at\` datetime(3) not null, primary key (\`settlement_id\`, \`id\`)) default character set utf8mb4 engine = InnoDB;`);
+    this.addSql(`alter table \`settlement_line\` add unique \`settlement_line_source_uq\`(\`id\`);`);
 
     this.addSql(`create table \`settlement_hold\` (\`payment_id\` varchar(26) not null, \`merchant_id\` varchar(26) not null, \`currency\` varchar(3) not null, \`settlement_date\` varchar(10) not null, \`created_at\` datetime(3) not null, primary key (\`payment_id\`)) default character set utf8mb4 engine = InnoDB;`);
     this.addSql(`alter table \`settlement_hold\` add index \`settlement_hold_merchant_idx\`(\`merchant_id\`, \`currency\`);`);
