@@ -6,6 +6,7 @@
  * money, unknown answers moving nothing, duplicated webhooks and racing sweepers applying once, and
  * the ledger invariants checked after every test.
  */
+import { Code } from "@connectrpc/connect";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ChannelPayoutRequest, ChannelPayoutStatus, PaymentChannel } from "../../src/channels/channel.js";
@@ -19,11 +20,12 @@ import { SecretBox } from "../../src/merchants/credentials.js";
 import { checkPayoutLedger } from "../../src/payouts/payout-check.js";
 import { createPayoutService, type PayoutView } from "../../src/payouts/payout-service.js";
 import type { SimulatorFaults } from "../../src/simulator/simulator.js";
+import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Channel } from "../../gen/payments/v1/payment_pb.js";
 import { PayeeAccountType } from "../../gen/payments/v1/settlement_service_pb.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
 import { startTestApp, type TestApp, testKeys } from "../support/test-app.js";
-import { eventually, grpcError } from "../support/waiting.js";
+import { connectError, eventually, grpcError } from "../support/waiting.js";
 
 const ALIPAY_USER = "2088123456789012";
 const WECHAT_OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
@@ -241,6 +243,19 @@ describe("SetSettlementAccount", () => {
     const badId = await refusal({ merchantId: "x".repeat(65), channel: Channel.CARD, accountType: PayeeAccountType.BANK_ACCOUNT, account: BANK_ACCOUNT });
     expect(badId.badRequest?.fieldViolations.map((v) => v.field)).toEqual(["merchant_id"]);
     expect(await accountRows(merchant.id)).toBe(0);
+  });
+
+  it("is an admin call, and answers the same over Connect", async () => {
+    const merchant = await t.createMerchant("Connect Account Shop");
+    const request = { merchantId: merchant.id, channel: Channel.CARD, accountType: PayeeAccountType.BANK_ACCOUNT, account: BANK_ACCOUNT };
+    const denied = await grpcError(t.grpc.settlement.setSettlementAccount(request, merchant.headers));
+    expect(denied.code).toBe(GrpcStatus.PERMISSION_DENIED);
+    expect(await accountRows(merchant.id)).toBe(0);
+    const answer = await t.connect.settlement.setSettlementAccount(request, { headers: t.adminHeaders });
+    expect(answer).toMatchObject({ merchantId: merchant.id, channel: Channel.CARD, accountHint: `${"*".repeat(16)}ct42` });
+    const refused = await connectError(t.connect.settlement.setSettlementAccount({ ...request, account: "ba_!" }, { headers: t.adminHeaders }));
+    expect(refused.code).toBe(Code.InvalidArgument);
+    expect(refused.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => v.field)).toEqual(["account"]);
   });
 
   it("answers NOT_FOUND for an unknown merchant", async () => {
