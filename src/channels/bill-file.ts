@@ -71,9 +71,10 @@ export interface ByteLine {
 }
 
 /**
- * Splits a byte stream into lines (`\n`, with a `\r` before it dropped). Memory stays within one
- * line plus one chunk: a line longer than `maxLineBytes`, or more than `maxLines` lines, is a
- * {@link BillFormatError}. The last line is yielded with `terminated: false` when the stream ends
+ * Splits a byte stream into lines (`\n`, with a `\r` before it dropped), handed out in batches
+ * (the lines of one chunk: one await per chunk, not per line). Memory stays within one line plus
+ * one chunk: a line longer than `maxLineBytes`, or more than `maxLines` lines, is a
+ * {@link BillFormatError}. The last line comes with `terminated: false` when the stream ends
  * without a line end (a cut file); an empty last line after a final `\n` is not yielded.
  * GBK is safe to split this way: its second bytes are never 0x0A or 0x0D.
  */
@@ -81,7 +82,7 @@ export async function* splitLines(
   chunks: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
   channel: ChannelName,
   limits: Pick<BillLimits, "maxLineBytes" | "maxLines">,
-): AsyncGenerator<ByteLine> {
+): AsyncGenerator<ByteLine[]> {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let line = 0;
@@ -93,6 +94,7 @@ export async function* splitLines(
   const tooLong = (at: number) => new BillFormatError(channel, `line longer than ${limits.maxLineBytes} bytes`, at);
   for await (const piece of chunks) {
     const chunk = typeof piece === "string" ? Buffer.from(piece, "utf8") : piece;
+    const batch: ByteLine[] = [];
     let start = 0;
     for (;;) {
       const end = chunk.indexOf(0x0a, start);
@@ -107,7 +109,7 @@ export async function* splitLines(
       if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, bytes.length - 1);
       const number = next();
       if (bytes.length > limits.maxLineBytes) throw tooLong(number);
-      yield { line: number, bytes, terminated: true };
+      batch.push({ line: number, bytes, terminated: true });
       start = end + 1;
     }
     if (start < chunk.length) {
@@ -117,13 +119,36 @@ export async function* splitLines(
       pendingBytes += rest.length;
       if (pendingBytes > limits.maxLineBytes + 1) throw tooLong(line + 1);
     }
+    if (batch.length > 0) yield batch;
   }
   if (pendingBytes > 0) {
     const bytes = Buffer.concat(pending, pendingBytes);
     const number = next();
     if (bytes.length > limits.maxLineBytes) throw tooLong(number);
-    yield { line: number, bytes, terminated: false };
+    yield [{ line: number, bytes, terminated: false }];
   }
+}
+
+const CHINA_TIME = /^(\d{4}-\d{2}-\d{2}) ([01]\d|2[0-3]):([0-5]\d):([0-5]\d)$/;
+
+/**
+ * A parser for `yyyy-MM-dd HH:mm:ss` China time (no daylight saving) that asks the channel's own
+ * helper (`parseDay`, e.g. parseAlipayTime) about each calendar day once and adds the time of day:
+ * a bill's million rows fall on one or two days.
+ */
+export function chinaTimeParser(parseDay: (text: string) => Date | undefined): (text: string) => Date | undefined {
+  let day = "";
+  let dayStart: number | undefined;
+  return (text) => {
+    const match = CHINA_TIME.exec(text);
+    if (!match) return undefined;
+    if (match[1] !== day) {
+      day = match[1] as string;
+      dayStart = parseDay(`${day} 00:00:00`)?.getTime();
+    }
+    if (dayStart === undefined) return undefined;
+    return new Date(dayStart + ((Number(match[2]) * 60 + Number(match[3])) * 60 + Number(match[4])) * 1000);
+  };
 }
 
 /** Streams `path` in chunks. */

@@ -15,7 +15,7 @@
 import iconv from "iconv-lite";
 import yauzl, { type Entry, type ZipFile } from "yauzl";
 import { parseMinor } from "../../money/currency.js";
-import { billAmount, type BillLimits, billLimits, magnitude, signedFee, splitLines } from "../bill-file.js";
+import { billAmount, type BillLimits, billLimits, type ByteLine, checkFileSize, chinaTimeParser, magnitude, signedFee, splitLines } from "../bill-file.js";
 import { BillFormatError, type BillRecord } from "../channel.js";
 import { parseAlipayTime } from "./alipay-time.js";
 
@@ -44,6 +44,7 @@ const COUNTS = /交易合计：(\d+)笔，退款合计：(\d+)笔/;
 
 /** Splits one CSV line; double quotes may wrap a field, `""` inside quotes is a quote. */
 export function splitCsvLine(line: string): string[] {
+  if (!line.includes('"')) return line.split(",");
   const fields: string[] = [];
   let field = "";
   let quoted = false;
@@ -176,13 +177,17 @@ function detailColumns(header: string[], line: number): DetailColumns {
   return columns;
 }
 
-function detailRecord(fields: string[], columns: DetailColumns, line: number): BillRecord {
-  const field = (index: number | undefined) => (index === undefined ? "" : (fields[index] ?? "").trim());
+function fieldOf(fields: string[], index: number | undefined): string {
+  return index === undefined ? "" : (fields[index] ?? "").trim();
+}
+
+function detailRecord(fields: string[], columns: DetailColumns, line: number, parseTime: (text: string) => Date | undefined): BillRecord {
+  const field = (index: number | undefined) => fieldOf(fields, index);
   const businessType = field(columns.businessType);
   const kind = businessType === ALIPAY_BUSINESS_TYPES.payment ? "payment" : businessType === ALIPAY_BUSINESS_TYPES.refund ? "refund" : undefined;
   if (!kind) throw new BillFormatError(CHANNEL, `unknown business type ${JSON.stringify(businessType.slice(0, 32))}`, line);
   const timeText = field(columns.finishedAt) || field(columns.createdAt);
-  const occurredAt = parseAlipayTime(timeText);
+  const occurredAt = parseTime(timeText);
   if (!occurredAt) throw new BillFormatError(CHANNEL, `bad date ${JSON.stringify(timeText.slice(0, 32))} in column ${ALIPAY_BILL_COLUMNS.finishedAt}`, line);
   const paymentNo = field(columns.outTradeNo);
   if (!paymentNo) throw new BillFormatError(CHANNEL, `empty ${ALIPAY_BILL_COLUMNS.outTradeNo}`, line);
@@ -207,6 +212,18 @@ function detailRecord(fields: string[], columns: DetailColumns, line: number): B
   return record;
 }
 
+const NEWLINE = Buffer.from("\n");
+
+/**
+ * The lines of a batch as text. One decode per batch, not per line (each call allocates): the
+ * lines are joined with `\n`, which never occurs inside a GBK character, and split again.
+ */
+function decodeGbkLines(batch: ByteLine[]): string[] {
+  const parts: Buffer[] = [];
+  for (const { bytes } of batch) parts.push(bytes, NEWLINE);
+  return iconv.decode(Buffer.concat(parts), "gbk").split("\n");
+}
+
 /**
  * Reads the detail CSV of a trade bill from its lines (GBK bytes), yielding one record per row:
  * business type `交易` a payment, `退款` a refund, anything else a {@link BillFormatError}.
@@ -222,51 +239,62 @@ export async function* readAlipayDetailLines(
   let closed = false;
   let lastLine = 0;
   const counted = { payment: 0, refund: 0 };
-  for await (const { line, bytes, terminated } of splitLines(chunks, CHANNEL, limits)) {
-    lastLine = line;
-    const text = iconv.decode(bytes, "gbk");
-    if (!columns) {
-      if (text.startsWith("#")) {
-        const date = START_DATE.exec(text);
-        if (date && `${date[1]}-${date[2]}-${date[3]}` !== billDate) {
-          throw new BillFormatError(CHANNEL, `bill date mismatch: the file is for ${date[1]}-${date[2]}-${date[3]}, not ${billDate}`, line);
+  const parseTime = chinaTimeParser(parseAlipayTime);
+  for await (const batch of splitLines(chunks, CHANNEL, limits)) {
+    const records: BillRecord[] = [];
+    const texts = decodeGbkLines(batch);
+    for (const [index, { line, terminated }] of batch.entries()) {
+      lastLine = line;
+      const text = texts[index] as string;
+      if (!columns) {
+        if (text.startsWith("#")) {
+          const date = START_DATE.exec(text);
+          if (date && `${date[1]}-${date[2]}-${date[3]}` !== billDate) {
+            throw new BillFormatError(CHANNEL, `bill date mismatch: the file is for ${date[1]}-${date[2]}-${date[3]}, not ${billDate}`, line);
+          }
+          continue;
         }
+        if (text.trim() === "") continue;
+        if (!terminated) throw new BillFormatError(CHANNEL, "truncated: the file ends in the middle of the header", line);
+        columns = detailColumns(splitCsvLine(text), line);
         continue;
       }
-      if (text.trim() === "") continue;
-      if (!terminated) throw new BillFormatError(CHANNEL, "truncated: the file ends in the middle of the header", line);
-      columns = detailColumns(splitCsvLine(text), line);
-      continue;
-    }
-    if (text.startsWith("#")) {
-      // The first `#` line after the rows closes the detail; the totals line may follow it.
-      const counts = COUNTS.exec(text);
-      if (counts) {
-        const [payments, refunds] = [Number(counts[1]), Number(counts[2])];
-        if (payments !== counted.payment || refunds !== counted.refund) {
-          throw new BillFormatError(
-            CHANNEL,
-            `totals say ${payments} payments and ${refunds} refunds, the detail has ${counted.payment} and ${counted.refund} (truncated?)`,
-            line,
-          );
+      if (text.startsWith("#")) {
+        // The first `#` line after the rows closes the detail; the totals line may follow it.
+        const counts = COUNTS.exec(text);
+        if (counts) {
+          const [payments, refunds] = [Number(counts[1]), Number(counts[2])];
+          if (payments !== counted.payment || refunds !== counted.refund) {
+            throw new BillFormatError(
+              CHANNEL,
+              `totals say ${payments} payments and ${refunds} refunds, the detail has ${counted.payment} and ${counted.refund} (truncated?)`,
+              line,
+            );
+          }
+          yield* records;
+          return;
         }
+        if (!closed && text.includes("结束")) {
+          // `#...业务明细列表结束...`: the totals line (checked above) comes next, when the export has one.
+          closed = true;
+          continue;
+        }
+        yield* records;
         return;
       }
-      if (!closed && text.includes("结束")) {
-        // `#...业务明细列表结束...`: the totals line (checked above) comes next, when the export has one.
-        closed = true;
-        continue;
+      if (closed) {
+        yield* records;
+        return;
       }
-      return;
+      if (text.trim() === "") continue;
+      if (!terminated) throw new BillFormatError(CHANNEL, "truncated: the last line has no line end", line);
+      const fields = splitCsvLine(text);
+      if (fields.length !== columns.count) throw new BillFormatError(CHANNEL, `expected ${columns.count} columns, got ${fields.length}`, line);
+      const record = detailRecord(fields, columns, line, parseTime);
+      counted[record.kind] += 1;
+      records.push(record);
     }
-    if (closed) return;
-    if (text.trim() === "") continue;
-    if (!terminated) throw new BillFormatError(CHANNEL, "truncated: the last line has no line end", line);
-    const fields = splitCsvLine(text);
-    if (fields.length !== columns.count) throw new BillFormatError(CHANNEL, `expected ${columns.count} columns, got ${fields.length}`, line);
-    const record = detailRecord(fields, columns, line);
-    counted[record.kind] += 1;
-    yield record;
+    yield* records;
   }
   if (!columns) throw new BillFormatError(CHANNEL, "no detail header (支付宝交易号, 业务类型, ...) in the detail file", lastLine || undefined);
   if (!closed) throw new BillFormatError(CHANNEL, "truncated: the file ends inside the detail, without its closing # line", lastLine);
@@ -279,6 +307,7 @@ export async function* readAlipayDetailLines(
  */
 export async function* readAlipayBill(zipPath: string, billDate: string, limitOverrides?: Partial<BillLimits>): AsyncGenerator<BillRecord> {
   const limits = billLimits(limitOverrides);
+  await checkFileSize(zipPath, CHANNEL, limits.maxFileBytes);
   const zip = await openZip(zipPath);
   try {
     const { entry, name } = await findDetailEntry(zip, limits);

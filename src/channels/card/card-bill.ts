@@ -96,17 +96,21 @@ export async function* readCardBillLines(
 ): AsyncGenerator<BillRecord> {
   const dayStart = utcDayStart(billDate);
   if (dayStart === undefined) throw new RangeError(`bill date must be yyyy-MM-dd, got ${JSON.stringify(billDate)}`);
-  for await (const { line, bytes, terminated } of splitLines(chunks, CHANNEL, limits)) {
-    if (!terminated) throw new BillFormatError(CHANNEL, "truncated: the last line has no line end", line);
-    let transaction: unknown;
-    try {
-      transaction = JSON.parse(bytes.toString("utf8"));
-    } catch {
-      throw new BillFormatError(CHANNEL, "not a JSON object", line);
+  for await (const batch of splitLines(chunks, CHANNEL, limits)) {
+    const records: BillRecord[] = [];
+    for (const { line, bytes, terminated } of batch) {
+      if (!terminated) throw new BillFormatError(CHANNEL, "truncated: the last line has no line end", line);
+      let transaction: unknown;
+      try {
+        transaction = JSON.parse(bytes.toString("utf8"));
+      } catch {
+        throw new BillFormatError(CHANNEL, "not a JSON object", line);
+      }
+      if (!isWireObject(transaction)) throw new BillFormatError(CHANNEL, "not a JSON object", line);
+      const record = cardBillRecord(transaction, line, dayStart);
+      if (record) records.push(record);
     }
-    if (!isWireObject(transaction)) throw new BillFormatError(CHANNEL, "not a JSON object", line);
-    const record = cardBillRecord(transaction, line, dayStart);
-    if (record) yield record;
+    yield* records;
   }
 }
 

@@ -7,9 +7,21 @@
  * truncated file shows.
  */
 import { currencyExponent, formatMinor, isKnownCurrency, parseMinor } from "../../money/currency.js";
-import { billAmount, type BillLimits, billLimits, checkFileSize, checkSha1, magnitude, readFileChunks, sha1OfFile, signedFee, splitLines } from "../bill-file.js";
+import {
+  billAmount,
+  type BillLimits,
+  billLimits,
+  checkFileSize,
+  checkSha1,
+  chinaTimeParser,
+  magnitude,
+  readFileChunks,
+  sha1OfFile,
+  signedFee,
+  splitLines,
+} from "../bill-file.js";
 import { BillFormatError, type BillRecord } from "../channel.js";
-import { parseWechatBillTime, toWechatBillTime } from "./wechatpay-time.js";
+import { parseWechatBillTime } from "./wechatpay-time.js";
 
 /** Header names of the detail section as WeChat writes them (ALL bill). */
 export const WECHAT_BILL_COLUMNS = Object.freeze({
@@ -98,6 +110,8 @@ const SUMMARY_TOTALS: Readonly<Record<string, string>> = Object.freeze({
 const SUMMARY_COUNT = "总交易单数";
 const CHANNEL = "wechatpay";
 
+const ZERO_TEXTS = new Set(["", "0", "0.00", "0.00000"]);
+
 /** Refund states of a refund row; only SUCCESS becomes a record, the others are known and skipped. */
 const REFUND_STATES = new Set(["SUCCESS", "PROCESSING", "CLOSED", "ABNORMAL", "CHANGE", "FAIL"]);
 
@@ -182,8 +196,9 @@ class DetailTotals {
     this.rows += 1;
     const values = new Map<string, bigint>();
     for (const [name, index] of this.indexes) {
-      const text = (fields[index] ?? "").trim() || "0";
-      const value = billAmount(CHANNEL, line, name, () => parseWechatBillAmount(text, currency), text);
+      const text = (fields[index] ?? "").trim();
+      // Most of these columns are zero on any one row.
+      const value = ZERO_TEXTS.has(text) ? 0n : billAmount(CHANNEL, line, name, () => parseWechatBillAmount(text, currency), text);
       values.set(name, value);
       this.sums.set(name, (this.sums.get(name) ?? 0n) + value);
     }
@@ -214,6 +229,67 @@ function checkSummary(header: string[], row: string[] | undefined, totals: Detai
   });
 }
 
+function fieldOf(fields: string[], index: number | undefined): string {
+  return index === undefined ? "" : (fields[index] ?? "").trim();
+}
+
+/** One detail row → a record; undefined for a revoked trade or an unfinished refund. */
+function detailRecord(
+  fields: string[],
+  columns: DetailColumns,
+  summed: Map<string, bigint>,
+  currency: string,
+  line: number,
+  billDate: string,
+  parseTime: (text: string) => Date | undefined,
+): BillRecord | undefined {
+  const c = WECHAT_BILL_COLUMNS;
+  const tradeState = fieldOf(fields, columns.tradeState);
+  let kind: BillRecord["kind"] | undefined;
+  if (tradeState === "SUCCESS") kind = "payment";
+  else if (tradeState === "REFUND") {
+    const refundState = fieldOf(fields, columns.refundStatus) || "SUCCESS";
+    if (!REFUND_STATES.has(refundState)) throw new BillFormatError(CHANNEL, `unknown refund state ${JSON.stringify(refundState.slice(0, 32))}`, line);
+    if (refundState === "SUCCESS") kind = "refund";
+  } else if (tradeState !== "REVOKED") {
+    throw new BillFormatError(CHANNEL, `unknown trade state ${JSON.stringify(tradeState.slice(0, 32))}`, line);
+  }
+  const timeText = fieldOf(fields, columns.tradeTime);
+  const occurredAt = parseTime(timeText);
+  if (!occurredAt) throw new BillFormatError(CHANNEL, `bad date ${JSON.stringify(timeText.slice(0, 32))} in column ${c.tradeTime}`, line);
+  if (!kind) return undefined;
+  // Bill times are China time, so the text's own date is the China date.
+  if (kind === "payment" && timeText.slice(0, 10) !== billDate) {
+    throw new BillFormatError(CHANNEL, `bill date mismatch: a payment of ${timeText.slice(0, 10)} in the bill of ${billDate}`, line);
+  }
+  const amount = (column: [number, string] | undefined): bigint => {
+    if (!column) throw new BillFormatError(CHANNEL, `missing column ${c.requestedRefund}/${c.settlementRefund}`, line);
+    const known = summed.get(column[1]);
+    if (known !== undefined) return magnitude(known);
+    const text = fieldOf(fields, column[0]) || "0";
+    return magnitude(billAmount(CHANNEL, line, column[1], () => parseWechatBillAmount(text, currency), text));
+  };
+  const feeText = fieldOf(fields, columns.fee) || "0";
+  const record: BillRecord = {
+    kind,
+    paymentNo: fieldOf(fields, columns.outTradeNo),
+    amountMinor: kind === "payment" ? amount(columns.orderAmount) : amount(columns.refundAmount),
+    feeMinor: signedFee(kind, summed.get(c.fee) ?? billAmount(CHANNEL, line, c.fee, () => parseWechatBillAmount(feeText, currency), feeText)),
+    currency,
+    occurredAt,
+    line,
+  };
+  if (!record.paymentNo) throw new BillFormatError(CHANNEL, `empty ${c.outTradeNo}`, line);
+  const transactionId = fieldOf(fields, columns.transactionId);
+  if (transactionId) record.channelTradeNo = transactionId;
+  if (kind === "refund") {
+    const refundNo = fieldOf(fields, columns.outRefundNo);
+    if (!refundNo) throw new BillFormatError(CHANNEL, `refund row without ${c.outRefundNo}`, line);
+    record.refundNo = refundNo;
+  }
+  return record;
+}
+
 /**
  * Reads an ALL trade bill from its bytes, yielding one record per payment (trade state `SUCCESS`)
  * and per successful refund (`REFUND` with 退款状态 `SUCCESS`); revoked trades and unfinished
@@ -233,82 +309,46 @@ export async function* readWechatBillLines(
   let summaryHeader: string[] | undefined;
   let currency = "CNY";
   let lastLine = 0;
-  const c = WECHAT_BILL_COLUMNS;
-  for await (const { line, bytes, terminated } of splitLines(chunks, CHANNEL, limits)) {
-    lastLine = line;
-    let text = bytes.toString("utf8");
-    if (line === 1) text = text.replace(/^\uFEFF/, "");
-    if (text.trim() === "") continue;
-    if (!terminated) throw new BillFormatError(CHANNEL, "truncated: the last line has no line end", line);
-    if (!columns || !totals) {
-      const names = text.split(",").map((name) => name.trim());
-      if (text.startsWith("`") || !names.includes(c.tradeTime)) {
-        throw new BillFormatError(CHANNEL, "no detail header (交易时间, 商户订单号, ...) before the first row", line);
+  const parseTime = chinaTimeParser(parseWechatBillTime);
+  for await (const batch of splitLines(chunks, CHANNEL, limits)) {
+    const records: BillRecord[] = [];
+    for (const { line, bytes, terminated } of batch) {
+      lastLine = line;
+      let text = bytes.toString("utf8");
+      if (line === 1) text = text.replace(/^\uFEFF/, "");
+      if (text.trim() === "") continue;
+      if (!terminated) throw new BillFormatError(CHANNEL, "truncated: the last line has no line end", line);
+      if (!columns || !totals) {
+        const names = text.split(",").map((name) => name.trim());
+        if (text.startsWith("`") || !names.includes(WECHAT_BILL_COLUMNS.tradeTime)) {
+          throw new BillFormatError(CHANNEL, "no detail header (交易时间, 商户订单号, ...) before the first row", line);
+        }
+        columns = detailColumns(names, line);
+        totals = new DetailTotals(names);
+        continue;
       }
-      columns = detailColumns(names, line);
-      totals = new DetailTotals(names);
-      continue;
+      if (summaryHeader) {
+        checkSummary(summaryHeader, splitDataRow(text.trim()), totals, currency, line);
+        yield* records;
+        return;
+      }
+      if (text.startsWith(SUMMARY_COUNT)) {
+        summaryHeader = text.split(",").map((name) => name.trim());
+        continue;
+      }
+      const fields = splitDataRow(text.trim());
+      if (!fields || fields.length !== columns.names.length) {
+        throw new BillFormatError(CHANNEL, `expected ${columns.names.length} backtick-prefixed fields, got ${fields?.length ?? "a row without backticks"}`, line);
+      }
+      const rowCurrency = fieldOf(fields, columns.currency) || "CNY";
+      if (rowCurrency !== currency && !isKnownCurrency(rowCurrency)) {
+        throw new BillFormatError(CHANNEL, `unknown currency ${JSON.stringify(rowCurrency.slice(0, 8))}`, line);
+      }
+      currency = rowCurrency;
+      const record = detailRecord(fields, columns, totals.add(fields, currency, line), currency, line, billDate, parseTime);
+      if (record) records.push(record);
     }
-    if (summaryHeader) {
-      checkSummary(summaryHeader, splitDataRow(text.trim()), totals, currency, line);
-      return;
-    }
-    if (text.startsWith(SUMMARY_COUNT)) {
-      summaryHeader = text.split(",").map((name) => name.trim());
-      continue;
-    }
-    const fields = splitDataRow(text.trim());
-    if (!fields || fields.length !== columns.names.length) {
-      throw new BillFormatError(CHANNEL, `expected ${columns.names.length} backtick-prefixed fields, got ${fields?.length ?? "a row without backticks"}`, line);
-    }
-    const field = (index: number | undefined) => (index === undefined ? "" : (fields[index] ?? "").trim());
-    const rowCurrency = field(columns.currency) || "CNY";
-    if (!isKnownCurrency(rowCurrency)) throw new BillFormatError(CHANNEL, `unknown currency ${JSON.stringify(rowCurrency.slice(0, 8))}`, line);
-    currency = rowCurrency;
-    const summed = totals.add(fields, currency, line);
-
-    const tradeState = field(columns.tradeState);
-    let kind: BillRecord["kind"] | undefined;
-    if (tradeState === "SUCCESS") kind = "payment";
-    else if (tradeState === "REFUND") {
-      const refundState = field(columns.refundStatus) || "SUCCESS";
-      if (!REFUND_STATES.has(refundState)) throw new BillFormatError(CHANNEL, `unknown refund state ${JSON.stringify(refundState.slice(0, 32))}`, line);
-      if (refundState === "SUCCESS") kind = "refund";
-    } else if (tradeState !== "REVOKED") {
-      throw new BillFormatError(CHANNEL, `unknown trade state ${JSON.stringify(tradeState.slice(0, 32))}`, line);
-    }
-    const occurredAt = parseWechatBillTime(field(columns.tradeTime));
-    if (!occurredAt) throw new BillFormatError(CHANNEL, `bad date ${JSON.stringify(field(columns.tradeTime).slice(0, 32))} in column ${c.tradeTime}`, line);
-    if (!kind) continue;
-    if (kind === "payment" && toWechatBillTime(occurredAt).slice(0, 10) !== billDate) {
-      throw new BillFormatError(CHANNEL, `bill date mismatch: a payment of ${toWechatBillTime(occurredAt).slice(0, 10)} in the bill of ${billDate}`, line);
-    }
-    const amount = (column: [number, string] | undefined): bigint => {
-      if (!column) throw new BillFormatError(CHANNEL, `missing column ${c.requestedRefund}/${c.settlementRefund}`, line);
-      const known = summed.get(column[1]);
-      if (known !== undefined) return magnitude(known);
-      const text = field(column[0]) || "0";
-      return magnitude(billAmount(CHANNEL, line, column[1], () => parseWechatBillAmount(text, currency), text));
-    };
-    const feeText = field(columns.fee) || "0";
-    const record: BillRecord = {
-      kind,
-      paymentNo: field(columns.outTradeNo),
-      amountMinor: kind === "payment" ? amount(columns.orderAmount) : amount(columns.refundAmount),
-      feeMinor: signedFee(kind, summed.get(c.fee) ?? billAmount(CHANNEL, line, c.fee, () => parseWechatBillAmount(feeText, currency), feeText)),
-      currency,
-      occurredAt,
-      line,
-    };
-    if (!record.paymentNo) throw new BillFormatError(CHANNEL, `empty ${c.outTradeNo}`, line);
-    const transactionId = field(columns.transactionId);
-    if (transactionId) record.channelTradeNo = transactionId;
-    if (kind === "refund") {
-      const refundNo = field(columns.outRefundNo);
-      if (!refundNo) throw new BillFormatError(CHANNEL, `refund row without ${c.outRefundNo}`, line);
-      record.refundNo = refundNo;
-    }
-    yield record;
+    yield* records;
   }
   if (!columns) throw new BillFormatError(CHANNEL, "no detail header (交易时间, 商户订单号, ...): the file is empty", lastLine || undefined);
   throw new BillFormatError(CHANNEL, `truncated: the file ends without its summary row (${SUMMARY_COUNT}, ...)`, lastLine);
