@@ -30,9 +30,9 @@ import { accounts, PLATFORM_LEDGER_ID, postEntry } from "../ledger/ledger.js";
 import { isKnownCurrency } from "../money/currency.js";
 import { readPageRequest, toPage } from "../pagination.js";
 import { AWAITING_CHANNEL, CHANNEL_MAY_CONTRADICT, isPaid, PAID, type PaymentStatus } from "../payments/payment-status.js";
-import { findPaymentsByNos, listPaidInWindow, type PaymentForBill } from "../payments/payment-store.js";
+import { findPaymentsByNos, listPaidInWindow, type PaidCursor, type PaymentForBill } from "../payments/payment-store.js";
 import type { PaymentLookup, PaymentView } from "../payments/payment-store.js";
-import { findRefundsByNos, listSucceededInWindow, type RefundForBill } from "../refunds/refund-store.js";
+import { findRefundsByNos, listSucceededInWindow, type RefundForBill, type SucceededCursor } from "../refunds/refund-store.js";
 import { discrepancyExists } from "../discrepancies/discrepancy-store.js";
 import { billDateOf, billDayWindow, isCalendarDate } from "./bill-days.js";
 import { MatchedIds } from "./matched-ids.js";
@@ -486,27 +486,35 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
       await store(findings);
     }
 
-    // Pass 2: match the lines, batch by batch.
+    // Pass 2: match the lines, batch by batch. One batch is matched while the next is read: the file
+    // reading overlaps the database round trips; batches never run side by side.
     let batch: BillRecord[] = [];
     let done = 0;
+    let inFlight: Promise<void> = Promise.resolve();
+    const matchNext = async (records: BillRecord[]) => {
+      await inFlight;
+      inFlight = matchBatch(records).then(() => {
+        done += records.length;
+        options.onProgress?.({ phase: "matching", done, total: lines });
+      });
+      // Surfaced by the next await of inFlight; never left unhandled meanwhile.
+      inFlight.catch(() => {});
+    };
     try {
       for await (const record of bill.records()) {
         batch.push(record);
         if (batch.length >= batchSize) {
-          await matchBatch(batch);
-          done += batch.length;
+          await matchNext(batch);
           batch = [];
-          options.onProgress?.({ phase: "matching", done, total: lines });
         }
       }
+      if (batch.length > 0) await matchNext(batch);
+      await inFlight;
     } catch (error) {
       // The file changed between the passes: the run stays unfinished (no finished_at), as a crash leaves it.
       if (error instanceof BillFormatError) throw billInvalid(error);
       throw error;
     }
-    if (batch.length > 0) await matchBatch(batch);
-    done += batch.length;
-    options.onProgress?.({ phase: "matching", done, total: lines });
 
     // Pass 3: ours of the day that no line named.
     matchedPayments.seal();
@@ -520,7 +528,7 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
         findings = [];
       }
     };
-    let afterPayment: { paidAt: Date; id: string } | undefined;
+    let afterPayment: PaidCursor | undefined;
     for (;;) {
       const page = await listPaidInWindow(session, channel, PAID, window, afterPayment, batchSize);
       for (const payment of page) {
@@ -547,10 +555,9 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
       await flush(false);
       options.onProgress?.({ phase: "channel_side", done: ourDone });
       if (page.length < batchSize) break;
-      const last = page[page.length - 1]!;
-      afterPayment = { paidAt: last.paidAt, id: last.id };
+      afterPayment = page[page.length - 1]!.cursor;
     }
-    let afterRefund: { succeededAt: Date; id: string } | undefined;
+    let afterRefund: SucceededCursor | undefined;
     for (;;) {
       const page = await listSucceededInWindow(session, channel, "SUCCEEDED", window, afterRefund, batchSize);
       for (const refund of page) {
@@ -561,8 +568,7 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
       await flush(false);
       options.onProgress?.({ phase: "channel_side", done: ourDone });
       if (page.length < batchSize) break;
-      const last = page[page.length - 1]!;
-      afterRefund = { succeededAt: last.succeededAt, id: last.id };
+      afterRefund = page[page.length - 1]!.cursor;
     }
     await flush(true);
 

@@ -132,33 +132,70 @@ export type RefundForBill = Pick<
   RefundRow,
   "id" | "refundNo" | "paymentId" | "merchantId" | "amount" | "currency" | "status" | "feeReturned" | "channelRefundNo"
 >;
-const BILL_FIELDS = ["id", "refundNo", "paymentId", "merchantId", "amount", "currency", "status", "feeReturned", "channelRefundNo"] as const;
 
-/** The channel's refunds with these refund numbers (a bill batch), only the columns reconciliation reads, in one query. */
-export function findRefundsByNos(session: Session, channel: string, refundNos: readonly string[]): Promise<RefundForBill[]> {
-  if (refundNos.length === 0) return Promise.resolve([]);
-  return entityManager(session).find(Refund, { channel, refundNo: { $in: [...refundNos] } }, { fields: [...BILL_FIELDS], disableIdentityMap: true });
+/** A position in a keyset walk over (succeeded_at, id): opaque to callers, passed back as it came. */
+export interface SucceededCursor {
+  readonly succeededAt: unknown;
+  readonly id: string;
+}
+
+const BILL_COLUMNS = "id, refund_no, payment_id, merchant_id, amount, currency, status, fee_returned, channel_refund_no";
+
+function refundForBill(row: Record<string, unknown>): RefundForBill {
+  return {
+    id: String(row.id),
+    refundNo: String(row.refund_no),
+    paymentId: String(row.payment_id),
+    merchantId: String(row.merchant_id),
+    amount: toBigInt(row.amount),
+    currency: String(row.currency),
+    status: String(row.status),
+    feeReturned: toBigInt(row.fee_returned),
+    channelRefundNo: row.channel_refund_no === null || row.channel_refund_no === undefined ? null : String(row.channel_refund_no),
+  };
+}
+
+/** A datetime column as the driver returns it in raw rows: MySQL a UTC `YYYY-MM-DD HH:MM:SS.mmm` string, SQLite epoch milliseconds. */
+function rawDate(value: unknown): Date {
+  if (value instanceof Date) return value;
+  if (typeof value === "string") return new Date(/^\d+$/.test(value) ? Number(value) : `${value.replace(" ", "T")}Z`);
+  return new Date(Number(value));
+}
+
+/** The channel's refunds with these refund numbers (a bill batch), only the columns reconciliation reads, in one query (hand SQL, as payment-store's findPaymentsByNos). */
+export async function findRefundsByNos(session: Session, channel: string, refundNos: readonly string[]): Promise<RefundForBill[]> {
+  if (refundNos.length === 0) return [];
+  const rows: Array<Record<string, unknown>> = await entityManager(session).execute(
+    `select ${BILL_COLUMNS} from refund where channel = ? and refund_no in (${refundNos.map(() => "?").join(", ")})`,
+    [channel, ...refundNos],
+  );
+  return rows.map(refundForBill);
 }
 
 /**
  * One page of the channel's refunds in `status` that succeeded in [from, to), ordered by
- * (succeeded_at, id), after the position `after`.
+ * (succeeded_at, id), after `after`; each with the cursor of its position.
  */
 export async function listSucceededInWindow(
   session: Session,
   channel: string,
   status: RefundStatus,
   window: { from: Date; to: Date },
-  after: { succeededAt: Date; id: string } | undefined,
+  after: SucceededCursor | undefined,
   limit: number,
-): Promise<Array<RefundForBill & { succeededAt: Date }>> {
-  const where: Record<string, unknown> = { channel, status, succeededAt: { $gte: window.from, $lt: window.to } };
-  if (after) where.$or = [{ succeededAt: { $gt: after.succeededAt } }, { succeededAt: after.succeededAt, id: { $gt: after.id } }];
-  const rows = await entityManager(session).find(Refund, where, {
-    fields: [...BILL_FIELDS, "succeededAt"],
-    orderBy: { succeededAt: "asc", id: "asc" },
-    limit,
-    disableIdentityMap: true,
-  });
-  return rows as Array<RefundForBill & { succeededAt: Date }>;
+): Promise<Array<RefundForBill & { succeededAt: Date; cursor: SucceededCursor }>> {
+  // The range starts at the cursor, not at the window's start: every page is one index range scan from where the last ended.
+  const params: unknown[] = [channel, status, after ? after.succeededAt : window.from, window.to];
+  let keyset = "";
+  if (after) {
+    keyset = " and (succeeded_at > ? or id > ?)";
+    params.push(after.succeededAt, after.id);
+  }
+  const rows: Array<Record<string, unknown>> = await entityManager(session).execute(
+    `select ${BILL_COLUMNS}, succeeded_at from refund
+     where channel = ? and status = ? and succeeded_at >= ? and succeeded_at < ?${keyset}
+     order by succeeded_at, id limit ${Math.floor(limit)}`,
+    params,
+  );
+  return rows.map((row) => ({ ...refundForBill(row), succeededAt: rawDate(row.succeeded_at), cursor: { succeededAt: row.succeeded_at, id: String(row.id) } }));
 }
