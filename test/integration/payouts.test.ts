@@ -9,6 +9,7 @@
 import { Code } from "@connectrpc/connect";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { buildChannels } from "../../src/app.js";
 import type { ChannelPayoutRequest, ChannelPayoutStatus, PaymentChannel } from "../../src/channels/channel.js";
 import { ChannelRegistry } from "../../src/channels/registry.js";
 import { signCardWebhook } from "../../src/channels/card/card-webhook-signature.js";
@@ -488,12 +489,20 @@ describe("payouts", () => {
     expect(await entriesOf(`payout_paid:${payout.id}`)).toBe(1);
   });
 
-  it("sends each payout once when two sweepers race over the same rows", async () => {
+  it("sends each payout once when two sweepers (as two replicas would have) race over the same rows", async () => {
     const merchant = await merchantWithAccount("Racing Payout Shop", Channel.ALIPAY, PayeeAccountType.ALIPAY_USER_ID, "2088000000000003");
     await fund(merchant.id, "CNY", 10_000n);
     const payouts = [];
     for (let i = 0; i < 5; i++) payouts.push(await createPayout(merchant.id, "CNY", 2_000n));
-    const [a, b] = await Promise.all([t.app.payouts.runOnce(), t.app.payouts.runOnce()]);
+    // A second service with its own adapters, sharing only the database with the app's.
+    const replica = createPayoutService({
+      uow: t.app.uow,
+      channels: new ChannelRegistry(buildChannels(t.config).map(countingPayouts)),
+      secrets: new SecretBox(t.config.dataEncryptionKey),
+      log: () => {},
+      leaseMs: 30_000,
+    });
+    const [a, b] = await Promise.all([t.app.payouts.runOnce(), replica.runOnce()]);
     expect(a.claimed + b.claimed).toBeGreaterThanOrEqual(5);
     for (const payout of payouts) {
       expect((await payoutRow(payout.id)).status).toBe("PAID");
