@@ -56,7 +56,10 @@ function wallClock(instant: number, timeZone: string): number {
   return Date.UTC(parts.year!, parts.month! - 1, parts.day!, parts.hour!, parts.minute!, parts.second!) + (instant - seconds);
 }
 
-/** The instant the zone's clock shows `minutes` past midnight of `date` (the later one if a DST jump skips it). */
+/**
+ * The instant the zone's clock shows `minutes` past midnight of `date`; a time a DST jump skips is
+ * moved forward by the gap (02:30 on a 02:00 → 03:00 night is 03:30), as JavaScript's Temporal does.
+ */
 function zonedInstant(date: string, minutes: number, timeZone: string): Date {
   const [year, month, day] = date.split("-").map(Number) as [number, number, number];
   const wanted = Date.UTC(year, month - 1, day) + minutes * 60_000;
