@@ -299,6 +299,18 @@ describe.each(CHANNEL_PROFILES)("$name bills", { concurrent: true }, (profile: C
       expect(await storedState(profile.name)).toEqual(before);
     });
 
+    it("a channel answering 503 is UNAVAILABLE and stores nothing", async () => {
+      const before = await storedState(profile.name);
+      simulator.setFaults({ channel: profile.name, faults: { apiError: { status: 503 } } });
+      try {
+        const error = await grpcError(reconcile());
+        expect(error.code).toBe(grpc.status.UNAVAILABLE);
+      } finally {
+        simulator.clearFaults({ channel: profile.name });
+      }
+      expect(await storedState(profile.name)).toEqual(before);
+    });
+
     it.runIf(profile.name === "wechatpay")("a bill whose SHA1 does not match is refused and stores nothing", async () => {
       const before = await storedState(profile.name);
       simulator.setFaults({ channel: profile.name, faults: { billWrongHash: true } });
