@@ -53,7 +53,70 @@ function formatWechatBillFee(amountMinor: bigint, currency: string): string {
 
 /** A field as WeChat writes it: backtick-prefixed, and never containing the `,\`` separator or a line break. */
 function cell(value: string): string {
+  if (!value.includes("`") && !value.includes("\n") && !value.includes("\r")) return `\`${value}`;
   return `\`${value.replace(/[\r\n]+/g, " ").replaceAll(",`", ", `")}`;
+}
+
+/** `format` remembering its last answer: consecutive rows often share a second. */
+function lastValueCache(format: (date: Date) => string): (date: Date) => string {
+  let lastTime = Number.NaN;
+  let lastText = "";
+  return (date) => {
+    const time = date.getTime();
+    if (time !== lastTime) {
+      lastTime = time;
+      lastText = format(date);
+    }
+    return lastText;
+  };
+}
+
+const c = WECHAT_BILL_COLUMNS;
+/** The detail columns in {@link WECHAT_ALL_BILL_HEADER}'s order, as {@link detailRow} writes them. */
+const ROW_ORDER = [
+  c.tradeTime, c.appId, c.mchId, c.subMchId, c.deviceInfo, c.transactionId, c.outTradeNo, c.openId, c.tradeType, c.tradeState,
+  c.bankType, c.currency, c.settlementTotal, c.couponAmount, c.refundId, c.outRefundNo, c.settlementRefund, c.rechargeCouponRefund,
+  c.refundType, c.refundStatus, c.goodsName, c.attach, c.fee, c.feeRate, c.orderAmount, c.requestedRefund, c.feeRateRemark,
+];
+if (ROW_ORDER.join() !== WECHAT_ALL_BILL_HEADER.join()) throw new Error("wechatpay-bill-writer: row order differs from the header");
+
+/** One detail row, fields in header order (built as an array: a keyed object per row is slow for a million rows). */
+function detailRow(row: WechatBillRow, account: WechatBillAccount, tradeTime: string): string {
+  const yuan = (minor: bigint) => formatMinor(minor, row.currency);
+  const zero = yuan(0n);
+  const isRefund = row.kind === "refund";
+  const amount = yuan(row.amountMinor);
+  return [
+    tradeTime,
+    account.appId,
+    account.mchId,
+    "0",
+    "",
+    row.channelTradeNo ?? "",
+    row.paymentNo,
+    "",
+    "NATIVE",
+    isRefund ? "REFUND" : "SUCCESS",
+    "OTHERS",
+    row.currency,
+    isRefund ? zero : amount,
+    zero,
+    isRefund ? (row.channelRefundNo ?? "") : "0",
+    isRefund ? (row.refundNo ?? "") : "0",
+    isRefund ? amount : zero,
+    zero,
+    isRefund ? "ORIGINAL" : "",
+    isRefund ? "SUCCESS" : "",
+    row.subject ?? "",
+    "",
+    formatWechatBillFee(isRefund ? -row.feeMinor : row.feeMinor, row.currency),
+    account.feeRate ?? "0.60%",
+    isRefund ? zero : amount,
+    isRefund ? amount : zero,
+    "",
+  ]
+    .map(cell)
+    .join(",");
 }
 
 /** The bill's text in chunks (one per line), from `rows`; holds one row at a time. */
@@ -62,8 +125,8 @@ export async function* wechatBillChunks(
   account: WechatBillAccount,
   options: WechatBillWriteOptions = {},
 ): AsyncGenerator<string> {
-  const c = WECHAT_BILL_COLUMNS;
   yield `\uFEFF${WECHAT_ALL_BILL_HEADER.join(",")}\r\n`;
+  const time = lastValueCache(toWechatBillTime);
   let count = 0;
   let settlementTotal = 0n;
   let refundTotal = 0n;
@@ -73,41 +136,10 @@ export async function* wechatBillChunks(
   let held: string | undefined;
   for await (const row of rows) {
     if (held !== undefined) yield `${held}\r\n`;
-    const yuan = (minor: bigint) => formatMinor(minor, row.currency);
-    const isRefund = row.kind === "refund";
-    const values: Record<string, string> = {
-      [c.tradeTime]: toWechatBillTime(row.occurredAt),
-      [c.appId]: account.appId,
-      [c.mchId]: account.mchId,
-      [c.subMchId]: "0",
-      [c.deviceInfo]: "",
-      [c.transactionId]: row.channelTradeNo ?? "",
-      [c.outTradeNo]: row.paymentNo,
-      [c.openId]: "",
-      [c.tradeType]: "NATIVE",
-      [c.tradeState]: isRefund ? "REFUND" : "SUCCESS",
-      [c.bankType]: "OTHERS",
-      [c.currency]: row.currency,
-      [c.settlementTotal]: yuan(isRefund ? 0n : row.amountMinor),
-      [c.couponAmount]: yuan(0n),
-      [c.refundId]: isRefund ? (row.channelRefundNo ?? "") : "0",
-      [c.outRefundNo]: isRefund ? (row.refundNo ?? "") : "0",
-      [c.settlementRefund]: yuan(isRefund ? row.amountMinor : 0n),
-      [c.rechargeCouponRefund]: yuan(0n),
-      [c.refundType]: isRefund ? "ORIGINAL" : "",
-      [c.refundStatus]: isRefund ? "SUCCESS" : "",
-      [c.goodsName]: row.subject ?? "",
-      [c.attach]: "",
-      [c.fee]: formatWechatBillFee(isRefund ? -row.feeMinor : row.feeMinor, row.currency),
-      [c.feeRate]: account.feeRate ?? "0.60%",
-      [c.orderAmount]: yuan(isRefund ? 0n : row.amountMinor),
-      [c.requestedRefund]: yuan(isRefund ? row.amountMinor : 0n),
-      [c.feeRateRemark]: "",
-    };
-    held = WECHAT_ALL_BILL_HEADER.map((name) => cell(values[name] ?? "")).join(",");
+    held = detailRow(row, account, time(row.occurredAt));
     count += 1;
     currency = row.currency;
-    if (isRefund) {
+    if (row.kind === "refund") {
       refundTotal += row.amountMinor;
       feeTotal -= row.feeMinor;
     } else {
