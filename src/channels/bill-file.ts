@@ -4,7 +4,7 @@
  * adapter hands out. Nothing here holds a whole bill or all its records.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
 import { mkdtemp, open, rm, stat } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
@@ -248,10 +248,12 @@ export function downloadBillFile(request: BillDownloadRequest): Promise<BillDown
   const target = `GET ${url.origin}${url.pathname}`;
   return new Promise<BillDownload>((resolve, reject) => {
     let settled = false;
+    let file: WriteStream | undefined;
     const finish = (error: Error | undefined, result?: BillDownload) => {
       if (settled) return;
       settled = true;
       if (error) {
+        file?.destroy();
         outgoing.destroy();
         reject(error);
       } else resolve(result as BillDownload);
@@ -276,20 +278,21 @@ export function downloadBillFile(request: BillDownloadRequest): Promise<BillDown
         return;
       }
       const hash = createHash("sha1");
-      const file = createWriteStream(request.path, { flags: "w", mode: 0o600 });
+      const output = createWriteStream(request.path, { flags: "w", mode: 0o600 });
+      file = output;
       let bytes = 0;
-      file.on("error", (error) => finish(error));
+      output.on("error", (error) => finish(error));
       incoming.on("data", (chunk: Buffer) => {
+        if (settled) return;
         bytes += chunk.length;
         if (bytes > request.maxFileBytes) {
-          file.destroy();
           finish(new BillFormatError(request.channel, `oversized: the download passed ${request.maxFileBytes} bytes`));
           return;
         }
         hash.update(chunk);
-        if (!file.write(chunk)) {
+        if (!output.write(chunk)) {
           incoming.pause();
-          file.once("drain", () => incoming.resume());
+          output.once("drain", () => incoming.resume());
         }
       });
       incoming.on("error", (error) => finish(new HttpTransportError("network", `${target}: ${error.message}`, { cause: error })));
@@ -299,7 +302,7 @@ export function downloadBillFile(request: BillDownloadRequest): Promise<BillDown
           finish(new HttpTransportError("network", `${target}: connection closed mid-download`));
           return;
         }
-        file.end(() => finish(undefined, { status: 200, bytes, sha1: hash.digest("hex") }));
+        output.end(() => finish(undefined, { status: 200, bytes, sha1: hash.digest("hex") }));
       });
     });
     outgoing.setTimeout(request.idleTimeoutMs, () =>

@@ -23,7 +23,7 @@ import {
   openCallerBillFile,
   splitLines,
 } from "../../src/channels/bill-file.js";
-import { type CardBillRow, readCardBill, writeCardBillFile } from "../../src/channels/card/card-bill.js";
+import { CardBillWriter, type CardBillRow, readCardBill, writeCardBillFile } from "../../src/channels/card/card-bill.js";
 import { BillFormatError, type BillRecord } from "../../src/channels/channel.js";
 import { readWechatBill } from "../../src/channels/wechatpay/wechatpay-bill.js";
 import { type WechatBillRow, wechatBillBuffer, writeWechatBillFile } from "../../src/channels/wechatpay/wechatpay-bill-writer.js";
@@ -336,6 +336,24 @@ describe("card bill (JSON lines of balance transactions)", () => {
     const lines = (await readFile(path, "utf8")).trimEnd().split("\n");
     expect((await formatError(readCardBill(await fileWith(lines, ""), BILL_DATE))).message).toMatch(/line 2: truncated/);
     expect((await formatError(readCardBill(path, BILL_DATE, { maxFileBytes: 64 }))).message).toMatch(/oversized/);
+  });
+});
+
+describe("card bill writer (the adapter's download)", () => {
+  it("refuses a list beyond the (lowered) file, line and line-count limits", async () => {
+    const transaction = { id: "txn_1", type: "charge", amount: 1, currency: "usd", created: 0 };
+    const tooMany = new CardBillWriter(fileIn("many.jsonl"), { maxFileBytes: 1_000_000, maxLineBytes: 1_000, maxLines: 2 });
+    await tooMany.write(transaction);
+    await tooMany.write(transaction);
+    expect((await formatError(tooMany.write(transaction))).message).toMatch(/line 3: more than 2 lines/);
+    tooMany.destroy();
+    const tooLong = new CardBillWriter(fileIn("long.jsonl"), { maxFileBytes: 1_000_000, maxLineBytes: 20, maxLines: 10 });
+    expect((await formatError(tooLong.write(transaction))).message).toMatch(/line 1: line longer than 20 bytes/);
+    tooLong.destroy();
+    const tooBig = new CardBillWriter(fileIn("big.jsonl"), { maxFileBytes: 100, maxLineBytes: 1_000, maxLines: 10 });
+    await tooBig.write(transaction);
+    expect((await formatError(tooBig.write(transaction))).detail).toMatch(/^oversized: the list passed 100 bytes/);
+    tooBig.destroy();
   });
 });
 
