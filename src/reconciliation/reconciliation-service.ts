@@ -30,9 +30,15 @@ import { accounts, PLATFORM_LEDGER_ID, postEntry } from "../ledger/ledger.js";
 import { isKnownCurrency } from "../money/currency.js";
 import { readPageRequest, toPage } from "../pagination.js";
 import { AWAITING_CHANNEL, CHANNEL_MAY_CONTRADICT, isPaid, PAID, type PaymentStatus } from "../payments/payment-status.js";
-import { findPaymentsByNos, listPaidInWindow, type PaidCursor, type PaymentForBill } from "../payments/payment-store.js";
+import { findPaymentsByIds, findPaymentsByNos, listPaidIdsInWindow, type PaidCursor, type PaymentForBill } from "../payments/payment-store.js";
 import type { PaymentLookup, PaymentView } from "../payments/payment-store.js";
-import { findRefundsByNos, listSucceededInWindow, type RefundForBill, type SucceededCursor } from "../refunds/refund-store.js";
+import {
+  findRefundsByIds,
+  findRefundsByNos,
+  listSucceededIdsInWindow,
+  type RefundForBill,
+  type SucceededCursor,
+} from "../refunds/refund-store.js";
 import { discrepancyExists } from "../discrepancies/discrepancy-store.js";
 import { billDateOf, billDayWindow, isCalendarDate } from "./bill-days.js";
 import { MatchedIds } from "./matched-ids.js";
@@ -528,11 +534,12 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
         findings = [];
       }
     };
+    // Ids first, index-only; the rows only of the ids no line named.
     let afterPayment: PaidCursor | undefined;
     for (;;) {
-      const page = await listPaidInWindow(session, channel, PAID, window, afterPayment, batchSize);
-      for (const payment of page) {
-        if (matchedPayments.has(payment.id)) continue;
+      const page = await listPaidIdsInWindow(session, channel, window, afterPayment, batchSize);
+      const absent = page.filter((entry) => !matchedPayments.has(entry.id)).map((entry) => entry.id);
+      for (const payment of await findPaymentsByIds(session, absent, PAID)) {
         findings.push({
           kind: "MISSING_ON_CHANNEL_SIDE",
           subjectRef: payment.id,
@@ -559,11 +566,9 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
     }
     let afterRefund: SucceededCursor | undefined;
     for (;;) {
-      const page = await listSucceededInWindow(session, channel, "SUCCEEDED", window, afterRefund, batchSize);
-      for (const refund of page) {
-        if (matchedRefunds.has(refund.id)) continue;
-        findings.push(missingRefund(refund, channel, billDate));
-      }
+      const page = await listSucceededIdsInWindow(session, channel, window, afterRefund, batchSize);
+      const absent = page.filter((entry) => !matchedRefunds.has(entry.id)).map((entry) => entry.id);
+      for (const refund of await findRefundsByIds(session, absent, "SUCCEEDED")) findings.push(missingRefund(refund, channel, billDate));
       ourDone += page.length;
       await flush(false);
       options.onProgress?.({ phase: "channel_side", done: ourDone });

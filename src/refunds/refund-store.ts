@@ -7,7 +7,7 @@
  */
 import { claimDue } from "../db/leases.js";
 import { updateRows } from "../db/rows.js";
-import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
+import { entityManager, isMysql, rowExecutor, toBigInt } from "../db/store-access.js";
 import type { RowScope, Session, Tx } from "../db/unit-of-work.js";
 import type { PageRequest } from "../pagination.js";
 import { Refund, type RefundRow } from "./refund-entity.js";
@@ -162,40 +162,58 @@ function rawDate(value: unknown): Date {
   return new Date(Number(value));
 }
 
+/** `in (...)` of `values`: one `?` that the MySQL driver expands, one per value elsewhere (as in payment-store). */
+function inList(session: Session, values: readonly unknown[]): { sql: string; params: unknown[] } {
+  return isMysql(session) ? { sql: "in (?)", params: [values] } : { sql: `in (${values.map(() => "?").join(", ")})`, params: [...values] };
+}
+
 /** The channel's refunds with these refund numbers (a bill batch), only the columns reconciliation reads, in one query (hand SQL, as payment-store's findPaymentsByNos). */
 export async function findRefundsByNos(session: Session, channel: string, refundNos: readonly string[]): Promise<RefundForBill[]> {
   if (refundNos.length === 0) return [];
+  const list = inList(session, refundNos);
   const rows: Array<Record<string, unknown>> = await entityManager(session).execute(
-    `select ${BILL_COLUMNS} from refund where channel = ? and refund_no in (${refundNos.map(() => "?").join(", ")})`,
-    [channel, ...refundNos],
+    `select ${BILL_COLUMNS} from refund where channel = ? and refund_no ${list.sql}`,
+    [channel, ...list.params],
   );
   return rows.map(refundForBill);
 }
 
 /**
- * One page of the channel's refunds in `status` that succeeded in [from, to), ordered by
- * (succeeded_at, id), after `after`; each with the cursor of its position.
+ * One page of the ids of the channel's refunds that succeeded in [from, to), ordered by
+ * (succeeded_at, id), after `after`: an index-only range scan of `refund_channel_succeeded_idx`.
  */
-export async function listSucceededInWindow(
+export async function listSucceededIdsInWindow(
   session: Session,
   channel: string,
-  status: RefundStatus,
   window: { from: Date; to: Date },
   after: SucceededCursor | undefined,
   limit: number,
-): Promise<Array<RefundForBill & { succeededAt: Date; cursor: SucceededCursor }>> {
-  // The range starts at the cursor, not at the window's start: every page is one index range scan from where the last ended.
-  const params: unknown[] = [channel, status, after ? after.succeededAt : window.from, window.to];
+): Promise<Array<{ id: string; cursor: SucceededCursor }>> {
+  const params: unknown[] = [channel, after ? after.succeededAt : window.from, window.to];
   let keyset = "";
   if (after) {
     keyset = " and (succeeded_at > ? or id > ?)";
     params.push(after.succeededAt, after.id);
   }
   const rows: Array<Record<string, unknown>> = await entityManager(session).execute(
-    `select ${BILL_COLUMNS}, succeeded_at from refund
-     where channel = ? and status = ? and succeeded_at >= ? and succeeded_at < ?${keyset}
+    `select id, succeeded_at from refund where channel = ? and succeeded_at >= ? and succeeded_at < ?${keyset}
      order by succeeded_at, id limit ${Math.floor(limit)}`,
     params,
   );
-  return rows.map((row) => ({ ...refundForBill(row), succeededAt: rawDate(row.succeeded_at), cursor: { succeededAt: row.succeeded_at, id: String(row.id) } }));
+  return rows.map((row) => ({ id: String(row.id), cursor: { succeededAt: row.succeeded_at, id: String(row.id) } }));
+}
+
+/** Of these refunds, the ones in `status`, with the columns reconciliation reports and their success time. */
+export async function findRefundsByIds(
+  session: Session,
+  ids: readonly string[],
+  status: RefundStatus,
+): Promise<Array<RefundForBill & { succeededAt: Date }>> {
+  if (ids.length === 0) return [];
+  const list = inList(session, ids);
+  const rows: Array<Record<string, unknown>> = await entityManager(session).execute(
+    `select ${BILL_COLUMNS}, succeeded_at from refund where id ${list.sql} and status = ? order by succeeded_at, id`,
+    [...list.params, status],
+  );
+  return rows.map((row) => ({ ...refundForBill(row), succeededAt: rawDate(row.succeeded_at) }));
 }

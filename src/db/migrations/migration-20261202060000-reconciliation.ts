@@ -3,7 +3,9 @@ import { Migration } from '@mikro-orm/migrations';
 /**
  * Reconciliation: runs and their unmatched items; discrepancies gain who resolved them, the run
  * that raised them and the refund concerned, and an index settlement reads to hold a payment back
- * while it has an OPEN discrepancy.
+ * while it has an OPEN discrepancy. Payments and refunds gain (channel, paid_at) and (channel,
+ * succeeded_at) indexes: a run walks its channel's day in them index-only (the id is in every
+ * InnoDB secondary index), 1,000,000 rows in seconds instead of a row lookup each.
  */
 export class Migration20261202060000 extends Migration {
 
@@ -17,9 +19,13 @@ export class Migration20261202060000 extends Migration {
 
     this.addSql(`alter table \`discrepancy\` add \`resolved_by\` varchar(128) null, add \`reconciliation_run_id\` varchar(26) null, add \`refund_id\` varchar(26) null;`);
     this.addSql(`alter table \`discrepancy\` add index \`discrepancy_payment_idx\`(\`payment_id\`, \`status\`);`);
+    this.addSql(`alter table \`payment\` add index \`payment_channel_paid_idx\`(\`channel\`, \`paid_at\`);`);
+    this.addSql(`alter table \`refund\` add index \`refund_channel_succeeded_idx\`(\`channel\`, \`succeeded_at\`);`);
   }
 
   override async down(): Promise<void> {
+    this.addSql(`alter table \`refund\` drop index \`refund_channel_succeeded_idx\`;`);
+    this.addSql(`alter table \`payment\` drop index \`payment_channel_paid_idx\`;`);
     this.addSql(`alter table \`discrepancy\` drop index \`discrepancy_payment_idx\`;`);
     this.addSql(`alter table \`discrepancy\` drop column \`resolved_by\`, drop column \`reconciliation_run_id\`, drop column \`refund_id\`;`);
     this.addSql(`drop table if exists \`reconciliation_item\`;`);
