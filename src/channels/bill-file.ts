@@ -353,6 +353,7 @@ export async function openCallerBillFile(
   options: { sha1?: string } | undefined,
   read: (path: string) => AsyncIterable<BillRecord>,
 ): Promise<BillFile> {
+  if (!isBillDate(billDate)) throw new BillFormatError(channel, `bill date must be YYYY-MM-DD, got ${JSON.stringify(billDate.slice(0, 32))}`);
   await checkFileSize(path, channel, BILL_LIMITS.maxFileBytes);
   if (options?.sha1 !== undefined) checkSha1(channel, await sha1OfFile(path), options.sha1);
   return billFileOf({ channel, billDate, path, read });

@@ -281,6 +281,7 @@ describe("WeChat Pay bill (backtick CSV)", () => {
     const wrong = await formatError(openCallerBillFile("wechatpay", path, BILL_DATE, { sha1: "0".repeat(40) }, read));
     expect(wrong.detail).toMatch(/^hash mismatch: the file's SHA1 is [0-9a-f]{40}, the bill states 0{40}$/);
     expect((await formatError(openCallerBillFile("wechatpay", path, BILL_DATE, { sha1: "abc" }, read))).detail).toMatch(/not a SHA1/);
+    expect((await formatError(openCallerBillFile("wechatpay", path, "2024-02-30", {}, read))).detail).toMatch(/bill date must be YYYY-MM-DD/);
   });
 
   it("refuses a file and a line beyond the (lowered) limits", async () => {
