@@ -35,7 +35,7 @@ const SEED_CHUNK = 100_000;
 
 /** Child mode: run the settlement against `url` and report time and peak RSS as one JSON line. */
 async function child(url: string): Promise<void> {
-  const db = await openDatabase({ url, dataDir: "./data", poolSize: 4 });
+  const db = await openDatabase({ url, dataDir: "./data", poolSize: 8 });
   try {
     const uow = createUnitOfWork(db);
     const payouts = createPayoutService({

@@ -68,7 +68,7 @@ function table(rows: string[][]): string {
   return rows.map((row) => row.map((cell, column) => (column >= 2 && column <= 5 ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!))).join("  ")).join("\n");
 }
 
-const db = await openDatabase({ url: database.databaseUrl, dataDir: database.dataDir, poolSize: 4 });
+const db = await openDatabase({ url: database.databaseUrl, dataDir: database.dataDir, poolSize: 8 });
 try {
   const uow = createUnitOfWork(db);
   // Only locking accounts and creating payouts are used here: payees stay sealed, nothing is sent,
