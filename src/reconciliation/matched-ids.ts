@@ -1,19 +1,28 @@
 /**
- * The ids of our payments and refunds a run's bill lines named, kept compactly: one 64-bit hash
- * per line (8 bytes; the array grows by doubling, so at most 16 bytes per line while it grows),
- * sorted once the bill is read and searched by bisection. A million lines take 8-16 MB instead of
- * the ~100 MB a Set of id strings would. Two different ids share a hash with a probability of about
- * n²/2⁶⁵ (3·10⁻⁸ for a million lines against a million of ours); the cost of a collision is one
- * payment not reported missing on the channel's side.
+ * The ids of our payments and refunds a run's bill lines named, kept compactly: one 52-bit hash per
+ * line in a Float64Array (8 bytes; the array grows by doubling, so at most 16 bytes per line while it
+ * grows), sorted once the bill is read and searched by bisection. A million lines take 8-16 MB
+ * instead of the ~100 MB a Set of id strings would. The hash is two 32-bit FNV-1a lanes with
+ * different offsets (20 + 32 bits: exact in a double), a tenth of a microsecond per id where SHA-1
+ * took 2.6. Two different ids share a hash with a probability of about n²/2⁵³ (10⁻⁴ for a million
+ * lines against a million of ours); the cost of a collision is one payment not reported missing on
+ * the channel's side.
  */
-import { createHash } from "node:crypto";
 
-function hashOf(id: string): bigint {
-  return createHash("sha1").update(id).digest().readBigUInt64BE(0);
+/** 52 bits of FNV-1a over the id's UTF-16 code units (ids are ASCII). */
+export function idHash(id: string): number {
+  let low = 0x811c9dc5;
+  let high = 0x050c5d1f;
+  for (let i = 0; i < id.length; i++) {
+    const code = id.charCodeAt(i);
+    low = Math.imul(low ^ code, 0x01000193);
+    high = Math.imul(high ^ code, 0x01000193);
+  }
+  return (high & 0xfffff) * 0x1_0000_0000 + (low >>> 0);
 }
 
 export class MatchedIds {
-  private hashes = new BigUint64Array(1024);
+  private hashes = new Float64Array(1024);
   private count = 0;
   private sealed = false;
 
@@ -21,11 +30,11 @@ export class MatchedIds {
   add(id: string): void {
     if (this.sealed) throw new Error("MatchedIds: add after seal");
     if (this.count === this.hashes.length) {
-      const grown = new BigUint64Array(this.hashes.length * 2);
+      const grown = new Float64Array(this.hashes.length * 2);
       grown.set(this.hashes);
       this.hashes = grown;
     }
-    this.hashes[this.count++] = hashOf(id);
+    this.hashes[this.count++] = idHash(id);
   }
 
   /** Sorts what was added; afterwards only {@link has} is allowed. */
@@ -37,7 +46,7 @@ export class MatchedIds {
   /** Whether `id` was added (see the class comment for the collision odds). */
   has(id: string): boolean {
     if (!this.sealed) throw new Error("MatchedIds: has before seal");
-    const hash = hashOf(id);
+    const hash = idHash(id);
     let low = 0;
     let high = this.count - 1;
     while (low <= high) {

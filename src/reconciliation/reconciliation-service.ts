@@ -47,6 +47,10 @@ import { channelFeePostedBefore, finishRun, insertItems, insertRun, listRunRows 
 
 /** Bill lines matched per database round (one payment query and one refund query each). */
 export const DEFAULT_BATCH_SIZE = 1000;
+/** Batches of the matching pass whose queries run at once (the pool's other connections serve the rest of the service). */
+const MATCHING_IN_FLIGHT = 2;
+/** Ids per page of the walk over our side of the day (index-only, so larger pages than the batches). */
+const WALK_PAGE_SIZE = 5000;
 /** Unmatched items (and their discrepancies) stored per run; beyond it they are only counted and the run says it was capped. */
 export const DEFAULT_ITEM_CAP = 100_000;
 /** Who resolves the STATUS_MISMATCH discrepancies an active query repaired. */
@@ -83,6 +87,8 @@ export interface ReconciliationServiceDeps {
   /** The clock "today" is read from (tests move it). */
   now?: () => Date;
   batchSize?: number;
+  /** Ids per page of the walk over our side of the day. */
+  walkPageSize?: number;
   itemCap?: number;
 }
 
@@ -158,6 +164,7 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
   const now = deps.now ?? (() => new Date());
   const batchSize = deps.batchSize ?? DEFAULT_BATCH_SIZE;
   const itemCap = deps.itemCap ?? DEFAULT_ITEM_CAP;
+  const walkPageSize = deps.walkPageSize ?? WALK_PAGE_SIZE;
 
   /** A past day of the channel's calendar, or a field violation on `field`. */
   function checkBillDate(v: Violations, field: string, channel: ChannelName | undefined, billDate: string): void {
@@ -492,19 +499,21 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
       await store(findings);
     }
 
-    // Pass 2: match the lines, batch by batch. One batch is matched while the next is read: the file
-    // reading overlaps the database round trips; batches never run side by side.
+    // Pass 2: match the lines, batch by batch. Up to MATCHING_IN_FLIGHT batches are matched while the
+    // next is read: the file reading overlaps the database round trips, and the round trips overlap
+    // each other (their shared state, the counts and the matched ids, changes only between awaits).
     let batch: BillRecord[] = [];
     let done = 0;
-    let inFlight: Promise<void> = Promise.resolve();
+    const inFlight: Array<Promise<void>> = [];
     const matchNext = async (records: BillRecord[]) => {
-      await inFlight;
-      inFlight = matchBatch(records).then(() => {
+      if (inFlight.length >= MATCHING_IN_FLIGHT) await inFlight.shift();
+      const matching = matchBatch(records).then(() => {
         done += records.length;
         options.onProgress?.({ phase: "matching", done, total: lines });
       });
-      // Surfaced by the next await of inFlight; never left unhandled meanwhile.
-      inFlight.catch(() => {});
+      // Surfaced when it is awaited; never left unhandled meanwhile.
+      matching.catch(() => {});
+      inFlight.push(matching);
     };
     try {
       for await (const record of bill.records()) {
@@ -515,7 +524,7 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
         }
       }
       if (batch.length > 0) await matchNext(batch);
-      await inFlight;
+      while (inFlight.length > 0) await inFlight.shift();
     } catch (error) {
       // The file changed between the passes: the run stays unfinished (no finished_at), as a crash leaves it.
       if (error instanceof BillFormatError) throw billInvalid(error);
@@ -537,7 +546,7 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
     // Ids first, index-only; the rows only of the ids no line named.
     let afterPayment: PaidCursor | undefined;
     for (;;) {
-      const page = await listPaidIdsInWindow(session, channel, window, afterPayment, batchSize);
+      const page = await listPaidIdsInWindow(session, channel, window, afterPayment, walkPageSize);
       const absent = page.filter((entry) => !matchedPayments.has(entry.id)).map((entry) => entry.id);
       for (const payment of await findPaymentsByIds(session, absent, PAID)) {
         findings.push({
@@ -561,18 +570,18 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
       ourDone += page.length;
       await flush(false);
       options.onProgress?.({ phase: "channel_side", done: ourDone });
-      if (page.length < batchSize) break;
+      if (page.length < walkPageSize) break;
       afterPayment = page[page.length - 1]!.cursor;
     }
     let afterRefund: SucceededCursor | undefined;
     for (;;) {
-      const page = await listSucceededIdsInWindow(session, channel, window, afterRefund, batchSize);
+      const page = await listSucceededIdsInWindow(session, channel, window, afterRefund, walkPageSize);
       const absent = page.filter((entry) => !matchedRefunds.has(entry.id)).map((entry) => entry.id);
       for (const refund of await findRefundsByIds(session, absent, "SUCCEEDED")) findings.push(missingRefund(refund, channel, billDate));
       ourDone += page.length;
       await flush(false);
       options.onProgress?.({ phase: "channel_side", done: ourDone });
-      if (page.length < batchSize) break;
+      if (page.length < walkPageSize) break;
       afterRefund = page[page.length - 1]!.cursor;
     }
     await flush(true);
