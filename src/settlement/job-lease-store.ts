@@ -24,8 +24,11 @@ export function findLease(session: Session, name: string): Promise<JobLeaseRow |
  */
 export async function takeLease(session: Session, name: string, holder: string, key: string, now: Date, until: Date): Promise<boolean> {
   const rows = rowExecutor(session);
-  const ignore = isMysqlExecutor(rows) ? "insert ignore" : "insert or ignore";
-  await runStatement(rows, `${ignore} into job_lease (name, holder, lease_until, completed_key) values (?, null, ?, null)`, [name, at(session, new Date(0))]);
+  const values = "job_lease (name, holder, lease_until, completed_key) values (?, null, ?, null)";
+  await runStatement(rows, isMysqlExecutor(rows) ? `insert ignore into ${values}` : `insert into ${values} on conflict do nothing`, [
+    name,
+    at(session, new Date(0)),
+  ]);
   const taken = await runStatement(
     rows,
     `update job_lease set holder = ?, lease_until = ?

@@ -111,7 +111,7 @@ export const DEFAULT_LINES_PAGE_SIZE = 100;
 export const MAX_LINES_PAGE_SIZE = 1000;
 /** Lines ListSettlements returns with each order when asked to. */
 const LISTED_LINES = 100;
-/** Attempts at one order when a racing run took one of its items first (its lines' unique key). */
+/** Attempts at one order when its insert fails on a unique key (a racing run of the same date built it). */
 const ORDER_ATTEMPTS = 3;
 const DEADLOCK_ATTEMPTS = 3;
 const SUBMIT_OPERATION = "submit_settlement";
@@ -160,8 +160,8 @@ export function createSettlementService(deps: SettlementServiceDeps) {
         return await uow.transaction(session, (tx) => buildOrderIn(tx, run, pair), { deadlockAttempts: DEADLOCK_ATTEMPTS });
       } catch (error) {
         if (error instanceof NothingToSettle) return { created: false, lines: 0 };
-        // The order's unique key (a racing run of the same date built it: the loop finds it) or a
-        // line's (a racing run of another date took an item first: the next attempt leaves it out).
+        // The order's unique key: a racing run of the same date built it, and the loop finds it.
+        // (Lines never collide: a source already on a line is skipped, settlement-store.ts.)
         if (!isDuplicateKey(error) || attempt >= ORDER_ATTEMPTS) throw error;
       }
     }
