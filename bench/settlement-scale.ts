@@ -6,7 +6,9 @@
  *   SELECT merchant_id, currency, SUM(amount), SUM(fee), COUNT(*) FROM payment
  *   WHERE paid_at in the period AND status IN (paid) GROUP BY merchant_id, currency
  *
- * Targets: settlement within 3x the baseline's time, peak RSS under 512 MB.
+ * Targets: settlement within 3x the baseline's time, peak RSS under 512 MB. Also printed: the
+ * write floor, every line written by one INSERT ... SELECT in one transaction (what any design that
+ * stores a line per payment pays at least), to show where the time goes.
  *
  *   npx tsx bench/settlement-scale.ts [--payments 1000000] [--merchants 1000] [--keep]
  *
@@ -133,11 +135,27 @@ async function main(): Promise<void> {
       proc.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out.trim().split("\n").pop()!)) : reject(new Error(`child exited ${code}`))));
     });
 
+    // For scale: the least any design writing one line per payment pays, every line in ONE
+    // statement and transaction (no orders, totals, ledger or commits per merchant), into a copy.
+    const floorConnection = await createConnection({ uri: url.toString() });
+    await floorConnection.query("create table line_floor like settlement_line");
+    const floorStarted = performance.now();
+    await floorConnection.query(
+      `insert into line_floor (id, settlement_id, merchant_id, kind, payment_id, refund_id, gross, fee, net, occurred_at)
+       select p.id, p.merchant_id, p.merchant_id, 'PAYMENT', p.id, null, p.amount, p.fee, p.amount - p.fee, p.paid_at from payment p
+       where p.paid_at >= ? and p.paid_at < ? and p.status in (${statuses.map(() => "?").join(", ")})`,
+      [period.start, period.end, ...statuses],
+    );
+    const floorMs = performance.now() - floorStarted;
+    await floorConnection.query("drop table line_floor");
+    await floorConnection.end();
+
     const lines = [
       `payments ${payments.toLocaleString("en")} over ${merchants.toLocaleString("en")} merchants, one day (${SETTLEMENT_DATE}); seeded in ${(seedMs / 1000).toFixed(1)} s`,
       `baseline GROUP BY:  ${(baselineMs / 1000).toFixed(2)} s (${groups.length} groups)`,
       `RunSettlement:      ${(run.ms / 1000).toFixed(2)} s (${run.ordersCreated} orders, ${run.linesSettled.toLocaleString("en")} lines)`,
       `ratio:              ${(run.ms / baselineMs).toFixed(2)}x (target <= 3x)`,
+      `write floor:        ${(floorMs / 1000).toFixed(2)} s (every line in one INSERT ... SELECT); RunSettlement is ${(run.ms / floorMs).toFixed(2)}x of it`,
       `peak RSS (child):   ${run.maxRssMb.toFixed(0)} MB (target < 512 MB)`,
     ];
     console.log(lines.join("\n"));
