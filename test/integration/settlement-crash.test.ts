@@ -156,6 +156,9 @@ describe("npm run settle", () => {
     expect(rerun.code, rerun.output).toBe(0);
     expect(rerun.output).toContain(`${MERCHANTS - committed} orders built, ${committed} existing`);
     expect(rerun.output).toMatch(/TOTAL\s+CNY/);
+    // Not a terminal: progress as plain lines, not a redrawn bar.
+    expect(rerun.output).toContain(`settled ${MERCHANTS}/${MERCHANTS} merchant currencies`);
+    expect(rerun.output).not.toContain("\r[");
 
     expect(await count("select count(*) as n from settlement")).toBe(MERCHANTS);
     expect(await count("select count(*) as n from (select merchant_id from settlement group by merchant_id having count(*) = 1) once")).toBe(MERCHANTS);
