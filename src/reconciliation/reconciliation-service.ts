@@ -48,7 +48,7 @@ import { channelFeePostedBefore, finishRun, insertItems, insertRun, listRunRows 
 /** Bill lines matched per database round (one payment query and one refund query each). */
 export const DEFAULT_BATCH_SIZE = 1000;
 /** Batches of the matching pass whose queries run at once (the pool's other connections serve the rest of the service). */
-const MATCHING_IN_FLIGHT = 2;
+const MATCHING_IN_FLIGHT = 3;
 /** Ids per page of the walk over our side of the day (index-only, so larger pages than the batches). */
 const WALK_PAGE_SIZE = 5000;
 /** Unmatched items (and their discrepancies) stored per run; beyond it they are only counted and the run says it was capped. */
