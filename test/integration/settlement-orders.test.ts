@@ -324,6 +324,14 @@ describe("RunSettlement", () => {
     expect(viaConnect.code).toBe(Code.InvalidArgument);
   });
 
+  it("refuses a merchant_id that cannot be an id, naming it", async () => {
+    for (const merchantId of ["x".repeat(65), "bad id"]) {
+      const error = await grpcError(run("2026-11-02", merchantId));
+      expect(error.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+      expect(readGrpcErrorDetails(error).badRequest?.fieldViolations.map((v) => v.field)).toEqual(["merchant_id"]);
+    }
+  });
+
   it("is an admin call: a merchant key is refused", async () => {
     const merchant = await t.createMerchant("Not Admin Tea");
     const error = await grpcError(t.grpc.settlement.runSettlement({ settlementDate: "2026-11-02" }, merchant.headers));
@@ -452,6 +460,10 @@ describe("payouts of settlement orders", () => {
     const reused = await grpcError(t.grpc.settlement.submitSettlement({ currency: "CNY", amount: 6_000n }, headers));
     expect(reused.code).toBe(GrpcStatus.ALREADY_EXISTS);
     expect(reasonOf(reused)).toBe("IDEMPOTENCY_KEY_REUSED");
+    const tooLong = await grpcError(
+      t.grpc.settlement.submitSettlement({ currency: "CNY", amount: 5_000n }, { ...merchant.headers, "idempotency-key": "k".repeat(256) }),
+    );
+    expect(readGrpcErrorDetails(tooLong).badRequest?.fieldViolations.map((v) => v.field)).toEqual(["idempotency-key"]);
     expect((await balance(merchant)).available).toBe(available - 5_000n);
   });
 
