@@ -82,13 +82,17 @@ export async function applyChannelStatus(
     case "SUCCEEDED": {
       // The fee is fixed now, from the rule in force when the money arrived.
       const fee = paymentFee(payment.amount, await findFeeRule(tx, payment.merchantId, payment.channel, payment.currency));
+      // Our clock, not the channel's: settlement settles by it, so a success recorded late lands in
+      // a period not settled yet (the channel's time, which may lie in one that is, stays paid_at).
+      const succeededAt = new Date();
       const applied = await transitionPayment(
         tx,
         payment,
         "SUCCEEDED",
         {
           channelTradeNo: status.channelTradeNo ?? payment.channelTradeNo,
-          paidAt: status.paidAt ?? new Date(),
+          paidAt: status.paidAt ?? succeededAt,
+          succeededAt,
           fee,
           nextQueryAt: null,
           statusReason: null,

@@ -11,6 +11,8 @@ export const Payment = defineEntity({
   indexes: [
     { name: "payment_merchant_list_idx", properties: ["merchantId", "id"] },
     { name: "payment_sweep_idx", properties: ["status", "nextQueryAt"] },
+    // Settlement (settlement-store.ts): an order's derived lines and totals, read from the index alone.
+    { name: "payment_settlement_idx", properties: ["merchantId", "currency", "succeededAt", "status", "amount", "fee"] },
   ],
   properties: {
     id: p.string().length(26).primary(),
@@ -39,7 +41,10 @@ export const Payment = defineEntity({
     requestHash: p.string().length(64),
     createdAt: p.datetime(3),
     updatedAt: p.datetime(3),
+    /** The channel's payment time, as it reported it (the API's paid_at). */
     paidAt: p.datetime(3).nullable(),
+    /** When OUR records made the payment SUCCEEDED; set once by that transition, never changed (settlement settles by it). */
+    succeededAt: p.datetime(3).nullable(),
     closedAt: p.datetime(3).nullable(),
     expiresAt: p.datetime(3),
     /** When the sweeper should next ask the channel; null once the payment is final. */

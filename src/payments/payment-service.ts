@@ -124,6 +124,7 @@ export function createPaymentService(deps: PaymentServiceDeps) {
       createdAt: now,
       updatedAt: now,
       paidAt: null,
+      succeededAt: null,
       closedAt: null,
       expiresAt,
       nextQueryAt: firstQueryAt(now, expiresAt),

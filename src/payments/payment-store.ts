@@ -33,7 +33,7 @@ export type PaymentLookup = { paymentId: string } | { merchantOrderNo: string };
 export type PaymentChanges = Partial<
   Pick<
     PaymentRow,
-    "statusReason" | "channelTradeNo" | "paidAt" | "closedAt" | "fee" | "nextQueryAt" | "sweepLeaseUntil"
+    "statusReason" | "channelTradeNo" | "paidAt" | "succeededAt" | "closedAt" | "fee" | "nextQueryAt" | "sweepLeaseUntil"
   >
 >;
 

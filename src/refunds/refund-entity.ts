@@ -11,6 +11,8 @@ export const Refund = defineEntity({
   indexes: [
     { name: "refund_merchant_list_idx", properties: ["merchantId", "id"] },
     { name: "refund_sweep_idx", properties: ["status", "nextQueryAt"] },
+    // Settlement (settlement-store.ts): the refunds that became final in a period.
+    { name: "refund_settlement_idx", properties: ["merchantId", "currency", "succeededAt"] },
   ],
   properties: {
     id: p.string().length(26).primary(),

@@ -7,6 +7,7 @@ import { Migration20261202040000 } from "./migration-20261202040000-binary-keys-
 import { Migration20261202060000 } from "./migration-20261202060000-reconciliation.js";
 import { Migration20261202060100 } from "./migration-20261202060100-settlement.js";
 import { Migration20261202060200 } from "./migration-20261202060200-payouts.js";
+import { Migration20261202070000 } from "./migration-20261202070000-payment-succeeded-at.js";
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261122011910", class: Migration20261122011910 },
@@ -16,4 +17,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261202060000", class: Migration20261202060000 },
   { name: "Migration20261202060100", class: Migration20261202060100 },
   { name: "Migration20261202060200", class: Migration20261202060200 },
+  { name: "Migration20261202070000", class: Migration20261202070000 },
 ];
