@@ -5,10 +5,15 @@
  *  3. each payment's ledger matches its amount, fee and refunds;
  *  4. no payment's refunds exceed it, and its refund totals match its refunds;
  *  5. every cached merchant balance equals the sum of its postings;
- *  6. every settlement order's totals are the sums of its lines, and every line has gross = net + fee;
- *  7. no payment or refund is settled on two lines;
+ *  6. every settlement order's totals are what its lines add up to now: its derived lines (the
+ *     period's payments less those held from it, and its refunds) and its stored lines; every
+ *     stored line has gross = net + fee;
+ *  7. no payment is settled twice (on a stored line and derived into its period's order, on two
+ *     stored lines, or in two orders whose periods overlap);
  *  8. per merchant and currency, payouts (less failed ones) never took more out of the available
- *     balance than settlements put in.
+ *     balance than settlements put in;
+ *  9. per payout channel and currency, payout_in_transit holds exactly the payouts in flight
+ *     (src/payouts/payout-check.ts).
  * Used by `npm run check-ledger` and the CheckLedger admin RPC.
  */
 import type { Session } from "../db/unit-of-work.js";
@@ -16,6 +21,8 @@ import { isPaid } from "../payments/payment-status.js";
 import * as paymentStore from "../payments/payment-store.js";
 import * as refundStore from "../refunds/refund-store.js";
 import { holdsAmount } from "../refunds/refund-status.js";
+import { checkPayoutLedger } from "../payouts/payout-check.js";
+import { SETTLEABLE_STATUSES } from "../settlement/settlement-service.js";
 import * as settlementStore from "../settlement/settlement-store.js";
 import { accounts } from "./ledger.js";
 import * as ledgerStore from "./ledger-store.js";
@@ -30,7 +37,8 @@ export interface LedgerViolation {
     | "BALANCE_CACHE_MISMATCH"
     | "SETTLEMENT_LINES_MISMATCH"
     | "SETTLED_TWICE"
-    | "PAID_OUT_EXCEEDS_SETTLED";
+    | "PAID_OUT_EXCEEDS_SETTLED"
+    | "PAYOUT_IN_TRANSIT_MISMATCH";
   subject: string;
   detail: string;
 }
@@ -80,6 +88,7 @@ export async function checkLedger(session: Session): Promise<LedgerCheckResult> 
   }
 
   await checkSettlements(session, violations);
+  violations.push(...(await checkPayoutLedger(session)).violations);
 
   return {
     ok: violations.length === 0,
@@ -95,7 +104,7 @@ const PAYOUT_ENTRY = "payout";
 const PAYOUT_FAILED_ENTRY = "payout_failed";
 
 async function checkSettlements(session: Session, violations: LedgerViolation[]): Promise<void> {
-  for (const order of await settlementStore.ordersNotMatchingLines(session)) {
+  for (const order of await settlementStore.ordersNotMatchingLines(session, SETTLEABLE_STATUSES)) {
     violations.push({ check: "SETTLEMENT_LINES_MISMATCH", subject: order.id, detail: order.detail });
   }
   for (const line of await settlementStore.linesNotBalanced(session)) {
@@ -105,8 +114,8 @@ async function checkSettlements(session: Session, violations: LedgerViolation[])
       detail: `line gross ${line.gross} is not net ${line.net} + fee ${line.fee}`,
     });
   }
-  for (const twice of await settlementStore.settledTwice(session)) {
-    violations.push({ check: "SETTLED_TWICE", subject: twice.subject, detail: `on ${twice.lines} settlement lines` });
+  for (const twice of await settlementStore.settledTwice(session, SETTLEABLE_STATUSES)) {
+    violations.push({ check: "SETTLED_TWICE", subject: twice.subject, detail: twice.detail });
   }
   // Available balances are liabilities: settlements credit them (negative postings), payouts debit them.
   const moved = new Map<string, { settledIn: bigint; paidOut: bigint }>();

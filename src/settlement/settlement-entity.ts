@@ -3,8 +3,10 @@ import { defineEntity, type InferEntity, p } from "@mikro-orm/core";
 /**
  * A settlement order: one merchant's settled money in one currency, for one settlement date (kind
  * SCHEDULED, unique per merchant, currency and date, so a rerun finds it) or on request (kind
- * ON_REQUEST, no date). Its totals are one aggregate over its lines, written in the transaction
- * that wrote the lines.
+ * ON_REQUEST, no date). A scheduled order's payment and refund lines are derived, not stored: the
+ * merchant's payments and refunds in its currency that became final (succeeded_at) in its period,
+ * less the payments held from it (settlement_hold). Its totals are aggregates over those and its
+ * stored lines, written in the transaction that built it.
  */
 export const Settlement = defineEntity({
   name: "Settlement",
@@ -50,10 +52,12 @@ export const Settlement = defineEntity({
 export type SettlementRow = InferEntity<typeof Settlement>;
 
 /**
- * One amount of a settlement order. Its id IS its source's id: the payment (PAYMENT lines), the
- * refund (REFUND lines), the carried order (CARRIED lines) or the order itself (WITHDRAWAL), and it
- * is unique, which keeps anything from being settled twice, even by racing runs. The primary key
- * is (order, id), so an order's lines lie together: its totals and pages are one range read.
+ * A stored line of a settlement order: only what does not follow from the order's period, namely
+ * a held payment released into a later order (PAYMENT), a CARRIED order and a WITHDRAWAL. (Derived
+ * lines are read from payment and refund with the same shape.) Its id IS its source's id: the
+ * payment, the carried order or the order itself (WITHDRAWAL), and it is unique, so a source is on
+ * one stored line at most, even with racing runs. The primary key is (order, id), so an order's
+ * stored lines lie together.
  */
 export const SettlementLine = defineEntity({
   name: "SettlementLine",
@@ -76,24 +80,32 @@ export const SettlementLine = defineEntity({
 export type SettlementLineRow = InferEntity<typeof SettlementLine>;
 
 /**
- * A paid payment left out of its settlement date's order because of an OPEN discrepancy. Later
- * runs of the merchant include it once every discrepancy of it is resolved, deleting this row in
- * the same transaction.
+ * A paid payment left out of the order of its period because of an OPEN discrepancy, written in
+ * that order's transaction: the order's derived lines (its period's payments) exclude it for good.
+ * A later run of the merchant, once every discrepancy of it is resolved, settles it as an explicit
+ * line of that later order and records the order here. The row is kept: it is the audit trail, and
+ * it keeps the first order's derived set without the payment. One per payment (its key).
  */
 export const SettlementHold = defineEntity({
   name: "SettlementHold",
   tableName: "settlement_hold",
   indexes: [
-    { name: "settlement_hold_merchant_idx", properties: ["merchantId", "currency"] },
+    { name: "settlement_hold_merchant_idx", properties: ["merchantId", "currency", "releasedIntoId"] },
     { name: "settlement_hold_date_idx", properties: ["settlementDate"] },
+    { name: "settlement_hold_order_idx", properties: ["settlementId"] },
   ],
   properties: {
     paymentId: p.string().length(26).primary(),
+    /** The order it was held from. */
+    settlementId: p.string().length(26),
     merchantId: p.string().length(26),
     currency: p.string().length(3),
     /** The settlement date it was held from. */
     settlementDate: p.string().length(10),
     createdAt: p.datetime(3),
+    /** The later order that settled it as an explicit line, once its discrepancies were resolved. */
+    releasedIntoId: p.string().length(26).nullable(),
+    releasedAt: p.datetime(3).nullable(),
   },
 });
 export type SettlementHoldRow = InferEntity<typeof SettlementHold>;

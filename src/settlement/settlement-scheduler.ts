@@ -1,6 +1,7 @@
 /**
  * The daily settlement run, started from the sweeper tick of every replica: when
- * `config.settlement.scheduled` is on and the current settlement date's period has ended, the
+ * `config.settlement.scheduled` is on and the current settlement date's period ended more than
+ * SETTLEMENT_GRACE_MS ago, the
  * replica that takes the `settlement` job lease (a conditional UPDATE in job_lease) runs the dates
  * not completed yet, renewing the lease while it works, and records each date completed. A replica
  * that dies mid-run lets its lease expire; another takes it over and the rerun builds the missing
@@ -11,7 +12,7 @@ import type { SettlementSchedule } from "../config.js";
 import type { Session, UnitOfWork } from "../db/unit-of-work.js";
 import { completeLease, findLease, releaseLease, renewLease, takeLease } from "./job-lease-store.js";
 import { addDays, currentSettlementDate } from "./settlement-period.js";
-import type { SettlementRunResult, SettlementService } from "./settlement-service.js";
+import { SETTLEMENT_GRACE_MS, type SettlementRunResult, type SettlementService } from "./settlement-service.js";
 
 /** The job lease's name. */
 export const SETTLEMENT_JOB = "settlement";
@@ -60,7 +61,8 @@ export function createSettlementScheduler(options: SettlementSchedulerOptions) {
     async runIfDue(): Promise<SettlementRunResult[]> {
       if (!schedule.scheduled || stopping) return [];
       const session = uow.session();
-      const current = currentSettlementDate(clock(), schedule);
+      // A date is due once its period ended more than the grace ago (late commits, settlement-service.ts).
+      const current = currentSettlementDate(new Date(clock().getTime() - SETTLEMENT_GRACE_MS), schedule);
       const dates = await datesDue(session, current);
       if (dates.length === 0) return [];
       const now = new Date();

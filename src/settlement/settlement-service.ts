@@ -1,11 +1,18 @@
 /**
  * Settlement orders. The daily run (RunSettlement, the scheduler, `npm run settle`) builds, per
- * merchant and currency, one order of everything that became final in the settlement date's
- * period (settlement-period.ts); SubmitSettlement builds an order on request from the available
- * balance. Each order is built in ONE transaction: its row (unique per merchant, currency and
- * date), its lines (keyed by their source, so nothing is settled twice), its totals (one aggregate
- * over the lines), its ledger entry and its payout. A crash leaves no half order; a rerun builds the
- * missing ones and leaves the others.
+ * merchant and currency, one order of everything that became final by OUR clock (payment and
+ * refund `succeeded_at`) in the settlement date's period (settlement-period.ts); SubmitSettlement
+ * builds an order on request from the available balance. A scheduled order's payment and refund
+ * lines are derived from its period, not copied (settlement-store.ts); stored lines are only a
+ * held payment released into a later order, a carried order and a withdrawal. Each order is built
+ * in ONE transaction: its row (unique per merchant, currency and date), its holds (which freeze
+ * its derived set), its stored lines (keyed by their source), its totals (aggregates over the
+ * derived rows and stored lines), its ledger entry and its payout. A crash leaves no half order; a
+ * rerun builds the missing ones and leaves the others.
+ *
+ * No payment is settled twice because each succeeded_at lies in one period, a period has one
+ * scheduled order per merchant and currency (its unique key; a run refuses a date whose period
+ * overlaps another date's orders), a payment has one hold row, and a stored line's source is unique.
  *
  *   settled (net > 0)  `settlement`  debit merchant_pending:{m} net, credit merchant_available:{m} net
  *
@@ -119,7 +126,17 @@ const SUBMIT_OPERATION = "submit_settlement";
 const SUCCEEDED_REFUND: RefundStatus = "SUCCEEDED";
 /** From the discrepancy lifecycle (OPEN → RESOLVED). */
 const OPEN_DISCREPANCY = "OPEN";
-const STATUSES: store.SettleableStatuses = { paid: PAID, refundSucceeded: SUCCEEDED_REFUND, discrepancyOpen: OPEN_DISCREPANCY };
+/** The statuses settlement reads payments, refunds and discrepancies by (the ledger check uses them too). */
+export const SETTLEABLE_STATUSES: store.SettleableStatuses = { paid: PAID, refundSucceeded: SUCCEEDED_REFUND, discrepancyOpen: OPEN_DISCREPANCY };
+const STATUSES = SETTLEABLE_STATUSES;
+
+/**
+ * How long after its period ends a date may be settled. A success is stamped with our clock just
+ * before its UPDATE and becomes visible at its commit; no transaction holds a row longer than
+ * InnoDB's lock wait (50 s) per statement, so after 5 minutes every success stamped inside the
+ * period has committed and the period's derived set no longer changes.
+ */
+export const SETTLEMENT_GRACE_MS = 5 * 60_000;
 
 /** The order's lines took nothing (a racing run settled its items): roll the order back. */
 class NothingToSettle extends Error {}
@@ -194,10 +211,14 @@ export function createSettlementService(deps: SettlementServiceDeps) {
     // The order row first: its unique key makes a racing run of the same date wait here, then fail.
     await store.insertOrder(tx, order);
     const scope = { settlementId: order.id, merchantId: pair.merchantId, currency: pair.currency, start: run.start, end: run.end };
-    const lines = (await store.insertPaymentLines(tx, scope, STATUSES)) + (await store.insertRefundLines(tx, scope, STATUSES));
-    if (lines === 0) throw new NothingToSettle();
+    const held = await store.holdPayments(tx, scope, run.settlementDate, STATUSES, now);
+    await store.releaseHolds(tx, scope, STATUSES, now);
     await store.carryForwardInto(tx, scope);
-    const totals = await store.writeTotals(tx, order.id, (sums) => (sums.netAmount < 0n ? "CARRIED_FORWARD" : "SETTLED"));
+    const totals = await store.writeTotals(tx, scope, STATUSES, true, (sums) => (sums.netAmount < 0n ? "CARRIED_FORWARD" : "SETTLED"));
+    // Nothing of its own (only a carried order, or a racing run released the held payments): no
+    // order. An order that holds payments is kept with what it has: its hold rows name it.
+    if (totals.settledLines === 0n && held === 0) throw new NothingToSettle();
+    const lines = Number(totals.settledLines);
     if (totals.netAmount > 0n) {
       await postEntry(tx, {
         ref: `settlement:${order.id}`,
@@ -232,7 +253,7 @@ export function createSettlementService(deps: SettlementServiceDeps) {
   }
 
   async function withLines(session: Session, view: SettlementView, page: PageRequest): Promise<SettlementView> {
-    const { items, nextPageToken } = toPage(await store.listLines(session, view.order.id, page), page);
+    const { items, nextPageToken } = toPage(await store.listLines(session, view.order, STATUSES, page), page);
     return { ...view, lines: items, nextLinesPageToken: nextPageToken };
   }
 
@@ -262,14 +283,23 @@ export function createSettlementService(deps: SettlementServiceDeps) {
       v.throwIfAny();
       const period = settlementPeriod(settlementDate, schedule);
       const now = clock();
-      if (period.end.getTime() > now.getTime()) {
+      if (period.end.getTime() + SETTLEMENT_GRACE_MS > now.getTime()) {
         throw new PreconditionError(
           "SETTLEMENT_PERIOD_OPEN",
-          `settlement date ${settlementDate} settles the period ending ${period.end.toISOString()}, which has not ended yet`,
+          `settlement date ${settlementDate} settles the period ending ${period.end.toISOString()}, which can be settled ` +
+            `${SETTLEMENT_GRACE_MS / 60_000} minutes after it ended`,
         );
       }
       const run: store.RunScope = { settlementDate, start: period.start, end: period.end, merchantId: options.merchantId };
-      const paymentsHeld = await store.recordHolds(session, run, STATUSES, now);
+      const overlaps = await store.overlappingDates(session, run, 3);
+      if (overlaps.length > 0) {
+        // The cut-off, delay or time zone changed since those dates were settled: their derived
+        // lines would share payments with this date's.
+        throw new PreconditionError(
+          "SETTLEMENT_PERIOD_OVERLAP",
+          `the period of ${settlementDate} (${period.start.toISOString()} .. ${period.end.toISOString()}) overlaps the settled dates ${overlaps.join(", ")}`,
+        );
+      }
       const pairs = await store.pairsToSettle(session, run, STATUSES);
       const result: SettlementRunResult = {
         settlementDate,
@@ -278,7 +308,7 @@ export function createSettlementService(deps: SettlementServiceDeps) {
         ordersCreated: 0,
         ordersExisting: 0,
         linesSettled: 0,
-        paymentsHeld,
+        paymentsHeld: 0,
       };
       let done = 0;
       let next = 0;
@@ -299,6 +329,7 @@ export function createSettlementService(deps: SettlementServiceDeps) {
       await Promise.all(Array.from({ length: Math.min(concurrency, pairs.length) }, worker));
       // Orders of the date built before (an earlier or a racing run), whatever this run found to do.
       result.ordersExisting = (await store.countOrdersOfDate(session, settlementDate, options.merchantId)) - result.ordersCreated;
+      result.paymentsHeld = await store.countHoldsOfDate(session, settlementDate, options.merchantId);
       return result;
     },
 

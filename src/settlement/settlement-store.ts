@@ -1,15 +1,18 @@
 /**
  * The settlement store: every statement on `settlement`, `settlement_line` and `settlement_hold`.
  *
- * The one deliberate cross-table read: the daily run writes an order's lines with
- * `INSERT ... SELECT` straight from `payment`, `refund` (and `discrepancy`, for the OPEN ones that
- * hold a payment back), read-only, instead of reading the rows into the process and writing them
- * back. Measured with bench/settlement-scale.ts (1,000,000 payments over 1,000 merchants): the
- * rows never leave the database, so memory stays flat whatever a merchant's volume. Every other
- * statement on those tables stays in their own stores. What a status means (which payments count
- * as paid, which refunds are final, which discrepancies are open) comes from the callers, taken
- * from the state tables; no status rule is written into a statement here (line kinds and order
- * statuses are this aggregate's own values).
+ * The one deliberate cross-table read. A scheduled order's payment and refund lines are DERIVED,
+ * not copied: the merchant's payments and refunds in the order's currency that became final
+ * (`succeeded_at`, our clock) in its period, less the payments held from it. So this store reads
+ * `payment` and `refund` (and `discrepancy`, for the OPEN ones that hold a payment back), read-only:
+ * for an order's totals (aggregates over `payment_settlement_idx`, index-only), for its pages of
+ * lines, for which merchants to settle, and for the ledger check. Measured with
+ * bench/settlement-scale.ts (1,000,000 payments over 1,000 merchants): copying a line per payment
+ * cost 9.8x the baseline aggregate in writes alone; reading the derived lines costs one index range
+ * per order. Every write on those tables stays with their own stores. What a status means (which
+ * payments count as paid, which refunds are final, which discrepancies are open) comes from the
+ * callers, taken from the state tables; no status rule is written into a statement here (line
+ * kinds and order statuses are this aggregate's own values).
  */
 import { findRow, insertRow, isMysqlExecutor, runStatement } from "../db/rows.js";
 import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
@@ -35,7 +38,7 @@ export interface RunScope {
   merchantId?: string;
 }
 
-/** What a line and its order are built for. */
+/** What an order is built for. */
 export interface OrderScope {
   settlementId: string;
   merchantId: string;
@@ -53,20 +56,23 @@ function at(session: Session, date: Date): unknown {
   return entityManager(session).getPlatform().processDateProperty(date);
 }
 
+/** A datetime column as raw rows hold it: a Date or a UTC `YYYY-MM-DD HH:MM:SS.mmm` string on MySQL, epoch milliseconds on SQLite. */
+function rawDate(value: unknown): Date {
+  if (value instanceof Date) return value;
+  if (typeof value === "string") return new Date(/^\d+$/.test(value) ? Number(value) : `${value.replace(" ", "T")}Z`);
+  return new Date(Number(value));
+}
+
 async function rowsOf(session: Session, sql: string, params: readonly unknown[]): Promise<Array<Record<string, unknown>>> {
   return entityManager(session).execute(sql, [...params]);
 }
 
-const PAYMENT_IN_PERIOD = `p.paid_at >= ? and p.paid_at < ?`;
-
 /**
- * `insert into <rest>` skipping rows whose unique key exists: lines skip a payment, refund or
- * carried order already on a line (an earlier order, or a racing run's, once it commits), so
- * nothing is settled twice. Measured on 1,000-line orders: 18 ms against 33 ms for a NOT EXISTS on
- * the line table, which also makes the server buffer the rows in a temporary table. MySQL's IGNORE
- * has no other error to swallow here (values computed from columns of the same types). SQLite's
- * form is ON CONFLICT DO NOTHING (its SELECTs here all have a WHERE, as that form needs), not
- * `insert or ignore`, whose changed-row count the libSQL driver does not report.
+ * `insert into <rest>` skipping rows whose unique key exists: a released payment already on a
+ * stored line, a carried order carried already, a payment held already. MySQL's IGNORE has no
+ * other error to swallow here (values computed from columns of the same types). SQLite's form is
+ * ON CONFLICT DO NOTHING (its SELECTs here all have a WHERE, as that form needs), not `insert or
+ * ignore`, whose changed-row count the libSQL driver does not report.
  */
 function insertSkippingDuplicates(rows: ReturnType<typeof rowExecutor>, rest: string): string {
   return isMysqlExecutor(rows) ? `insert ignore into ${rest}` : `insert into ${rest} on conflict do nothing`;
@@ -74,54 +80,111 @@ function insertSkippingDuplicates(rows: ReturnType<typeof rowExecutor>, rest: st
 
 const LINE_COLUMNS = "settlement_line (id, settlement_id, merchant_id, kind, payment_id, refund_id, gross, fee, net, occurred_at)";
 
-const NOT_SETTLED = (alias: string) => `not exists (select 1 from settlement_line l where l.id = ${alias}.id)`;
 const NO_OPEN_DISCREPANCY = `not exists (select 1 from discrepancy d where d.payment_id = p.id and d.status = ?)`;
+
+/**
+ * An order's derived payments (alias `p`): the merchant's paid payments in the currency that
+ * succeeded in the period. Parameters: merchant, currency, start, end, then the paid statuses.
+ * Held payments are taken off by the caller (they are few; the rest reads the index alone).
+ */
+function derivedPayments(paid: readonly string[]): string {
+  return `p.merchant_id = ? and p.currency = ? and p.succeeded_at >= ? and p.succeeded_at < ? and p.status in (${placeholders(paid)})`;
+}
+
+/** An order's derived refunds (alias `r`). Parameters: merchant, currency, start, end, the succeeded status. */
+const DERIVED_REFUNDS = "r.merchant_id = ? and r.currency = ? and r.succeeded_at >= ? and r.succeeded_at < ? and r.status = ?";
+
+function scopeParams(session: Session, order: Pick<OrderScope, "merchantId" | "currency" | "start" | "end">): unknown[] {
+  return [order.merchantId, order.currency, at(session, order.start), at(session, order.end)];
+}
 
 /** Hold rows written per statement. */
 const HOLDS_PER_INSERT = 500;
 
-/**
- * Records the period's paid, unsettled payments that have an OPEN discrepancy as held from
- * `settlementDate` (once: a payment held already keeps its first row). Read from the OPEN
- * discrepancies with a plain (non-locking) read, then written: the period's payment rows are not
- * locked. Resolves with how many are held from this date now.
- */
-export async function recordHolds(session: Session, run: RunScope, statuses: SettleableStatuses, now: Date): Promise<number> {
-  const merchant = run.merchantId === undefined ? [] : [run.merchantId];
-  const held = await rowsOf(
+/** Whether the merchant has an OPEN discrepancy on any payment (few rows: OPEN ones are a person's to-do list). */
+async function hasOpenDiscrepancy(session: Session, merchantId: string, statuses: SettleableStatuses): Promise<boolean> {
+  const rows = await rowsOf(
     session,
-    `select distinct p.id, p.merchant_id, p.currency from discrepancy d join payment p on p.id = d.payment_id
-     where d.status = ? and ${PAYMENT_IN_PERIOD} and p.status in (${placeholders(statuses.paid)})${merchant.length ? " and p.merchant_id = ?" : ""}
-       and ${NOT_SETTLED("p")}`,
-    [statuses.discrepancyOpen, at(session, run.start), at(session, run.end), ...statuses.paid, ...merchant],
+    "select 1 as found from discrepancy d join payment p on p.id = d.payment_id where d.status = ? and p.merchant_id = ? limit 1",
+    [statuses.discrepancyOpen, merchantId],
   );
-  const rows = rowExecutor(session);
+  return rows.length > 0;
+}
+
+/**
+ * Holds back the order's derived payments that have an OPEN discrepancy: a `settlement_hold` row
+ * each, naming the order, written in its transaction (so the order's derived set is frozen without
+ * them). Found with a plain (non-locking) read of the OPEN discrepancies, so the period's payment
+ * rows are not locked; skipped outright for a merchant without one (the check cost 8 of 30 ms per
+ * 1,000-payment order when every order ran it). Resolves with the payments held from this order.
+ */
+export async function holdPayments(tx: Tx, order: OrderScope, settlementDate: string, statuses: SettleableStatuses, now: Date): Promise<number> {
+  if (!(await hasOpenDiscrepancy(tx, order.merchantId, statuses))) return 0;
+  const held = await rowsOf(
+    tx,
+    `select distinct p.id from discrepancy d join payment p on p.id = d.payment_id where d.status = ? and ${derivedPayments(statuses.paid)}`,
+    [statuses.discrepancyOpen, ...scopeParams(tx, order), ...statuses.paid],
+  );
+  const rows = rowExecutor(tx);
+  let written = 0;
   for (let from = 0; from < held.length; from += HOLDS_PER_INSERT) {
     const chunk = held.slice(from, from + HOLDS_PER_INSERT);
-    await runStatement(
+    written += await runStatement(
       rows,
       insertSkippingDuplicates(
         rows,
-        `settlement_hold (payment_id, merchant_id, currency, settlement_date, created_at) values ${chunk.map(() => "(?, ?, ?, ?, ?)").join(", ")}`,
+        `settlement_hold (payment_id, settlement_id, merchant_id, currency, settlement_date, created_at, released_into_id, released_at)
+         values ${chunk.map(() => "(?, ?, ?, ?, ?, ?, null, null)").join(", ")}`,
       ),
-      chunk.flatMap((row) => [String(row.id), String(row.merchant_id), String(row.currency), run.settlementDate, at(session, now)]),
+      chunk.flatMap((row) => [String(row.id), order.settlementId, order.merchantId, order.currency, settlementDate, at(tx, now)]),
     );
   }
-  const counted = await rowsOf(
-    session,
-    `select count(*) as n from settlement_hold where settlement_date = ?${merchant.length ? " and merchant_id = ?" : ""}`,
-    [run.settlementDate, ...merchant],
+  return written;
+}
+
+/**
+ * Settles the merchant's held payments in the currency whose discrepancies are all resolved as
+ * explicit PAYMENT lines of this order, and records this order on their hold rows. A payment on a
+ * stored line already (a racing run released it first) is skipped. Resolves with the lines written.
+ */
+export async function releaseHolds(tx: Tx, order: OrderScope, statuses: SettleableStatuses, now: Date): Promise<number> {
+  const pending = await rowsOf(
+    tx,
+    "select 1 as found from settlement_hold where merchant_id = ? and currency = ? and released_into_id is null limit 1",
+    [order.merchantId, order.currency],
   );
-  return Number(toBigInt(counted[0]?.n));
+  if (pending.length === 0) return 0;
+  const rows = rowExecutor(tx);
+  const written = await runStatement(
+    rows,
+    insertSkippingDuplicates(
+      rows,
+      `${LINE_COLUMNS}
+       select p.id, ?, p.merchant_id, 'PAYMENT', p.id, null, p.amount, p.fee, p.amount - p.fee, p.succeeded_at
+       from settlement_hold h join payment p on p.id = h.payment_id
+       where h.merchant_id = ? and h.currency = ? and h.released_into_id is null and h.settlement_id <> ?
+         and p.status in (${placeholders(statuses.paid)}) and ${NO_OPEN_DISCREPANCY}`,
+    ),
+    [order.settlementId, order.merchantId, order.currency, order.settlementId, ...statuses.paid, statuses.discrepancyOpen],
+  );
+  if (written > 0) {
+    await runStatement(
+      rows,
+      `update settlement_hold set released_into_id = ?, released_at = ?
+       where merchant_id = ? and currency = ? and released_into_id is null
+         and payment_id in (select l.id from settlement_line l where l.settlement_id = ? and l.kind = 'PAYMENT')`,
+      [order.settlementId, at(tx, now), order.merchantId, order.currency, order.settlementId],
+    );
+  }
+  return written;
 }
 
 /**
  * The (merchant, currency) pairs that may have something to settle for the run, in merchant order:
- * those with payments paid or refunds succeeded in the period, found by a loose index scan (one
+ * those with payments or refunds that succeeded in the period, found by a loose index scan (one
  * seek per pair on the settlement indexes, not a read of the period's rows: 0.1 s against 0.9 s
  * for 1,000,000 payments), and those with held payments whose discrepancies are all resolved.
- * Candidates only: an order of a pair with nothing left to settle (all settled, held, or not in a
- * paid status) is rolled back by the service.
+ * Candidates only: an order of a pair with nothing to settle is rolled back by the service.
  */
 export async function pairsToSettle(session: Session, run: RunScope, statuses: SettleableStatuses): Promise<Array<{ merchantId: string; currency: string }>> {
   const only = (column: string) => (run.merchantId === undefined ? "" : ` and ${column} = ?`);
@@ -129,14 +192,14 @@ export async function pairsToSettle(session: Session, run: RunScope, statuses: S
   const rows = await rowsOf(
     session,
     `select merchant_id, currency from (
-       select p.merchant_id, p.currency, min(p.paid_at) as first_at from payment p
-       where ${PAYMENT_IN_PERIOD}${only("p.merchant_id")} group by p.merchant_id, p.currency
+       select p.merchant_id, p.currency, min(p.succeeded_at) as first_at from payment p
+       where p.succeeded_at >= ? and p.succeeded_at < ?${only("p.merchant_id")} group by p.merchant_id, p.currency
        union
        select r.merchant_id, r.currency, min(r.succeeded_at) as first_at from refund r
        where r.succeeded_at >= ? and r.succeeded_at < ?${only("r.merchant_id")} group by r.merchant_id, r.currency
        union
        select h.merchant_id, h.currency, min(h.created_at) as first_at from settlement_hold h join payment p on p.id = h.payment_id
-       where p.status in (${placeholders(statuses.paid)})${only("h.merchant_id")} and ${NO_OPEN_DISCREPANCY}
+       where h.released_into_id is null and p.status in (${placeholders(statuses.paid)})${only("h.merchant_id")} and ${NO_OPEN_DISCREPANCY}
        group by h.merchant_id, h.currency
      ) pairs group by merchant_id, currency order by merchant_id, currency`,
     [
@@ -154,6 +217,20 @@ export async function pairsToSettle(session: Session, run: RunScope, statuses: S
   return rows.map((row) => ({ merchantId: String(row.merchant_id), currency: String(row.currency) }));
 }
 
+/**
+ * Scheduled orders of other dates whose period overlaps this one (a changed cut-off, delay or
+ * time zone): their derived lines would overlap this date's. At most `limit` dates.
+ */
+export async function overlappingDates(session: Session, run: RunScope, limit: number): Promise<string[]> {
+  const rows = await rowsOf(
+    session,
+    `select distinct settlement_date from settlement
+     where kind = 'SCHEDULED' and settlement_date <> ? and period_start < ? and period_end > ? order by settlement_date limit ${Math.floor(limit)}`,
+    [run.settlementDate, at(session, run.end), at(session, run.start)],
+  );
+  return rows.map((row) => String(row.settlement_date));
+}
+
 /** The merchant's scheduled order of a settlement date in a currency, if built. */
 export function findScheduledOrder(session: Session, merchantId: string, currency: string, settlementDate: string): Promise<SettlementRow | undefined> {
   return findRow<SettlementRow>(rowExecutor(session), Settlement, { merchantId, currency, kind: "SCHEDULED", settlementDate });
@@ -162,81 +239,6 @@ export function findScheduledOrder(session: Session, merchantId: string, currenc
 /** Inserts an order row; a second order for the same merchant, currency and date fails on its unique key. */
 export async function insertOrder(tx: Tx, order: SettlementRow): Promise<void> {
   await insertRow(rowExecutor(tx), Settlement, order);
-}
-
-/**
- * Writes the order's payment lines: the period's paid payments of the merchant and currency that
- * are not held and not settled, then the held ones whose discrepancies are all resolved (their
- * hold rows deleted). Resolves with the number of lines written. The per-payment discrepancy check
- * and the hold statements run only for a merchant with an OPEN discrepancy or a hold (a few rows
- * read first): the check cost 8 of 30 ms per 1,000-line order on the 1M-payment bench.
- */
-export async function insertPaymentLines(tx: Tx, order: OrderScope, statuses: SettleableStatuses): Promise<number> {
-  const rows = rowExecutor(tx);
-  const select = `select p.id, ?, p.merchant_id, 'PAYMENT', p.id, null, p.amount, p.fee, p.amount - p.fee, p.paid_at from payment p`;
-  const hasOpen =
-    (
-      await rowsOf(
-        tx,
-        "select 1 as found from discrepancy d join payment p on p.id = d.payment_id where d.status = ? and p.merchant_id = ? limit 1",
-        [statuses.discrepancyOpen, order.merchantId],
-      )
-    ).length > 0;
-  let written = await runStatement(
-    rows,
-    insertSkippingDuplicates(
-      rows,
-      `${LINE_COLUMNS} ${select}
-       where p.merchant_id = ? and p.currency = ? and ${PAYMENT_IN_PERIOD} and p.status in (${placeholders(statuses.paid)})
-         ${hasOpen ? `and ${NO_OPEN_DISCREPANCY}` : ""}`,
-    ),
-    [
-      order.settlementId,
-      order.merchantId,
-      order.currency,
-      at(tx, order.start),
-      at(tx, order.end),
-      ...statuses.paid,
-      ...(hasOpen ? [statuses.discrepancyOpen] : []),
-    ],
-  );
-  const hasHolds =
-    (await rowsOf(tx, "select 1 as found from settlement_hold where merchant_id = ? and currency = ? limit 1", [order.merchantId, order.currency]))
-      .length > 0;
-  if (!hasHolds) return written;
-  written += await runStatement(
-    rows,
-    insertSkippingDuplicates(
-      rows,
-      `${LINE_COLUMNS} ${select} join settlement_hold h on h.payment_id = p.id
-       where h.merchant_id = ? and h.currency = ? and p.status in (${placeholders(statuses.paid)})
-         and ${NO_OPEN_DISCREPANCY}`,
-    ),
-    [order.settlementId, order.merchantId, order.currency, ...statuses.paid, statuses.discrepancyOpen],
-  );
-  await runStatement(
-    rows,
-    `delete from settlement_hold where merchant_id = ? and currency = ?
-       and exists (select 1 from settlement_line l where l.id = settlement_hold.payment_id)`,
-    [order.merchantId, order.currency],
-  );
-  return written;
-}
-
-/** Writes the order's refund lines: the period's succeeded, unsettled refunds of the merchant and currency. */
-export async function insertRefundLines(tx: Tx, order: OrderScope, statuses: SettleableStatuses): Promise<number> {
-  const rows = rowExecutor(tx);
-  return runStatement(
-    rows,
-    insertSkippingDuplicates(
-      rows,
-      `${LINE_COLUMNS}
-       select r.id, ?, r.merchant_id, 'REFUND', r.payment_id, r.id, -r.amount, -r.fee_returned, r.fee_returned - r.amount, r.succeeded_at
-       from refund r
-       where r.merchant_id = ? and r.currency = ? and r.succeeded_at >= ? and r.succeeded_at < ? and r.status = ?`,
-    ),
-    [order.settlementId, order.merchantId, order.currency, at(tx, order.start), at(tx, order.end), statuses.refundSucceeded],
-  );
 }
 
 /**
@@ -272,7 +274,7 @@ export async function insertLine(tx: Tx, line: SettlementLineRow): Promise<void>
   await insertRow(rowExecutor(tx), SettlementLine, line);
 }
 
-/** An order's totals, summed over its lines. */
+/** An order's totals: derived lines plus stored lines. */
 export interface OrderTotals {
   paymentsAmount: bigint;
   refundsAmount: bigint;
@@ -281,27 +283,60 @@ export interface OrderTotals {
   grossAmount: bigint;
   netAmount: bigint;
   lineCount: bigint;
+  /** Payment and refund lines (derived and released), without carried and withdrawal lines. */
+  settledLines: bigint;
 }
 
-const TOTALS_SELECT = `sum(case when kind = 'PAYMENT' then gross else 0 end) as payments,
+const STORED_TOTALS_SELECT = `sum(case when kind = 'PAYMENT' then gross else 0 end) as payments,
   sum(case when kind = 'REFUND' then gross else 0 end) as refunds, sum(fee) as fee,
-  sum(case when kind = 'CARRIED' then gross else 0 end) as carried, sum(gross) as gross, sum(net) as net, count(*) as line_total`;
+  sum(case when kind = 'CARRIED' then gross else 0 end) as carried, sum(gross) as gross, sum(net) as net, count(*) as line_total,
+  sum(case when kind in ('PAYMENT', 'REFUND') then 1 else 0 end) as settled_lines`;
 
-function totalsOf(row: Record<string, unknown> | undefined): OrderTotals {
-  return {
-    paymentsAmount: toBigInt(row?.payments),
-    refundsAmount: toBigInt(row?.refunds),
-    feeAmount: toBigInt(row?.fee),
-    carriedAmount: toBigInt(row?.carried),
-    grossAmount: toBigInt(row?.gross),
-    netAmount: toBigInt(row?.net),
-    lineCount: toBigInt(row?.line_total),
+/**
+ * Sums the order's derived lines (aggregates over the settlement indexes, less what was held from
+ * it) and its stored lines into its totals, and sets its status; resolves with the totals.
+ * `gross = net + fee` holds by construction: every line's net is its gross less its fee.
+ */
+export async function writeTotals(
+  tx: Tx,
+  order: OrderScope,
+  statuses: SettleableStatuses,
+  scheduled: boolean,
+  status: (totals: OrderTotals) => string,
+): Promise<OrderTotals> {
+  const derived = scheduled
+    ? (
+        await rowsOf(
+          tx,
+          `select pay.payment_count, pay.payment_gross, pay.payment_fee, held.held_count, held.held_gross, held.held_fee,
+             ref.refund_count, ref.refund_amount, ref.refund_fee
+           from (select count(*) as payment_count, coalesce(sum(p.amount), 0) as payment_gross, coalesce(sum(p.fee), 0) as payment_fee
+                 from payment p where ${derivedPayments(statuses.paid)}) pay
+           cross join (select count(*) as held_count, coalesce(sum(p.amount), 0) as held_gross, coalesce(sum(p.fee), 0) as held_fee
+                 from settlement_hold h join payment p on p.id = h.payment_id where h.settlement_id = ?) held
+           cross join (select count(*) as refund_count, coalesce(sum(r.amount), 0) as refund_amount, coalesce(sum(r.fee_returned), 0) as refund_fee
+                 from refund r where ${DERIVED_REFUNDS}) ref`,
+          [...scopeParams(tx, order), ...statuses.paid, order.settlementId, ...scopeParams(tx, order), statuses.refundSucceeded],
+        )
+      )[0]
+    : undefined;
+  const stored = (await rowsOf(tx, `select ${STORED_TOTALS_SELECT} from settlement_line where settlement_id = ?`, [order.settlementId]))[0];
+  const paymentCount = toBigInt(derived?.payment_count) - toBigInt(derived?.held_count);
+  const paymentGross = toBigInt(derived?.payment_gross) - toBigInt(derived?.held_gross);
+  const paymentFee = toBigInt(derived?.payment_fee) - toBigInt(derived?.held_fee);
+  const refundCount = toBigInt(derived?.refund_count);
+  const refundGross = -toBigInt(derived?.refund_amount);
+  const refundFee = -toBigInt(derived?.refund_fee);
+  const totals: OrderTotals = {
+    paymentsAmount: paymentGross + toBigInt(stored?.payments),
+    refundsAmount: refundGross + toBigInt(stored?.refunds),
+    feeAmount: paymentFee + refundFee + toBigInt(stored?.fee),
+    carriedAmount: toBigInt(stored?.carried),
+    grossAmount: paymentGross + refundGross + toBigInt(stored?.gross),
+    netAmount: paymentGross - paymentFee + (refundGross - refundFee) + toBigInt(stored?.net),
+    lineCount: paymentCount + refundCount + toBigInt(stored?.line_total),
+    settledLines: paymentCount + refundCount + toBigInt(stored?.settled_lines),
   };
-}
-
-/** Sums the order's lines into its totals and sets its status; resolves with the totals. */
-export async function writeTotals(tx: Tx, settlementId: string, status: (totals: OrderTotals) => string): Promise<OrderTotals> {
-  const totals = totalsOf((await rowsOf(tx, `select ${TOTALS_SELECT} from settlement_line where settlement_id = ?`, [settlementId]))[0]);
   await runStatement(
     rowExecutor(tx),
     `update settlement set payments_amount = ?, refunds_amount = ?, fee_amount = ?, carried_amount = ?, gross_amount = ?,
@@ -315,7 +350,7 @@ export async function writeTotals(tx: Tx, settlementId: string, status: (totals:
       totals.netAmount,
       totals.lineCount,
       status(totals),
-      settlementId,
+      order.settlementId,
     ],
   );
   return totals;
@@ -345,11 +380,53 @@ export function listMerchantOrders(
   return entityManager(session).find(Settlement, where, { orderBy: { id: "desc" }, limit: page.limit, disableIdentityMap: true });
 }
 
-/** A page of an order's lines, newest source first. */
-export function listLines(session: Session, settlementId: string, page: PageRequest): Promise<SettlementLineRow[]> {
-  const where: Record<string, unknown> = { settlementId };
-  if (page.afterId) where.id = { $lt: page.afterId };
-  return entityManager(session).find(SettlementLine, where, { orderBy: { id: "desc" }, limit: page.limit, disableIdentityMap: true });
+/**
+ * A page of an order's lines, newest source first: for a scheduled order its derived lines (the
+ * period's payments not held from it, and refunds) with its stored ones, read in one statement.
+ */
+export async function listLines(session: Session, order: SettlementRow, statuses: SettleableStatuses, page: PageRequest): Promise<SettlementLineRow[]> {
+  const after = (column: string) => (page.afterId ? ` and ${column} < ?` : "");
+  const afterParams = page.afterId ? [page.afterId] : [];
+  const branches: string[] = [];
+  const params: unknown[] = [];
+  if (order.kind === "SCHEDULED") {
+    const scope = { merchantId: order.merchantId, currency: order.currency, start: order.periodStart, end: order.periodEnd };
+    branches.push(
+      `select p.id as id, 'PAYMENT' as kind, p.id as payment_id, null as refund_id, p.amount as gross, p.fee as fee,
+         p.amount - p.fee as net, p.succeeded_at as occurred_at
+       from payment p where ${derivedPayments(statuses.paid)}${after("p.id")}
+         and not exists (select 1 from settlement_hold h where h.payment_id = p.id and h.settlement_id = ?)`,
+      `select r.id as id, 'REFUND' as kind, r.payment_id as payment_id, r.id as refund_id, -r.amount as gross, -r.fee_returned as fee,
+         r.fee_returned - r.amount as net, r.succeeded_at as occurred_at
+       from refund r where ${DERIVED_REFUNDS}${after("r.id")}`,
+    );
+    params.push(...scopeParams(session, scope), ...statuses.paid, ...afterParams, order.id);
+    params.push(...scopeParams(session, scope), statuses.refundSucceeded, ...afterParams);
+  }
+  branches.push(
+    `select l.id as id, l.kind as kind, l.payment_id as payment_id, l.refund_id as refund_id, l.gross as gross, l.fee as fee,
+       l.net as net, l.occurred_at as occurred_at
+     from settlement_line l where l.settlement_id = ?${after("l.id")}`,
+  );
+  params.push(order.id, ...afterParams);
+  const rows = await rowsOf(
+    session,
+    `select id, kind, payment_id, refund_id, gross, fee, net, occurred_at from (${branches.join(" union all ")}) order_lines
+     order by id desc limit ${Math.floor(page.limit)}`,
+    params,
+  );
+  return rows.map((row) => ({
+    settlementId: order.id,
+    id: String(row.id),
+    merchantId: order.merchantId,
+    kind: String(row.kind),
+    paymentId: row.payment_id === null || row.payment_id === undefined ? null : String(row.payment_id),
+    refundId: row.refund_id === null || row.refund_id === undefined ? null : String(row.refund_id),
+    gross: toBigInt(row.gross),
+    fee: toBigInt(row.fee),
+    net: toBigInt(row.net),
+    occurredAt: rawDate(row.occurred_at),
+  }));
 }
 
 /** The scheduled orders of a settlement date (of one merchant, when given), by merchant and currency. */
@@ -369,6 +446,16 @@ export async function countOrdersOfDate(session: Session, settlementDate: string
   return Number(toBigInt(rows[0]?.n));
 }
 
+/** How many payments are held from a settlement date (of one merchant, when given), released since or not. */
+export async function countHoldsOfDate(session: Session, settlementDate: string, merchantId?: string): Promise<number> {
+  const rows = await rowsOf(
+    session,
+    `select count(*) as n from settlement_hold where settlement_date = ?${merchantId === undefined ? "" : " and merchant_id = ?"}`,
+    merchantId === undefined ? [settlementDate] : [settlementDate, merchantId],
+  );
+  return Number(toBigInt(rows[0]?.n));
+}
+
 /** The payments held from a settlement date (of one merchant, when given), at most `limit`. */
 export function holdsOfDate(session: Session, settlementDate: string, merchantId: string | undefined, limit: number) {
   const where: Record<string, unknown> = { settlementDate };
@@ -376,45 +463,102 @@ export function holdsOfDate(session: Session, settlementDate: string, merchantId
   return entityManager(session).find(SettlementHold, where, { orderBy: { paymentId: "asc" }, limit, disableIdentityMap: true });
 }
 
-/** Orders whose totals are not the sums of their lines (for the ledger check). */
-export async function ordersNotMatchingLines(session: Session): Promise<Array<{ id: string; detail: string }>> {
+/**
+ * Orders whose stored totals are not what their lines add up to now (for the ledger check):
+ * recomputed set-based for every order from its derived rows (the period's paid payments less
+ * those held from it, and its refunds) and its stored lines. A success that slipped into a settled
+ * period, a changed amount or fee, a lost hold row all show here. Also an order whose gross is
+ * not net + fee.
+ */
+export async function ordersNotMatchingLines(session: Session, statuses: SettleableStatuses): Promise<Array<{ id: string; detail: string }>> {
+  const inPeriod = (order: string) =>
+    `p.merchant_id = ${order}.merchant_id and p.currency = ${order}.currency and p.succeeded_at >= ${order}.period_start and p.succeeded_at < ${order}.period_end`;
   const rows = await rowsOf(
     session,
-    `select s.id, s.payments_amount, s.refunds_amount, s.fee_amount, s.carried_amount, s.gross_amount, s.net_amount, s.line_count,
-       t.payments, t.refunds, t.fee, t.carried, t.gross, t.net, t.line_total
-     from settlement s left join (select settlement_id, ${TOTALS_SELECT} from settlement_line group by settlement_id) t
-       on t.settlement_id = s.id
-     where s.payments_amount <> coalesce(t.payments, 0) or s.refunds_amount <> coalesce(t.refunds, 0)
-       or s.fee_amount <> coalesce(t.fee, 0) or s.carried_amount <> coalesce(t.carried, 0)
-       or s.gross_amount <> coalesce(t.gross, 0) or s.net_amount <> coalesce(t.net, 0) or s.line_count <> coalesce(t.line_total, 0)
+    `select s.id, s.gross_amount, s.fee_amount, s.net_amount, s.line_count, e.gross, e.fee, e.net, e.line_total
+     from settlement s join (
+       select o.id as settlement_id,
+         coalesce(dp.gross, 0) - coalesce(hp.gross, 0) + coalesce(l.payments, 0) as payments,
+         coalesce(l.refunds, 0) - coalesce(dr.amount, 0) as refunds,
+         coalesce(dp.fee, 0) - coalesce(hp.fee, 0) - coalesce(dr.fee, 0) + coalesce(l.fee, 0) as fee,
+         coalesce(l.carried, 0) as carried,
+         coalesce(dp.gross, 0) - coalesce(hp.gross, 0) - coalesce(dr.amount, 0) + coalesce(l.gross, 0) as gross,
+         coalesce(dp.gross, 0) - coalesce(dp.fee, 0) - coalesce(hp.gross, 0) + coalesce(hp.fee, 0)
+           - coalesce(dr.amount, 0) + coalesce(dr.fee, 0) + coalesce(l.net, 0) as net,
+         coalesce(dp.n, 0) - coalesce(hp.n, 0) + coalesce(dr.n, 0) + coalesce(l.line_total, 0) as line_total
+       from settlement o
+       left join (select s2.id as settlement_id, count(*) as n, sum(p.amount) as gross, sum(p.fee) as fee
+                  from settlement s2 join payment p on ${inPeriod("s2")}
+                  where s2.kind = 'SCHEDULED' and p.status in (${placeholders(statuses.paid)}) group by s2.id) dp on dp.settlement_id = o.id
+       left join (select s3.id as settlement_id, count(*) as n, sum(p.amount) as gross, sum(p.fee) as fee
+                  from settlement s3 join settlement_hold h on h.settlement_id = s3.id join payment p on p.id = h.payment_id
+                  where ${inPeriod("s3")} and p.status in (${placeholders(statuses.paid)}) group by s3.id) hp on hp.settlement_id = o.id
+       left join (select s4.id as settlement_id, count(*) as n, sum(r.amount) as amount, sum(r.fee_returned) as fee
+                  from settlement s4 join refund r on r.merchant_id = s4.merchant_id and r.currency = s4.currency
+                    and r.succeeded_at >= s4.period_start and r.succeeded_at < s4.period_end
+                  where s4.kind = 'SCHEDULED' and r.status = ? group by s4.id) dr on dr.settlement_id = o.id
+       left join (select settlement_id, ${STORED_TOTALS_SELECT} from settlement_line group by settlement_id) l on l.settlement_id = o.id
+     ) e on e.settlement_id = s.id
+     where s.payments_amount <> e.payments or s.refunds_amount <> e.refunds or s.fee_amount <> e.fee
+       or s.carried_amount <> e.carried or s.gross_amount <> e.gross or s.net_amount <> e.net or s.line_count <> e.line_total
        or s.gross_amount <> s.net_amount + s.fee_amount`,
-    [],
+    [...statuses.paid, ...statuses.paid, statuses.refundSucceeded],
   );
-  return rows.map((row) => {
-    const lines = totalsOf(row);
-    return {
-      id: String(row.id),
-      detail:
-        `order gross ${toBigInt(row.gross_amount)}, fee ${toBigInt(row.fee_amount)}, net ${toBigInt(row.net_amount)}, lines ${toBigInt(row.line_count)}; ` +
-        `its lines sum to gross ${lines.grossAmount}, fee ${lines.feeAmount}, net ${lines.netAmount} over ${lines.lineCount} lines`,
-    };
-  });
+  return rows.map((row) => ({
+    id: String(row.id),
+    detail:
+      `order gross ${toBigInt(row.gross_amount)}, fee ${toBigInt(row.fee_amount)}, net ${toBigInt(row.net_amount)}, lines ${toBigInt(row.line_count)}; ` +
+      `its lines add up to gross ${toBigInt(row.gross)}, fee ${toBigInt(row.fee)}, net ${toBigInt(row.net)} over ${toBigInt(row.line_total)} lines`,
+  }));
 }
 
-/** Lines whose gross is not net + fee (for the ledger check). */
+/** Stored lines whose gross is not net + fee (for the ledger check; derived lines are so by construction). */
 export async function linesNotBalanced(session: Session): Promise<Array<{ id: string; gross: bigint; fee: bigint; net: bigint }>> {
   const rows = await rowsOf(session, "select id, gross, fee, net from settlement_line where gross <> net + fee", []);
   return rows.map((row) => ({ id: String(row.id), gross: toBigInt(row.gross), fee: toBigInt(row.fee), net: toBigInt(row.net) }));
 }
 
-/** Payments or refunds on more than one line (for the ledger check). */
-export async function settledTwice(session: Session): Promise<Array<{ subject: string; lines: bigint }>> {
-  const rows = await rowsOf(
+/**
+ * Payments settled twice (for the ledger check), set-based: a payment on a stored line that is also
+ * derived into the order of its period (not held from it); a payment or refund on two stored
+ * lines; two scheduled orders of one merchant and currency whose periods overlap (their derived
+ * lines would share payments).
+ */
+export async function settledTwice(session: Session, statuses: SettleableStatuses): Promise<Array<{ subject: string; detail: string }>> {
+  const stored = await rowsOf(
+    session,
+    `select l.payment_id as subject, l.settlement_id as stored_in, s.id as derived_in
+     from settlement_line l join payment p on p.id = l.payment_id
+     join settlement s on s.merchant_id = p.merchant_id and s.currency = p.currency and s.kind = 'SCHEDULED'
+       and p.succeeded_at >= s.period_start and p.succeeded_at < s.period_end
+     where l.kind = 'PAYMENT' and p.status in (${placeholders(statuses.paid)})
+       and not exists (select 1 from settlement_hold h where h.payment_id = p.id and h.settlement_id = s.id)`,
+    [...statuses.paid],
+  );
+  const twice = await rowsOf(
     session,
     `select payment_id as subject, count(*) as n from settlement_line where kind = 'PAYMENT' group by payment_id having count(*) > 1
      union all
      select refund_id as subject, count(*) as n from settlement_line where kind = 'REFUND' group by refund_id having count(*) > 1`,
     [],
   );
-  return rows.map((row) => ({ subject: String(row.subject), lines: toBigInt(row.n) }));
+  const overlapping = await rowsOf(
+    session,
+    `select a.id as first_id, b.id as second_id from settlement a join settlement b
+       on b.merchant_id = a.merchant_id and b.currency = a.currency and b.kind = 'SCHEDULED' and b.id > a.id
+         and b.period_start < a.period_end and a.period_start < b.period_end
+     where a.kind = 'SCHEDULED'`,
+    [],
+  );
+  return [
+    ...stored.map((row) => ({
+      subject: String(row.subject),
+      detail: `on a stored line of order ${String(row.stored_in)} and derived into order ${String(row.derived_in)} of its period`,
+    })),
+    ...twice.map((row) => ({ subject: String(row.subject), detail: `on ${toBigInt(row.n)} stored settlement lines` })),
+    ...overlapping.map((row) => ({
+      subject: String(row.second_id),
+      detail: `its period overlaps that of order ${String(row.first_id)} of the same merchant and currency`,
+    })),
+  ];
 }

@@ -1,8 +1,9 @@
 /**
  * Settlement orders on MySQL through the whole service: payments paid through the simulated Alipay
- * (create, the shopper pays, notify through the shim), their paid time then placed in the period a
- * test settles (and a refund's success time likewise), RunSettlement over grpc-js and Connect, the
- * merchant's reads, SubmitSettlement, the ledger check and the scheduler's lease.
+ * (create, the shopper pays, notify through the shim), their success time (and the channel's paid
+ * time with it) then placed in the period a test settles (and a refund's success time likewise),
+ * RunSettlement over grpc-js and Connect, the merchant's reads (derived and stored lines),
+ * SubmitSettlement, a success recorded late, the ledger check and the scheduler's lease.
  */
 import { status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
@@ -12,7 +13,11 @@ import type { DiscrepancyRow } from "../../src/discrepancies/discrepancy-entity.
 import { insertDiscrepancy } from "../../src/discrepancies/discrepancy-store.js";
 import { newId } from "../../src/ids.js";
 import { checkLedger } from "../../src/ledger/ledger-check.js";
+import { applyChannelStatus } from "../../src/payments/channel-outcome.js";
+import { reloadPayment } from "../../src/payments/payment-store.js";
 import { createSettlementScheduler, SETTLEMENT_JOB } from "../../src/settlement/settlement-scheduler.js";
+import { createSettlementService, NO_PAYOUT_ACCOUNTS, SETTLEMENT_GRACE_MS } from "../../src/settlement/settlement-service.js";
+import { addDays, currentSettlementDate, settlementPeriod } from "../../src/settlement/settlement-period.js";
 import { RefundFeePolicy } from "../../gen/payments/v1/merchant_service_pb.js";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { RefundStatus } from "../../gen/payments/v1/payment_service_pb.js";
@@ -57,7 +62,7 @@ async function merchantWithFee(name: string, policy = RefundFeePolicy.RETAIN): P
   return merchant;
 }
 
-/** A payment paid through the simulated Alipay, its paid time then moved to `paidAt`. */
+/** A payment paid through the simulated Alipay, its success (our clock) and paid time then moved to `paidAt`. */
 async function paidPayment(merchant: Merchant, amount: bigint, paidAt: Date) {
   const created = await t.grpc.payments.createPayment(
     { merchantOrderNo: `settle-${Date.now()}-${++orderSeq}`, currency: "CNY", amount, channel: Channel.ALIPAY, subject: "Oolong, 250 g" },
@@ -70,7 +75,7 @@ async function paidPayment(merchant: Merchant, amount: bigint, paidAt: Date) {
     (p) => p.status === PaymentStatus.SUCCEEDED,
   );
   expect(paid.status).toBe(PaymentStatus.SUCCEEDED);
-  await sql("update payment set paid_at = ? where id = ?", [paidAt, payment.id]);
+  await sql("update payment set paid_at = ?, succeeded_at = ? where id = ?", [paidAt, paidAt, payment.id]);
   return paid;
 }
 
@@ -255,8 +260,9 @@ describe("RunSettlement", () => {
     const first = await run("2026-11-14", merchant.id);
     expect(first).toMatchObject({ ordersCreated: 1n, linesSettled: 1n, paymentsHeld: 1n });
     expect((await onlyOrder(merchant, "2026-11-14")).lines.map((line) => line.paymentId)).toEqual([clear.id]);
-    expect(await sql("select payment_id, settlement_date from settlement_hold where merchant_id = ?", [merchant.id])).toEqual([
-      { payment_id: held.id, settlement_date: "2026-11-14" },
+    const heldFrom = await onlyOrder(merchant, "2026-11-14");
+    expect(await sql("select payment_id, settlement_id, settlement_date, released_into_id from settlement_hold where merchant_id = ?", [merchant.id])).toEqual([
+      { payment_id: held.id, settlement_id: heldFrom.id, settlement_date: "2026-11-14", released_into_id: null },
     ]);
 
     // Still open: a later run leaves it where it is.
@@ -267,7 +273,15 @@ describe("RunSettlement", () => {
     const released = await onlyOrder(merchant, "2026-11-16");
     expect(released.lines.map((line) => line.paymentId)).toEqual([held.id]);
     expect(released.netAmount).toBe(held.amount - held.fee);
-    expect(await sql("select payment_id from settlement_hold where merchant_id = ?", [merchant.id])).toEqual([]);
+    expectConsistent(released);
+    // The hold row stays as the audit trail, naming the order that settled the payment; the first
+    // order's derived lines still leave the payment out.
+    expect(await sql("select payment_id, settlement_id, released_into_id from settlement_hold where merchant_id = ?", [merchant.id])).toEqual([
+      { payment_id: held.id, settlement_id: heldFrom.id, released_into_id: released.id },
+    ]);
+    expect(await onlyOrder(merchant, "2026-11-14")).toEqual(heldFrom);
+    expect(await run("2026-11-17", merchant.id)).toMatchObject({ ordersCreated: 0n, linesSettled: 0n });
+    expect((await checkLedger(t.app.uow.session())).violations).toEqual([]);
   });
 
   it("settles only the merchant asked for, and the others on a run for all", async () => {
@@ -298,14 +312,14 @@ describe("RunSettlement", () => {
     expect(viaGrpc.linesSettled + viaConnect.linesSettled).toBe(10n);
     expect(viaGrpc.ordersCreated + viaGrpc.ordersExisting).toBe(5n);
     expect(viaConnect.ordersCreated + viaConnect.ordersExisting).toBe(5n);
-    const ids = payments.map((payment) => payment.id);
-    const lines = await sql(
-      `select id, count(*) as n from settlement_line where id in (${ids.map(() => "?").join(", ")}) group by id`,
-      ids,
-    );
-    expect(lines).toHaveLength(10);
-    expect(lines.every((line) => Number(line.n) === 1)).toBe(true);
-    for (const merchant of merchants) expectConsistent(await onlyOrder(merchant, "2026-11-21"));
+    // Every payment on exactly one order's lines.
+    const settled: string[] = [];
+    for (const merchant of merchants) {
+      const order = await onlyOrder(merchant, "2026-11-21");
+      expectConsistent(order);
+      settled.push(...order.lines.map((line) => line.paymentId));
+    }
+    expect(settled.sort()).toEqual(payments.map((payment) => payment.id).sort());
   });
 
   it("refuses a date whose period has not ended (SETTLEMENT_PERIOD_OPEN) and a malformed date (naming settlement_date)", async () => {
@@ -482,6 +496,62 @@ describe("payouts of settlement orders", () => {
   });
 });
 
+describe("a success recorded late", () => {
+  it("is settled in the period of its recording (our clock), not in the settled period of the channel's paid time", async () => {
+    const merchant = await merchantWithFee("Late Tea");
+    const early = await paidPayment(merchant, 2_000n, chinaNoon("2026-10-05"));
+    await run("2026-10-06", merchant.id);
+    const settled = await onlyOrder(merchant, "2026-10-06");
+    expect(settled.lines.map((line) => line.paymentId)).toEqual([early.id]);
+
+    // The channel paid it at noon on 2026-10-05 (China); its notification reaches us only now.
+    const created = (
+      await t.grpc.payments.createPayment(
+        { merchantOrderNo: `late-${++orderSeq}`, currency: "CNY", amount: 3_000n, channel: Channel.ALIPAY, subject: "Oolong, 250 g" },
+        merchant.headers,
+      )
+    ).payment!;
+    const channelPaidAt = new Date("2026-10-05T06:00:00.000Z");
+    const before = new Date();
+    const outcome = await t.app.uow.transaction(t.app.uow.session(), async (tx) =>
+      applyChannelStatus(
+        tx,
+        await reloadPayment(tx, created.id),
+        { state: "succeeded", channelTradeNo: `late-trade-${orderSeq}`, amountMinor: 3_000n, currency: "CNY", paidAt: channelPaidAt },
+        "test: a late notification",
+      ),
+    );
+    const after = new Date();
+    expect(outcome.effect).toBe("applied");
+    const late = (await t.grpc.payments.getPayment({ lookup: { key: { case: "paymentId", value: created.id } } }, merchant.headers)).payment!;
+    expect(late.status).toBe(PaymentStatus.SUCCEEDED);
+    // The API's paid_at is the channel's time.
+    expect(timestampDate(late.paidAt!).toISOString()).toBe(channelPaidAt.toISOString());
+
+    // The settled date stays as it was.
+    expect(await run("2026-10-06", merchant.id)).toMatchObject({ ordersCreated: 0n, ordersExisting: 1n, linesSettled: 0n });
+    expect(await onlyOrder(merchant, "2026-10-06")).toEqual(settled);
+
+    // The date whose period holds the moment we recorded it, settled once that period ended (and
+    // not before its grace has passed).
+    const schedule = t.config.settlement;
+    const date = addDays(currentSettlementDate(before, schedule), 1);
+    const period = settlementPeriod(date, schedule);
+    const session = t.app.uow.session();
+    const early5 = createSettlementService({ uow: t.app.uow, payouts: NO_PAYOUT_ACCOUNTS, schedule, now: () => new Date(period.end.getTime() + SETTLEMENT_GRACE_MS - 1) });
+    await expect(early5.runSettlement(session, date, { merchantId: merchant.id })).rejects.toMatchObject({ reason: "SETTLEMENT_PERIOD_OPEN" });
+    const later = createSettlementService({ uow: t.app.uow, payouts: NO_PAYOUT_ACCOUNTS, schedule, now: () => new Date(period.end.getTime() + SETTLEMENT_GRACE_MS) });
+    expect(await later.runSettlement(session, date, { merchantId: merchant.id })).toMatchObject({ ordersCreated: 1, linesSettled: 1 });
+    const order = await onlyOrder(merchant, date);
+    expect(order.lines.map((line) => line.paymentId)).toEqual([created.id]);
+    const occurredAt = timestampDate(order.lines[0]!.occurredAt!).getTime();
+    expect(occurredAt).toBeGreaterThanOrEqual(before.getTime());
+    expect(occurredAt).toBeLessThanOrEqual(after.getTime());
+    expect(order.netAmount).toBe(late.amount - late.fee);
+    expectConsistent(order);
+  });
+});
+
 describe("the scheduler", () => {
   it("runs the day's settlement on one of two replicas (job lease), once", async () => {
     const merchant = await merchantWithFee("Scheduled Tea");
@@ -548,5 +618,29 @@ describe("the ledger check", () => {
     expect(checks).toContain(`SETTLEMENT_LINES_MISMATCH ${order!.id}`);
     expect(checks).toContain(`SETTLEMENT_LINES_MISMATCH ${line!.id}`);
     expect(checks).toContain(`PAID_OUT_EXCEEDS_SETTLED merchant_available:${merchant.id} CNY`);
+  });
+
+  it("reports SETTLEMENT_LINES_MISMATCH when a success is moved into a settled period behind the service's back, and SETTLED_TWICE for a derived payment also on a stored line", async () => {
+    const merchant = await merchantWithFee("Moved Tea");
+    await paidPayment(merchant, 1_100n, chinaNoon("2026-09-10"));
+    const moved = await paidPayment(merchant, 2_200n, chinaNoon("2026-09-12"));
+    await run("2026-09-11", merchant.id);
+    const order = await onlyOrder(merchant, "2026-09-11");
+    const subjects = async (check: string) =>
+      (await checkLedger(t.app.uow.session())).violations.filter((violation) => violation.check === check).map((violation) => violation.subject);
+    expect(await subjects("SETTLEMENT_LINES_MISMATCH")).not.toContain(order.id);
+
+    await sql("update payment set succeeded_at = ? where id = ?", [chinaNoon("2026-09-10"), moved.id]);
+    expect(await subjects("SETTLEMENT_LINES_MISMATCH")).toContain(order.id);
+
+    await sql("update payment set succeeded_at = ? where id = ?", [chinaNoon("2026-09-12"), moved.id]);
+    expect(await subjects("SETTLEMENT_LINES_MISMATCH")).not.toContain(order.id);
+    await run("2026-09-13", merchant.id);
+    expect(await subjects("SETTLED_TWICE")).not.toContain(moved.id);
+    await sql(
+      "insert into settlement_line (id, settlement_id, merchant_id, kind, payment_id, refund_id, gross, fee, net, occurred_at) values (?, ?, ?, 'PAYMENT', ?, null, ?, ?, ?, now(3))",
+      [moved.id, order.id, merchant.id, moved.id, moved.amount, moved.fee, moved.amount - moved.fee],
+    );
+    expect(await subjects("SETTLED_TWICE")).toContain(moved.id);
   });
 });
