@@ -134,7 +134,10 @@ try {
   if (result.paymentsHeld > 0) {
     const holds = await settlements.holdsOfDate(session, date, merchantId, MAX_HOLDS_LISTED);
     console.log(`held (an OPEN discrepancy; settled by a later run once resolved):`);
-    for (const hold of holds) console.log(`  payment ${hold.paymentId} merchant ${hold.merchantId} ${hold.currency}`);
+    for (const hold of holds) {
+      const released = hold.releasedIntoId === null ? "" : ` (released into order ${hold.releasedIntoId})`;
+      console.log(`  payment ${hold.paymentId} merchant ${hold.merchantId} ${hold.currency}${released}`);
+    }
     if (result.paymentsHeld > holds.length) console.log(`  ... and ${result.paymentsHeld - holds.length} more`);
   }
 } finally {

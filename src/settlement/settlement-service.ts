@@ -344,6 +344,7 @@ export function createSettlementService(deps: SettlementServiceDeps) {
         paymentId: hold.paymentId,
         merchantId: hold.merchantId,
         currency: hold.currency,
+        releasedIntoId: hold.releasedIntoId ?? null,
       }));
     },
 

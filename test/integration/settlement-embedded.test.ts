@@ -1,6 +1,7 @@
 /**
  * The daily settlement on the embedded database (libSQL): the statements the dialects spell
- * differently (insert-or-ignore, dates bound as the driver stores them) build the same order.
+ * differently (insert-or-ignore, dates bound as the driver stores them, derived lines read back
+ * with dates as epoch milliseconds) build and show the same order.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkLedger } from "../../src/ledger/ledger-check.js";
@@ -36,7 +37,7 @@ describe("settlement on the embedded database", () => {
         (p) => p.status === PaymentStatus.SUCCEEDED,
       );
       expect(paid.status).toBe(PaymentStatus.SUCCEEDED);
-      await t.app.db.em().nativeUpdate(Payment, { id: paid.id }, { paidAt: new Date(paidAt) });
+      await t.app.db.em().nativeUpdate(Payment, { id: paid.id }, { paidAt: new Date(paidAt), succeededAt: new Date(paidAt) });
       ids.push(paid.id);
     }
 
