@@ -169,12 +169,16 @@ export function createSettlementService(deps: SettlementServiceDeps) {
   async function buildOrder(
     session: Session,
     run: store.RunScope,
+    hints: store.RunHints,
     pair: { merchantId: string; currency: string },
   ): Promise<{ created: boolean; lines: number }> {
     for (let attempt = 1; ; attempt++) {
-      if (await store.findScheduledOrder(session, pair.merchantId, pair.currency, run.settlementDate)) return { created: false, lines: 0 };
+      // Built before this run started (read once with the hints), or by a racing run (found on a retry).
+      if (attempt === 1 ? hints.pairsBuilt.has(store.pairKey(pair.merchantId, pair.currency)) : await store.findScheduledOrder(session, pair.merchantId, pair.currency, run.settlementDate)) {
+        return { created: false, lines: 0 };
+      }
       try {
-        return await uow.transaction(session, (tx) => buildOrderIn(tx, run, pair), { deadlockAttempts: DEADLOCK_ATTEMPTS });
+        return await uow.transaction(session, (tx) => buildOrderIn(tx, run, hints, pair), { deadlockAttempts: DEADLOCK_ATTEMPTS });
       } catch (error) {
         if (error instanceof NothingToSettle) return { created: false, lines: 0 };
         // The order's unique key: a racing run of the same date built it, and the loop finds it.
@@ -184,7 +188,7 @@ export function createSettlementService(deps: SettlementServiceDeps) {
     }
   }
 
-  async function buildOrderIn(tx: Tx, run: store.RunScope, pair: { merchantId: string; currency: string }) {
+  async function buildOrderIn(tx: Tx, run: store.RunScope, hints: store.RunHints, pair: { merchantId: string; currency: string }) {
     const now = clock();
     const order: SettlementRow = {
       id: newId(now.getTime()),
@@ -208,17 +212,32 @@ export function createSettlementService(deps: SettlementServiceDeps) {
       requestHash: null,
       createdAt: now,
     };
-    // The order row first: its unique key makes a racing run of the same date wait here, then fail.
-    await store.insertOrder(tx, order);
     const scope = { settlementId: order.id, merchantId: pair.merchantId, currency: pair.currency, start: run.start, end: run.end };
-    const held = await store.holdPayments(tx, scope, run.settlementDate, STATUSES, now);
-    await store.releaseHolds(tx, scope, STATUSES, now);
-    await store.carryForwardInto(tx, scope);
-    const totals = await store.writeTotals(tx, scope, STATUSES, true, (sums) => (sums.netAmount < 0n ? "CARRIED_FORWARD" : "SETTLED"));
+    const key = store.pairKey(pair.merchantId, pair.currency);
+    // Only for the merchants the run's hints name: a round trip per order each cost more than the
+    // order's totals. A discrepancy opened after the run began holds from the next run on, as one
+    // opened just after its order was built would.
+    const held = hints.merchantsWithOpenDiscrepancy.has(pair.merchantId) ? await store.holdPayments(tx, scope, run.settlementDate, STATUSES, now) : 0;
+    if (hints.pairsWithHolds.has(key)) await store.releaseHolds(tx, scope, STATUSES, now);
+    if (hints.pairsToCarry.has(key)) await store.carryForwardInto(tx, scope);
+    const totals = await store.orderTotals(tx, scope, STATUSES);
     // Nothing of its own (only a carried order, or a racing run released the held payments): no
     // order. An order that holds payments is kept with what it has: its hold rows name it.
     if (totals.settledLines === 0n && held === 0) throw new NothingToSettle();
     const lines = Number(totals.settledLines);
+    // The order row with its totals: its unique key makes a racing run of the same date wait here,
+    // then fail and roll back (its holds, releases and carries with it).
+    await store.insertOrder(tx, {
+      ...order,
+      paymentsAmount: totals.paymentsAmount,
+      refundsAmount: totals.refundsAmount,
+      feeAmount: totals.feeAmount,
+      carriedAmount: totals.carriedAmount,
+      grossAmount: totals.grossAmount,
+      netAmount: totals.netAmount,
+      lineCount: totals.lineCount,
+      status: totals.netAmount < 0n ? "CARRIED_FORWARD" : "SETTLED",
+    });
     if (totals.netAmount > 0n) {
       await postEntry(tx, {
         ref: `settlement:${order.id}`,
@@ -301,6 +320,7 @@ export function createSettlementService(deps: SettlementServiceDeps) {
         );
       }
       const pairs = await store.pairsToSettle(session, run, STATUSES);
+      const hints = await store.runHints(session, run, STATUSES);
       const result: SettlementRunResult = {
         settlementDate,
         periodStart: period.start,
@@ -320,7 +340,7 @@ export function createSettlementService(deps: SettlementServiceDeps) {
         while (next < pairs.length) {
           if (options.shouldContinue && !options.shouldContinue()) return;
           const pair = pairs[next++]!;
-          const built = await buildOrder(own, run, pair);
+          const built = await buildOrder(own, run, hints, pair);
           if (built.created) result.ordersCreated++;
           result.linesSettled += built.lines;
           options.onProgress?.(++done, pairs.length);

@@ -101,25 +101,58 @@ function scopeParams(session: Session, order: Pick<OrderScope, "merchantId" | "c
 /** Hold rows written per statement. */
 const HOLDS_PER_INSERT = 500;
 
-/** Whether the merchant has an OPEN discrepancy on any payment (few rows: OPEN ones are a person's to-do list). */
-async function hasOpenDiscrepancy(session: Session, merchantId: string, statuses: SettleableStatuses): Promise<boolean> {
-  const rows = await rowsOf(
+/**
+ * What a run's orders may have to do besides their derived lines, read once at its start (a round
+ * trip per order each cost more than the order's own totals): merchants with an OPEN discrepancy
+ * (few: OPEN ones are a person's to-do list), merchant currencies with unreleased holds or with a
+ * negative order not carried yet, and the orders of the date built already.
+ */
+export interface RunHints {
+  merchantsWithOpenDiscrepancy: Set<string>;
+  /** `merchant currency` keys. */
+  pairsWithHolds: Set<string>;
+  pairsToCarry: Set<string>;
+  pairsBuilt: Set<string>;
+}
+
+/** The key of a merchant currency in {@link RunHints}. */
+export function pairKey(merchantId: string, currency: string): string {
+  return `${merchantId} ${currency}`;
+}
+
+export async function runHints(session: Session, run: RunScope, statuses: SettleableStatuses): Promise<RunHints> {
+  const only = (column: string) => (run.merchantId === undefined ? "" : ` and ${column} = ?`);
+  const merchant = run.merchantId === undefined ? [] : [run.merchantId];
+  const open = await rowsOf(
     session,
-    "select 1 as found from discrepancy d join payment p on p.id = d.payment_id where d.status = ? and p.merchant_id = ? limit 1",
-    [statuses.discrepancyOpen, merchantId],
+    `select distinct p.merchant_id from discrepancy d join payment p on p.id = d.payment_id where d.status = ?${only("p.merchant_id")}`,
+    [statuses.discrepancyOpen, ...merchant],
   );
-  return rows.length > 0;
+  const pairs = async (sql: string, params: unknown[]) => new Set((await rowsOf(session, sql, params)).map((row) => pairKey(String(row.merchant_id), String(row.currency))));
+  return {
+    merchantsWithOpenDiscrepancy: new Set(open.map((row) => String(row.merchant_id))),
+    pairsWithHolds: await pairs(
+      `select distinct merchant_id, currency from settlement_hold where released_into_id is null${only("merchant_id")}`,
+      merchant,
+    ),
+    pairsToCarry: await pairs(
+      `select distinct merchant_id, currency from settlement where status = 'CARRIED_FORWARD' and carried_into_id is null${only("merchant_id")}`,
+      merchant,
+    ),
+    pairsBuilt: await pairs(
+      `select merchant_id, currency from settlement where kind = 'SCHEDULED' and settlement_date = ?${only("merchant_id")}`,
+      [run.settlementDate, ...merchant],
+    ),
+  };
 }
 
 /**
  * Holds back the order's derived payments that have an OPEN discrepancy: a `settlement_hold` row
  * each, naming the order, written in its transaction (so the order's derived set is frozen without
  * them). Found with a plain (non-locking) read of the OPEN discrepancies, so the period's payment
- * rows are not locked; skipped outright for a merchant without one (the check cost 8 of 30 ms per
- * 1,000-payment order when every order ran it). Resolves with the payments held from this order.
+ * rows are not locked. Resolves with the payments held from this order.
  */
 export async function holdPayments(tx: Tx, order: OrderScope, settlementDate: string, statuses: SettleableStatuses, now: Date): Promise<number> {
-  if (!(await hasOpenDiscrepancy(tx, order.merchantId, statuses))) return 0;
   const held = await rowsOf(
     tx,
     `select distinct p.id from discrepancy d join payment p on p.id = d.payment_id where d.status = ? and ${derivedPayments(statuses.paid)}`,
@@ -148,12 +181,6 @@ export async function holdPayments(tx: Tx, order: OrderScope, settlementDate: st
  * stored line already (a racing run released it first) is skipped. Resolves with the lines written.
  */
 export async function releaseHolds(tx: Tx, order: OrderScope, statuses: SettleableStatuses, now: Date): Promise<number> {
-  const pending = await rowsOf(
-    tx,
-    "select 1 as found from settlement_hold where merchant_id = ? and currency = ? and released_into_id is null limit 1",
-    [order.merchantId, order.currency],
-  );
-  if (pending.length === 0) return 0;
   const rows = rowExecutor(tx);
   const written = await runStatement(
     rows,
@@ -236,7 +263,10 @@ export function findScheduledOrder(session: Session, merchantId: string, currenc
   return findRow<SettlementRow>(rowExecutor(session), Settlement, { merchantId, currency, kind: "SCHEDULED", settlementDate });
 }
 
-/** Inserts an order row; a second order for the same merchant, currency and date fails on its unique key. */
+/**
+ * Inserts an order row (with its totals); a second order for the same merchant, currency and date
+ * fails on its unique key (a racing run's insert waits for the first one's transaction, then fails).
+ */
 export async function insertOrder(tx: Tx, order: SettlementRow): Promise<void> {
   await insertRow(rowExecutor(tx), Settlement, order);
 }
@@ -294,66 +324,42 @@ const STORED_TOTALS_SELECT = `sum(case when kind = 'PAYMENT' then gross else 0 e
 
 /**
  * Sums the order's derived lines (aggregates over the settlement indexes, less what was held from
- * it) and its stored lines into its totals, and sets its status; resolves with the totals.
- * `gross = net + fee` holds by construction: every line's net is its gross less its fee.
+ * it: index-only) and its stored lines into its totals, in one statement. `gross = net + fee`
+ * holds by construction: every line's net is its gross less its fee.
  */
-export async function writeTotals(
-  tx: Tx,
-  order: OrderScope,
-  statuses: SettleableStatuses,
-  scheduled: boolean,
-  status: (totals: OrderTotals) => string,
-): Promise<OrderTotals> {
-  const derived = scheduled
-    ? (
-        await rowsOf(
-          tx,
-          `select pay.payment_count, pay.payment_gross, pay.payment_fee, held.held_count, held.held_gross, held.held_fee,
-             ref.refund_count, ref.refund_amount, ref.refund_fee
-           from (select count(*) as payment_count, coalesce(sum(p.amount), 0) as payment_gross, coalesce(sum(p.fee), 0) as payment_fee
-                 from payment p where ${derivedPayments(statuses.paid)}) pay
-           cross join (select count(*) as held_count, coalesce(sum(p.amount), 0) as held_gross, coalesce(sum(p.fee), 0) as held_fee
-                 from settlement_hold h join payment p on p.id = h.payment_id where h.settlement_id = ?) held
-           cross join (select count(*) as refund_count, coalesce(sum(r.amount), 0) as refund_amount, coalesce(sum(r.fee_returned), 0) as refund_fee
-                 from refund r where ${DERIVED_REFUNDS}) ref`,
-          [...scopeParams(tx, order), ...statuses.paid, order.settlementId, ...scopeParams(tx, order), statuses.refundSucceeded],
-        )
-      )[0]
-    : undefined;
-  const stored = (await rowsOf(tx, `select ${STORED_TOTALS_SELECT} from settlement_line where settlement_id = ?`, [order.settlementId]))[0];
-  const paymentCount = toBigInt(derived?.payment_count) - toBigInt(derived?.held_count);
-  const paymentGross = toBigInt(derived?.payment_gross) - toBigInt(derived?.held_gross);
-  const paymentFee = toBigInt(derived?.payment_fee) - toBigInt(derived?.held_fee);
-  const refundCount = toBigInt(derived?.refund_count);
-  const refundGross = -toBigInt(derived?.refund_amount);
-  const refundFee = -toBigInt(derived?.refund_fee);
-  const totals: OrderTotals = {
-    paymentsAmount: paymentGross + toBigInt(stored?.payments),
-    refundsAmount: refundGross + toBigInt(stored?.refunds),
-    feeAmount: paymentFee + refundFee + toBigInt(stored?.fee),
-    carriedAmount: toBigInt(stored?.carried),
-    grossAmount: paymentGross + refundGross + toBigInt(stored?.gross),
-    netAmount: paymentGross - paymentFee + (refundGross - refundFee) + toBigInt(stored?.net),
-    lineCount: paymentCount + refundCount + toBigInt(stored?.line_total),
-    settledLines: paymentCount + refundCount + toBigInt(stored?.settled_lines),
+export async function orderTotals(tx: Tx, order: OrderScope, statuses: SettleableStatuses): Promise<OrderTotals> {
+  const row = (
+    await rowsOf(
+      tx,
+      `select pay.payment_count, pay.payment_gross, pay.payment_fee, held.held_count, held.held_gross, held.held_fee,
+         ref.refund_count, ref.refund_amount, ref.refund_fee,
+         stored.payments, stored.refunds, stored.fee, stored.carried, stored.gross, stored.net, stored.line_total, stored.settled_lines
+       from (select count(*) as payment_count, coalesce(sum(p.amount), 0) as payment_gross, coalesce(sum(p.fee), 0) as payment_fee
+             from payment p where ${derivedPayments(statuses.paid)}) pay
+       cross join (select count(*) as held_count, coalesce(sum(p.amount), 0) as held_gross, coalesce(sum(p.fee), 0) as held_fee
+             from settlement_hold h join payment p on p.id = h.payment_id where h.settlement_id = ?) held
+       cross join (select count(*) as refund_count, coalesce(sum(r.amount), 0) as refund_amount, coalesce(sum(r.fee_returned), 0) as refund_fee
+             from refund r where ${DERIVED_REFUNDS}) ref
+       cross join (select ${STORED_TOTALS_SELECT} from settlement_line where settlement_id = ?) stored`,
+      [...scopeParams(tx, order), ...statuses.paid, order.settlementId, ...scopeParams(tx, order), statuses.refundSucceeded, order.settlementId],
+    )
+  )[0];
+  const paymentCount = toBigInt(row?.payment_count) - toBigInt(row?.held_count);
+  const paymentGross = toBigInt(row?.payment_gross) - toBigInt(row?.held_gross);
+  const paymentFee = toBigInt(row?.payment_fee) - toBigInt(row?.held_fee);
+  const refundCount = toBigInt(row?.refund_count);
+  const refundGross = -toBigInt(row?.refund_amount);
+  const refundFee = -toBigInt(row?.refund_fee);
+  return {
+    paymentsAmount: paymentGross + toBigInt(row?.payments),
+    refundsAmount: refundGross + toBigInt(row?.refunds),
+    feeAmount: paymentFee + refundFee + toBigInt(row?.fee),
+    carriedAmount: toBigInt(row?.carried),
+    grossAmount: paymentGross + refundGross + toBigInt(row?.gross),
+    netAmount: paymentGross - paymentFee + (refundGross - refundFee) + toBigInt(row?.net),
+    lineCount: paymentCount + refundCount + toBigInt(row?.line_total),
+    settledLines: paymentCount + refundCount + toBigInt(row?.settled_lines),
   };
-  await runStatement(
-    rowExecutor(tx),
-    `update settlement set payments_amount = ?, refunds_amount = ?, fee_amount = ?, carried_amount = ?, gross_amount = ?,
-       net_amount = ?, line_count = ?, status = ? where id = ?`,
-    [
-      totals.paymentsAmount,
-      totals.refundsAmount,
-      totals.feeAmount,
-      totals.carriedAmount,
-      totals.grossAmount,
-      totals.netAmount,
-      totals.lineCount,
-      status(totals),
-      order.settlementId,
-    ],
-  );
-  return totals;
 }
 
 /** The merchant's order, or undefined (also for another merchant's order). */
