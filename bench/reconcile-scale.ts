@@ -8,7 +8,7 @@
  *
  * Targets: importStatement within 2x the baseline's time, peak RSS under 512 MB.
  *
- *   npx tsx bench/reconcile-scale.ts [--lines 1000000] [--channels alipay,wechatpay,card] [--keep]
+ *   npx tsx bench/reconcile-scale.ts [--lines 1000000] [--channels alipay,wechatpay,card] [--keep] [--profile DIR]
  *
  * Creates its own database on MYSQL_URL (default mysql://root@127.0.0.1:3306), migrates it through
  * openDatabase, seeds with set-based INSERT ... SELECT from a numbers CTE, and drops it at the end
@@ -204,6 +204,7 @@ async function main(): Promise<void> {
       lines: { type: "string", default: "1000000" },
       channels: { type: "string", default: CHANNEL_NAMES.join(",") },
       keep: { type: "boolean", default: false },
+      profile: { type: "string" },
       child: { type: "string" },
     },
   });
@@ -277,7 +278,11 @@ async function main(): Promise<void> {
 
       const run = await new Promise<{ ms: number; maxRssMb: number; phases: Record<string, number>; lines: number; matched: number; unmatched: number }>((resolve, reject) => {
         const spec = JSON.stringify({ url: url.toString(), channel, path, sha1, dataDir: work });
-        const proc = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--child", spec], { stdio: ["ignore", "pipe", "inherit"] });
+        // --profile DIR: the child writes a V8 CPU profile there (open it in Chrome DevTools).
+        const profile = values.profile ? ["--cpu-prof", `--cpu-prof-dir=${values.profile}`] : [];
+        const proc = spawn(process.execPath, [...profile, "--import", "tsx", fileURLToPath(import.meta.url), "--child", spec], {
+          stdio: ["ignore", "pipe", "inherit"],
+        });
         let out = "";
         proc.stdout.on("data", (chunk) => {
           out += chunk;
