@@ -22,7 +22,7 @@
  */
 import { createHash } from "node:crypto";
 import type { SettlementSchedule } from "../config.js";
-import { isDuplicateKey, type Session, type Tx, type UnitOfWork } from "../db/unit-of-work.js";
+import { isDuplicateKey, type RowScope, type Session, type Tx, type UnitOfWork } from "../db/unit-of-work.js";
 import { ConflictError, NotFoundError, PreconditionError, Violations } from "../errors.js";
 import { newId, newTradeNo } from "../ids.js";
 import { checkLookupId } from "../input-text.js";
@@ -178,6 +178,15 @@ export function createSettlementService(deps: SettlementServiceDeps) {
         return { created: false, lines: 0 };
       }
       try {
+        const key = store.pairKey(pair.merchantId, pair.currency);
+        const plain =
+          !hints.merchantsWithOpenDiscrepancy.has(pair.merchantId) &&
+          !hints.merchantsWithPayoutAccount.has(pair.merchantId) &&
+          !hints.pairsWithHolds.has(key) &&
+          !hints.pairsToCarry.has(key);
+        // Most orders are their derived lines and a ledger entry: a row transaction (about 0.5 ms of
+        // CPU less than an ORM one, db/rows.ts) without the payout account's locking read.
+        if (plain) return await uow.rowTransaction(session, (tx) => settleOrder(tx, run, pair, { held: 0, carried: 0 }), { deadlockAttempts: DEADLOCK_ATTEMPTS });
         return await uow.transaction(session, (tx) => buildOrderIn(tx, run, hints, pair), { deadlockAttempts: DEADLOCK_ATTEMPTS });
       } catch (error) {
         if (error instanceof NothingToSettle) return { created: false, lines: 0 };
@@ -188,67 +197,19 @@ export function createSettlementService(deps: SettlementServiceDeps) {
     }
   }
 
+  /** An order that may hold, release or carry, or be paid out: in an ORM transaction (the payout service's). */
   async function buildOrderIn(tx: Tx, run: store.RunScope, hints: store.RunHints, pair: { merchantId: string; currency: string }) {
     const now = clock();
-    const order: SettlementRow = {
-      id: newId(now.getTime()),
-      settlementNo: newTradeNo("S", now),
-      merchantId: pair.merchantId,
-      currency: pair.currency,
-      kind: "SCHEDULED",
-      settlementDate: run.settlementDate,
-      periodStart: run.start,
-      periodEnd: run.end,
-      paymentsAmount: 0n,
-      refundsAmount: 0n,
-      feeAmount: 0n,
-      carriedAmount: 0n,
-      grossAmount: 0n,
-      netAmount: 0n,
-      lineCount: 0n,
-      status: "SETTLED",
-      carriedIntoId: null,
-      idempotencyKey: null,
-      requestHash: null,
-      createdAt: now,
-    };
-    const scope = { settlementId: order.id, merchantId: pair.merchantId, currency: pair.currency, start: run.start, end: run.end };
+    const id = newId(now.getTime());
+    const scope = { settlementId: id, merchantId: pair.merchantId, currency: pair.currency, start: run.start, end: run.end };
     const key = store.pairKey(pair.merchantId, pair.currency);
     // Only for the merchants the run's hints name: a round trip per order each cost more than the
     // order's totals. A discrepancy opened after the run began holds from the next run on, as one
     // opened just after its order was built would.
     const held = hints.merchantsWithOpenDiscrepancy.has(pair.merchantId) ? await store.holdPayments(tx, scope, run.settlementDate, STATUSES, now) : 0;
     if (hints.pairsWithHolds.has(key)) await store.releaseHolds(tx, scope, STATUSES, now);
-    if (hints.pairsToCarry.has(key)) await store.carryForwardInto(tx, scope);
-    const totals = await store.orderTotals(tx, scope, STATUSES);
-    // Nothing of its own (only a carried order, or a racing run released the held payments): no
-    // order. An order that holds payments is kept with what it has: its hold rows name it.
-    if (totals.settledLines === 0n && held === 0) throw new NothingToSettle();
-    const lines = Number(totals.settledLines);
-    // The order row with its totals: its unique key makes a racing run of the same date wait here,
-    // then fail and roll back (its holds, releases and carries with it).
-    await store.insertOrder(tx, {
-      ...order,
-      paymentsAmount: totals.paymentsAmount,
-      refundsAmount: totals.refundsAmount,
-      feeAmount: totals.feeAmount,
-      carriedAmount: totals.carriedAmount,
-      grossAmount: totals.grossAmount,
-      netAmount: totals.netAmount,
-      lineCount: totals.lineCount,
-      status: totals.netAmount < 0n ? "CARRIED_FORWARD" : "SETTLED",
-    });
-    if (totals.netAmount > 0n) {
-      await postEntry(tx, {
-        ref: `settlement:${order.id}`,
-        entryType: "settlement",
-        merchantId: pair.merchantId,
-        currency: pair.currency,
-        postings: [
-          { account: accounts.merchantPending(pair.merchantId), amount: totals.netAmount },
-          { account: accounts.merchantAvailable(pair.merchantId), amount: -totals.netAmount },
-        ],
-      });
+    const carried = hints.pairsToCarry.has(key) ? await store.carryForwardInto(tx, scope) : 0;
+    return settleOrder(tx, run, pair, { held, carried, id, now }, async (net, order) => {
       const account = await payouts.lockPayoutAccount(tx, pair.merchantId);
       if (account) {
         await payouts.createPayout(tx, account, {
@@ -256,11 +217,46 @@ export function createSettlementService(deps: SettlementServiceDeps) {
           settlementNo: order.settlementNo,
           merchantId: pair.merchantId,
           currency: pair.currency,
-          amount: totals.netAmount,
+          amount: net,
         });
       }
+    });
+  }
+
+  /**
+   * The order row with its totals (one statement), its ledger entry and, when given, its payout.
+   * No row when it has nothing of its own (only a carried order, or a racing run released the
+   * held payments); an order that holds payments is kept with what it has: its hold rows name it.
+   * Its unique key makes a racing run of the same date wait at the insert, then fail and roll
+   * back (its holds, releases and carries with it).
+   */
+  async function settleOrder(
+    tx: RowScope,
+    run: store.RunScope,
+    pair: { merchantId: string; currency: string },
+    done: { held: number; carried: number; id?: string; now?: Date },
+    payOut?: (net: bigint, order: { id: string; settlementNo: string }) => Promise<void>,
+  ): Promise<{ created: boolean; lines: number }> {
+    const now = done.now ?? clock();
+    const order = { id: done.id ?? newId(now.getTime()), settlementNo: newTradeNo("S", now), settlementDate: run.settlementDate, createdAt: now };
+    const scope = { settlementId: order.id, merchantId: pair.merchantId, currency: pair.currency, start: run.start, end: run.end };
+    if (!(await store.insertScheduledOrder(tx, order, scope, STATUSES, done.held))) throw new NothingToSettle();
+    const built = (await store.reloadOrder(tx, order.id))!;
+    const net = built.netAmount;
+    if (net > 0n) {
+      await postEntry(tx, {
+        ref: `settlement:${order.id}`,
+        entryType: "settlement",
+        merchantId: pair.merchantId,
+        currency: pair.currency,
+        postings: [
+          { account: accounts.merchantPending(pair.merchantId), amount: net },
+          { account: accounts.merchantAvailable(pair.merchantId), amount: -net },
+        ],
+      });
+      await payOut?.(net, order);
     }
-    return { created: true, lines };
+    return { created: true, lines: Number(built.lineCount) - done.carried };
   }
 
   async function views(session: Session, orders: SettlementRow[]): Promise<SettlementView[]> {

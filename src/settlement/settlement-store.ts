@@ -16,7 +16,7 @@
  */
 import { findRow, insertRow, isMysqlExecutor, runStatement } from "../db/rows.js";
 import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
-import type { Session, Tx } from "../db/unit-of-work.js";
+import type { RowScope, Session, Tx } from "../db/unit-of-work.js";
 import type { PageRequest } from "../pagination.js";
 import { Settlement, SettlementHold, SettlementLine, type SettlementLineRow, type SettlementRow } from "./settlement-entity.js";
 
@@ -54,6 +54,11 @@ function placeholders(values: readonly unknown[]): string {
 /** A date as the driver binds it (a Date on MySQL, epoch milliseconds on the embedded database). */
 function at(session: Session, date: Date): unknown {
   return entityManager(session).getPlatform().processDateProperty(date);
+}
+
+/** As {@link at}, in either kind of transaction (a row transaction is no EntityManager). */
+function atRow(scope: RowScope, date: Date): unknown {
+  return isMysqlExecutor(rowExecutor(scope)) ? date : date.getTime();
 }
 
 /** A datetime column as raw rows hold it: a Date or a UTC `YYYY-MM-DD HH:MM:SS.mmm` string on MySQL, epoch milliseconds on SQLite. */
@@ -98,6 +103,10 @@ function scopeParams(session: Session, order: Pick<OrderScope, "merchantId" | "c
   return [order.merchantId, order.currency, at(session, order.start), at(session, order.end)];
 }
 
+function scopeRowParams(scope: RowScope, order: Pick<OrderScope, "merchantId" | "currency" | "start" | "end">): unknown[] {
+  return [order.merchantId, order.currency, atRow(scope, order.start), atRow(scope, order.end)];
+}
+
 /** Hold rows written per statement. */
 const HOLDS_PER_INSERT = 500;
 
@@ -109,6 +118,13 @@ const HOLDS_PER_INSERT = 500;
  */
 export interface RunHints {
   merchantsWithOpenDiscrepancy: Set<string>;
+  /**
+   * Merchants with a payout account row (`settlement_account`, read-only: whether one exists, so
+   * an order of a merchant without one skips the payout service's locking read and runs as a row
+   * transaction). An account set up after the run began is used from the merchant's next order on;
+   * its settled money meanwhile stays available (SubmitSettlement pays it out).
+   */
+  merchantsWithPayoutAccount: Set<string>;
   /** `merchant currency` keys. */
   pairsWithHolds: Set<string>;
   pairsToCarry: Set<string>;
@@ -129,8 +145,10 @@ export async function runHints(session: Session, run: RunScope, statuses: Settle
     [statuses.discrepancyOpen, ...merchant],
   );
   const pairs = async (sql: string, params: unknown[]) => new Set((await rowsOf(session, sql, params)).map((row) => pairKey(String(row.merchant_id), String(row.currency))));
+  const accounts = await rowsOf(session, `select distinct merchant_id from settlement_account where 1 = 1${only("merchant_id")}`, merchant);
   return {
     merchantsWithOpenDiscrepancy: new Set(open.map((row) => String(row.merchant_id))),
+    merchantsWithPayoutAccount: new Set(accounts.map((row) => String(row.merchant_id))),
     pairsWithHolds: await pairs(
       `select distinct merchant_id, currency from settlement_hold where released_into_id is null${only("merchant_id")}`,
       merchant,
@@ -304,62 +322,83 @@ export async function insertLine(tx: Tx, line: SettlementLineRow): Promise<void>
   await insertRow(rowExecutor(tx), SettlementLine, line);
 }
 
-/** An order's totals: derived lines plus stored lines. */
-export interface OrderTotals {
-  paymentsAmount: bigint;
-  refundsAmount: bigint;
-  feeAmount: bigint;
-  carriedAmount: bigint;
-  grossAmount: bigint;
-  netAmount: bigint;
-  lineCount: bigint;
-  /** Payment and refund lines (derived and released), without carried and withdrawal lines. */
-  settledLines: bigint;
-}
-
 const STORED_TOTALS_SELECT = `sum(case when kind = 'PAYMENT' then gross else 0 end) as payments,
   sum(case when kind = 'REFUND' then gross else 0 end) as refunds, sum(fee) as fee,
   sum(case when kind = 'CARRIED' then gross else 0 end) as carried, sum(gross) as gross, sum(net) as net, count(*) as line_total,
   sum(case when kind in ('PAYMENT', 'REFUND') then 1 else 0 end) as settled_lines`;
 
 /**
- * Sums the order's derived lines (aggregates over the settlement indexes, less what was held from
- * it: index-only) and its stored lines into its totals, in one statement. `gross = net + fee`
- * holds by construction: every line's net is its gross less its fee.
+ * Inserts a scheduled order with its totals, summed in the same statement from its derived lines
+ * (aggregates over the settlement indexes, less what was held from it: index-only) and its stored
+ * lines; its status CARRIED_FORWARD when the net is negative. Nothing is inserted when it has no
+ * payment or refund line and holds nothing (`heldHere` payments held from it in this transaction).
+ * One statement on the driver's prepared path: the order's totals were a round trip and a parse of
+ * their own. A second order of the same merchant, currency and date fails on its unique key (a
+ * racing run's insert waits for the first one's transaction, then fails). Resolves with whether
+ * it was inserted. `gross = net + fee` holds by construction: every line's net is its gross less
+ * its fee.
  */
-export async function orderTotals(tx: Tx, order: OrderScope, statuses: SettleableStatuses): Promise<OrderTotals> {
-  const row = (
-    await rowsOf(
-      tx,
-      `select pay.payment_count, pay.payment_gross, pay.payment_fee, held.held_count, held.held_gross, held.held_fee,
-         ref.refund_count, ref.refund_amount, ref.refund_fee,
-         stored.payments, stored.refunds, stored.fee, stored.carried, stored.gross, stored.net, stored.line_total, stored.settled_lines
+export async function insertScheduledOrder(
+  tx: RowScope,
+  order: Pick<SettlementRow, "id" | "settlementNo" | "settlementDate" | "createdAt">,
+  scope: OrderScope,
+  statuses: SettleableStatuses,
+  heldHere: number,
+): Promise<boolean> {
+  const inserted = await runStatement(
+    rowExecutor(tx),
+    `insert into settlement (id, settlement_no, merchant_id, currency, kind, settlement_date, period_start, period_end,
+       payments_amount, refunds_amount, fee_amount, carried_amount, gross_amount, net_amount, line_count, status,
+       carried_into_id, idempotency_key, request_hash, created_at)
+     select ?, ?, ?, ?, 'SCHEDULED', ?, ?, ?, t.payments, t.refunds, t.fee, t.carried, t.gross, t.net, t.line_total,
+       case when t.net < 0 then 'CARRIED_FORWARD' else 'SETTLED' end, null, null, null, ?
+     from (
+       select pay.payment_gross - held.held_gross + stored.payments as payments,
+         stored.refunds - ref.refund_amount as refunds,
+         pay.payment_fee - held.held_fee - ref.refund_fee + stored.fee as fee,
+         stored.carried as carried,
+         pay.payment_gross - held.held_gross - ref.refund_amount + stored.gross as gross,
+         pay.payment_gross - pay.payment_fee - held.held_gross + held.held_fee - ref.refund_amount + ref.refund_fee + stored.net as net,
+         pay.payment_count - held.held_count + ref.refund_count + stored.line_total as line_total,
+         pay.payment_count - held.held_count + ref.refund_count + stored.settled_lines as settled_lines
        from (select count(*) as payment_count, coalesce(sum(p.amount), 0) as payment_gross, coalesce(sum(p.fee), 0) as payment_fee
              from payment p where ${derivedPayments(statuses.paid)}) pay
        cross join (select count(*) as held_count, coalesce(sum(p.amount), 0) as held_gross, coalesce(sum(p.fee), 0) as held_fee
              from settlement_hold h join payment p on p.id = h.payment_id where h.settlement_id = ?) held
        cross join (select count(*) as refund_count, coalesce(sum(r.amount), 0) as refund_amount, coalesce(sum(r.fee_returned), 0) as refund_fee
              from refund r where ${DERIVED_REFUNDS}) ref
-       cross join (select ${STORED_TOTALS_SELECT} from settlement_line where settlement_id = ?) stored`,
-      [...scopeParams(tx, order), ...statuses.paid, order.settlementId, ...scopeParams(tx, order), statuses.refundSucceeded, order.settlementId],
-    )
-  )[0];
-  const paymentCount = toBigInt(row?.payment_count) - toBigInt(row?.held_count);
-  const paymentGross = toBigInt(row?.payment_gross) - toBigInt(row?.held_gross);
-  const paymentFee = toBigInt(row?.payment_fee) - toBigInt(row?.held_fee);
-  const refundCount = toBigInt(row?.refund_count);
-  const refundGross = -toBigInt(row?.refund_amount);
-  const refundFee = -toBigInt(row?.refund_fee);
-  return {
-    paymentsAmount: paymentGross + toBigInt(row?.payments),
-    refundsAmount: refundGross + toBigInt(row?.refunds),
-    feeAmount: paymentFee + refundFee + toBigInt(row?.fee),
-    carriedAmount: toBigInt(row?.carried),
-    grossAmount: paymentGross + refundGross + toBigInt(row?.gross),
-    netAmount: paymentGross - paymentFee + (refundGross - refundFee) + toBigInt(row?.net),
-    lineCount: paymentCount + refundCount + toBigInt(row?.line_total),
-    settledLines: paymentCount + refundCount + toBigInt(row?.settled_lines),
-  };
+       cross join (select coalesce(sum(case when kind = 'PAYMENT' then gross else 0 end), 0) as payments,
+               coalesce(sum(case when kind = 'REFUND' then gross else 0 end), 0) as refunds, coalesce(sum(fee), 0) as fee,
+               coalesce(sum(case when kind = 'CARRIED' then gross else 0 end), 0) as carried, coalesce(sum(gross), 0) as gross,
+               coalesce(sum(net), 0) as net, count(*) as line_total,
+               coalesce(sum(case when kind in ('PAYMENT', 'REFUND') then 1 else 0 end), 0) as settled_lines
+             from settlement_line where settlement_id = ?) stored
+     ) t
+     where t.settled_lines > 0 or ? > 0`,
+    [
+      order.id,
+      order.settlementNo,
+      scope.merchantId,
+      scope.currency,
+      order.settlementDate,
+      atRow(tx, scope.start),
+      atRow(tx, scope.end),
+      atRow(tx, order.createdAt),
+      ...scopeRowParams(tx, scope),
+      ...statuses.paid,
+      order.id,
+      ...scopeRowParams(tx, scope),
+      statuses.refundSucceeded,
+      order.id,
+      heldHere,
+    ],
+  );
+  return inserted > 0;
+}
+
+/** The order as its transaction sees it (by the driver's prepared path). */
+export function reloadOrder(tx: RowScope, id: string): Promise<SettlementRow | undefined> {
+  return findRow<SettlementRow>(rowExecutor(tx), Settlement, { id });
 }
 
 /** The merchant's order, or undefined (also for another merchant's order). */
