@@ -338,6 +338,19 @@ describe("RunSettlement", () => {
     expect(viaConnect.code).toBe(Code.InvalidArgument);
   });
 
+  it("refuses a date whose period overlaps settled dates after the schedule changed (SETTLEMENT_PERIOD_OVERLAP), building nothing", async () => {
+    const merchant = await merchantWithFee("Overlap Tea");
+    await paidPayment(merchant, 1_000n, chinaNoon("2026-09-20"));
+    await run("2026-09-21", merchant.id);
+    // With a 12:00 cut-off, 2026-09-20 settles 2026-09-19 12:00 to 2026-09-20 12:00 China time,
+    // half of which the order of 2026-09-21 under the 00:00 cut-off covers already.
+    const noon = createSettlementService({ uow: t.app.uow, payouts: NO_PAYOUT_ACCOUNTS, schedule: { ...t.config.settlement, cutoffMinutes: 12 * 60 } });
+    await expect(noon.runSettlement(t.app.uow.session(), "2026-09-20", { merchantId: merchant.id })).rejects.toMatchObject({
+      reason: "SETTLEMENT_PERIOD_OVERLAP",
+    });
+    expect(await ordersOf(merchant, "2026-09-20")).toEqual([]);
+  });
+
   it("refuses a merchant_id that cannot be an id, naming it", async () => {
     for (const merchantId of ["x".repeat(65), "bad id"]) {
       const error = await grpcError(run("2026-11-02", merchantId));
