@@ -14,7 +14,7 @@ import { startTestApp, type TestApp } from "../support/test-app.js";
 import { connectError, grpcError } from "../support/waiting.js";
 
 /** The merchant RPCs among these services; every other one is admin-only. */
-const MERCHANT_RPCS = new Set(["GetBalance"]);
+const MERCHANT_RPCS = new Set(["GetBalance", "GetSettlement", "ListSettlements", "SubmitSettlement"]);
 const adminMethods: DescMethod[] = [...MerchantService.methods, ...SettlementService.methods].filter(
   (method) => method.methodKind === "unary" && !MERCHANT_RPCS.has(method.name),
 );
@@ -43,7 +43,19 @@ function connectCall(method: DescMethod): (headers: Record<string, string>) => P
 describe("admin RPCs", () => {
   it("covers every admin RPC of MerchantService and SettlementService", () => {
     expect(adminMethods.map((method) => method.name).sort()).toEqual(
-      ["CheckLedger", "CreateMerchant", "GetMerchant", "ListDiscrepancies", "ResolveDiscrepancy", "RotateApiKey", "SetFeeRule"].sort(),
+      [
+        "CheckLedger",
+        "CreateMerchant",
+        "GetMerchant",
+        "ListDiscrepancies",
+        "ListReconciliationRuns",
+        "ReconcileChannel",
+        "ResolveDiscrepancy",
+        "RotateApiKey",
+        "RunSettlement",
+        "SetFeeRule",
+        "SetSettlementAccount",
+      ].sort(),
     );
   });
 

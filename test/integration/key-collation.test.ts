@@ -134,7 +134,9 @@ describe("the binary-keys migration on a database at the previous migration", ()
       await orm.getMigrator().up();
       const [columns] = await sql.query(
         `select table_name as t, column_name as c, collation_name as collation from information_schema.columns
+          -- the columns that migration converted (settlement.idempotency_key is created binary later)
           where table_schema = database() and column_name in ('merchant_order_no', 'idempotency_key', 'merchant_refund_no', 'notification_id')
+            and table_name <> 'settlement'
           order by table_name, column_name`,
       );
       expect((columns as Array<{ collation: string }>).map((column) => column.collation)).toEqual(

@@ -218,6 +218,9 @@ describe("the access table", () => {
     expect(merchantRpcs.sort()).toEqual([
       ...PaymentService.methods.map(rpcName),
       "payments.v1.SettlementService/GetBalance",
+      "payments.v1.SettlementService/GetSettlement",
+      "payments.v1.SettlementService/ListSettlements",
+      "payments.v1.SettlementService/SubmitSettlement",
     ].sort());
   });
 });
