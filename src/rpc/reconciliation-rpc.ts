@@ -25,8 +25,8 @@ import {
 import { channelToProto, optionalChannelFromProto } from "./mappers.js";
 import type { SettlementRpcParts } from "./settlement-rpc.js";
 
-/** Largest `chunk` of one ImportStatement message. */
-export const MAX_IMPORT_CHUNK_BYTES = 1024 * 1024;
+/** Largest `chunk` of one ImportStatement message: half of the default MAX_REQUEST_BYTES, so a whole message fits it. */
+export const MAX_IMPORT_CHUNK_BYTES = 512 * 1024;
 /** Largest file ImportStatement accepts, all chunks together (the bill readers' own limit). */
 export const MAX_IMPORT_FILE_BYTES = 1024 * 1024 * 1024;
 /** Longest bill_date / sha1 text scanned for control characters before the domain refuses it for its form. */
@@ -51,6 +51,8 @@ export function reconciliationRunToProto(row: ReconciliationRunRow): Reconciliat
     currency: row.currency,
     startedAt: timestampFromDate(row.startedAt),
     finishedAt: row.finishedAt ? timestampFromDate(row.finishedAt) : undefined,
+    feeChecked: row.feeChecked,
+    itemsCapped: row.itemsCapped,
   });
 }
 

@@ -83,8 +83,8 @@ describe("ImportStatement bounds", () => {
     throw new Error("expected a ValidationError");
   }
 
-  it("defaults to 1 MiB chunks and a 1 GiB file", () => {
-    expect(MAX_IMPORT_CHUNK_BYTES).toBe(1024 * 1024);
+  it("defaults to 512 KiB chunks (a whole message fits the default 1 MiB request limit) and a 1 GiB file", () => {
+    expect(MAX_IMPORT_CHUNK_BYTES).toBe(512 * 1024);
     expect(MAX_IMPORT_FILE_BYTES).toBe(1024 * 1024 * 1024);
   });
 
