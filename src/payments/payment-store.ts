@@ -6,8 +6,9 @@
  * statuses, no rule is written into a statement here.
  */
 import { claimDue } from "../db/leases.js";
+import { channelIdsInWindow, inList, rawDate, rawNullableText } from "../db/raw-sql.js";
 import { findRow, findRows, insertRow, insertRows, runStatement, updateRows } from "../db/rows.js";
-import { entityManager, isMysql, rowExecutor, toBigInt } from "../db/store-access.js";
+import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
 import type { RowScope, RowTx, Session, Tx } from "../db/unit-of-work.js";
 import { NotFoundError } from "../errors.js";
 import type { PageRequest } from "../pagination.js";
@@ -285,20 +286,8 @@ function paymentForBill(row: Record<string, unknown>): PaymentForBill {
     currency: String(row.currency),
     status: String(row.status),
     fee: toBigInt(row.fee),
-    channelTradeNo: row.channel_trade_no === null || row.channel_trade_no === undefined ? null : String(row.channel_trade_no),
+    channelTradeNo: rawNullableText(row.channel_trade_no),
   };
-}
-
-/** A datetime column as the driver returns it in raw rows: MySQL a UTC `YYYY-MM-DD HH:MM:SS.mmm` string, SQLite epoch milliseconds. */
-function rawDate(value: unknown): Date {
-  if (value instanceof Date) return value;
-  if (typeof value === "string") return new Date(/^\d+$/.test(value) ? Number(value) : `${value.replace(" ", "T")}Z`);
-  return new Date(Number(value));
-}
-
-/** `in (...)` of `values`: one `?` that the MySQL driver expands (1,000 placeholders cost the query builder twice the query), one per value elsewhere. */
-function inList(session: Session, values: readonly unknown[]): { sql: string; params: unknown[] } {
-  return isMysql(session) ? { sql: "in (?)", params: [values] } : { sql: `in (${values.map(() => "?").join(", ")})`, params: [...values] };
 }
 
 /**
@@ -327,17 +316,9 @@ export async function listPaidIdsInWindow(
   after: PaidCursor | undefined,
   limit: number,
 ): Promise<Array<{ id: string; cursor: PaidCursor }>> {
-  const params: unknown[] = [channel, after ? after.paidAt : window.from, window.to];
-  let keyset = "";
-  if (after) {
-    keyset = " and (paid_at > ? or id > ?)";
-    params.push(after.paidAt, after.id);
-  }
-  const rows: Array<Record<string, unknown>> = await entityManager(session).execute(
-    `select id, paid_at from payment where channel = ? and paid_at >= ? and paid_at < ?${keyset} order by paid_at, id limit ${Math.floor(limit)}`,
-    params,
-  );
-  return rows.map((row) => ({ id: String(row.id), cursor: { paidAt: row.paid_at, id: String(row.id) } }));
+  const keyset = after ? { at: after.paidAt, id: after.id } : undefined;
+  const rows = await channelIdsInWindow(session, { table: "payment", column: "paid_at" }, channel, window, keyset, limit);
+  return rows.map((row) => ({ id: row.id, cursor: { paidAt: row.at, id: row.id } }));
 }
 
 /** Of these payments, the ones in `statuses`, with the columns reconciliation reports and their paid time. */

@@ -6,8 +6,9 @@
  * acceptance, listings and leases use the ORM.
  */
 import { claimDue } from "../db/leases.js";
+import { channelIdsInWindow, inList, rawDate, rawNullableText } from "../db/raw-sql.js";
 import { updateRows } from "../db/rows.js";
-import { entityManager, isMysql, rowExecutor, toBigInt } from "../db/store-access.js";
+import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
 import type { RowScope, Session, Tx } from "../db/unit-of-work.js";
 import type { PageRequest } from "../pagination.js";
 import { Refund, type RefundRow } from "./refund-entity.js";
@@ -151,20 +152,8 @@ function refundForBill(row: Record<string, unknown>): RefundForBill {
     currency: String(row.currency),
     status: String(row.status),
     feeReturned: toBigInt(row.fee_returned),
-    channelRefundNo: row.channel_refund_no === null || row.channel_refund_no === undefined ? null : String(row.channel_refund_no),
+    channelRefundNo: rawNullableText(row.channel_refund_no),
   };
-}
-
-/** A datetime column as the driver returns it in raw rows: MySQL a UTC `YYYY-MM-DD HH:MM:SS.mmm` string, SQLite epoch milliseconds. */
-function rawDate(value: unknown): Date {
-  if (value instanceof Date) return value;
-  if (typeof value === "string") return new Date(/^\d+$/.test(value) ? Number(value) : `${value.replace(" ", "T")}Z`);
-  return new Date(Number(value));
-}
-
-/** `in (...)` of `values`: one `?` that the MySQL driver expands, one per value elsewhere (as in payment-store). */
-function inList(session: Session, values: readonly unknown[]): { sql: string; params: unknown[] } {
-  return isMysql(session) ? { sql: "in (?)", params: [values] } : { sql: `in (${values.map(() => "?").join(", ")})`, params: [...values] };
 }
 
 /** The channel's refunds with these refund numbers (a bill batch), only the columns reconciliation reads, in one query (hand SQL, as payment-store's findPaymentsByNos). */
@@ -189,18 +178,9 @@ export async function listSucceededIdsInWindow(
   after: SucceededCursor | undefined,
   limit: number,
 ): Promise<Array<{ id: string; cursor: SucceededCursor }>> {
-  const params: unknown[] = [channel, after ? after.succeededAt : window.from, window.to];
-  let keyset = "";
-  if (after) {
-    keyset = " and (succeeded_at > ? or id > ?)";
-    params.push(after.succeededAt, after.id);
-  }
-  const rows: Array<Record<string, unknown>> = await entityManager(session).execute(
-    `select id, succeeded_at from refund where channel = ? and succeeded_at >= ? and succeeded_at < ?${keyset}
-     order by succeeded_at, id limit ${Math.floor(limit)}`,
-    params,
-  );
-  return rows.map((row) => ({ id: String(row.id), cursor: { succeededAt: row.succeeded_at, id: String(row.id) } }));
+  const keyset = after ? { at: after.succeededAt, id: after.id } : undefined;
+  const rows = await channelIdsInWindow(session, { table: "refund", column: "succeeded_at" }, channel, window, keyset, limit);
+  return rows.map((row) => ({ id: row.id, cursor: { succeededAt: row.at, id: row.id } }));
 }
 
 /** Of these refunds, the ones in `status`, with the columns reconciliation reports and their success time. */
