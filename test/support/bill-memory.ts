@@ -1,11 +1,15 @@
 /**
  * The memory check of the bill readers: a 1,000,000-line bill written by a bill writer (streamed,
- * never held) is read back record by record while resident memory is sampled. One test file per
- * format, so each stays short and they run side by side.
+ * never held) is read back record by record while resident memory is sampled. Each format's test
+ * file only says how to write and read its bill (`itReadsMillionLineBill`); the files stay one per
+ * format because vitest runs each file in its own process (pool "forks"): a format's resident
+ * memory is then measured without the heap another format's million lines left behind, and the
+ * files run side by side.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import type { BillRecord } from "../../src/channels/channel.js";
 
 /** Lines in each generated bill. */
@@ -49,4 +53,35 @@ export async function readMeasured(records: AsyncIterable<BillRecord>): Promise<
 export async function memoryCheckDir(): Promise<{ path: string; remove(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), "bill-memory-test-"));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** How one format's memory check writes its 1,000,000-line bill and reads it back. */
+export interface MemoryCheckedBill {
+  /** The format as the test name says it, e.g. "Alipay". */
+  name: string;
+  /** The bill's file name in the check's private directory. */
+  fileName: string;
+  write(path: string): Promise<unknown>;
+  read(path: string): AsyncIterable<BillRecord>;
+}
+
+/**
+ * Registers the memory check of one format: the bill written by `bill.write` is read back by
+ * `bill.read` with every line counted, the amounts summed and resident memory growing by less than
+ * MAX_RSS_GROWTH_BYTES.
+ */
+export function itReadsMillionLineBill(bill: MemoryCheckedBill): void {
+  let dir: Awaited<ReturnType<typeof memoryCheckDir>>;
+  beforeAll(async () => {
+    dir = await memoryCheckDir();
+  });
+  afterAll(() => dir?.remove());
+
+  it(`reads a 1,000,000-line ${bill.name} bill with resident memory growing by less than 100 MB`, async () => {
+    const path = join(dir.path, bill.fileName);
+    await bill.write(path);
+    const result = await readMeasured(bill.read(path));
+    expect({ count: result.count, total: result.total }).toEqual({ count: MEMORY_CHECK_LINES, total: expectedTotal() });
+    expect(result.growth).toBeLessThan(MAX_RSS_GROWTH_BYTES);
+  });
 }
