@@ -30,6 +30,7 @@ import { createCardChannel } from "../src/channels/card/card-channel.js";
 import { CHANNEL_NAMES, type BillRecord, type ChannelName, type PaymentChannel } from "../src/channels/channel.js";
 import { loadOrCreateDevChannelKeys } from "../src/channels/dev-keys.js";
 import { ChannelRegistry } from "../src/channels/registry.js";
+import { simulatedChannelSettings } from "../src/channels/simulated-settings.js";
 import { readWechatBill } from "../src/channels/wechatpay/wechatpay-bill.js";
 import { writeWechatBillFile } from "../src/channels/wechatpay/wechatpay-bill-writer.js";
 import { createWechatPayChannel } from "../src/channels/wechatpay/wechatpay-channel.js";
@@ -66,27 +67,9 @@ function paymentOf(channel: ChannelName, n: number, dayStart: number) {
 
 function channelsFor(dataDir: string): PaymentChannel[] {
   const keys = loadOrCreateDevChannelKeys(dataDir);
-  const base = "http://127.0.0.1:9";
-  return [
-    createAlipayChannel({
-      gatewayUrl: `${base}/gateway.do`,
-      appId: keys.alipay.appId,
-      appPrivateKeyPem: keys.alipay.appPrivateKeyPem,
-      alipayPublicKeyPem: keys.alipay.alipayPublicKeyPem,
-      sellerId: keys.alipay.sellerId,
-    }),
-    createWechatPayChannel({
-      baseUrl: base,
-      mchId: keys.wechatpay.mchId,
-      appId: keys.wechatpay.appId,
-      mchSerialNo: keys.wechatpay.mchSerialNo,
-      mchPrivateKeyPem: keys.wechatpay.mchPrivateKeyPem,
-      platformPublicKeyPem: keys.wechatpay.platformPublicKeyPem,
-      publicKeyId: keys.wechatpay.publicKeyId,
-      apiV3Key: keys.wechatpay.apiV3Key,
-    }),
-    createCardChannel({ baseUrl: base, secretKey: keys.card.secretKey, webhookSecret: keys.card.webhookSecret }),
-  ];
+  // Port 9 (discard): the benchmark reads bills from files and never calls a channel.
+  const settings = simulatedChannelSettings(keys, "http://127.0.0.1:9");
+  return [createAlipayChannel(settings.alipay), createWechatPayChannel(settings.wechatpay), createCardChannel(settings.card)];
 }
 
 /** Child mode: importStatement of one bill file, reporting time, peak RSS and the run's counts as one JSON line. */

@@ -18,6 +18,7 @@ import { buildChannels, type ResolvedConfig } from "../src/app.js";
 import { CHANNEL_NAMES, type ChannelName } from "../src/channels/channel.js";
 import { loadOrCreateDevChannelKeys } from "../src/channels/dev-keys.js";
 import { ChannelRegistry } from "../src/channels/registry.js";
+import { simulatedChannelSettings } from "../src/channels/simulated-settings.js";
 import { type Config, ConfigError, loadConfig } from "../src/config.js";
 import { openDatabase } from "../src/db/database.js";
 import { createUnitOfWork } from "../src/db/unit-of-work.js";
@@ -61,31 +62,10 @@ function channelSettings(config: Readonly<Config>): Pick<Config, "alipay" | "wec
   const simulator = `http://127.0.0.1:${config.simulatorPort}`;
   let { alipay, wechatpay, card } = config;
   if (config.simulatedChannels.length === 0) return { alipay, wechatpay, card };
-  const keys = loadOrCreateDevChannelKeys(config.dataDir);
-  if (config.simulatedChannels.includes("alipay")) {
-    alipay = {
-      gatewayUrl: `${simulator}/alipay/gateway.do`,
-      appId: keys.alipay.appId,
-      appPrivateKeyPem: keys.alipay.appPrivateKeyPem,
-      alipayPublicKeyPem: keys.alipay.alipayPublicKeyPem,
-      sellerId: keys.alipay.sellerId,
-    };
-  }
-  if (config.simulatedChannels.includes("wechatpay")) {
-    wechatpay = {
-      baseUrl: `${simulator}/wechatpay`,
-      mchId: keys.wechatpay.mchId,
-      appId: keys.wechatpay.appId,
-      mchSerialNo: keys.wechatpay.mchSerialNo,
-      mchPrivateKeyPem: keys.wechatpay.mchPrivateKeyPem,
-      platformPublicKeyPem: keys.wechatpay.platformPublicKeyPem,
-      publicKeyId: keys.wechatpay.publicKeyId,
-      apiV3Key: keys.wechatpay.apiV3Key,
-    };
-  }
-  if (config.simulatedChannels.includes("card")) {
-    card = { baseUrl: `${simulator}/card`, secretKey: keys.card.secretKey, webhookSecret: keys.card.webhookSecret };
-  }
+  const simulated = simulatedChannelSettings(loadOrCreateDevChannelKeys(config.dataDir), simulator);
+  if (config.simulatedChannels.includes("alipay")) alipay = simulated.alipay;
+  if (config.simulatedChannels.includes("wechatpay")) wechatpay = simulated.wechatpay;
+  if (config.simulatedChannels.includes("card")) card = simulated.card;
   return { alipay, wechatpay, card };
 }
 

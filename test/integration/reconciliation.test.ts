@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type App, type ResolvedConfig, startApp } from "../../src/app.js";
 import type { ChannelName } from "../../src/channels/channel.js";
 import { writeCardBillFile } from "../../src/channels/card/card-bill.js";
+import { simulatedChannelSettings } from "../../src/channels/simulated-settings.js";
 import { loadConfig } from "../../src/config.js";
 import { registerCardWebhookEndpoint } from "../../src/simulator/card-webhook-endpoint.js";
 import { type Simulator, startSimulator } from "../../src/simulator/simulator.js";
@@ -69,24 +70,7 @@ beforeAll(async () => {
     dataEncryptionKey: "test-data-encryption-key-0123456789abcdef",
     channelTimeoutMs: 2000,
     shutdownGraceMs: 2000,
-    alipay: {
-      gatewayUrl: `${simulator.url}/alipay/gateway.do`,
-      appId: keys.alipay.appId,
-      appPrivateKeyPem: keys.alipay.appPrivateKeyPem,
-      alipayPublicKeyPem: keys.alipay.alipayPublicKeyPem,
-      sellerId: keys.alipay.sellerId,
-    },
-    wechatpay: {
-      baseUrl: `${simulator.url}/wechatpay`,
-      mchId: keys.wechatpay.mchId,
-      appId: keys.wechatpay.appId,
-      mchSerialNo: keys.wechatpay.mchSerialNo,
-      mchPrivateKeyPem: keys.wechatpay.mchPrivateKeyPem,
-      platformPublicKeyPem: keys.wechatpay.platformPublicKeyPem,
-      publicKeyId: keys.wechatpay.publicKeyId,
-      apiV3Key: keys.wechatpay.apiV3Key,
-    },
-    card: { baseUrl: `${simulator.url}/card`, secretKey: keys.card.secretKey, webhookSecret: keys.card.webhookSecret },
+    ...simulatedChannelSettings(keys, simulator.url),
   });
   // Two days ahead: the day the tests pay in is a past bill day for every channel.
   app = await startApp({ config, runSweeper: false, log: () => {}, reconciliationClock: () => new Date(Date.now() + 2 * DAY_MS) });

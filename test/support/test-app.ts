@@ -9,6 +9,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { type App, type AppOptions, buildChannels, type ResolvedConfig, startApp } from "../../src/app.js";
 import type { PaymentChannel } from "../../src/channels/channel.js";
 import { type DevChannelKeys, generateDevChannelKeys } from "../../src/channels/dev-keys.js";
+import { simulatedChannelSettings } from "../../src/channels/simulated-settings.js";
 import { loadConfig } from "../../src/config.js";
 import { registerCardWebhookEndpoint } from "../../src/simulator/card-webhook-endpoint.js";
 import { type Simulator, startSimulator } from "../../src/simulator/simulator.js";
@@ -126,24 +127,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     dataEncryptionKey: "test-data-encryption-key-0123456789abcdef",
     channelTimeoutMs: options.channelTimeoutMs ?? 2000,
     shutdownGraceMs: 2000,
-    alipay: {
-      gatewayUrl: `${simulator.url}/alipay/gateway.do`,
-      appId: keys.alipay.appId,
-      appPrivateKeyPem: keys.alipay.appPrivateKeyPem,
-      alipayPublicKeyPem: keys.alipay.alipayPublicKeyPem,
-      sellerId: keys.alipay.sellerId,
-    },
-    wechatpay: {
-      baseUrl: `${simulator.url}/wechatpay`,
-      mchId: keys.wechatpay.mchId,
-      appId: keys.wechatpay.appId,
-      mchSerialNo: keys.wechatpay.mchSerialNo,
-      mchPrivateKeyPem: keys.wechatpay.mchPrivateKeyPem,
-      platformPublicKeyPem: keys.wechatpay.platformPublicKeyPem,
-      publicKeyId: keys.wechatpay.publicKeyId,
-      apiV3Key: keys.wechatpay.apiV3Key,
-    },
-    card: { baseUrl: `${simulator.url}/card`, secretKey: keys.card.secretKey, webhookSecret: keys.card.webhookSecret },
+    ...simulatedChannelSettings(keys, simulator.url),
     ...options.config,
   });
   const channels = options.wrapChannel ? buildChannels(config).map(options.wrapChannel) : undefined;
