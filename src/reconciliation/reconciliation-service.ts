@@ -252,6 +252,22 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
     return { lines, currency };
   }
 
+  /** Opens a bill (a bill that cannot be read is BILL_INVALID, with nothing stored), reconciles it and disposes of it. */
+  async function runOpened(open: () => Promise<BillFile>, source: "DOWNLOAD" | "IMPORT", options: RunOptions): Promise<ReconciliationRunRow> {
+    let bill: BillFile;
+    try {
+      bill = await open();
+    } catch (error) {
+      if (error instanceof BillFormatError) throw billInvalid(error);
+      throw error;
+    }
+    try {
+      return await run(bill, source, options);
+    } finally {
+      await bill.dispose();
+    }
+  }
+
   async function run(bill: BillFile, source: "DOWNLOAD" | "IMPORT", options: RunOptions): Promise<ReconciliationRunRow> {
     const channel = bill.channel;
     const billDate = bill.billDate;
@@ -647,18 +663,7 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
       checkBillDate(v, "bill_date", channel, billDate);
       v.throwIfAny();
       const adapter = deps.channels.get(channel);
-      let bill: BillFile;
-      try {
-        bill = await adapter.fetchBill(billDate);
-      } catch (error) {
-        if (error instanceof BillFormatError) throw billInvalid(error);
-        throw error;
-      }
-      try {
-        return await run(bill, "DOWNLOAD", options);
-      } finally {
-        await bill.dispose();
-      }
+      return runOpened(() => adapter.fetchBill(billDate), "DOWNLOAD", options);
     },
 
     /** Reconciles a bill file in the channel's download format (ImportStatement, the CLI's `--file`). The file stays the caller's. */
@@ -675,18 +680,7 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
       }
       v.throwIfAny();
       const adapter = deps.channels.get(channel);
-      let bill: BillFile;
-      try {
-        bill = await adapter.openBillFile(filePath, billDate, options.sha1 ? { sha1: options.sha1 } : {});
-      } catch (error) {
-        if (error instanceof BillFormatError) throw billInvalid(error);
-        throw error;
-      }
-      try {
-        return await run(bill, "IMPORT", options);
-      } finally {
-        await bill.dispose();
-      }
+      return runOpened(() => adapter.openBillFile(filePath, billDate, options.sha1 ? { sha1: options.sha1 } : {}), "IMPORT", options);
     },
 
     /** Past runs (of one channel, when given), newest first, paged. */
