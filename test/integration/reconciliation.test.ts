@@ -20,6 +20,7 @@ import { writeCardBillFile } from "../../src/channels/card/card-bill.js";
 import { simulatedChannelSettings } from "../../src/channels/simulated-settings.js";
 import { loadConfig } from "../../src/config.js";
 import { registerCardWebhookEndpoint } from "../../src/simulator/card-webhook-endpoint.js";
+import type { SetFaultsRequest } from "../../src/simulator/faults.js";
 import { type Simulator, startSimulator } from "../../src/simulator/simulator.js";
 import { billDateOf } from "../../src/reconciliation/bill-days.js";
 import { MerchantService } from "../../gen/payments/v1/merchant_service_pb.js";
@@ -170,6 +171,20 @@ describe.each(CHANNEL_PROFILES)("$name bills", { concurrent: true }, (profile: C
       return (await clients.settlement.reconcileChannel({ channel: profile.protoChannel, billDate }, adminHeaders)).run!;
     }
 
+    /** Reconciles with `faults` set on the channel (cleared after), expecting a refusal; proves nothing was stored and returns the error. */
+    async function refusedStoringNothing(faults: SetFaultsRequest["faults"]): Promise<grpc.ServiceError> {
+      const before = await storedState(profile.name);
+      simulator.setFaults({ channel: profile.name, faults });
+      let error: grpc.ServiceError;
+      try {
+        error = await grpcError(reconcile());
+      } finally {
+        simulator.clearFaults({ channel: profile.name });
+      }
+      expect(await storedState(profile.name)).toEqual(before);
+      return error;
+    }
+
     it("matches every line of a clean bill: counts, channel fee posted, margin = our fee - the channel's", async () => {
       const first = await paid(10_000n);
       const second = await paid(25_050n);
@@ -271,41 +286,20 @@ describe.each(CHANNEL_PROFILES)("$name bills", { concurrent: true }, (profile: C
 
     it("a truncated bill is refused (BILL_INVALID naming the line) and stores nothing", async () => {
       await paid(7_700n);
-      const before = await storedState(profile.name);
-      simulator.setFaults({ channel: profile.name, faults: { billTruncated: true } });
-      try {
-        const error = await grpcError(reconcile());
-        expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
-        expect(readGrpcErrorDetails(error).errorInfo?.reason).toBe("BILL_INVALID");
-      } finally {
-        simulator.clearFaults({ channel: profile.name });
-      }
-      expect(await storedState(profile.name)).toEqual(before);
+      const error = await refusedStoringNothing({ billTruncated: true });
+      expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(readGrpcErrorDetails(error).errorInfo?.reason).toBe("BILL_INVALID");
     });
 
     it("a channel answering 503 is UNAVAILABLE and stores nothing", async () => {
-      const before = await storedState(profile.name);
-      simulator.setFaults({ channel: profile.name, faults: { apiError: { status: 503 } } });
-      try {
-        const error = await grpcError(reconcile());
-        expect(error.code).toBe(grpc.status.UNAVAILABLE);
-      } finally {
-        simulator.clearFaults({ channel: profile.name });
-      }
-      expect(await storedState(profile.name)).toEqual(before);
+      const error = await refusedStoringNothing({ apiError: { status: 503 } });
+      expect(error.code).toBe(grpc.status.UNAVAILABLE);
     });
 
     it.runIf(profile.name === "wechatpay")("a bill whose SHA1 does not match is refused and stores nothing", async () => {
-      const before = await storedState(profile.name);
-      simulator.setFaults({ channel: profile.name, faults: { billWrongHash: true } });
-      try {
-        const error = await grpcError(reconcile());
-        expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
-        expect(readGrpcErrorDetails(error).errorInfo?.reason).toBe("BILL_INVALID");
-      } finally {
-        simulator.clearFaults({ channel: profile.name });
-      }
-      expect(await storedState(profile.name)).toEqual(before);
+      const error = await refusedStoringNothing({ billWrongHash: true });
+      expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(readGrpcErrorDetails(error).errorInfo?.reason).toBe("BILL_INVALID");
     });
 
     it("the ledger checks stay ok with the platform's channel fee entries", async () => {
