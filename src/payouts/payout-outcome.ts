@@ -1,6 +1,7 @@
 /**
  * Applies what the payout channel said about a payout, in the caller's transaction: the guarded
- * UPDATE from the transition table (payout-status.ts) and, for a final answer, its ledger entry:
+ * UPDATE from the transition table (payout-status.ts) and, for a final answer, its ledger entry
+ * (postPayoutEntry, which also posts the `payout` entry of a new payout):
  *
  *   paid    `payout_paid`   debit payout_in_transit:{ch}, credit channel_clearing:{ch}
  *   failed  `payout_failed` debit payout_in_transit:{ch}, credit merchant_available:{m} (the money is back)
@@ -98,28 +99,34 @@ export async function applyPayoutStatus(tx: RowScope, payout: PayoutRow, status:
     now,
   );
   if (!changed) return { status: payout.status as PayoutStatus, effect: "unchanged" };
-  if (to === "PAID") {
-    await postEntry(tx, {
-      ref: `payout_paid:${payout.id}`,
-      entryType: "payout_paid",
-      merchantId: payout.merchantId,
-      currency: payout.currency,
-      postings: [
-        { account: accounts.payoutInTransit(payout.channel), amount: payout.amount },
-        { account: accounts.channelClearing(payout.channel), amount: -payout.amount },
-      ],
-    });
-  } else if (to === "FAILED") {
-    await postEntry(tx, {
-      ref: `payout_failed:${payout.id}`,
-      entryType: "payout_failed",
-      merchantId: payout.merchantId,
-      currency: payout.currency,
-      postings: [
-        { account: accounts.payoutInTransit(payout.channel), amount: payout.amount },
-        { account: accounts.merchantAvailable(payout.merchantId), amount: -payout.amount },
-      ],
-    });
-  }
+  if (to === "PAID") await postPayoutEntry(tx, "payout_paid", payout);
+  else if (to === "FAILED") await postPayoutEntry(tx, "payout_failed", payout);
   return { status: to, effect: `${decision.from}->${to}` };
+}
+
+/**
+ * Posts one of a payout's ledger entries, ref `<entryType>:<payout id>` (so each posts once): `payout`
+ * moves its amount from merchant_available:{m} into payout_in_transit:{ch}; `payout_paid` moves it
+ * out of transit to channel_clearing:{ch}; `payout_failed` moves it back to merchant_available:{m}.
+ */
+export async function postPayoutEntry(
+  tx: RowScope,
+  entryType: "payout" | "payout_paid" | "payout_failed",
+  payout: Pick<PayoutRow, "id" | "merchantId" | "channel" | "amount" | "currency">,
+): Promise<void> {
+  const inTransit = accounts.payoutInTransit(payout.channel);
+  const postings =
+    entryType === "payout"
+      ? [
+          { account: accounts.merchantAvailable(payout.merchantId), amount: payout.amount },
+          { account: inTransit, amount: -payout.amount },
+        ]
+      : [
+          { account: inTransit, amount: payout.amount },
+          {
+            account: entryType === "payout_paid" ? accounts.channelClearing(payout.channel) : accounts.merchantAvailable(payout.merchantId),
+            amount: -payout.amount,
+          },
+        ];
+  await postEntry(tx, { ref: `${entryType}:${payout.id}`, entryType, merchantId: payout.merchantId, currency: payout.currency, postings });
 }

@@ -15,13 +15,12 @@ import type { RowScope, Session, Tx, UnitOfWork } from "../db/unit-of-work.js";
 import { NotFoundError, PreconditionError, Violations } from "../errors.js";
 import { newId, newTradeNo } from "../ids.js";
 import { checkLookupId } from "../input-text.js";
-import { accounts, postEntry } from "../ledger/ledger.js";
 import type { SecretBox } from "../merchants/credentials.js";
 import { findMerchant } from "../merchants/merchant-store.js";
 import { isKnownCurrency } from "../money/currency.js";
 import { accountHint, checkPayeeInput, type PayeeAccountType, sealPayee } from "./payee.js";
 import type { PayoutRow, SettlementAccountRow } from "./payout-entities.js";
-import { applyPayoutStatus } from "./payout-outcome.js";
+import { applyPayoutStatus, postPayoutEntry } from "./payout-outcome.js";
 import type { PayoutStatus } from "./payout-status.js";
 import { findPayoutByNo, insertPayout, payoutsOfSettlementIds } from "./payout-store.js";
 import { createPayoutSweeper, type PayoutSweepResult } from "./payout-sweeper.js";
@@ -200,16 +199,7 @@ export function createPayoutService(deps: PayoutServiceDeps) {
         finishedAt: null,
       };
       await insertPayout(tx, row);
-      await postEntry(tx, {
-        ref: `payout:${row.id}`,
-        entryType: "payout",
-        merchantId: order.merchantId,
-        currency: order.currency,
-        postings: [
-          { account: accounts.merchantAvailable(order.merchantId), amount: order.amount },
-          { account: accounts.payoutInTransit(account.channel), amount: -order.amount },
-        ],
-      });
+      await postPayoutEntry(tx, "payout", row);
       return toPayoutView(row);
     },
 
