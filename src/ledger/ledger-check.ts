@@ -7,7 +7,9 @@
  *  5. every cached merchant balance equals the sum of its postings;
  *  6. every settlement order's totals are what its lines add up to now: its derived lines (the
  *     period's payments less those held from it, and its refunds) and its stored lines; every
- *     stored line has gross = net + fee;
+ *     stored line has gross = net + fee; no payment or refund slipped past settlement (succeeded
+ *     before its merchant currency's latest period end in no order's period, neither held nor on
+ *     a stored line); in one merge per merchant currency (src/settlement/settlement-check.ts);
  *  7. no payment is settled twice (on a stored line and derived into its period's order, on two
  *     stored lines, or in two orders whose periods overlap);
  *  8. per merchant and currency, payouts (less failed ones) never took more out of the available
@@ -22,6 +24,7 @@ import * as paymentStore from "../payments/payment-store.js";
 import * as refundStore from "../refunds/refund-store.js";
 import { holdsAmount } from "../refunds/refund-status.js";
 import { checkPayoutLedger } from "../payouts/payout-check.js";
+import { checkSettlementOrders } from "../settlement/settlement-check.js";
 import { SETTLEABLE_STATUSES } from "../settlement/settlement-service.js";
 import * as settlementStore from "../settlement/settlement-store.js";
 import { accounts } from "./ledger.js";
@@ -104,18 +107,13 @@ const PAYOUT_ENTRY = "payout";
 const PAYOUT_FAILED_ENTRY = "payout_failed";
 
 async function checkSettlements(session: Session, violations: LedgerViolation[]): Promise<void> {
-  for (const order of await settlementStore.ordersNotMatchingLines(session, SETTLEABLE_STATUSES)) {
-    violations.push({ check: "SETTLEMENT_LINES_MISMATCH", subject: order.id, detail: order.detail });
-  }
+  violations.push(...(await checkSettlementOrders(session, SETTLEABLE_STATUSES)));
   for (const line of await settlementStore.linesNotBalanced(session)) {
     violations.push({
       check: "SETTLEMENT_LINES_MISMATCH",
       subject: line.id,
       detail: `line gross ${line.gross} is not net ${line.net} + fee ${line.fee}`,
     });
-  }
-  for (const twice of await settlementStore.settledTwice(session, SETTLEABLE_STATUSES)) {
-    violations.push({ check: "SETTLED_TWICE", subject: twice.subject, detail: twice.detail });
   }
   // Available balances are liabilities: settlements credit them (negative postings), payouts debit them.
   const moved = new Map<string, { settledIn: bigint; paidOut: bigint }>();

@@ -322,11 +322,6 @@ export async function insertLine(tx: Tx, line: SettlementLineRow): Promise<void>
   await insertRow(rowExecutor(tx), SettlementLine, line);
 }
 
-const STORED_TOTALS_SELECT = `sum(case when kind = 'PAYMENT' then gross else 0 end) as payments,
-  sum(case when kind = 'REFUND' then gross else 0 end) as refunds, sum(fee) as fee,
-  sum(case when kind = 'CARRIED' then gross else 0 end) as carried, sum(gross) as gross, sum(net) as net, count(*) as line_total,
-  sum(case when kind in ('PAYMENT', 'REFUND') then 1 else 0 end) as settled_lines`;
-
 /**
  * Inserts a scheduled order with its totals, summed in the same statement from its derived lines
  * (aggregates over the settlement indexes, less what was held from it: index-only) and its stored
@@ -508,53 +503,216 @@ export function holdsOfDate(session: Session, settlementDate: string, merchantId
   return entityManager(session).find(SettlementHold, where, { orderBy: { paymentId: "asc" }, limit, disableIdentityMap: true });
 }
 
+/** A (merchant, currency) with orders, for the ledger check. */
+export interface OrderPair {
+  merchantId: string;
+  currency: string;
+}
+
 /**
- * Orders whose stored totals are not what their lines add up to now (for the ledger check):
- * recomputed set-based for every order from its derived rows (the period's paid payments less
- * those held from it, and its refunds) and its stored lines. A success that slipped into a settled
- * period, a changed amount or fee, a lost hold row all show here. Also an order whose gross is
- * not net + fee.
+ * The (merchant, currency) pairs with orders, in that order, a page of at most `limit` after
+ * `after` (keyset on the unique key's prefix: a loose index scan).
  */
-export async function ordersNotMatchingLines(session: Session, statuses: SettleableStatuses): Promise<Array<{ id: string; detail: string }>> {
-  const inPeriod = (order: string) =>
-    `p.merchant_id = ${order}.merchant_id and p.currency = ${order}.currency and p.succeeded_at >= ${order}.period_start and p.succeeded_at < ${order}.period_end`;
+export async function orderPairsPage(session: Session, after: OrderPair | undefined, limit: number): Promise<OrderPair[]> {
   const rows = await rowsOf(
     session,
-    `select s.id, s.gross_amount, s.fee_amount, s.net_amount, s.line_count, e.gross, e.fee, e.net, e.line_total
-     from settlement s join (
-       select o.id as settlement_id,
-         coalesce(dp.gross, 0) - coalesce(hp.gross, 0) + coalesce(l.payments, 0) as payments,
-         coalesce(l.refunds, 0) - coalesce(dr.amount, 0) as refunds,
-         coalesce(dp.fee, 0) - coalesce(hp.fee, 0) - coalesce(dr.fee, 0) + coalesce(l.fee, 0) as fee,
-         coalesce(l.carried, 0) as carried,
-         coalesce(dp.gross, 0) - coalesce(hp.gross, 0) - coalesce(dr.amount, 0) + coalesce(l.gross, 0) as gross,
-         coalesce(dp.gross, 0) - coalesce(dp.fee, 0) - coalesce(hp.gross, 0) + coalesce(hp.fee, 0)
-           - coalesce(dr.amount, 0) + coalesce(dr.fee, 0) + coalesce(l.net, 0) as net,
-         coalesce(dp.n, 0) - coalesce(hp.n, 0) + coalesce(dr.n, 0) + coalesce(l.line_total, 0) as line_total
-       from settlement o
-       left join (select s2.id as settlement_id, count(*) as n, sum(p.amount) as gross, sum(p.fee) as fee
-                  from settlement s2 join payment p on ${inPeriod("s2")}
-                  where s2.kind = 'SCHEDULED' and p.status in (${placeholders(statuses.paid)}) group by s2.id) dp on dp.settlement_id = o.id
-       left join (select s3.id as settlement_id, count(*) as n, sum(p.amount) as gross, sum(p.fee) as fee
-                  from settlement s3 join settlement_hold h on h.settlement_id = s3.id join payment p on p.id = h.payment_id
-                  where ${inPeriod("s3")} and p.status in (${placeholders(statuses.paid)}) group by s3.id) hp on hp.settlement_id = o.id
-       left join (select s4.id as settlement_id, count(*) as n, sum(r.amount) as amount, sum(r.fee_returned) as fee
-                  from settlement s4 join refund r on r.merchant_id = s4.merchant_id and r.currency = s4.currency
-                    and r.succeeded_at >= s4.period_start and r.succeeded_at < s4.period_end
-                  where s4.kind = 'SCHEDULED' and r.status = ? group by s4.id) dr on dr.settlement_id = o.id
-       left join (select settlement_id, ${STORED_TOTALS_SELECT} from settlement_line group by settlement_id) l on l.settlement_id = o.id
-     ) e on e.settlement_id = s.id
-     where s.payments_amount <> e.payments or s.refunds_amount <> e.refunds or s.fee_amount <> e.fee
-       or s.carried_amount <> e.carried or s.gross_amount <> e.gross or s.net_amount <> e.net or s.line_count <> e.line_total
-       or s.gross_amount <> s.net_amount + s.fee_amount`,
-    [...statuses.paid, ...statuses.paid, statuses.refundSucceeded],
+    `select distinct merchant_id, currency from settlement
+     ${after === undefined ? "" : "where merchant_id > ? or (merchant_id = ? and currency > ?)"}
+     order by merchant_id, currency limit ${Math.floor(limit)}`,
+    after === undefined ? [] : [after.merchantId, after.merchantId, after.currency],
+  );
+  return rows.map((row) => ({ merchantId: String(row.merchant_id), currency: String(row.currency) }));
+}
+
+/** When the earliest scheduled order's period starts (settlement began on this database), if any. */
+export async function firstScheduledPeriodStart(session: Session): Promise<Date | undefined> {
+  const rows = await rowsOf(session, "select min(period_start) as first_start from settlement where kind = 'SCHEDULED'", []);
+  const first = rows[0]?.first_start;
+  return first === null || first === undefined ? undefined : rawDate(first);
+}
+
+/** An order's kind, period and stored totals, as the ledger check compares them. */
+export interface CheckedOrder {
+  id: string;
+  kind: string;
+  periodStart: Date;
+  periodEnd: Date;
+  paymentsAmount: bigint;
+  refundsAmount: bigint;
+  feeAmount: bigint;
+  carriedAmount: bigint;
+  grossAmount: bigint;
+  netAmount: bigint;
+  lineCount: bigint;
+}
+
+/** Every order of a merchant currency (both kinds; on the unique key's prefix). */
+export async function ordersOfPair(session: Session, pair: OrderPair): Promise<CheckedOrder[]> {
+  const rows = await rowsOf(
+    session,
+    `select id, kind, period_start, period_end, payments_amount, refunds_amount, fee_amount, carried_amount, gross_amount, net_amount, line_count
+     from settlement where merchant_id = ? and currency = ?`,
+    [pair.merchantId, pair.currency],
   );
   return rows.map((row) => ({
     id: String(row.id),
-    detail:
-      `order gross ${toBigInt(row.gross_amount)}, fee ${toBigInt(row.fee_amount)}, net ${toBigInt(row.net_amount)}, lines ${toBigInt(row.line_count)}; ` +
-      `its lines add up to gross ${toBigInt(row.gross)}, fee ${toBigInt(row.fee)}, net ${toBigInt(row.net)} over ${toBigInt(row.line_total)} lines`,
+    kind: String(row.kind),
+    periodStart: rawDate(row.period_start),
+    periodEnd: rawDate(row.period_end),
+    paymentsAmount: toBigInt(row.payments_amount),
+    refundsAmount: toBigInt(row.refunds_amount),
+    feeAmount: toBigInt(row.fee_amount),
+    carriedAmount: toBigInt(row.carried_amount),
+    grossAmount: toBigInt(row.gross_amount),
+    netAmount: toBigInt(row.net_amount),
+    lineCount: toBigInt(row.line_count),
   }));
+}
+
+/** What an order's stored lines add up to. */
+export interface StoredTotals {
+  payments: bigint;
+  refunds: bigint;
+  fee: bigint;
+  carried: bigint;
+  gross: bigint;
+  net: bigint;
+  lineTotal: bigint;
+}
+
+/** The stored lines' totals of each order of a merchant currency that has any, by order id. */
+export async function storedTotalsOfPair(session: Session, pair: OrderPair): Promise<Map<string, StoredTotals>> {
+  const rows = await rowsOf(
+    session,
+    `select l.settlement_id, sum(case when l.kind = 'PAYMENT' then l.gross else 0 end) as payments,
+       sum(case when l.kind = 'REFUND' then l.gross else 0 end) as refunds, sum(l.fee) as fee,
+       sum(case when l.kind = 'CARRIED' then l.gross else 0 end) as carried, sum(l.gross) as gross, sum(l.net) as net, count(*) as line_total
+     from settlement s join settlement_line l on l.settlement_id = s.id where s.merchant_id = ? and s.currency = ? group by l.settlement_id`,
+    [pair.merchantId, pair.currency],
+  );
+  return new Map(
+    rows.map((row) => [
+      String(row.settlement_id),
+      {
+        payments: toBigInt(row.payments),
+        refunds: toBigInt(row.refunds),
+        fee: toBigInt(row.fee),
+        carried: toBigInt(row.carried),
+        gross: toBigInt(row.gross),
+        net: toBigInt(row.net),
+        lineTotal: toBigInt(row.line_total),
+      },
+    ]),
+  );
+}
+
+/** A paid payment (or a refund) of the merchant currency that a hold row or a stored line names. */
+export interface NamedSource {
+  /** The payment or refund. */
+  id: string;
+  /** The order holding it back (a hold) or the order it is stored on (a stored line). */
+  settlementId: string;
+  /** Of the source: may differ from the order's only in a damaged database. */
+  merchantId: string;
+  currency: string;
+  succeededAt: Date | null;
+  amount: bigint;
+  fee: bigint;
+}
+
+function namedSources(rows: Array<Record<string, unknown>>): NamedSource[] {
+  return rows.map((row) => ({
+    id: String(row.id),
+    settlementId: String(row.settlement_id),
+    merchantId: String(row.merchant_id),
+    currency: String(row.currency),
+    succeededAt: row.succeeded_at === null || row.succeeded_at === undefined ? null : rawDate(row.succeeded_at),
+    amount: toBigInt(row.amount),
+    fee: toBigInt(row.fee),
+  }));
+}
+
+/** The paid payments held from the orders of a merchant currency (holds are few: OPEN discrepancies). */
+export async function paidHoldsOfPair(session: Session, pair: OrderPair, statuses: SettleableStatuses): Promise<NamedSource[]> {
+  const rows = await rowsOf(
+    session,
+    `select p.id, h.settlement_id, p.merchant_id, p.currency, p.succeeded_at, p.amount, p.fee
+     from settlement s join settlement_hold h on h.settlement_id = s.id join payment p on p.id = h.payment_id
+     where s.merchant_id = ? and s.currency = ? and p.status in (${placeholders(statuses.paid)})`,
+    [pair.merchantId, pair.currency, ...statuses.paid],
+  );
+  return namedSources(rows);
+}
+
+/**
+ * The paid payments and succeeded refunds on stored PAYMENT / REFUND lines of the orders of a
+ * merchant currency (released holds: few), `kind` telling which.
+ */
+export async function storedSourcesOfPair(session: Session, pair: OrderPair, statuses: SettleableStatuses): Promise<Array<NamedSource & { kind: "PAYMENT" | "REFUND" }>> {
+  const rows = await rowsOf(
+    session,
+    `select 'PAYMENT' as kind, p.id, l.settlement_id, p.merchant_id, p.currency, p.succeeded_at, p.amount, p.fee
+     from settlement s join settlement_line l on l.settlement_id = s.id join payment p on p.id = l.payment_id
+     where s.merchant_id = ? and s.currency = ? and l.kind = 'PAYMENT' and p.status in (${placeholders(statuses.paid)})
+     union all
+     select 'REFUND' as kind, r.id, l.settlement_id, r.merchant_id, r.currency, r.succeeded_at, r.amount, r.fee_returned as fee
+     from settlement s join settlement_line l on l.settlement_id = s.id join refund r on r.id = l.refund_id
+     where s.merchant_id = ? and s.currency = ? and l.kind = 'REFUND' and r.status = ?`,
+    [pair.merchantId, pair.currency, ...statuses.paid, pair.merchantId, pair.currency, statuses.refundSucceeded],
+  );
+  return namedSources(rows).map((source, index) => ({ ...source, kind: rows[index]!.kind === "REFUND" ? "REFUND" : "PAYMENT" }));
+}
+
+/**
+ * The scheduled orders of the payment's own merchant and currency whose period holds its success
+ * and that did not hold it back (for a stored line on an order of another merchant or currency:
+ * only in a damaged database).
+ */
+export async function ordersDerivingPayment(session: Session, paymentId: string, statuses: SettleableStatuses): Promise<string[]> {
+  const rows = await rowsOf(
+    session,
+    `select s.id from payment p join settlement s on s.merchant_id = p.merchant_id and s.currency = p.currency and s.kind = 'SCHEDULED'
+       and p.succeeded_at >= s.period_start and p.succeeded_at < s.period_end
+     where p.id = ? and p.status in (${placeholders(statuses.paid)})
+       and not exists (select 1 from settlement_hold h where h.payment_id = p.id and h.settlement_id = s.id)`,
+    [paymentId, ...statuses.paid],
+  );
+  return rows.map((row) => String(row.id));
+}
+
+/** The payments (or refunds) of a merchant currency that succeeded at one instant: count and sums. */
+export interface SuccessInstant {
+  at: Date;
+  count: bigint;
+  amount: bigint;
+  fee: bigint;
+}
+
+/**
+ * A page of a merchant currency's paid payments (or succeeded refunds) that succeeded in
+ * [from, to) (after `after` when given, exclusive), grouped by their success instant, in time
+ * order: a range of the settlement index read in its order (index-only for payments), so every
+ * row is read once over all pages; the instant is the keyset, unique per group.
+ */
+export async function successInstantsPage(
+  session: Session,
+  source: "payment" | "refund",
+  pair: OrderPair,
+  range: { from: Date; to: Date; after?: Date },
+  statuses: SettleableStatuses,
+  limit: number,
+): Promise<SuccessInstant[]> {
+  const [table, fee, status] =
+    source === "payment" ? ["payment", "fee", `status in (${placeholders(statuses.paid)})`] : ["refund", "fee_returned", "status = ?"];
+  const statusParams = source === "payment" ? statuses.paid : [statuses.refundSucceeded];
+  const rows = await rowsOf(
+    session,
+    `select succeeded_at, count(*) as n, sum(amount) as amount, sum(${fee}) as fee from ${table}
+     where merchant_id = ? and currency = ? and succeeded_at ${range.after === undefined ? ">=" : ">"} ? and succeeded_at < ? and ${status}
+     group by succeeded_at order by succeeded_at limit ${Math.floor(limit)}`,
+    [pair.merchantId, pair.currency, at(session, range.after ?? range.from), at(session, range.to), ...statusParams],
+  );
+  return rows.map((row) => ({ at: rawDate(row.succeeded_at), count: toBigInt(row.n), amount: toBigInt(row.amount), fee: toBigInt(row.fee) }));
 }
 
 /** Stored lines whose gross is not net + fee (for the ledger check; derived lines are so by construction). */
@@ -564,22 +722,11 @@ export async function linesNotBalanced(session: Session): Promise<Array<{ id: st
 }
 
 /**
- * Payments settled twice (for the ledger check), set-based: a payment on a stored line that is also
- * derived into the order of its period (not held from it); a payment or refund on two stored
- * lines; two scheduled orders of one merchant and currency whose periods overlap (their derived
- * lines would share payments).
+ * Payments and refunds on two stored lines (for the ledger check; stored lines are few: released
+ * holds, carried orders, withdrawals). Their being derived too, and overlapping periods, are found
+ * per merchant currency by src/settlement/settlement-check.ts.
  */
-export async function settledTwice(session: Session, statuses: SettleableStatuses): Promise<Array<{ subject: string; detail: string }>> {
-  const stored = await rowsOf(
-    session,
-    `select l.payment_id as subject, l.settlement_id as stored_in, s.id as derived_in
-     from settlement_line l join payment p on p.id = l.payment_id
-     join settlement s on s.merchant_id = p.merchant_id and s.currency = p.currency and s.kind = 'SCHEDULED'
-       and p.succeeded_at >= s.period_start and p.succeeded_at < s.period_end
-     where l.kind = 'PAYMENT' and p.status in (${placeholders(statuses.paid)})
-       and not exists (select 1 from settlement_hold h where h.payment_id = p.id and h.settlement_id = s.id)`,
-    [...statuses.paid],
-  );
+export async function onTwoStoredLines(session: Session): Promise<Array<{ subject: string; lines: bigint }>> {
   const twice = await rowsOf(
     session,
     `select payment_id as subject, count(*) as n from settlement_line where kind = 'PAYMENT' group by payment_id having count(*) > 1
@@ -587,23 +734,5 @@ export async function settledTwice(session: Session, statuses: SettleableStatuse
      select refund_id as subject, count(*) as n from settlement_line where kind = 'REFUND' group by refund_id having count(*) > 1`,
     [],
   );
-  const overlapping = await rowsOf(
-    session,
-    `select a.id as first_id, b.id as second_id from settlement a join settlement b
-       on b.merchant_id = a.merchant_id and b.currency = a.currency and b.kind = 'SCHEDULED' and b.id > a.id
-         and b.period_start < a.period_end and a.period_start < b.period_end
-     where a.kind = 'SCHEDULED'`,
-    [],
-  );
-  return [
-    ...stored.map((row) => ({
-      subject: String(row.subject),
-      detail: `on a stored line of order ${String(row.stored_in)} and derived into order ${String(row.derived_in)} of its period`,
-    })),
-    ...twice.map((row) => ({ subject: String(row.subject), detail: `on ${toBigInt(row.n)} stored settlement lines` })),
-    ...overlapping.map((row) => ({
-      subject: String(row.second_id),
-      detail: `its period overlaps that of order ${String(row.first_id)} of the same merchant and currency`,
-    })),
-  ];
+  return twice.map((row) => ({ subject: String(row.subject), lines: toBigInt(row.n) }));
 }
