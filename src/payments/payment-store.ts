@@ -8,6 +8,7 @@
 import { claimDue } from "../db/leases.js";
 import { channelIdsInWindow, inList, rawDate, rawNullableText } from "../db/raw-sql.js";
 import { findRow, findRows, insertRow, insertRows, runStatement, updateRows } from "../db/rows.js";
+import { transitionRowStatus } from "../db/status-transition.js";
 import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
 import type { RowScope, RowTx, Session, Tx } from "../db/unit-of-work.js";
 import { NotFoundError } from "../errors.js";
@@ -142,12 +143,7 @@ export async function transitionStatus(
   changes: PaymentChanges,
   now: Date,
 ): Promise<boolean> {
-  // A change given as undefined is not a change (as with nativeUpdate), never a NULL.
-  const set: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(changes)) if (value !== undefined) set[name] = value;
-  set.status = to;
-  set.updatedAt = now;
-  return (await updateRows(rowExecutor(tx), Payment, { id: paymentId, status: from }, set)) === 1;
+  return transitionRowStatus(tx, Payment, paymentId, from, to, changes, now);
 }
 
 /**

@@ -5,6 +5,7 @@
  * (webhooks) as well as in an ORM one (the sweeper, settlement orders); listings and leases use the ORM.
  */
 import { findRow, insertRow, updateRows } from "../db/rows.js";
+import { transitionRowStatus } from "../db/status-transition.js";
 import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
 import type { RowScope, Session } from "../db/unit-of-work.js";
 import { Payout, type PayoutRow } from "./payout-entities.js";
@@ -54,12 +55,7 @@ export async function transitionPayoutStatus(
   changes: PayoutChanges,
   now: Date,
 ): Promise<boolean> {
-  // A change given as undefined is not a change, never a NULL.
-  const set: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(changes)) if (value !== undefined) set[name] = value;
-  set.status = to;
-  set.updatedAt = now;
-  return (await updateRows(rowExecutor(tx), Payout, { id: payoutId, status: [...from] }, set)) === 1;
+  return transitionRowStatus(tx, Payout, payoutId, from, to, changes, now);
 }
 
 /** Records the channel's transfer id (not a status change). */

@@ -8,6 +8,7 @@
 import { claimDue } from "../db/leases.js";
 import { channelIdsInWindow, inList, rawDate, rawNullableText } from "../db/raw-sql.js";
 import { updateRows } from "../db/rows.js";
+import { transitionRowStatus } from "../db/status-transition.js";
 import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
 import type { RowScope, Session, Tx } from "../db/unit-of-work.js";
 import type { PageRequest } from "../pagination.js";
@@ -72,12 +73,7 @@ export async function transitionRefundStatus(
   changes: RefundChanges,
   now: Date,
 ): Promise<boolean> {
-  // A change given as undefined is not a change (as with nativeUpdate), never a NULL.
-  const set: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(changes)) if (value !== undefined) set[name] = value;
-  set.status = to;
-  set.updatedAt = now;
-  return (await updateRows(rowExecutor(tx), Refund, { id: refundId, status: [...from] }, set)) === 1;
+  return transitionRowStatus(tx, Refund, refundId, from, to, changes, now);
 }
 
 /** Records the channel's refund number (not a status change). */
