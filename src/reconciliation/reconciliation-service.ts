@@ -276,28 +276,6 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
     const session = uow.session();
     const terms = deps.feeRates[channel];
     const started = now();
-    const runRow: ReconciliationRunRow = {
-      id: newId(started.getTime()),
-      channel,
-      billDate,
-      source,
-      currency,
-      linesTotal: BigInt(lines),
-      matched: 0n,
-      missingOnOurSide: 0n,
-      missingOnChannelSide: 0n,
-      amountMismatch: 0n,
-      statusMismatch: 0n,
-      feeMismatch: 0n,
-      channelFee: 0n,
-      channelFeePosted: 0n,
-      merchantFee: 0n,
-      feeChecked: terms !== undefined,
-      itemsCapped: false,
-      startedAt: started,
-      finishedAt: null,
-    };
-    await insertRun(session, runRow);
     const counts: Counts = {
       linesTotal: BigInt(lines),
       matched: 0n,
@@ -309,6 +287,20 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
       channelFee: 0n,
       merchantFee: 0n,
     };
+    const runRow: ReconciliationRunRow = {
+      id: newId(started.getTime()),
+      channel,
+      billDate,
+      source,
+      currency,
+      ...counts,
+      channelFeePosted: 0n,
+      feeChecked: terms !== undefined,
+      itemsCapped: false,
+      startedAt: started,
+      finishedAt: null,
+    };
+    await insertRun(session, runRow);
     let itemsStored = 0;
     let capped = false;
 
