@@ -194,7 +194,7 @@ async function checkPair(
       detail:
         `${slippedPayments.count} payments (amount ${slippedPayments.amount}) and ${slippedRefunds.count} refunds (amount ${slippedRefunds.amount}) ` +
         `succeeded between ${range.from.toISOString()} and the latest settled period end ${range.to.toISOString()} in no order's period, ` +
-        "neither held nor on a stored line: never settled",
+        "neither held nor on a stored line: not settled (a date not run for it, or a success time changed)",
     });
   }
 
