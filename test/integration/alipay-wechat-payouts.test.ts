@@ -17,7 +17,7 @@ import { type DevChannelKeys, generateDevChannelKeys } from "../../src/channels/
 import { closeHttpAgents } from "../../src/channels/http-client.js";
 import { createWechatPayChannel } from "../../src/channels/wechatpay/wechatpay-channel.js";
 import { type Simulator, startSimulator } from "../../src/simulator/simulator.js";
-import { eventually } from "../support/waiting.js";
+import { eventually, rejection } from "../support/waiting.js";
 
 const CONTROL_TOKEN = "payouts-simulator-test-control-token";
 const TIMEOUT_MS = 400;
@@ -66,15 +66,6 @@ function payoutNo(): string {
 
 function payout(payee: PayeeAccount, overrides: Partial<ChannelPayoutRequest> = {}): ChannelPayoutRequest {
   return { payoutNo: payoutNo(), amountMinor: 12_345n, currency: "CNY", payee, remark: "Settlement S20261202 test", ...overrides };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the call to fail");
 }
 
 describe("Alipay payouts (alipay.fund.trans.uni.transfer)", () => {

@@ -28,7 +28,7 @@ import { Notifier, TimerSet } from "../../src/simulator/notifier.js";
 import { type Simulator, type SimulatorFaults, startSimulator } from "../../src/simulator/simulator.js";
 import { TradeStore } from "../../src/simulator/trade-store.js";
 import { testKeys } from "../support/test-app.js";
-import { eventually } from "../support/waiting.js";
+import { eventually, rejection } from "../support/waiting.js";
 
 /** One webhook delivery as the shim would receive it. */
 interface Delivery {
@@ -114,15 +114,6 @@ async function payoutsAt(destination: string): Promise<{ id: string; status: str
   });
   expect(response.status).toBe(200);
   return ((await response.json()) as { data: { id: string; status: string; metadata: Record<string, string> }[] }).data;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the call to fail");
 }
 
 describe("card payouts through the adapter", () => {

@@ -34,3 +34,13 @@ export async function connectError(promise: Promise<unknown>): Promise<ConnectEr
   }
   throw new Error("expected the call to fail");
 }
+
+/** The error (anything thrown) a call rejects with; fails the test when it succeeds. */
+export async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected the call to fail");
+}

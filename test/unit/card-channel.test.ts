@@ -15,6 +15,7 @@ import {
 } from "../../src/channels/channel.js";
 import { closeHttpAgents } from "../../src/channels/http-client.js";
 import { billRecords } from "../support/bill-records.js";
+import { rejection } from "../support/waiting.js";
 
 const SECRET_KEY = "sk_test_unitUnitUnit123";
 const WEBHOOK_SECRET = "whsec_unitUnitUnit456";
@@ -275,15 +276,6 @@ function refundRequest(overrides: Partial<ChannelRefundRequest> = {}): ChannelRe
     notifyUrl: "http://127.0.0.1/callbacks/card",
     ...overrides,
   };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
 }
 
 describe("card channel: create", () => {

@@ -16,6 +16,7 @@ import {
   type PaymentChannel,
 } from "../../src/channels/channel.js";
 import { closeHttpAgents } from "../../src/channels/http-client.js";
+import { rejection } from "../support/waiting.js";
 
 interface Seen {
   method: string;
@@ -71,15 +72,6 @@ function payout(fields: Record<string, unknown>) {
 }
 
 const stripeError = (status: number, error: Record<string, unknown>) => ({ status, body: { error } });
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("card payout statuses", () => {
   it("maps pending and in_transit to processing, paid to paid, failed and canceled to failed, anything else to nothing", () => {
