@@ -11,6 +11,7 @@ import { pipeline } from "node:stream/promises";
 import iconv from "iconv-lite";
 import yazl from "yazl";
 import { formatMinor } from "../../money/currency.js";
+import { lastTimeTextCache } from "../bill-time-text.js";
 import { ALIPAY_BUSINESS_TYPES } from "./alipay-bill.js";
 import { parseAlipayTime, toAlipayDate, toAlipayTime } from "./alipay-time.js";
 
@@ -58,20 +59,6 @@ export const ALIPAY_DETAIL_HEADER: readonly string[] = Object.freeze([
 // comma, quote or line break is quoted.
 const csvField = (value: string) => (/[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value);
 const yuan = (minor: bigint) => formatMinor(minor, "CNY");
-
-/** `toAlipayTime` remembering its last answer: consecutive rows often share a second. */
-function alipayTimeCache(): (date: Date) => string {
-  let lastTime = Number.NaN;
-  let lastText = "";
-  return (date) => {
-    const time = date.getTime();
-    if (time !== lastTime) {
-      lastTime = time;
-      lastText = toAlipayTime(date);
-    }
-    return lastText;
-  };
-}
 
 /**
  * One detail row in {@link ALIPAY_DETAIL_HEADER}'s 25 columns. Only the free-text fields can need
@@ -124,7 +111,7 @@ export function alipayBillArchive(
   const gbk = (text: string) => iconv.encode(text, "gbk");
 
   async function* detail(): AsyncGenerator<Buffer> {
-    const [created, finished] = [alipayTimeCache(), alipayTimeCache()];
+    const [created, finished] = [lastTimeTextCache(toAlipayTime), lastTimeTextCache(toAlipayTime)];
     yield gbk(
       [
         "#支付宝业务明细查询",

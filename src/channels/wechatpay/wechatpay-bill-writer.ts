@@ -8,6 +8,7 @@ import { createWriteStream } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { currencyExponent, formatMinor } from "../../money/currency.js";
+import { lastTimeTextCache } from "../bill-time-text.js";
 import { WECHAT_ALL_BILL_HEADER, WECHAT_ALL_BILL_SUMMARY_HEADER, WECHAT_BILL_COLUMNS } from "./wechatpay-bill.js";
 import { toWechatBillTime } from "./wechatpay-time.js";
 
@@ -55,20 +56,6 @@ function formatWechatBillFee(amountMinor: bigint, currency: string): string {
 function cell(value: string): string {
   if (!value.includes("`") && !value.includes("\n") && !value.includes("\r")) return `\`${value}`;
   return `\`${value.replace(/[\r\n]+/g, " ").replaceAll(",`", ", `")}`;
-}
-
-/** `format` remembering its last answer: consecutive rows often share a second. */
-function lastValueCache(format: (date: Date) => string): (date: Date) => string {
-  let lastTime = Number.NaN;
-  let lastText = "";
-  return (date) => {
-    const time = date.getTime();
-    if (time !== lastTime) {
-      lastTime = time;
-      lastText = format(date);
-    }
-    return lastText;
-  };
 }
 
 const c = WECHAT_BILL_COLUMNS;
@@ -126,7 +113,7 @@ export async function* wechatBillChunks(
   options: WechatBillWriteOptions = {},
 ): AsyncGenerator<string> {
   yield `\uFEFF${WECHAT_ALL_BILL_HEADER.join(",")}\r\n`;
-  const time = lastValueCache(toWechatBillTime);
+  const time = lastTimeTextCache(toWechatBillTime);
   let count = 0;
   let settlementTotal = 0n;
   let refundTotal = 0n;
