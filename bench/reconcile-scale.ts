@@ -119,59 +119,48 @@ async function child(spec: string): Promise<void> {
 async function writeBill(channel: ChannelName, path: string, lines: number, dataDir: string): Promise<{ sha1?: string }> {
   const dayStart = billDayWindow(channel, BILL_DATE).from.getTime();
   const keys = loadOrCreateDevChannelKeys(dataDir);
+  /** The day's `lines` bench payments, each as the format's bill row. */
+  async function* rows<Row>(toRow: (p: ReturnType<typeof paymentOf>, n: number) => Row): AsyncGenerator<Row> {
+    for (let n = 0; n < lines; n++) yield toRow(paymentOf(channel, n, dayStart), n);
+  }
   if (channel === "alipay") {
-    async function* rows() {
-      for (let n = 0; n < lines; n++) {
-        const p = paymentOf(channel, n, dayStart);
-        yield {
-          kind: "payment" as const,
-          tradeNo: `2026111522001${String(n).padStart(15, "0")}`,
-          outTradeNo: p.paymentNo,
-          subject: "bench",
-          createdAt: p.at,
-          finishedAt: p.at,
-          amountMinor: p.amountMinor,
-          feeMinor: p.feeMinor,
-        };
-      }
-    }
-    await writeAlipayBillFile(path, BILL_DATE, rows(), { sellerId: keys.alipay.sellerId });
+    const bill = rows((p, n) => ({
+      kind: "payment" as const,
+      tradeNo: `2026111522001${String(n).padStart(15, "0")}`,
+      outTradeNo: p.paymentNo,
+      subject: "bench",
+      createdAt: p.at,
+      finishedAt: p.at,
+      amountMinor: p.amountMinor,
+      feeMinor: p.feeMinor,
+    }));
+    await writeAlipayBillFile(path, BILL_DATE, bill, { sellerId: keys.alipay.sellerId });
     return {};
   }
   if (channel === "wechatpay") {
-    async function* rows() {
-      for (let n = 0; n < lines; n++) {
-        const p = paymentOf(channel, n, dayStart);
-        yield {
-          kind: "payment" as const,
-          paymentNo: p.paymentNo,
-          channelTradeNo: `42000${String(n).padStart(23, "0")}`,
-          amountMinor: p.amountMinor,
-          feeMinor: p.feeMinor,
-          currency: "CNY",
-          occurredAt: p.at,
-          subject: "bench",
-        };
-      }
-    }
-    const { sha1 } = await writeWechatBillFile(path, rows(), { appId: keys.wechatpay.appId, mchId: keys.wechatpay.mchId });
+    const bill = rows((p, n) => ({
+      kind: "payment" as const,
+      paymentNo: p.paymentNo,
+      channelTradeNo: `42000${String(n).padStart(23, "0")}`,
+      amountMinor: p.amountMinor,
+      feeMinor: p.feeMinor,
+      currency: "CNY",
+      occurredAt: p.at,
+      subject: "bench",
+    }));
+    const { sha1 } = await writeWechatBillFile(path, bill, { appId: keys.wechatpay.appId, mchId: keys.wechatpay.mchId });
     return { sha1 };
   }
-  async function* rows() {
-    for (let n = 0; n < lines; n++) {
-      const p = paymentOf(channel, n, dayStart);
-      yield {
-        kind: "payment" as const,
-        paymentNo: p.paymentNo,
-        intentId: `pi_${n}`,
-        amountMinor: p.amountMinor,
-        feeMinor: p.feeMinor,
-        currency: "USD",
-        occurredAt: p.at,
-      };
-    }
-  }
-  await writeCardBillFile(path, rows());
+  const bill = rows((p, n) => ({
+    kind: "payment" as const,
+    paymentNo: p.paymentNo,
+    intentId: `pi_${n}`,
+    amountMinor: p.amountMinor,
+    feeMinor: p.feeMinor,
+    currency: "USD",
+    occurredAt: p.at,
+  }));
+  await writeCardBillFile(path, bill);
   return {};
 }
 
