@@ -11,7 +11,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type App, type ResolvedConfig, startApp } from "./app.js";
 import { CHANNEL_NAMES, type ChannelName } from "./channels/channel.js";
-import { type DevChannelKeys, loadOrCreateDevChannelKeys } from "./channels/dev-keys.js";
+import { loadOrCreateDevChannelKeys } from "./channels/dev-keys.js";
+import { simulatedChannelSettings } from "./channels/simulated-settings.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { registerCardWebhookEndpoint } from "./simulator/card-webhook-endpoint.js";
 import { loadOrCreateControlToken } from "./simulator/control-token.js";
@@ -43,36 +44,13 @@ function resolveConfig(config: Readonly<Config>): Resolution {
   const simulated = config.simulatedChannels;
   if (config.databaseUrl === undefined || simulated.length > 0) mkdirSync(config.dataDir, { recursive: true });
   const simulator = `http://127.0.0.1:${config.simulatorPort}`;
-  let devChannelKeys: DevChannelKeys | undefined;
-  const devKeys = () => (devChannelKeys ??= loadOrCreateDevChannelKeys(config.dataDir));
   // Only the channels the configuration names as simulated: a missing variable never means "simulate".
   let { alipay, wechatpay, card } = config;
-  if (simulated.includes("alipay")) {
-    const keys = devKeys().alipay;
-    alipay = {
-      gatewayUrl: `${simulator}/alipay/gateway.do`,
-      appId: keys.appId,
-      appPrivateKeyPem: keys.appPrivateKeyPem,
-      alipayPublicKeyPem: keys.alipayPublicKeyPem,
-      sellerId: keys.sellerId,
-    };
-  }
-  if (simulated.includes("wechatpay")) {
-    const keys = devKeys().wechatpay;
-    wechatpay = {
-      baseUrl: `${simulator}/wechatpay`,
-      mchId: keys.mchId,
-      appId: keys.appId,
-      mchSerialNo: keys.mchSerialNo,
-      mchPrivateKeyPem: keys.mchPrivateKeyPem,
-      platformPublicKeyPem: keys.platformPublicKeyPem,
-      publicKeyId: keys.publicKeyId,
-      apiV3Key: keys.apiV3Key,
-    };
-  }
-  if (simulated.includes("card")) {
-    const keys = devKeys().card;
-    card = { baseUrl: `${simulator}/card`, secretKey: keys.secretKey, webhookSecret: keys.webhookSecret };
+  if (simulated.length > 0) {
+    const settings = simulatedChannelSettings(loadOrCreateDevChannelKeys(config.dataDir), simulator);
+    if (simulated.includes("alipay")) alipay = settings.alipay;
+    if (simulated.includes("wechatpay")) wechatpay = settings.wechatpay;
+    if (simulated.includes("card")) card = settings.card;
   }
   let control: Resolution["control"];
   if (simulated.length > 0) {
