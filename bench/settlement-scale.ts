@@ -76,6 +76,13 @@ async function seedHistoryOrders(connection: Connection, merchants: number, peri
     `insert into bench_day values ${periods.map(() => "(?, ?, ?, ?)").join(", ")}`,
     periods.flatMap((each, index) => [index, each.settlementDate, each.start, each.end]),
   );
+  // Each order's totals first, keyed (a join to a grouped derived table was 45 s for 18,250 orders).
+  await connection.query(
+    `create temporary table bench_order_totals (day int, merchant_id varchar(26), gross bigint, fee bigint, n bigint, primary key (day, merchant_id))
+     select timestampdiff(second, ?, succeeded_at) div ? as day, merchant_id, sum(amount) as gross, sum(fee) as fee, count(*) as n
+     from payment group by day, merchant_id`,
+    [periods[0]!.start, daySeconds],
+  );
   await connection.query(
     `insert into settlement (id, settlement_no, merchant_id, currency, kind, settlement_date, period_start, period_end,
        payments_amount, refunds_amount, fee_amount, carried_amount, gross_amount, net_amount, line_count, status,
@@ -86,12 +93,10 @@ async function seedHistoryOrders(connection: Connection, merchants: number, peri
        coalesce(t.gross, 0), 0, coalesce(t.fee, 0), 0, coalesce(t.gross, 0), coalesce(t.gross - t.fee, 0), coalesce(t.n, 0), 'SETTLED',
        null, null, null, now(3)
      from bench_day d cross join merchant
-     left join (select timestampdiff(second, ?, p.succeeded_at) div ? as day, p.merchant_id, sum(p.amount) as gross, sum(p.fee) as fee,
-                  count(*) as n
-                from payment p group by day, p.merchant_id) t
-       on t.day = d.n and t.merchant_id = concat('01BENCHMER', lpad(merchant.m, 16, '0'))`,
-    [merchants, merchants, merchants, periods[0]!.start, daySeconds],
+     left join bench_order_totals t on t.day = d.n and t.merchant_id = concat('01BENCHMER', lpad(merchant.m, 16, '0'))`,
+    [merchants, merchants, merchants],
   );
+  await connection.query("drop temporary table bench_order_totals");
   await connection.query("drop temporary table bench_day");
   process.stderr.write(`seeded ${(periods.length * merchants).toLocaleString("en")} orders of earlier dates\n`);
 }
