@@ -32,8 +32,10 @@ export interface SettlementViolation {
 const PAIRS_PER_PAGE = 1_000;
 /** Merchant currencies checked at once (each holds its orders in memory meanwhile). */
 const PAIRS_AT_ONCE = 4;
-/** Success instants read per page (one row each: the time, a count and two sums). */
+/** Success instants (or buckets) read per page (one row each: the time, a count and two sums). */
 export const INSTANTS_PER_PAGE = 10_000;
+/** Windows of buckets read at most per merchant currency and source before reading by instant instead. */
+const MAX_BUCKET_WINDOWS = 8;
 
 interface Sum {
   count: bigint;
@@ -60,15 +62,19 @@ function holds(order: CheckedOrder, at: number): boolean {
   return order.periodStart.getTime() <= at && at < order.periodEnd.getTime();
 }
 
-/** Checks every order (the options are for tests: a smaller page shows the keyset at work). */
+/**
+ * Checks every order (the options are for tests: a smaller page shows the keyset or the windows at
+ * work; `byInstant` reads by instant even where buckets would do).
+ */
 export async function checkSettlementOrders(
   session: Session,
   statuses: SettleableStatuses,
-  options: { instantsPerPage?: number } = {},
+  options: { instantsPerPage?: number; byInstant?: boolean } = {},
 ): Promise<SettlementViolation[]> {
   const violations: SettlementViolation[] = [];
   const firstStart = await settlementStore.firstScheduledPeriodStart(session);
   const instantsPerPage = options.instantsPerPage ?? INSTANTS_PER_PAGE;
+  const byInstant = options.byInstant ?? false;
   let after: OrderPair | undefined;
   for (;;) {
     const pairs = await settlementStore.orderPairsPage(session, after, PAIRS_PER_PAGE);
@@ -77,7 +83,7 @@ export async function checkSettlementOrders(
     let next = 0;
     const worker = async () => {
       for (let index = next++; index < pairs.length; index = next++) {
-        await checkPair(session, pairs[index]!, statuses, firstStart, instantsPerPage, found[index]!);
+        await checkPair(session, pairs[index]!, statuses, firstStart, { instantsPerPage, byInstant }, found[index]!);
       }
     };
     await Promise.all(Array.from({ length: PAIRS_AT_ONCE }, worker));
@@ -96,7 +102,7 @@ async function checkPair(
   pair: OrderPair,
   statuses: SettleableStatuses,
   firstStart: Date | undefined,
-  instantsPerPage: number,
+  { instantsPerPage, byInstant }: { instantsPerPage: number; byInstant: boolean },
   violations: SettlementViolation[],
 ): Promise<void> {
   const orders = await settlementStore.ordersOfPair(session, pair);
@@ -114,7 +120,8 @@ async function checkPair(
     const to = new Date(Math.max(...scheduled.map((order) => order.periodEnd.getTime())));
     const from = new Date(Math.min(firstStart?.getTime() ?? Number.POSITIVE_INFINITY, scheduled[0]!.periodStart.getTime()));
     range = { from, to };
-    const page = { session, pair, statuses, range, scheduled, instantsPerPage };
+    const bucketMs = byInstant ? undefined : bucketWidth(range, scheduled, instantsPerPage);
+    const page = { session, pair, statuses, range, scheduled, instantsPerPage, bucketMs };
     await sweep({ ...page, source: "payment" }, derivedPayments, slippedPayments);
     await sweep({ ...page, source: "refund" }, derivedRefunds, slippedRefunds);
   }
@@ -253,15 +260,14 @@ async function sweep(
     range: { from: Date; to: Date };
     scheduled: CheckedOrder[];
     instantsPerPage: number;
+    bucketMs: number | undefined;
   },
   derived: Map<string, Sum>,
   slipped: Sum,
 ): Promise<void> {
   const open: CheckedOrder[] = [];
   let next = 0;
-  let after: Date | undefined;
-  for (;;) {
-    const page = await settlementStore.successInstantsPage(read.session, read.source, read.pair, { ...read.range, after }, read.statuses, read.instantsPerPage);
+  for await (const page of pages(read)) {
     for (const instant of page) {
       const at = instant.at.getTime();
       while (next < read.scheduled.length && read.scheduled[next]!.periodStart.getTime() <= at) open.push(read.scheduled[next++]!);
@@ -275,7 +281,47 @@ async function sweep(
         sum.fee += instant.fee;
       }
     }
-    if (page.length < read.instantsPerPage) return;
+  }
+}
+
+/**
+ * The range's successes in time order, a page at a time: by bucket when every period boundary is
+ * a multiple of `bucketMs` from the range's start (a bucket then lies wholly inside or outside
+ * each period), in windows of `instantsPerPage` buckets; else by instant, keyset-paged.
+ */
+async function* pages(read: Parameters<typeof sweep>[0]): AsyncGenerator<settlementStore.SuccessInstant[]> {
+  const { session, source, pair, statuses, range, instantsPerPage, bucketMs } = read;
+  if (bucketMs !== undefined) {
+    for (let from = range.from.getTime(); from < range.to.getTime(); from += bucketMs * instantsPerPage) {
+      const window = { origin: range.from, from: new Date(from), to: new Date(Math.min(range.to.getTime(), from + bucketMs * instantsPerPage)) };
+      yield await settlementStore.successBuckets(session, source, pair, window, bucketMs, statuses);
+    }
+    return;
+  }
+  let after: Date | undefined;
+  for (;;) {
+    const page = await settlementStore.successInstantsPage(session, source, pair, { ...range, after }, statuses, instantsPerPage);
+    yield page;
+    if (page.length < instantsPerPage) return;
     after = page[page.length - 1]!.at;
   }
+}
+
+function gcd(a: number, b: number): number {
+  let [x, y] = [Math.abs(a), Math.abs(b)];
+  while (y !== 0) [x, y] = [y, x % y];
+  return x;
+}
+
+/**
+ * The bucket width for grouping a merchant currency's successes: the gcd of its period boundaries'
+ * distances from the range's start (a day for daily periods all at midnight China time), when the range
+ * takes at most {@link MAX_BUCKET_WINDOWS} windows of buckets; else undefined (read by instant).
+ */
+function bucketWidth(range: { from: Date; to: Date }, scheduled: CheckedOrder[], bucketsPerWindow: number): number | undefined {
+  const origin = range.from.getTime();
+  let width = range.to.getTime() - origin;
+  for (const order of scheduled) width = gcd(gcd(width, order.periodStart.getTime() - origin), order.periodEnd.getTime() - origin);
+  if (width <= 0) return undefined;
+  return (range.to.getTime() - origin) / width <= bucketsPerWindow * MAX_BUCKET_WINDOWS ? width : undefined;
 }

@@ -736,3 +736,37 @@ export async function onTwoStoredLines(session: Session): Promise<Array<{ subjec
   );
   return twice.map((row) => ({ subject: String(row.subject), lines: toBigInt(row.n) }));
 }
+
+/**
+ * A merchant currency's paid payments (or succeeded refunds) that succeeded in [from, to), summed
+ * per bucket of `bucketMs` counted from `origin`, in time order (a window of the settlement index;
+ * the caller keeps it to a bounded number of buckets). Each bucket's `at` is its start.
+ */
+export async function successBuckets(
+  session: Session,
+  source: "payment" | "refund",
+  pair: OrderPair,
+  window: { origin: Date; from: Date; to: Date },
+  bucketMs: number,
+  statuses: SettleableStatuses,
+): Promise<SuccessInstant[]> {
+  const [table, fee, status] =
+    source === "payment" ? ["payment", "fee", `status in (${placeholders(statuses.paid)})`] : ["refund", "fee_returned", "status = ?"];
+  const statusParams = source === "payment" ? statuses.paid : [statuses.refundSucceeded];
+  const origin = at(session, window.origin);
+  // MySQL holds datetime(3) (microseconds between them, exact); the embedded database epoch milliseconds.
+  const bucket = origin instanceof Date ? "timestampdiff(microsecond, ?, succeeded_at) div ?" : "(succeeded_at - ?) / ?";
+  const rows = await rowsOf(
+    session,
+    `select ${bucket} as bucket, count(*) as n, sum(amount) as amount, sum(${fee}) as fee from ${table}
+     where merchant_id = ? and currency = ? and succeeded_at >= ? and succeeded_at < ? and ${status}
+     group by bucket order by bucket`,
+    [origin, origin instanceof Date ? bucketMs * 1000 : bucketMs, pair.merchantId, pair.currency, at(session, window.from), at(session, window.to), ...statusParams],
+  );
+  return rows.map((row) => ({
+    at: new Date(window.origin.getTime() + Number(row.bucket) * bucketMs),
+    count: toBigInt(row.n),
+    amount: toBigInt(row.amount),
+    fee: toBigInt(row.fee),
+  }));
+}

@@ -1,8 +1,9 @@
 /**
  * check-ledger's settlement checks (src/settlement/settlement-check.ts) on MySQL and on the
  * embedded database: one merge per merchant currency of its orders with its payments and refunds
- * read in keyset pages by success instant. Run with pages of one instant too, so every page
- * boundary (and two payments at the same instant) is crossed; a payment that slipped past
+ * read in keyset pages by success instant or in windows of buckets aligned to the periods. Run with
+ * pages of one instant and windows of one bucket too, so every page boundary (and two payments at
+ * the same instant) is crossed; a payment that slipped past
  * settlement, a held one, history before settlement began, and overlapping periods.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -51,7 +52,7 @@ describe.each(["mysql", "sqlite"] as const)("the ledger check's settlement merge
     return t.grpc.settlement.runSettlement({ settlementDate, merchantId }, t.adminHeaders);
   }
 
-  /** The settlement violations naming the merchant's orders or the merchant, with one-instant pages and the default ones (which must agree). */
+  /** The settlement violations naming the merchant's orders or the merchant, read by instant (pages of one and the default) and by bucket (which must agree). */
   async function violationsOf(merchant: Merchant) {
     const orders = (await t.app.db.em().find(Settlement, { merchantId: merchant.id })).map((order) => order.id);
     const mine = (violations: Awaited<ReturnType<typeof checkSettlementOrders>>) =>
@@ -59,8 +60,11 @@ describe.each(["mysql", "sqlite"] as const)("the ledger check's settlement merge
         .filter((violation) => orders.includes(violation.subject) || violation.subject.startsWith(merchant.id))
         .map((violation) => `${violation.check} ${violation.subject} ${violation.detail}`)
         .sort();
-    const paged = mine(await checkSettlementOrders(t.app.uow.session(), SETTLEABLE_STATUSES, { instantsPerPage: 1 }));
+    const paged = mine(await checkSettlementOrders(t.app.uow.session(), SETTLEABLE_STATUSES, { instantsPerPage: 1, byInstant: true }));
+    expect(mine(await checkSettlementOrders(t.app.uow.session(), SETTLEABLE_STATUSES, { byInstant: true }))).toEqual(paged);
+    // By buckets a day wide (every boundary is midnight China time), in one window and in windows of one bucket.
     expect(mine(await checkSettlementOrders(t.app.uow.session(), SETTLEABLE_STATUSES))).toEqual(paged);
+    expect(mine(await checkSettlementOrders(t.app.uow.session(), SETTLEABLE_STATUSES, { instantsPerPage: 1 }))).toEqual(paged);
     return paged;
   }
 
