@@ -3,8 +3,9 @@
  * one under DATA_DIR), the same service function as RunSettlement, and prints what the date's
  * orders hold. Safe to run again and after a crash: built orders are kept, missing ones built.
  * Needs neither ADMIN_TOKEN, DATA_ENCRYPTION_KEY nor any channel (payouts are created for merchants
- * with a settlement account and sent later by the service's sweeper). Exit 0, or 2 on bad arguments
- * or settings (a malformed date, a date whose period has not ended).
+ * with a settlement account and sent later by the service's sweeper). Exit 0, 2 on bad arguments
+ * or settings (a malformed date, a date whose period has not ended), 3 when the database cannot be
+ * reached.
  *
  *   DATABASE_URL=mysql://user:pass@host:3306/payments npm run settle -- --date 2026-12-02 [--merchant ID]
  */
@@ -68,7 +69,14 @@ function table(rows: string[][]): string {
   return rows.map((row) => row.map((cell, column) => (column >= 2 && column <= 5 ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!))).join("  ")).join("\n");
 }
 
-const db = await openDatabase({ url: database.databaseUrl, dataDir: database.dataDir, poolSize: 8 });
+let db: Awaited<ReturnType<typeof openDatabase>>;
+try {
+  db = await openDatabase({ url: database.databaseUrl, dataDir: database.dataDir, poolSize: 8 });
+} catch (error) {
+  // One line, as for the other failures: the database's own message names what is wrong (host, login).
+  console.error(`cannot open the database: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(3);
+}
 try {
   const uow = createUnitOfWork(db);
   // Only locking accounts and creating payouts are used here: payees stay sealed, nothing is sent,
