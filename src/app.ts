@@ -120,7 +120,9 @@ export async function startApp(options: AppOptions): Promise<App> {
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   const uow = createUnitOfWork(db);
   const channels = new ChannelRegistry(options.channels ?? buildChannels(config));
-  const merchants = createMerchantService(new SecretBox(config.dataEncryptionKey), config.notifyUrls, {
+  // One sealing key for merchants' webhook secrets and settlement accounts.
+  const secrets = new SecretBox(config.dataEncryptionKey);
+  const merchants = createMerchantService(secrets, config.notifyUrls, {
     apiKeyCacheTtlMs: config.apiKeyCacheTtlMs,
   });
   const merchantAuth = new MerchantAuthenticator(merchants, config.rateLimit);
@@ -133,7 +135,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   });
   const refunds = createRefundService({ uow, channels, publicBaseUrl: config.publicBaseUrl });
   const leaseMs = config.channelTimeoutMs * 3;
-  const payouts = createPayoutService({ uow, channels, secrets: new SecretBox(config.dataEncryptionKey), log, leaseMs });
+  const payouts = createPayoutService({ uow, channels, secrets, log, leaseMs });
   const callbacks = createCallbackService({ uow, channels, log, payouts });
   const settlements = createSettlementService({ uow, payouts, schedule: config.settlement });
   const settlementScheduler = createSettlementScheduler({ uow, settlements, schedule: config.settlement, log });
