@@ -27,13 +27,11 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { type Connection, createConnection } from "mysql2/promise";
-import { ChannelRegistry } from "../src/channels/registry.js";
 import { loadSettlementSchedule } from "../src/config.js";
 import { openDatabase } from "../src/db/database.js";
 import { createUnitOfWork } from "../src/db/unit-of-work.js";
-import { SecretBox } from "../src/merchants/credentials.js";
 import { PAID } from "../src/payments/payment-status.js";
-import { createPayoutService } from "../src/payouts/payout-service.js";
+import { createOfflinePayoutService } from "../src/payouts/payout-service.js";
 import { createSettlementService, SETTLEABLE_STATUSES } from "../src/settlement/settlement-service.js";
 import { checkSettlementOrders } from "../src/settlement/settlement-check.js";
 import { addDays, type SettlementPeriod, settlementPeriod } from "../src/settlement/settlement-period.js";
@@ -47,13 +45,7 @@ async function child(url: string): Promise<void> {
   const db = await openDatabase({ url, dataDir: "./data", poolSize: 8 });
   try {
     const uow = createUnitOfWork(db);
-    const payouts = createPayoutService({
-      uow,
-      channels: new ChannelRegistry([]),
-      secrets: new SecretBox(randomBytes(32).toString("hex")),
-      log: () => {},
-      leaseMs: 30_000,
-    });
+    const payouts = createOfflinePayoutService(uow);
     const settlements = createSettlementService({ uow, payouts, schedule: loadSettlementSchedule({}) });
     const started = performance.now();
     const result = await settlements.runSettlement(uow.session(), SETTLEMENT_DATE);

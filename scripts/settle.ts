@@ -9,16 +9,13 @@
  *
  *   DATABASE_URL=mysql://user:pass@host:3306/payments npm run settle -- --date 2026-12-02 [--merchant ID]
  */
-import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
-import { ChannelRegistry } from "../src/channels/registry.js";
 import { ConfigError, loadDatabaseConfig, loadSettlementSchedule } from "../src/config.js";
 import { openDatabase } from "../src/db/database.js";
 import { createUnitOfWork } from "../src/db/unit-of-work.js";
 import { DomainError, PreconditionError, ValidationError } from "../src/errors.js";
-import { SecretBox } from "../src/merchants/credentials.js";
 import { formatMinor } from "../src/money/currency.js";
-import { createPayoutService } from "../src/payouts/payout-service.js";
+import { createOfflinePayoutService } from "../src/payouts/payout-service.js";
 import { createSettlementService } from "../src/settlement/settlement-service.js";
 
 const USAGE = "usage: npm run settle -- --date YYYY-MM-DD [--merchant MERCHANT_ID]";
@@ -79,15 +76,7 @@ try {
 }
 try {
   const uow = createUnitOfWork(db);
-  // Only locking accounts and creating payouts are used here: payees stay sealed, nothing is sent,
-  // so no channel and no data key are needed (the key below never opens anything).
-  const payouts = createPayoutService({
-    uow,
-    channels: new ChannelRegistry([]),
-    secrets: new SecretBox(randomBytes(32).toString("hex")),
-    log: () => {},
-    leaseMs: 30_000,
-  });
+  const payouts = createOfflinePayoutService(uow);
   const settlements = createSettlementService({ uow, payouts, schedule });
   const session = uow.session();
   let result: Awaited<ReturnType<typeof settlements.runSettlement>>;

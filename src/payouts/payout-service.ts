@@ -9,13 +9,14 @@
  *
  * Accounts are sealed at rest (SecretBox) and never logged or echoed: only a masked hint leaves here.
  */
+import { randomBytes } from "node:crypto";
 import type { ChannelName, PayeeAccount, PayoutNotification } from "../channels/channel.js";
-import type { ChannelRegistry } from "../channels/registry.js";
+import { ChannelRegistry } from "../channels/registry.js";
 import type { RowScope, Session, Tx, UnitOfWork } from "../db/unit-of-work.js";
 import { NotFoundError, PreconditionError, Violations } from "../errors.js";
 import { newId, newTradeNo } from "../ids.js";
 import { checkLookupId } from "../input-text.js";
-import type { SecretBox } from "../merchants/credentials.js";
+import { SecretBox } from "../merchants/credentials.js";
 import { findMerchant } from "../merchants/merchant-store.js";
 import { isKnownCurrency } from "../money/currency.js";
 import { accountHint, checkPayeeInput, type PayeeAccountType, sealPayee } from "./payee.js";
@@ -241,3 +242,18 @@ export function createPayoutService(deps: PayoutServiceDeps) {
 }
 
 export type PayoutService = ReturnType<typeof createPayoutService>;
+
+/**
+ * A payout service for offline settlement runs (npm run settle, the scale bench): only locking
+ * accounts and creating payouts are used, payees stay sealed and nothing is sent, so it has no
+ * channel and a throwaway data key that never opens anything.
+ */
+export function createOfflinePayoutService(uow: UnitOfWork): PayoutService {
+  return createPayoutService({
+    uow,
+    channels: new ChannelRegistry([]),
+    secrets: new SecretBox(randomBytes(32).toString("hex")),
+    log: () => {},
+    leaseMs: 30_000,
+  });
+}
