@@ -20,11 +20,11 @@ import type { WireReader } from "../wire-fields.js";
 import type { AlipayFailure } from "./alipay-wire.js";
 
 /** Alipay's bounds for one transfer, in fen: 0.10 to 100,000,000.00 yuan. */
-export const ALIPAY_PAYOUT_MIN_AMOUNT_MINOR = 10n;
-export const ALIPAY_PAYOUT_MAX_AMOUNT_MINOR = 10_000_000_000n;
+const ALIPAY_PAYOUT_MIN_AMOUNT_MINOR = 10n;
+const ALIPAY_PAYOUT_MAX_AMOUNT_MINOR = 10_000_000_000n;
 /** Alipay's field limits: `order_title` 128 characters, `remark` 200, payee `name` 64; longer titles and remarks are cut. */
-export const ALIPAY_ORDER_TITLE_MAX_CHARS = 128;
-export const ALIPAY_REMARK_MAX_CHARS = 200;
+const ALIPAY_ORDER_TITLE_MAX_CHARS = 128;
+const ALIPAY_REMARK_MAX_CHARS = 200;
 export const ALIPAY_PAYEE_NAME_MAX_CHARS = 64;
 /** `out_biz_no`: at most 64 letters, digits or underscores. */
 const OUT_BIZ_NO = /^[0-9A-Za-z_]{1,64}$/;
@@ -36,7 +36,7 @@ const MAX_EMAIL_CHARS = 100;
 const CONTROL_CHARACTERS = /\p{Cc}/u;
 
 /** The wire methods, by the {@link PayoutOperations} method each serves. */
-export const ALIPAY_PAYOUT_CALLS = Object.freeze({
+const ALIPAY_PAYOUT_CALLS = Object.freeze({
   transfer: { operation: "sendPayout", wireMethod: "alipay.fund.trans.uni.transfer" },
   query: { operation: "queryPayout", wireMethod: "alipay.fund.trans.common.query" },
 } satisfies Record<string, ChannelCallName>);

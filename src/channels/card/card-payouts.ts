@@ -26,7 +26,7 @@ import { isWireObject, safeIntegerOf, textOf, WireFieldError, type WireObject, t
 import { type CardFailure, clean, isMissing, readListPage } from "./card-wire.js";
 
 /** The acquirer's external bank account ids, the only payee a card payout goes to. */
-export const CARD_BANK_ACCOUNT_ID = /^ba_[A-Za-z0-9]{6,64}$/;
+const CARD_BANK_ACCOUNT_ID = /^ba_[A-Za-z0-9]{6,64}$/;
 /** The longest payee name accepted (the acquirer ignores it: the bank account already names its holder). */
 export const CARD_PAYEE_NAME_MAX_CHARS = 128;
 /** The payout's `description` (our remark) is cut to this many characters. */
@@ -91,7 +91,7 @@ export interface CardPayout {
 }
 
 /** Decodes a Payout object. */
-export function readPayout(answer: WireReader): CardPayout {
+function readPayout(answer: WireReader): CardPayout {
   const object = answer.text("object");
   if (object !== undefined && object !== "payout") throw new WireFieldError(answer.pathOf("object"), `is ${JSON.stringify(object)}, not "payout"`);
   const { text: status, value: state } = answer.oneOf("status", mapCardPayoutStatus);
@@ -115,7 +115,7 @@ function payoutDetail(payout: { status: string; state: string; failureCode?: str
 }
 
 /** The card payouts' `validatePayee`: what is wrong with the payee, or undefined. Nothing is sent. */
-export function validateCardPayee(payee: PayeeAccount): string | undefined {
+function validateCardPayee(payee: PayeeAccount): string | undefined {
   if (payee.type !== "BANK_ACCOUNT") return `card payouts go to a bank account (BANK_ACCOUNT), not ${payee.type}`;
   // The value is not echoed: a wrong "account" may be a real bank account number.
   if (!CARD_BANK_ACCOUNT_ID.test(payee.account)) return "account must be the acquirer's external bank account id (ba_ and 6 to 64 letters or digits)";

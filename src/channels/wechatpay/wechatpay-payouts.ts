@@ -21,11 +21,11 @@ import type { ChannelBusinessFailure, ChannelCallName, ChannelCaller } from "../
 import { type WireObject, WireFieldError, type WireReader } from "../wire-fields.js";
 
 /** WeChat's smallest transfer: 0.10 yuan. */
-export const WECHATPAY_PAYOUT_MIN_AMOUNT_MINOR = 10n;
+const WECHATPAY_PAYOUT_MIN_AMOUNT_MINOR = 10n;
 /** From 2,000 yuan WeChat requires the payee's real name (`user_name`). */
-export const WECHATPAY_PAYOUT_NAME_REQUIRED_FROM_MINOR = 200_000n;
+const WECHATPAY_PAYOUT_NAME_REQUIRED_FROM_MINOR = 200_000n;
 /** `batch_name`, `batch_remark` and `transfer_remark` hold at most 32 characters; longer remarks are cut. */
-export const WECHATPAY_TRANSFER_TEXT_MAX_CHARS = 32;
+const WECHATPAY_TRANSFER_TEXT_MAX_CHARS = 32;
 /** The payee's real name: at most 64 characters before encryption. */
 export const WECHATPAY_PAYEE_NAME_MAX_CHARS = 64;
 const OPENID = /^[A-Za-z0-9_-]{16,64}$/;
@@ -37,7 +37,7 @@ const NOT_FOUND_CODES = new Set(["NOT_FOUND", "RESOURCE_NOT_EXISTS"]);
 const REFUSED_NOTHING_MOVED_CODES = new Set(["NOT_ENOUGH"]);
 
 /** The API calls, by the {@link PayoutOperations} method each serves (also the simulator's fault operation names). */
-export const WECHATPAY_PAYOUT_CALLS = Object.freeze({
+const WECHATPAY_PAYOUT_CALLS = Object.freeze({
   createBatch: { operation: "sendPayout", wireMethod: "POST /v3/transfer/batches" },
   queryDetail: {
     operation: "queryPayout",
@@ -125,7 +125,7 @@ export interface WechatTransferBatch {
   closeReason?: string;
 }
 
-export function readWechatTransferBatch(answer: WireReader): WechatTransferBatch {
+function readWechatTransferBatch(answer: WireReader): WechatTransferBatch {
   const batch = answer.object("transfer_batch");
   if (!batch) throw new WireFieldError(answer.pathOf("transfer_batch"), "is missing");
   const result: WechatTransferBatch = { batchStatus: batch.requiredText("batch_status"), batchId: batch.requiredText("batch_id") };
@@ -135,7 +135,7 @@ export function readWechatTransferBatch(answer: WireReader): WechatTransferBatch
 }
 
 /** The answer of `POST /v3/transfer/batches`. */
-export function readWechatBatchCreated(answer: WireReader): { batchId: string; batchStatus?: string } {
+function readWechatBatchCreated(answer: WireReader): { batchId: string; batchStatus?: string } {
   const created: { batchId: string; batchStatus?: string } = { batchId: answer.requiredText("batch_id") };
   const batchStatus = answer.text("batch_status");
   if (batchStatus) created.batchStatus = batchStatus;

@@ -22,7 +22,7 @@ import { invalidRequest, isObject, type Json, paramError, randomDigits, required
 /** The book keeps at most this many batches, forgetting the oldest. */
 export const MAX_WECHATPAY_PAYOUT_BATCHES = 100_000;
 /** At most this many details in one batch, as WeChat allows. */
-export const MAX_TRANSFER_DETAILS = 1_000;
+const MAX_TRANSFER_DETAILS = 1_000;
 const OUT_NO = /^[0-9A-Za-z]{5,32}$/;
 const OPENID = /^[A-Za-z0-9_-]{16,64}$/;
 const MAX_TEXT_CHARS = 32;
