@@ -116,17 +116,19 @@ interface Finding {
   noDiscrepancy?: boolean;
 }
 
-interface Counts {
-  linesTotal: bigint;
-  matched: bigint;
-  missingOnOurSide: bigint;
-  missingOnChannelSide: bigint;
-  amountMismatch: bigint;
-  statusMismatch: bigint;
-  feeMismatch: bigint;
-  channelFee: bigint;
-  merchantFee: bigint;
-}
+/** The run's counters, named as the columns they are stored in. */
+type Counts = Pick<
+  ReconciliationRunRow,
+  | "linesTotal"
+  | "matched"
+  | "missingOnOurSide"
+  | "missingOnChannelSide"
+  | "amountMismatch"
+  | "statusMismatch"
+  | "feeMismatch"
+  | "channelFee"
+  | "merchantFee"
+>;
 
 const COUNT_OF: Record<ReconciliationClass, keyof Counts> = {
   MISSING_ON_OUR_SIDE: "missingOnOurSide",
