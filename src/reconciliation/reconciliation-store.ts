@@ -50,11 +50,3 @@ export function listRunRows(session: Session, channel: string | undefined, page:
   return entityManager(session).find(ReconciliationRun, where, { orderBy: { id: "desc" }, limit: page.limit, disableIdentityMap: true });
 }
 
-export async function findRun(session: Session, runId: string): Promise<ReconciliationRunRow | undefined> {
-  return (await entityManager(session).findOne(ReconciliationRun, { id: runId }, { disableIdentityMap: true })) ?? undefined;
-}
-
-/** The run's items in line order (tests, support tools), at most `limit`. */
-export function listItems(session: Session, runId: string, limit: number): Promise<ReconciliationItemRow[]> {
-  return entityManager(session).find(ReconciliationItem, { runId }, { orderBy: { id: "asc" }, limit, disableIdentityMap: true });
-}
