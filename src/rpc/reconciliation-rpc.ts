@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { BILL_LIMITS } from "../channels/bill-file.js";
 import type { ChannelName } from "../channels/channel.js";
 import type { UnitOfWork } from "../db/unit-of-work.js";
 import { ValidationError, Violations } from "../errors.js";
@@ -28,7 +29,7 @@ import type { SettlementRpcParts } from "./settlement-rpc.js";
 /** Largest `chunk` of one ImportStatement message: half of the default MAX_REQUEST_BYTES, so a whole message fits it. */
 export const MAX_IMPORT_CHUNK_BYTES = 512 * 1024;
 /** Largest file ImportStatement accepts, all chunks together (the bill readers' own limit). */
-export const MAX_IMPORT_FILE_BYTES = 1024 * 1024 * 1024;
+export const MAX_IMPORT_FILE_BYTES = BILL_LIMITS.maxFileBytes;
 /** Longest bill_date / sha1 text scanned for control characters before the domain refuses it for its form. */
 const MAX_SCAN_CHARS = 64;
 
