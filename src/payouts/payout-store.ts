@@ -30,12 +30,6 @@ export async function findPayoutByNo(scope: RowScope, payoutNo: string): Promise
   return row && normalized(row);
 }
 
-/** The payout as it is now, or undefined. */
-export async function reloadPayout(scope: RowScope, payoutId: string): Promise<PayoutRow | undefined> {
-  const row = await findRow<PayoutRow>(rowExecutor(scope), Payout, { id: payoutId });
-  return row && normalized(row);
-}
-
 /** The payouts of these settlement orders (at most one each). */
 export async function payoutsOfSettlementIds(session: Session, settlementIds: readonly string[]): Promise<PayoutRow[]> {
   if (settlementIds.length === 0) return [];

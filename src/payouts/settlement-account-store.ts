@@ -23,16 +23,10 @@ export async function upsertSettlementAccount(session: Session, row: SettlementA
 
 const CURRENT_FIRST = { updatedAt: "desc", id: "desc" } as const;
 
-/** The merchant's current payout account (the one set most recently), or undefined. */
-export async function findCurrentAccount(session: Session, merchantId: string): Promise<SettlementAccountRow | undefined> {
-  return (
-    (await entityManager(session).findOne(SettlementAccount, { merchantId }, { orderBy: CURRENT_FIRST, disableIdentityMap: true })) ?? undefined
-  );
-}
-
 /**
- * As {@link findCurrentAccount}, with the row locked (SELECT ... FOR UPDATE) until the transaction
- * ends. The embedded database has one writer, so it needs no row lock.
+ * The merchant's current payout account (the one set most recently), or undefined, with the row
+ * locked (SELECT ... FOR UPDATE) until the transaction ends. The embedded database has one writer,
+ * so it needs no row lock.
  */
 export async function lockCurrentAccount(tx: Tx, merchantId: string): Promise<SettlementAccountRow | undefined> {
   const lock = isMysql(tx) ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {};
@@ -40,9 +34,4 @@ export async function lockCurrentAccount(tx: Tx, merchantId: string): Promise<Se
     (await entityManager(tx).findOne(SettlementAccount, { merchantId }, { orderBy: CURRENT_FIRST, disableIdentityMap: true, ...lock })) ??
     undefined
   );
-}
-
-/** The merchant's account for one channel, or undefined. */
-export async function findAccount(session: Session, merchantId: string, channel: string): Promise<SettlementAccountRow | undefined> {
-  return (await entityManager(session).findOne(SettlementAccount, { merchantId, channel }, { disableIdentityMap: true })) ?? undefined;
 }
