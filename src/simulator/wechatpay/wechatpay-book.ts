@@ -40,7 +40,8 @@ export class WechatBook {
   readonly refunds = new Map<string, RefundEntry>();
   readonly bills = new Map<string, BillFile>();
   readonly merchantPublicKey: KeyObject;
-  private readonly platformPrivateKey: KeyObject;
+  /** The private half of the WeChat Pay public key: signs answers and callbacks, decrypts sensitive fields. */
+  readonly platformPrivateKey: KeyObject;
   // A key WeChat does not own, to forge answers and callbacks when a fault asks for it.
   private readonly wrongPrivateKey: KeyObject;
 

@@ -12,9 +12,7 @@
  * (without it they finish right after the answer).
  * Approximations: the details exist as soon as the batch does; any well-formed openid exists.
  */
-import type { KeyObject } from "node:crypto";
 import { decryptWechatSensitiveField } from "../../channels/wechatpay/wechatpay-payouts.js";
-import { loadWechatPrivateKey } from "../../channels/wechatpay/wechatpay-signature.js";
 import { toWechatTime } from "../../channels/wechatpay/wechatpay-time.js";
 import { type Answer, CHANNEL, type WechatBook } from "./wechatpay-book.js";
 import { invalidRequest, isObject, type Json, paramError, randomDigits, requiredString, stringField, WechatApiError } from "./wechatpay-params.js";
@@ -61,8 +59,6 @@ export interface SimTransferBatch {
 
 interface PayoutBook {
   batches: Map<string, SimTransferBatch>;
-  /** The private half of the WeChat Pay public key, which decrypts `user_name`. */
-  platformKey: KeyObject;
 }
 
 /** Batches by `out_batch_no`, one book per simulated WeChat Pay (found through its {@link WechatBook}). */
@@ -71,7 +67,7 @@ const books = new WeakMap<WechatBook, PayoutBook>();
 function payoutBook(book: WechatBook): PayoutBook {
   let payouts = books.get(book);
   if (!payouts) {
-    payouts = { batches: new Map(), platformKey: loadWechatPrivateKey(book.keys.platformPrivateKeyPem) };
+    payouts = { batches: new Map() };
     books.set(book, payouts);
   }
   return payouts;
@@ -100,7 +96,7 @@ function outNo(body: Json, name: string): string {
   return value;
 }
 
-function readDetail(payouts: PayoutBook, item: unknown, index: number, serial: string | undefined, publicKeyId: string, now: Date) {
+function readDetail(book: WechatBook, item: unknown, index: number, serial: string | undefined, publicKeyId: string, now: Date) {
   if (!isObject(item)) throw paramError(`transfer_detail_list[${index}] 须为 JSON 对象`);
   const amountMinor = fen(item, "transfer_amount");
   if (amountMinor < MIN_AMOUNT_MINOR) throw paramError("转账金额不能低于 0.1 元");
@@ -120,7 +116,7 @@ function readDetail(payouts: PayoutBook, item: unknown, index: number, serial: s
   if (cipherName !== undefined) {
     if (serial !== publicKeyId) throw paramError("加密敏感信息时请求头 Wechatpay-Serial 须为微信支付公钥ID");
     try {
-      detail.userName = decryptWechatSensitiveField(cipherName, payouts.platformKey);
+      detail.userName = decryptWechatSensitiveField(cipherName, book.platformPrivateKey);
     } catch {
       throw paramError("user_name 解密失败，请使用微信支付公钥 RSA-OAEP 加密");
     }
@@ -184,7 +180,7 @@ export function createTransferBatch(book: WechatBook, body: Json, serial: string
   if (list.length > MAX_TRANSFER_DETAILS) throw paramError(`transfer_detail_list 最多 ${MAX_TRANSFER_DETAILS} 笔`);
   if (totalNum !== BigInt(list.length)) throw paramError("total_num 与 transfer_detail_list 的笔数不一致");
   const now = new Date();
-  const details = list.map((item, index) => readDetail(payouts, item, index, serial, book.keys.publicKeyId, now));
+  const details = list.map((item, index) => readDetail(book, item, index, serial, book.keys.publicKeyId, now));
   if (new Set(details.map((detail) => detail.outDetailNo)).size !== details.length) throw paramError("out_detail_no 在批次内重复");
   if (details.reduce((sum, detail) => sum + detail.amountMinor, 0n) !== totalAmountMinor) {
     throw paramError("total_amount 与明细金额之和不一致");
