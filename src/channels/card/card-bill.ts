@@ -17,7 +17,7 @@ import { createWriteStream, type WriteStream } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { isKnownCurrency } from "../../money/currency.js";
-import { type BillLimits, billLimits, checkFileSize, magnitude, readFileChunks, signedFee, splitLines } from "../bill-file.js";
+import { type BillLimits, billLimits, checkFileSize, isBillDate, magnitude, readFileChunks, signedFee, splitLines } from "../bill-file.js";
 import { BillFormatError, type BillRecord } from "../channel.js";
 import { isWireObject, safeIntegerOf, textOf, type WireObject } from "../wire-fields.js";
 
@@ -26,12 +26,7 @@ const SECONDS_PER_DAY = 86_400;
 
 /** Unix seconds at 00:00 UTC of a `yyyy-MM-dd` date; undefined unless it is a real calendar date. */
 export function utcDayStart(billDate: string): number | undefined {
-  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(billDate);
-  if (!match) return undefined;
-  const [, year, month, day] = match.map(Number) as [number, number, number, number];
-  const start = new Date(Date.UTC(year, month - 1, day));
-  if (start.getUTCFullYear() !== year || start.getUTCMonth() !== month - 1 || start.getUTCDate() !== day) return undefined;
-  return start.getTime() / 1000;
+  return isBillDate(billDate) ? Date.parse(`${billDate}T00:00:00Z`) / 1000 : undefined;
 }
 
 function metadataOf(object: WireObject): WireObject {
