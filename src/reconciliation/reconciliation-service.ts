@@ -22,7 +22,7 @@ import { BillFormatError, type BillFile, type BillRecord, type ChannelName } fro
 import type { ChannelRegistry } from "../channels/registry.js";
 import { isDuplicateKey, type Session, type Tx, type UnitOfWork } from "../db/unit-of-work.js";
 import type { DiscrepancyRow } from "../discrepancies/discrepancy-entity.js";
-import { existingSubjects, insertDiscrepancies } from "../discrepancies/discrepancy-store.js";
+import { discrepancyExists, existingSubjects, insertDiscrepancies } from "../discrepancies/discrepancy-store.js";
 import { ValidationError, Violations } from "../errors.js";
 import { type FeeTerms, paymentFee } from "../fees/fee-calculator.js";
 import { newId } from "../ids.js";
@@ -30,8 +30,15 @@ import { accounts, PLATFORM_LEDGER_ID, postEntry } from "../ledger/ledger.js";
 import { isKnownCurrency } from "../money/currency.js";
 import { readPageRequest, toPage } from "../pagination.js";
 import { AWAITING_CHANNEL, CHANNEL_MAY_CONTRADICT, isPaid, PAID, type PaymentStatus } from "../payments/payment-status.js";
-import { findPaymentsByIds, findPaymentsByNos, listPaidIdsInWindow, type PaidCursor, type PaymentForBill } from "../payments/payment-store.js";
-import type { PaymentLookup, PaymentView } from "../payments/payment-store.js";
+import {
+  findPaymentsByIds,
+  findPaymentsByNos,
+  listPaidIdsInWindow,
+  type PaidCursor,
+  type PaymentForBill,
+  type PaymentLookup,
+  type PaymentView,
+} from "../payments/payment-store.js";
 import {
   findRefundsByIds,
   findRefundsByNos,
@@ -39,7 +46,6 @@ import {
   type RefundForBill,
   type SucceededCursor,
 } from "../refunds/refund-store.js";
-import { discrepancyExists } from "../discrepancies/discrepancy-store.js";
 import { billDateOf, billDayWindow, isCalendarDate } from "./bill-days.js";
 import { MatchedIds } from "./matched-ids.js";
 import type { ReconciliationItemRow, ReconciliationRunRow } from "./reconciliation-entities.js";
