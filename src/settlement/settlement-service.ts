@@ -404,10 +404,7 @@ export function createSettlementService(deps: SettlementServiceDeps) {
       if (filter.includeLines) {
         const first: PageRequest = { limit: LISTED_LINES + 1, pageSize: LISTED_LINES, filterKey: "" };
         settlements = await Promise.all(
-          settlements.map(async (view) => {
-            const lines = await withLines(session, view, { ...first, filterKey: JSON.stringify(["settlement_lines", view.order.id]) });
-            return lines;
-          }),
+          settlements.map((view) => withLines(session, view, { ...first, filterKey: JSON.stringify(["settlement_lines", view.order.id]) })),
         );
       }
       return { settlements, nextPageToken };
