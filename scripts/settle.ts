@@ -96,7 +96,7 @@ try {
   );
   const orders = await settlements.ordersOfDate(session, date, merchantId);
   const rows = [["merchant", "currency", "lines", "gross", "fee", "net", "status"]];
-  const totals = new Map<string, { lines: bigint; gross: bigint; fee: bigint; net: bigint }>();
+  const totals = new Map<string, { orders: number; lines: bigint; gross: bigint; fee: bigint; net: bigint }>();
   for (const order of orders) {
     rows.push([
       order.merchantId,
@@ -107,7 +107,8 @@ try {
       formatMinor(order.netAmount, order.currency),
       order.status,
     ]);
-    const sum = totals.get(order.currency) ?? { lines: 0n, gross: 0n, fee: 0n, net: 0n };
+    const sum = totals.get(order.currency) ?? { orders: 0, lines: 0n, gross: 0n, fee: 0n, net: 0n };
+    sum.orders++;
     sum.lines += order.lineCount;
     sum.gross += order.grossAmount;
     sum.fee += order.feeAmount;
@@ -122,7 +123,7 @@ try {
       formatMinor(sum.gross, currency),
       formatMinor(sum.fee, currency),
       formatMinor(sum.net, currency),
-      `${orders.filter((order) => order.currency === currency).length} orders`,
+      `${sum.orders} orders`,
     ]);
   }
   if (orders.length > 0) console.log(table(rows));
