@@ -91,7 +91,7 @@ export interface PayoutServiceDeps {
   leaseMs: number;
 }
 
-export function toPayoutView(row: PayoutRow): PayoutView {
+function toPayoutView(row: PayoutRow): PayoutView {
   return {
     id: row.id,
     payoutNo: row.payoutNo,

@@ -40,7 +40,7 @@ export interface PayoutSweeperOptions {
 }
 
 /** What a payout's channel call carries; the payee is opened from the payout's own sealed snapshot. */
-export function channelPayoutRequest(secrets: SecretBox, payout: PayoutRow): ChannelPayoutRequest {
+function channelPayoutRequest(secrets: SecretBox, payout: PayoutRow): ChannelPayoutRequest {
   return {
     payoutNo: payout.payoutNo,
     channelPayoutNo: payout.channelPayoutNo,

@@ -142,7 +142,7 @@ export const SETTLEMENT_GRACE_MS = 5 * 60_000;
 class NothingToSettle extends Error {}
 
 /** The API status of an order: its payout's progress when it has one, else its own. */
-export function settlementStatus(order: SettlementRow, payout: SettlementPayout | undefined): SettlementStatus {
+function settlementStatus(order: SettlementRow, payout: SettlementPayout | undefined): SettlementStatus {
   switch (payout?.status) {
     case "PENDING":
     case "PROCESSING":
