@@ -24,7 +24,7 @@ import type { PayoutRow, SettlementAccountRow } from "./payout-entities.js";
 import { applyPayoutStatus, postPayoutEntry } from "./payout-outcome.js";
 import type { PayoutStatus } from "./payout-status.js";
 import { findPayoutByNo, insertPayout, payoutsOfSettlementIds } from "./payout-store.js";
-import { createPayoutSweeper, type PayoutSweepResult } from "./payout-sweeper.js";
+import { createPayoutSweeper, type PayoutSweeperOptions, type PayoutSweepResult } from "./payout-sweeper.js";
 import { lockCurrentAccount, upsertSettlementAccount } from "./settlement-account-store.js";
 
 /** A payout as the rest of the service sees it (never its payee). */
@@ -82,14 +82,8 @@ export type PayoutNotificationResult =
 /** Most settlement orders whose payouts one call of payoutsOfSettlements looks up. */
 export const MAX_SETTLEMENTS_PER_LOOKUP = 1000;
 
-export interface PayoutServiceDeps {
-  uow: UnitOfWork;
-  channels: ChannelRegistry;
-  secrets: SecretBox;
-  log: (message: string) => void;
-  /** How long a sweeper's claim on a payout holds: longer than a send and a query together. */
-  leaseMs: number;
-}
+/** What the service needs: its sweeper's options (the sweeper's batch size left at its default). */
+export type PayoutServiceDeps = Omit<PayoutSweeperOptions, "batchSize">;
 
 function toPayoutView(row: PayoutRow): PayoutView {
   return {
