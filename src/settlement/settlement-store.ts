@@ -15,6 +15,7 @@
  * kinds and order statuses are this aggregate's own values).
  */
 import { findRow, insertRow, isMysqlExecutor, runStatement } from "../db/rows.js";
+import { rawDate } from "../db/raw-sql.js";
 import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
 import type { RowScope, Session, Tx } from "../db/unit-of-work.js";
 import type { PageRequest } from "../pagination.js";
@@ -59,13 +60,6 @@ function at(session: Session, date: Date): unknown {
 /** As {@link at}, in either kind of transaction (a row transaction is no EntityManager). */
 function atRow(scope: RowScope, date: Date): unknown {
   return isMysqlExecutor(rowExecutor(scope)) ? date : date.getTime();
-}
-
-/** A datetime column as raw rows hold it: a Date or a UTC `YYYY-MM-DD HH:MM:SS.mmm` string on MySQL, epoch milliseconds on SQLite. */
-function rawDate(value: unknown): Date {
-  if (value instanceof Date) return value;
-  if (typeof value === "string") return new Date(/^\d+$/.test(value) ? Number(value) : `${value.replace(" ", "T")}Z`);
-  return new Date(Number(value));
 }
 
 async function rowsOf(session: Session, sql: string, params: readonly unknown[]): Promise<Array<Record<string, unknown>>> {
