@@ -275,13 +275,12 @@ async function handleCallback(headers: http.IncomingHttpHeaders, rawBody: Buffer
         effect = `${payment.status}->SUCCEEDED`;
         await execute(
           connection,
-          "INSERT INTO outbox_event (id, merchant_id, aggregate_id, event_type, payload, created_at, available_at, lease_until, attempts, delivered_at, last_error) VALUES (?, ?, ?, 'payment.succeeded', ?, ?, ?, NULL, 0, NULL, NULL)",
+          "INSERT INTO outbox_event (id, merchant_id, aggregate_id, event_type, payload, created_at, seq) VALUES (?, ?, ?, 'payment.succeeded', ?, ?, NULL)",
           [
             newId(now.getTime()),
             payment.merchant_id,
             payment.id,
             JSON.stringify({ from: payment.status, to: "SUCCEEDED", cause: "callback:payment_intent.succeeded" }),
-            now,
             now,
           ],
         );

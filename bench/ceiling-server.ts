@@ -182,8 +182,8 @@ async function createPayment(
     }
     await execute(
       connection,
-      "INSERT INTO outbox_event (id, merchant_id, aggregate_id, event_type, payload, created_at, available_at, lease_until, attempts, delivered_at, last_error) VALUES (?, ?, ?, 'payment.created', ?, ?, ?, NULL, 0, NULL, NULL)",
-      [ulid(ms), merchant.id, id, JSON.stringify({ amount: req.amount.toString() }), now, now],
+      "INSERT INTO outbox_event (id, merchant_id, aggregate_id, event_type, payload, created_at, seq) VALUES (?, ?, ?, 'payment.created', ?, ?, NULL)",
+      [ulid(ms), merchant.id, id, JSON.stringify({ amount: req.amount.toString() }), now],
     );
     await query(connection, "COMMIT");
   } catch (error) {

@@ -17,6 +17,8 @@ import type { Config } from "./config.js";
 import { type Database, openDatabase } from "./db/database.js";
 import { loggableError } from "./db/database-errors.js";
 import { createUnitOfWork, type UnitOfWork } from "./db/unit-of-work.js";
+import { createEventFeed, type EventFeed } from "./events/event-feed.js";
+import { createNatsRelay, type NatsRelay } from "./events/nats-relay.js";
 import { SecretBox } from "./merchants/credentials.js";
 import { createMerchantService } from "./merchants/merchant-service.js";
 import { createPaymentService } from "./payments/payment-service.js";
@@ -38,6 +40,9 @@ import { createSettlementOrderRpc } from "./rpc/settlement-order-rpc.js";
 import { createSettlementRpc } from "./rpc/settlement-rpc.js";
 import { createRefundService } from "./refunds/refund-service.js";
 import { createRefundSweeper, type RefundSweeper } from "./refunds/refund-sweeper.js";
+import { createEventRpc } from "./rpc/event-rpc.js";
+import { createWebhookRpc } from "./rpc/webhook-rpc.js";
+import { createWebhookDispatcher, type WebhookDispatcher } from "./webhooks/webhook-dispatcher.js";
 import { SettlementService } from "../gen/payments/v1/settlement_service_pb.js";
 import { MerchantService } from "../gen/payments/v1/merchant_service_pb.js";
 import { PaymentService } from "../gen/payments/v1/payment_service_pb.js";
@@ -51,6 +56,11 @@ export interface AppOptions {
   channels?: PaymentChannel[];
   /** Start the background sweeper loop (tests drive `sweeper.runOnce()` themselves). */
   runSweeper?: boolean;
+  /**
+   * Start the event loops: the feed (numbering events, feeding streams), webhook deliveries and the
+   * bus relay (default: as `runSweeper`; tests drive their `runOnce()` themselves).
+   */
+  runEventWorkers?: boolean;
   log?: (message: string) => void;
   /** How often the TLS files are checked for a rotation (default 10 s; 0 = only on `reloadTls()`). */
   tlsReloadIntervalMs?: number;
@@ -84,6 +94,12 @@ export interface App {
   settlements: SettlementOrders;
   /** The daily settlement run under the job lease (the sweeper tick calls `runIfDue()`). */
   settlementScheduler: SettlementScheduler;
+  /** The event feed: numbers committed events, feeds this replica's streams. */
+  events: EventFeed;
+  /** Webhook deliveries to merchants. */
+  webhooks: WebhookDispatcher;
+  /** The NATS JetStream relay; undefined unless `EVENTS_NATS_URL` is set. */
+  relay?: NatsRelay;
   /**
    * Reads the TLS certificate, key and client CA files again (e.g. on SIGHUP) and, when they changed and
    * are valid, serves new connections on both listeners with them; returns whether it switched.
@@ -141,6 +157,10 @@ export async function startApp(options: AppOptions): Promise<App> {
   const settlementScheduler = createSettlementScheduler({ uow, settlements, schedule: config.settlement, log });
   const sweeper = createPaymentSweeper({ uow, channels, log, leaseMs });
   const refundSweeper = createRefundSweeper({ uow, channels, publicBaseUrl: config.publicBaseUrl, log, leaseMs });
+  const events = createEventFeed({ uow, config: config.events, log, logError });
+  const webhooks = createWebhookDispatcher({ uow, secrets, config: config.webhooks, notifyUrls: config.notifyUrls, log, logError });
+  const relay = config.nats ? createNatsRelay({ uow, config: config.nats, log, logError }) : undefined;
+  const webhookRpc = createWebhookRpc({ uow, secrets, config: config.webhooks });
   const reconciliation = createReconciliationService({
     uow,
     channels,
@@ -151,8 +171,18 @@ export async function startApp(options: AppOptions): Promise<App> {
   });
 
   const services = [
-    { service: MerchantService, impl: createMerchantRpc(uow, merchants) },
-    { service: PaymentService, impl: createPaymentRpc(uow, payments, refunds) },
+    {
+      service: MerchantService,
+      impl: { ...createMerchantRpc(uow, merchants), ...webhookRpc.admin } satisfies ServiceImpl<typeof MerchantService>,
+    },
+    {
+      service: PaymentService,
+      impl: {
+        ...createPaymentRpc(uow, payments, refunds),
+        ...createEventRpc({ uow, feed: events, config: config.events }),
+        ...webhookRpc.merchant,
+      } satisfies ServiceImpl<typeof PaymentService>,
+    },
     {
       service: SettlementService,
       impl: createSettlementRpc(uow, {
@@ -213,6 +243,12 @@ export async function startApp(options: AppOptions): Promise<App> {
     sweepTimer = setTimeout(tick, config.sweepIntervalMs);
   }
 
+  if (options.runEventWorkers ?? options.runSweeper ?? true) {
+    events.start();
+    webhooks.start();
+    relay?.start();
+  }
+
   const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
   return {
     db,
@@ -225,6 +261,9 @@ export async function startApp(options: AppOptions): Promise<App> {
     payouts,
     settlements,
     settlementScheduler,
+    events,
+    webhooks,
+    relay,
     reloadTls: () => tls?.reload() ?? false,
     async stop() {
       draining = true;
@@ -237,6 +276,9 @@ export async function startApp(options: AppOptions): Promise<App> {
         closeHttp(http, config.shutdownGraceMs),
         sweeping,
         settling,
+        events.stop(),
+        webhooks.stop(),
+        relay?.stop(),
       ]);
       await db.close();
     },

@@ -111,6 +111,42 @@ export interface SettlementSchedule {
   minSubmitAmount: bigint;
 }
 
+/** The event feed: sequencing, streams and retention. */
+export interface EventsConfig {
+  /** `EVENT_POLL_INTERVAL_MS`: how often a replica gives new events their place and checks for ones to stream (default 200). */
+  pollIntervalMs: number;
+  /** `EVENT_RETENTION_DAYS`: events older than this are deleted once delivered everywhere (default 30). */
+  retentionDays: number;
+  /** `STREAM_MAX_SECONDS`: the longest a WatchPayment or StreamEvents stream stays open (default 3600). */
+  streamMaxSeconds: number;
+  /** `STREAM_MAX_OPEN`: streams one replica serves at once; more are refused with RESOURCE_EXHAUSTED (default 1000). */
+  maxOpenStreams: number;
+}
+
+/** Webhook deliveries to merchants. */
+export interface WebhooksConfig {
+  /** `WEBHOOK_TIMEOUT_MS`: the longest one delivery attempt may take, connect to last byte (default 10000). */
+  timeoutMs: number;
+  /** `WEBHOOK_MAX_IN_FLIGHT`: attempts one replica has open at once, all endpoints together (default 64). */
+  maxInFlight: number;
+  /** `WEBHOOK_MAX_PER_ENDPOINT`: attempts one replica has open at once to one endpoint (scheme, host, port; default 4). */
+  maxPerEndpoint: number;
+  /** `WEBHOOK_RETRY_SCHEDULE`: waits before each retry, e.g. `15s,1m,5m,15m,1h,2h,6h,12h` (the default: 8 retries over about 22 hours). */
+  retryScheduleMs: readonly number[];
+  /** `WEBHOOK_SECRET_OVERLAP_SECONDS`: how long a rotated webhook secret keeps signing beside the new one (default 86400). */
+  secretOverlapSeconds: number;
+}
+
+/** The event bus relay: events published to NATS JetStream. */
+export interface NatsConfig {
+  /** `EVENTS_NATS_URL`: e.g. `nats://127.0.0.1:4222`; the relay is off when unset. */
+  url: string;
+  /** `EVENTS_NATS_STREAM`: the JetStream stream the relay creates or uses (default `PAYMENT_EVENTS`). */
+  stream: string;
+  /** `EVENTS_NATS_SUBJECT_PREFIX`: subjects are `<prefix>.<event type>`, e.g. `payments.payment.succeeded` (default `payments`). */
+  subjectPrefix: string;
+}
+
 export interface Config {
   /** `mysql://...`, or undefined for the embedded SQLite file. */
   databaseUrl?: string;
@@ -161,6 +197,10 @@ export interface Config {
    */
   notifyUrls: NotifyUrlPolicy;
   settlement: SettlementSchedule;
+  events: EventsConfig;
+  webhooks: WebhooksConfig;
+  /** Undefined = no bus relay (`EVENTS_NATS_URL` unset). */
+  nats?: NatsConfig;
   /**
    * `CHANNEL_FEE_RATES`: each channel's contracted fee (`alipay=60,wechatpay=60,card=290+30`: basis points,
    * then `+` a fixed fee in minor units). Reconciliation compares each bill line's fee with it; a channel
@@ -283,6 +323,44 @@ function settlementSchedule(env: Env): SettlementSchedule {
     scheduled: flag(env, "SETTLEMENT_SCHEDULE", true),
     minSubmitAmount: BigInt(minimum),
   });
+}
+
+const DURATION_UNITS_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A comma list of durations such as `15s,1m,2h` (units ms, s, m, h), each at least 1 ms, at most 64 of them. */
+function durationList(env: Env, name: string, fallback: readonly number[]): readonly number[] {
+  const text = optional(env, name);
+  if (text === undefined) return Object.freeze([...fallback]);
+  const parts = text.split(",").map((part) => part.trim());
+  if (parts.length > 64) throw new ConfigError(name, `at most 64 durations, got ${parts.length}`);
+  return Object.freeze(
+    parts.map((part) => {
+      const match = /^(\d{1,9})(ms|s|m|h)$/.exec(part);
+      if (!match || Number(match[1]) === 0) {
+        throw new ConfigError(name, `must be a comma list of durations like 15s,1m,2h; ${JSON.stringify(part)} is not one`);
+      }
+      return Number(match[1]) * DURATION_UNITS_MS[match[2]!]!;
+    }),
+  );
+}
+
+/** The default webhook retry schedule: 8 retries after the first attempt, the last about 22 hours in. */
+export const DEFAULT_WEBHOOK_RETRY_SCHEDULE_MS: readonly number[] = Object.freeze(
+  [15_000, 60_000, 300_000, 900_000, 3_600_000, 7_200_000, 21_600_000, 43_200_000],
+);
+
+function natsConfig(env: Env): NatsConfig | undefined {
+  const natsUrl = url(env, "EVENTS_NATS_URL", ["nats:", "tls:"]);
+  if (natsUrl === undefined) return undefined;
+  const stream = optional(env, "EVENTS_NATS_STREAM") ?? "PAYMENT_EVENTS";
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(stream)) {
+    throw new ConfigError("EVENTS_NATS_STREAM", `must be 1 to 64 letters, digits, _ or -, got ${JSON.stringify(stream)}`);
+  }
+  const subjectPrefix = optional(env, "EVENTS_NATS_SUBJECT_PREFIX") ?? "payments";
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(subjectPrefix) || subjectPrefix.length > 64) {
+    throw new ConfigError("EVENTS_NATS_SUBJECT_PREFIX", `must be dot-separated tokens of letters, digits, _ or - (no wildcards), got ${JSON.stringify(subjectPrefix)}`);
+  }
+  return Object.freeze({ url: natsUrl, stream, subjectPrefix });
 }
 
 function simulatedChannels(env: Env, configured: Record<ChannelName, unknown>, embedded: boolean): ChannelName[] {
@@ -525,6 +603,20 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       allowPrivateNetworks: flag(env, "NOTIFY_URL_ALLOW_PRIVATE", false),
     }),
     settlement: settlementSchedule(env),
+    events: Object.freeze({
+      pollIntervalMs: positiveInt(env, "EVENT_POLL_INTERVAL_MS", 200),
+      retentionDays: positiveInt(env, "EVENT_RETENTION_DAYS", 30),
+      streamMaxSeconds: positiveInt(env, "STREAM_MAX_SECONDS", 3600),
+      maxOpenStreams: positiveInt(env, "STREAM_MAX_OPEN", 1000),
+    }),
+    webhooks: Object.freeze({
+      timeoutMs: positiveInt(env, "WEBHOOK_TIMEOUT_MS", 10_000),
+      maxInFlight: positiveInt(env, "WEBHOOK_MAX_IN_FLIGHT", 64),
+      maxPerEndpoint: positiveInt(env, "WEBHOOK_MAX_PER_ENDPOINT", 4),
+      retryScheduleMs: durationList(env, "WEBHOOK_RETRY_SCHEDULE", DEFAULT_WEBHOOK_RETRY_SCHEDULE_MS),
+      secretOverlapSeconds: positiveInt(env, "WEBHOOK_SECRET_OVERLAP_SECONDS", 86_400),
+    }),
+    nats: natsConfig(env),
     channelFeeRates: Object.freeze(channelFeeRates(env, simulated)),
     sweepIntervalMs: positiveInt(env, "SWEEP_INTERVAL_MS", 5000),
     maxRequestBytes: positiveInt(env, "MAX_REQUEST_BYTES", 1024 * 1024),

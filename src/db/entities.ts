@@ -1,6 +1,7 @@
 /** Every entity of the service: the one list the ORM, the schema and the migrations are built from. */
 import { CallbackInbox, CallbackLog } from "../callbacks/callback-entities.js";
 import { Discrepancy } from "../discrepancies/discrepancy-entity.js";
+import { EventCursor } from "../events/event-cursor-entity.js";
 import { FeeRule } from "../fees/fee-rule-entity.js";
 import { AccountBalance, JournalEntry, JournalPosting } from "../ledger/ledger-entities.js";
 import { Merchant } from "../merchants/merchant-entity.js";
@@ -24,6 +25,7 @@ export const ENTITIES = [
   AccountBalance,
   Discrepancy,
   OutboxEvent,
+  EventCursor,
   CallbackLog,
   CallbackInbox,
   SettlementAccount,

@@ -11,6 +11,9 @@ export const Merchant = defineEntity({
     apiKeyHash: p.string().length(64).unique(),
     apiKeyPrefix: p.string().length(16),
     webhookSecretSealed: p.string().length(255),
+    /** The secret before the last rotation, still signing deliveries (a second `v1`) until `previousWebhookSecretExpiresAt`. */
+    previousWebhookSecretSealed: p.string().length(255).nullable(),
+    previousWebhookSecretExpiresAt: p.datetime(3).nullable(),
     createdAt: p.datetime(3),
     updatedAt: p.datetime(3),
   },

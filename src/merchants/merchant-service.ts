@@ -51,6 +51,8 @@ export function createMerchantService(
         apiKeyHash: hashApiKey(apiKey),
         apiKeyPrefix: apiKey.slice(0, 12),
         webhookSecretSealed: secretBox.seal(webhookSecret),
+        previousWebhookSecretSealed: null,
+        previousWebhookSecretExpiresAt: null,
         createdAt: now,
         updatedAt: now,
       };

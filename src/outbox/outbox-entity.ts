@@ -1,16 +1,21 @@
 import { defineEntity, type InferEntity, p } from "@mikro-orm/core";
 
 /**
- * An event written in the same transaction as the state change it describes. Relays claim
- * undelivered rows by a conditional UPDATE of `lease_until`, so several processes can relay.
+ * An event, written in the same transaction as the state change it describes (with `seq` null).
+ * The sequencer (src/events/event-sequencer.ts) then gives each committed event its place in the
+ * feed, `seq`, strictly increasing in the order events became visible: readers that walk by `seq`
+ * (streams, webhook fan-out, the bus relay) can never pass an event that commits later. The id is
+ * the event's public, stable id.
  */
 export const OutboxEvent = defineEntity({
   name: "OutboxEvent",
   tableName: "outbox_event",
   indexes: [
-    { name: "outbox_pending_idx", properties: ["deliveredAt", "availableAt"] },
-    { name: "outbox_aggregate_idx", properties: ["aggregateId", "id"] },
+    { name: "outbox_merchant_seq_idx", properties: ["merchantId", "seq"] },
+    { name: "outbox_aggregate_seq_idx", properties: ["aggregateId", "seq"] },
+    { name: "outbox_created_idx", properties: ["createdAt"] },
   ],
+  uniques: [{ name: "outbox_seq_unique", properties: ["seq"] }],
   properties: {
     id: p.string().length(26).primary(),
     merchantId: p.string().length(26),
@@ -18,12 +23,8 @@ export const OutboxEvent = defineEntity({
     eventType: p.string().length(64),
     payload: p.json<Record<string, unknown>>(),
     createdAt: p.datetime(3),
-    /** Not before this time (back-off after a failed delivery). */
-    availableAt: p.datetime(3),
-    leaseUntil: p.datetime(3).nullable(),
-    attempts: p.integer().default(0),
-    deliveredAt: p.datetime(3).nullable(),
-    lastError: p.string().length(255).nullable(),
+    /** The event's place in the feed; null until the sequencer has seen the event committed. */
+    seq: p.bigint().nullable(),
   },
 });
 export type OutboxEventRow = InferEntity<typeof OutboxEvent>;

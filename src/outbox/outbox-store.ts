@@ -1,11 +1,15 @@
-/** The outbox store: every statement on `outbox_event`. Events are appended in the transaction of the change they describe. */
-import { insertRow } from "../db/rows.js";
-import { rowExecutor } from "../db/store-access.js";
-import type { RowScope } from "../db/unit-of-work.js";
+/**
+ * The outbox store: every statement on `outbox_event`. Events are appended (unsequenced) in the
+ * transaction of the change they describe; the sequencer numbers them once committed; readers of
+ * the feed walk them by that number.
+ */
+import { findRow, insertRow, isMysqlExecutor, runStatement } from "../db/rows.js";
+import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
+import type { RowScope, Session, Tx } from "../db/unit-of-work.js";
 import { newId } from "../ids.js";
 import { OutboxEvent, type OutboxEventRow } from "./outbox-entity.js";
 
-/** What an event is about and says; the store adds id, times and delivery state. */
+/** What an event is about and says; the store adds id and time. */
 export interface NewOutboxEvent {
   merchantId: string;
   aggregateId: string;
@@ -13,7 +17,10 @@ export interface NewOutboxEvent {
   payload: Record<string, unknown>;
 }
 
-/** Appends an event, undelivered and available at `now`, in the caller's transaction (either kind). */
+/** A sequenced event, as readers of the feed see it. */
+export type SequencedEvent = OutboxEventRow & { seq: bigint };
+
+/** Appends an event, not yet sequenced, in the caller's transaction (either kind). */
 export async function appendEvent(tx: RowScope, event: NewOutboxEvent, now: Date = new Date()): Promise<void> {
   await insertRow<OutboxEventRow>(rowExecutor(tx), OutboxEvent, {
     id: newId(now.getTime()),
@@ -22,10 +29,76 @@ export async function appendEvent(tx: RowScope, event: NewOutboxEvent, now: Date
     eventType: event.eventType,
     payload: event.payload,
     createdAt: now,
-    availableAt: now,
-    leaseUntil: null,
-    attempts: 0,
-    deliveredAt: null,
-    lastError: null,
+    seq: null,
   });
+}
+
+/**
+ * The ids of up to `limit` committed events without a place yet, oldest id first. Run in the
+ * sequencer's transaction after it locked the `sequence` cursor.
+ */
+export async function unsequencedEventIds(tx: Tx, limit: number): Promise<string[]> {
+  const rows: Array<{ id: string }> = await entityManager(tx).execute(
+    `select id from outbox_event where seq is null order by id limit ${Math.floor(limit)}`,
+  );
+  return rows.map((row) => row.id);
+}
+
+/**
+ * Gives the events `ids` the places `first`, `first + 1`, ... in order, each only if it has none
+ * yet; resolves with how many it numbered (fewer when another sequencer numbered some first).
+ */
+export async function assignSequence(tx: Tx, ids: readonly string[], first: bigint): Promise<number> {
+  if (ids.length === 0) return 0;
+  // One statement: seq = first + (position of the id in the list), for the rows still unnumbered.
+  // Not a prepared statement: its text changes with the batch size.
+  const params: unknown[] = [];
+  for (const [index, id] of ids.entries()) params.push(id, (first + BigInt(index)).toString());
+  const list = ids.map(() => "?").join(", ");
+  const result = await entityManager(tx).execute(
+    `update outbox_event set seq = case id ${ids.map(() => "when ? then ?").join(" ")} end where seq is null and id in (${list})`,
+    [...params, ...ids],
+    "run",
+  );
+  return Number((result as { affectedRows?: number }).affectedRows ?? 0);
+}
+
+/** Which events a reader wants: all, one merchant's, or one object's (a payment and its refunds, a payout, ...). */
+export interface EventFilter {
+  merchantId?: string;
+  aggregateId?: string;
+}
+
+/** Up to `limit` sequenced events after `afterSeq` in feed order, filtered. */
+export async function eventsAfter(session: Session, afterSeq: bigint, limit: number, filter: EventFilter = {}): Promise<SequencedEvent[]> {
+  const rows = await entityManager(session).find(
+    OutboxEvent,
+    { ...filter, seq: { $gt: afterSeq } },
+    { orderBy: { seq: "asc" }, limit: Math.floor(limit), disableIdentityMap: true },
+  );
+  return rows as SequencedEvent[];
+}
+
+/** The event with this id, sequenced or not. */
+export function findEvent(session: Session, id: string): Promise<OutboxEventRow | undefined> {
+  return findRow<OutboxEventRow>(rowExecutor(session), OutboxEvent, { id });
+}
+
+/** The highest place given so far (0 before any). */
+export async function lastSequenced(session: Session): Promise<bigint> {
+  const rows: Array<Record<string, unknown>> = await entityManager(session).execute("select max(seq) as seq from outbox_event");
+  return toBigInt(rows[0]?.seq);
+}
+
+/**
+ * Deletes up to `limit` sequenced events created before `before` whose place is at or below
+ * `upToSeq` (what every reader of the feed has passed); resolves with how many went.
+ */
+export async function deleteEventsBefore(session: Session, before: Date, upToSeq: bigint, limit: number): Promise<number> {
+  const executor = rowExecutor(session);
+  const at = entityManager(session).getPlatform().processDateProperty(before);
+  const sql = isMysqlExecutor(executor)
+    ? `delete from outbox_event where created_at < ? and seq <= ? order by created_at limit ${Math.floor(limit)}`
+    : `delete from outbox_event where id in (select id from outbox_event where created_at < ? and seq <= ? order by created_at limit ${Math.floor(limit)})`;
+  return runStatement(executor, sql, [at, upToSeq.toString()]);
 }

@@ -24,10 +24,13 @@ function requireId(merchantId: string): string {
   return merchantId;
 }
 
-export function createMerchantRpc(
-  uow: UnitOfWork,
-  merchants: MerchantDomain,
-): ServiceImpl<typeof MerchantService> {
+/** The MerchantService handlers of this module; webhook secrets and deliveries live in webhook-rpc.ts. */
+export type MerchantRpc = Omit<
+  ServiceImpl<typeof MerchantService>,
+  "rotateWebhookSecret" | "listMerchantWebhookDeliveries" | "redeliverMerchantWebhook"
+>;
+
+export function createMerchantRpc(uow: UnitOfWork, merchants: MerchantDomain): MerchantRpc {
   return {
     async createMerchant(req) {
       const created = await merchants.createMerchant(uow.session(), { name: req.name, notifyUrl: req.notifyUrl });

@@ -28,11 +28,13 @@ import {
   refundToProto,
 } from "./mappers.js";
 
-export function createPaymentRpc(
-  uow: UnitOfWork,
-  payments: PaymentDomain,
-  refunds: RefundDomain,
-): ServiceImpl<typeof PaymentService> {
+/** The PaymentService handlers of this module; the streams (event-rpc.ts) and webhook deliveries (webhook-rpc.ts) live apart. */
+export type PaymentRpc = Omit<
+  ServiceImpl<typeof PaymentService>,
+  "watchPayment" | "streamEvents" | "listWebhookDeliveries" | "redeliverWebhook"
+>;
+
+export function createPaymentRpc(uow: UnitOfWork, payments: PaymentDomain, refunds: RefundDomain): PaymentRpc {
   return {
     async createPayment(req, ctx) {
       const session = sessionOf(ctx, () => uow.session());

@@ -6,6 +6,8 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { WebhookDelivery, WebhookDeliveryStatus } from "./event_pb.js";
+import { file_payments_v1_event } from "./event_pb.js";
 import type { Channel } from "./payment_pb.js";
 import { file_payments_v1_payment } from "./payment_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file payments/v1/merchant_service.proto.
  */
 export const file_payments_v1_merchant_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJwYXltZW50cy92MS9tZXJjaGFudF9zZXJ2aWNlLnByb3RvEgtwYXltZW50cy52MSKAAQoITWVyY2hhbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRISCgpub3RpZnlfdXJsGAMgASgJEhYKDmFwaV9rZXlfcHJlZml4GAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKFUNyZWF0ZU1lcmNoYW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEhIKCm5vdGlmeV91cmwYAiABKAkiagoWQ3JlYXRlTWVyY2hhbnRSZXNwb25zZRInCghtZXJjaGFudBgBIAEoCzIVLnBheW1lbnRzLnYxLk1lcmNoYW50Eg8KB2FwaV9rZXkYAiABKAkSFgoOd2ViaG9va19zZWNyZXQYAyABKAkiKQoSR2V0TWVyY2hhbnRSZXF1ZXN0EhMKC21lcmNoYW50X2lkGAEgASgJIj4KE0dldE1lcmNoYW50UmVzcG9uc2USJwoIbWVyY2hhbnQYASABKAsyFS5wYXltZW50cy52MS5NZXJjaGFudCIqChNSb3RhdGVBcGlLZXlSZXF1ZXN0EhMKC21lcmNoYW50X2lkGAEgASgJIlAKFFJvdGF0ZUFwaUtleVJlc3BvbnNlEicKCG1lcmNoYW50GAEgASgLMhUucGF5bWVudHMudjEuTWVyY2hhbnQSDwoHYXBpX2tleRgCIAEoCSLGAQoHRmVlUnVsZRITCgttZXJjaGFudF9pZBgBIAEoCRIlCgdjaGFubmVsGAIgASgOMhQucGF5bWVudHMudjEuQ2hhbm5lbBIQCghjdXJyZW5jeRgDIAEoCRIQCghyYXRlX2JwcxgEIAEoBRIRCglmaXhlZF9mZWUYBSABKAMSDwoHbWluX2ZlZRgGIAEoAxI3ChFyZWZ1bmRfZmVlX3BvbGljeRgHIAEoDjIcLnBheW1lbnRzLnYxLlJlZnVuZEZlZVBvbGljeSLQAQoRU2V0RmVlUnVsZVJlcXVlc3QSEwoLbWVyY2hhbnRfaWQYASABKAkSJQoHY2hhbm5lbBgCIAEoDjIULnBheW1lbnRzLnYxLkNoYW5uZWwSEAoIY3VycmVuY3kYAyABKAkSEAoIcmF0ZV9icHMYBCABKAUSEQoJZml4ZWRfZmVlGAUgASgDEg8KB21pbl9mZWUYBiABKAMSNwoRcmVmdW5kX2ZlZV9wb2xpY3kYByABKA4yHC5wYXltZW50cy52MS5SZWZ1bmRGZWVQb2xpY3kiPAoSU2V0RmVlUnVsZVJlc3BvbnNlEiYKCGZlZV9ydWxlGAEgASgLMhQucGF5bWVudHMudjEuRmVlUnVsZSpxCg9SZWZ1bmRGZWVQb2xpY3kSIQodUkVGVU5EX0ZFRV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIcChhSRUZVTkRfRkVFX1BPTElDWV9SRVRBSU4QARIdChlSRUZVTkRfRkVFX1BPTElDWV9QUk9SQVRFEAIy4gIKD01lcmNoYW50U2VydmljZRJZCg5DcmVhdGVNZXJjaGFudBIiLnBheW1lbnRzLnYxLkNyZWF0ZU1lcmNoYW50UmVxdWVzdBojLnBheW1lbnRzLnYxLkNyZWF0ZU1lcmNoYW50UmVzcG9uc2USUAoLR2V0TWVyY2hhbnQSHy5wYXltZW50cy52MS5HZXRNZXJjaGFudFJlcXVlc3QaIC5wYXltZW50cy52MS5HZXRNZXJjaGFudFJlc3BvbnNlElMKDFJvdGF0ZUFwaUtleRIgLnBheW1lbnRzLnYxLlJvdGF0ZUFwaUtleVJlcXVlc3QaIS5wYXltZW50cy52MS5Sb3RhdGVBcGlLZXlSZXNwb25zZRJNCgpTZXRGZWVSdWxlEh4ucGF5bWVudHMudjEuU2V0RmVlUnVsZVJlcXVlc3QaHy5wYXltZW50cy52MS5TZXRGZWVSdWxlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_payments_v1_payment]);
+  fileDesc("CiJwYXltZW50cy92MS9tZXJjaGFudF9zZXJ2aWNlLnByb3RvEgtwYXltZW50cy52MSKAAQoITWVyY2hhbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRISCgpub3RpZnlfdXJsGAMgASgJEhYKDmFwaV9rZXlfcHJlZml4GAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKFUNyZWF0ZU1lcmNoYW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEhIKCm5vdGlmeV91cmwYAiABKAkiagoWQ3JlYXRlTWVyY2hhbnRSZXNwb25zZRInCghtZXJjaGFudBgBIAEoCzIVLnBheW1lbnRzLnYxLk1lcmNoYW50Eg8KB2FwaV9rZXkYAiABKAkSFgoOd2ViaG9va19zZWNyZXQYAyABKAkiKQoSR2V0TWVyY2hhbnRSZXF1ZXN0EhMKC21lcmNoYW50X2lkGAEgASgJIj4KE0dldE1lcmNoYW50UmVzcG9uc2USJwoIbWVyY2hhbnQYASABKAsyFS5wYXltZW50cy52MS5NZXJjaGFudCIqChNSb3RhdGVBcGlLZXlSZXF1ZXN0EhMKC21lcmNoYW50X2lkGAEgASgJIlAKFFJvdGF0ZUFwaUtleVJlc3BvbnNlEicKCG1lcmNoYW50GAEgASgLMhUucGF5bWVudHMudjEuTWVyY2hhbnQSDwoHYXBpX2tleRgCIAEoCSLGAQoHRmVlUnVsZRITCgttZXJjaGFudF9pZBgBIAEoCRIlCgdjaGFubmVsGAIgASgOMhQucGF5bWVudHMudjEuQ2hhbm5lbBIQCghjdXJyZW5jeRgDIAEoCRIQCghyYXRlX2JwcxgEIAEoBRIRCglmaXhlZF9mZWUYBSABKAMSDwoHbWluX2ZlZRgGIAEoAxI3ChFyZWZ1bmRfZmVlX3BvbGljeRgHIAEoDjIcLnBheW1lbnRzLnYxLlJlZnVuZEZlZVBvbGljeSLQAQoRU2V0RmVlUnVsZVJlcXVlc3QSEwoLbWVyY2hhbnRfaWQYASABKAkSJQoHY2hhbm5lbBgCIAEoDjIULnBheW1lbnRzLnYxLkNoYW5uZWwSEAoIY3VycmVuY3kYAyABKAkSEAoIcmF0ZV9icHMYBCABKAUSEQoJZml4ZWRfZmVlGAUgASgDEg8KB21pbl9mZWUYBiABKAMSNwoRcmVmdW5kX2ZlZV9wb2xpY3kYByABKA4yHC5wYXltZW50cy52MS5SZWZ1bmRGZWVQb2xpY3kiPAoSU2V0RmVlUnVsZVJlc3BvbnNlEiYKCGZlZV9ydWxlGAEgASgLMhQucGF5bWVudHMudjEuRmVlUnVsZSJKChpSb3RhdGVXZWJob29rU2VjcmV0UmVxdWVzdBITCgttZXJjaGFudF9pZBgBIAEoCRIXCg9vdmVybGFwX3NlY29uZHMYAiABKAUingEKG1JvdGF0ZVdlYmhvb2tTZWNyZXRSZXNwb25zZRInCghtZXJjaGFudBgBIAEoCzIVLnBheW1lbnRzLnYxLk1lcmNoYW50EhYKDndlYmhvb2tfc2VjcmV0GAIgASgJEj4KGnByZXZpb3VzX3NlY3JldF9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK7AQokTGlzdE1lcmNoYW50V2ViaG9va0RlbGl2ZXJpZXNSZXF1ZXN0EhMKC21lcmNoYW50X2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEhEKCW9iamVjdF9pZBgDIAEoCRIyCgZzdGF0dXMYBCABKA4yIi5wYXltZW50cy52MS5XZWJob29rRGVsaXZlcnlTdGF0dXMSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkicgolTGlzdE1lcmNoYW50V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRIwCgpkZWxpdmVyaWVzGAEgAygLMhwucGF5bWVudHMudjEuV2ViaG9va0RlbGl2ZXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI2Ch9SZWRlbGl2ZXJNZXJjaGFudFdlYmhvb2tSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJIlIKIFJlZGVsaXZlck1lcmNoYW50V2ViaG9va1Jlc3BvbnNlEi4KCGRlbGl2ZXJ5GAEgASgLMhwucGF5bWVudHMudjEuV2ViaG9va0RlbGl2ZXJ5KnEKD1JlZnVuZEZlZVBvbGljeRIhCh1SRUZVTkRfRkVFX1BPTElDWV9VTlNQRUNJRklFRBAAEhwKGFJFRlVORF9GRUVfUE9MSUNZX1JFVEFJThABEh0KGVJFRlVORF9GRUVfUE9MSUNZX1BST1JBVEUQAjLOBQoPTWVyY2hhbnRTZXJ2aWNlElkKDkNyZWF0ZU1lcmNoYW50EiIucGF5bWVudHMudjEuQ3JlYXRlTWVyY2hhbnRSZXF1ZXN0GiMucGF5bWVudHMudjEuQ3JlYXRlTWVyY2hhbnRSZXNwb25zZRJQCgtHZXRNZXJjaGFudBIfLnBheW1lbnRzLnYxLkdldE1lcmNoYW50UmVxdWVzdBogLnBheW1lbnRzLnYxLkdldE1lcmNoYW50UmVzcG9uc2USUwoMUm90YXRlQXBpS2V5EiAucGF5bWVudHMudjEuUm90YXRlQXBpS2V5UmVxdWVzdBohLnBheW1lbnRzLnYxLlJvdGF0ZUFwaUtleVJlc3BvbnNlEk0KClNldEZlZVJ1bGUSHi5wYXltZW50cy52MS5TZXRGZWVSdWxlUmVxdWVzdBofLnBheW1lbnRzLnYxLlNldEZlZVJ1bGVSZXNwb25zZRJoChNSb3RhdGVXZWJob29rU2VjcmV0EicucGF5bWVudHMudjEuUm90YXRlV2ViaG9va1NlY3JldFJlcXVlc3QaKC5wYXltZW50cy52MS5Sb3RhdGVXZWJob29rU2VjcmV0UmVzcG9uc2UShgEKHUxpc3RNZXJjaGFudFdlYmhvb2tEZWxpdmVyaWVzEjEucGF5bWVudHMudjEuTGlzdE1lcmNoYW50V2ViaG9va0RlbGl2ZXJpZXNSZXF1ZXN0GjIucGF5bWVudHMudjEuTGlzdE1lcmNoYW50V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRJ3ChhSZWRlbGl2ZXJNZXJjaGFudFdlYmhvb2sSLC5wYXltZW50cy52MS5SZWRlbGl2ZXJNZXJjaGFudFdlYmhvb2tSZXF1ZXN0Gi0ucGF5bWVudHMudjEuUmVkZWxpdmVyTWVyY2hhbnRXZWJob29rUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_payments_v1_event, file_payments_v1_payment]);
 
 /**
  * A merchant: a seller on the platform whose payments this service takes.
@@ -368,6 +370,196 @@ export const SetFeeRuleResponseSchema: GenMessage<SetFeeRuleResponse> = /*@__PUR
   messageDesc(file_payments_v1_merchant_service, 9);
 
 /**
+ * Input of RotateWebhookSecret.
+ *
+ * @generated from message payments.v1.RotateWebhookSecretRequest
+ */
+export type RotateWebhookSecretRequest = Message<"payments.v1.RotateWebhookSecretRequest"> & {
+  /**
+   * The merchant's id.
+   *
+   * @generated from field: string merchant_id = 1;
+   */
+  merchantId: string;
+
+  /**
+   * How long the old secret keeps signing deliveries beside the new one, in seconds; 0 means the
+   * default (WEBHOOK_SECRET_OVERLAP_SECONDS, 86400); at most 604800 (7 days).
+   *
+   * @generated from field: int32 overlap_seconds = 2;
+   */
+  overlapSeconds: number;
+};
+
+/**
+ * Describes the message payments.v1.RotateWebhookSecretRequest.
+ * Use `create(RotateWebhookSecretRequestSchema)` to create a new message.
+ */
+export const RotateWebhookSecretRequestSchema: GenMessage<RotateWebhookSecretRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_merchant_service, 10);
+
+/**
+ * Output of RotateWebhookSecret.
+ *
+ * @generated from message payments.v1.RotateWebhookSecretResponse
+ */
+export type RotateWebhookSecretResponse = Message<"payments.v1.RotateWebhookSecretResponse"> & {
+  /**
+   * The merchant.
+   *
+   * @generated from field: payments.v1.Merchant merchant = 1;
+   */
+  merchant?: Merchant | undefined;
+
+  /**
+   * The new webhook secret, shown only here.
+   *
+   * @generated from field: string webhook_secret = 2;
+   */
+  webhookSecret: string;
+
+  /**
+   * Until when deliveries also carry a signature with the old secret.
+   *
+   * @generated from field: google.protobuf.Timestamp previous_secret_expires_at = 3;
+   */
+  previousSecretExpiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message payments.v1.RotateWebhookSecretResponse.
+ * Use `create(RotateWebhookSecretResponseSchema)` to create a new message.
+ */
+export const RotateWebhookSecretResponseSchema: GenMessage<RotateWebhookSecretResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_merchant_service, 11);
+
+/**
+ * Input of ListMerchantWebhookDeliveries.
+ *
+ * @generated from message payments.v1.ListMerchantWebhookDeliveriesRequest
+ */
+export type ListMerchantWebhookDeliveriesRequest = Message<"payments.v1.ListMerchantWebhookDeliveriesRequest"> & {
+  /**
+   * Only this merchant's deliveries; empty for every merchant.
+   *
+   * @generated from field: string merchant_id = 1;
+   */
+  merchantId: string;
+
+  /**
+   * Only the deliveries of this event.
+   *
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+
+  /**
+   * Only deliveries of events about this object.
+   *
+   * @generated from field: string object_id = 3;
+   */
+  objectId: string;
+
+  /**
+   * Only deliveries in this status.
+   *
+   * @generated from field: payments.v1.WebhookDeliveryStatus status = 4;
+   */
+  status: WebhookDeliveryStatus;
+
+  /**
+   * Deliveries per page; 0 means 20, at most 100.
+   *
+   * @generated from field: int32 page_size = 5;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` from the previous page; the filters must be the same.
+   *
+   * @generated from field: string page_token = 6;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message payments.v1.ListMerchantWebhookDeliveriesRequest.
+ * Use `create(ListMerchantWebhookDeliveriesRequestSchema)` to create a new message.
+ */
+export const ListMerchantWebhookDeliveriesRequestSchema: GenMessage<ListMerchantWebhookDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_merchant_service, 12);
+
+/**
+ * Output of ListMerchantWebhookDeliveries.
+ *
+ * @generated from message payments.v1.ListMerchantWebhookDeliveriesResponse
+ */
+export type ListMerchantWebhookDeliveriesResponse = Message<"payments.v1.ListMerchantWebhookDeliveriesResponse"> & {
+  /**
+   * The deliveries, newest first.
+   *
+   * @generated from field: repeated payments.v1.WebhookDelivery deliveries = 1;
+   */
+  deliveries: WebhookDelivery[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message payments.v1.ListMerchantWebhookDeliveriesResponse.
+ * Use `create(ListMerchantWebhookDeliveriesResponseSchema)` to create a new message.
+ */
+export const ListMerchantWebhookDeliveriesResponseSchema: GenMessage<ListMerchantWebhookDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_merchant_service, 13);
+
+/**
+ * Input of RedeliverMerchantWebhook.
+ *
+ * @generated from message payments.v1.RedeliverMerchantWebhookRequest
+ */
+export type RedeliverMerchantWebhookRequest = Message<"payments.v1.RedeliverMerchantWebhookRequest"> & {
+  /**
+   * The delivery's id.
+   *
+   * @generated from field: string delivery_id = 1;
+   */
+  deliveryId: string;
+};
+
+/**
+ * Describes the message payments.v1.RedeliverMerchantWebhookRequest.
+ * Use `create(RedeliverMerchantWebhookRequestSchema)` to create a new message.
+ */
+export const RedeliverMerchantWebhookRequestSchema: GenMessage<RedeliverMerchantWebhookRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_merchant_service, 14);
+
+/**
+ * Output of RedeliverMerchantWebhook.
+ *
+ * @generated from message payments.v1.RedeliverMerchantWebhookResponse
+ */
+export type RedeliverMerchantWebhookResponse = Message<"payments.v1.RedeliverMerchantWebhookResponse"> & {
+  /**
+   * The delivery, PENDING and due now.
+   *
+   * @generated from field: payments.v1.WebhookDelivery delivery = 1;
+   */
+  delivery?: WebhookDelivery | undefined;
+};
+
+/**
+ * Describes the message payments.v1.RedeliverMerchantWebhookResponse.
+ * Use `create(RedeliverMerchantWebhookResponseSchema)` to create a new message.
+ */
+export const RedeliverMerchantWebhookResponseSchema: GenMessage<RedeliverMerchantWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_merchant_service, 15);
+
+/**
  * Whether a refund gives the merchant back the fee of the refunded part.
  *
  * @generated from enum payments.v1.RefundFeePolicy
@@ -449,6 +641,37 @@ export const MerchantService: GenService<{
     methodKind: "unary";
     input: typeof SetFeeRuleRequestSchema;
     output: typeof SetFeeRuleResponseSchema;
+  },
+  /**
+   * Replaces the merchant's webhook secret. Deliveries are signed with both the new and the old
+   * secret (two `v1` values) until the overlap ends, so the merchant can switch without losing one.
+   *
+   * @generated from rpc payments.v1.MerchantService.RotateWebhookSecret
+   */
+  rotateWebhookSecret: {
+    methodKind: "unary";
+    input: typeof RotateWebhookSecretRequestSchema;
+    output: typeof RotateWebhookSecretResponseSchema;
+  },
+  /**
+   * Lists webhook deliveries of every merchant, or of one, newest first, with their attempts.
+   *
+   * @generated from rpc payments.v1.MerchantService.ListMerchantWebhookDeliveries
+   */
+  listMerchantWebhookDeliveries: {
+    methodKind: "unary";
+    input: typeof ListMerchantWebhookDeliveriesRequestSchema;
+    output: typeof ListMerchantWebhookDeliveriesResponseSchema;
+  },
+  /**
+   * Sends any merchant's delivery again now, with a fresh retry schedule.
+   *
+   * @generated from rpc payments.v1.MerchantService.RedeliverMerchantWebhook
+   */
+  redeliverMerchantWebhook: {
+    methodKind: "unary";
+    input: typeof RedeliverMerchantWebhookRequestSchema;
+    output: typeof RedeliverMerchantWebhookResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_payments_v1_merchant_service, 0);

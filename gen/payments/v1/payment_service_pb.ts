@@ -6,6 +6,8 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Event, PaymentEventSchema, WebhookDelivery, WebhookDeliveryStatus } from "./event_pb.js";
+import { file_payments_v1_event } from "./event_pb.js";
 import type { Channel, Payment, PaymentItem, PaymentStatus } from "./payment_pb.js";
 import { file_payments_v1_payment } from "./payment_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file payments/v1/payment_service.proto.
  */
 export const file_payments_v1_payment_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFwYXltZW50cy92MS9wYXltZW50X3NlcnZpY2UucHJvdG8SC3BheW1lbnRzLnYxIuwCChRDcmVhdGVQYXltZW50UmVxdWVzdBIZChFtZXJjaGFudF9vcmRlcl9ubxgBIAEoCRIQCghjdXJyZW5jeRgCIAEoCRInCgVpdGVtcxgDIAMoCzIYLnBheW1lbnRzLnYxLlBheW1lbnRJdGVtEg4KBmFtb3VudBgEIAEoAxIlCgdjaGFubmVsGAUgASgOMhQucGF5bWVudHMudjEuQ2hhbm5lbBIPCgdzdWJqZWN0GAYgASgJEhYKDmV4cGlyZV9zZWNvbmRzGAcgASgFEhIKCm5vdGlmeV91cmwYCCABKAkSQQoIbWV0YWRhdGEYCSADKAsyLy5wYXltZW50cy52MS5DcmVhdGVQYXltZW50UmVxdWVzdC5NZXRhZGF0YUVudHJ5EhYKDnBheW1lbnRfbWV0aG9kGAogASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI+ChVDcmVhdGVQYXltZW50UmVzcG9uc2USJQoHcGF5bWVudBgBIAEoCzIULnBheW1lbnRzLnYxLlBheW1lbnQiSQoNUGF5bWVudExvb2t1cBIUCgpwYXltZW50X2lkGAEgASgJSAASGwoRbWVyY2hhbnRfb3JkZXJfbm8YAiABKAlIAEIFCgNrZXkiPwoRR2V0UGF5bWVudFJlcXVlc3QSKgoGbG9va3VwGAEgASgLMhoucGF5bWVudHMudjEuUGF5bWVudExvb2t1cCI7ChJHZXRQYXltZW50UmVzcG9uc2USJQoHcGF5bWVudBgBIAEoCzIULnBheW1lbnRzLnYxLlBheW1lbnQiQQoTUXVlcnlQYXltZW50UmVxdWVzdBIqCgZsb29rdXAYASABKAsyGi5wYXltZW50cy52MS5QYXltZW50TG9va3VwIj0KFFF1ZXJ5UGF5bWVudFJlc3BvbnNlEiUKB3BheW1lbnQYASABKAsyFC5wYXltZW50cy52MS5QYXltZW50IvYBChNMaXN0UGF5bWVudHNSZXF1ZXN0EioKBnN0YXR1cxgBIAEoDjIaLnBheW1lbnRzLnYxLlBheW1lbnRTdGF0dXMSJQoHY2hhbm5lbBgCIAEoDjIULnBheW1lbnRzLnYxLkNoYW5uZWwSMQoNY3JlYXRlZF9hZnRlchgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOY3JlYXRlZF9iZWZvcmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIlcKFExpc3RQYXltZW50c1Jlc3BvbnNlEiYKCHBheW1lbnRzGAEgAygLMhQucGF5bWVudHMudjEuUGF5bWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKQoTQ2xvc2VQYXltZW50UmVxdWVzdBISCgpwYXltZW50X2lkGAEgASgJIj0KFENsb3NlUGF5bWVudFJlc3BvbnNlEiUKB3BheW1lbnQYASABKAsyFC5wYXltZW50cy52MS5QYXltZW50It8CCgZSZWZ1bmQSCgoCaWQYASABKAkSEQoJcmVmdW5kX25vGAIgASgJEhIKCnBheW1lbnRfaWQYAyABKAkSGgoSbWVyY2hhbnRfcmVmdW5kX25vGAQgASgJEg4KBmFtb3VudBgFIAEoAxIQCghjdXJyZW5jeRgGIAEoCRIpCgZzdGF0dXMYByABKA4yGS5wYXltZW50cy52MS5SZWZ1bmRTdGF0dXMSDgoGcmVhc29uGAggASgJEhkKEWNoYW5uZWxfcmVmdW5kX25vGAkgASgJEhQKDGZlZV9yZXR1cm5lZBgKIAEoAxIWCg5mYWlsdXJlX3JlYXNvbhgLIAEoCRIuCgpjcmVhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzdWNjZWVkZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImYKFFJlZnVuZFBheW1lbnRSZXF1ZXN0EhIKCnBheW1lbnRfaWQYASABKAkSGgoSbWVyY2hhbnRfcmVmdW5kX25vGAIgASgJEg4KBmFtb3VudBgDIAEoAxIOCgZyZWFzb24YBCABKAkiPAoVUmVmdW5kUGF5bWVudFJlc3BvbnNlEiMKBnJlZnVuZBgBIAEoCzITLnBheW1lbnRzLnYxLlJlZnVuZCJVChBHZXRSZWZ1bmRSZXF1ZXN0EhEKCXJlZnVuZF9pZBgBIAEoCRISCgpwYXltZW50X2lkGAIgASgJEhoKEm1lcmNoYW50X3JlZnVuZF9ubxgDIAEoCSI4ChFHZXRSZWZ1bmRSZXNwb25zZRIjCgZyZWZ1bmQYASABKAsyEy5wYXltZW50cy52MS5SZWZ1bmQiTwoSTGlzdFJlZnVuZHNSZXF1ZXN0EhIKCnBheW1lbnRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiVAoTTGlzdFJlZnVuZHNSZXNwb25zZRIkCgdyZWZ1bmRzGAEgAygLMhMucGF5bWVudHMudjEuUmVmdW5kEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSqCAQoMUmVmdW5kU3RhdHVzEh0KGVJFRlVORF9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhSRUZVTkRfU1RBVFVTX1BST0NFU1NJTkcQARIbChdSRUZVTkRfU1RBVFVTX1NVQ0NFRURFRBACEhgKFFJFRlVORF9TVEFUVVNfRkFJTEVEEAMyrAUKDlBheW1lbnRTZXJ2aWNlElYKDUNyZWF0ZVBheW1lbnQSIS5wYXltZW50cy52MS5DcmVhdGVQYXltZW50UmVxdWVzdBoiLnBheW1lbnRzLnYxLkNyZWF0ZVBheW1lbnRSZXNwb25zZRJNCgpHZXRQYXltZW50Eh4ucGF5bWVudHMudjEuR2V0UGF5bWVudFJlcXVlc3QaHy5wYXltZW50cy52MS5HZXRQYXltZW50UmVzcG9uc2USUwoMUXVlcnlQYXltZW50EiAucGF5bWVudHMudjEuUXVlcnlQYXltZW50UmVxdWVzdBohLnBheW1lbnRzLnYxLlF1ZXJ5UGF5bWVudFJlc3BvbnNlElMKDExpc3RQYXltZW50cxIgLnBheW1lbnRzLnYxLkxpc3RQYXltZW50c1JlcXVlc3QaIS5wYXltZW50cy52MS5MaXN0UGF5bWVudHNSZXNwb25zZRJTCgxDbG9zZVBheW1lbnQSIC5wYXltZW50cy52MS5DbG9zZVBheW1lbnRSZXF1ZXN0GiEucGF5bWVudHMudjEuQ2xvc2VQYXltZW50UmVzcG9uc2USVgoNUmVmdW5kUGF5bWVudBIhLnBheW1lbnRzLnYxLlJlZnVuZFBheW1lbnRSZXF1ZXN0GiIucGF5bWVudHMudjEuUmVmdW5kUGF5bWVudFJlc3BvbnNlEkoKCUdldFJlZnVuZBIdLnBheW1lbnRzLnYxLkdldFJlZnVuZFJlcXVlc3QaHi5wYXltZW50cy52MS5HZXRSZWZ1bmRSZXNwb25zZRJQCgtMaXN0UmVmdW5kcxIfLnBheW1lbnRzLnYxLkxpc3RSZWZ1bmRzUmVxdWVzdBogLnBheW1lbnRzLnYxLkxpc3RSZWZ1bmRzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_payments_v1_payment]);
+  fileDesc("CiFwYXltZW50cy92MS9wYXltZW50X3NlcnZpY2UucHJvdG8SC3BheW1lbnRzLnYxIuwCChRDcmVhdGVQYXltZW50UmVxdWVzdBIZChFtZXJjaGFudF9vcmRlcl9ubxgBIAEoCRIQCghjdXJyZW5jeRgCIAEoCRInCgVpdGVtcxgDIAMoCzIYLnBheW1lbnRzLnYxLlBheW1lbnRJdGVtEg4KBmFtb3VudBgEIAEoAxIlCgdjaGFubmVsGAUgASgOMhQucGF5bWVudHMudjEuQ2hhbm5lbBIPCgdzdWJqZWN0GAYgASgJEhYKDmV4cGlyZV9zZWNvbmRzGAcgASgFEhIKCm5vdGlmeV91cmwYCCABKAkSQQoIbWV0YWRhdGEYCSADKAsyLy5wYXltZW50cy52MS5DcmVhdGVQYXltZW50UmVxdWVzdC5NZXRhZGF0YUVudHJ5EhYKDnBheW1lbnRfbWV0aG9kGAogASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI+ChVDcmVhdGVQYXltZW50UmVzcG9uc2USJQoHcGF5bWVudBgBIAEoCzIULnBheW1lbnRzLnYxLlBheW1lbnQiSQoNUGF5bWVudExvb2t1cBIUCgpwYXltZW50X2lkGAEgASgJSAASGwoRbWVyY2hhbnRfb3JkZXJfbm8YAiABKAlIAEIFCgNrZXkiPwoRR2V0UGF5bWVudFJlcXVlc3QSKgoGbG9va3VwGAEgASgLMhoucGF5bWVudHMudjEuUGF5bWVudExvb2t1cCI7ChJHZXRQYXltZW50UmVzcG9uc2USJQoHcGF5bWVudBgBIAEoCzIULnBheW1lbnRzLnYxLlBheW1lbnQiQQoTUXVlcnlQYXltZW50UmVxdWVzdBIqCgZsb29rdXAYASABKAsyGi5wYXltZW50cy52MS5QYXltZW50TG9va3VwIj0KFFF1ZXJ5UGF5bWVudFJlc3BvbnNlEiUKB3BheW1lbnQYASABKAsyFC5wYXltZW50cy52MS5QYXltZW50IvYBChNMaXN0UGF5bWVudHNSZXF1ZXN0EioKBnN0YXR1cxgBIAEoDjIaLnBheW1lbnRzLnYxLlBheW1lbnRTdGF0dXMSJQoHY2hhbm5lbBgCIAEoDjIULnBheW1lbnRzLnYxLkNoYW5uZWwSMQoNY3JlYXRlZF9hZnRlchgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOY3JlYXRlZF9iZWZvcmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIlcKFExpc3RQYXltZW50c1Jlc3BvbnNlEiYKCHBheW1lbnRzGAEgAygLMhQucGF5bWVudHMudjEuUGF5bWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKQoTQ2xvc2VQYXltZW50UmVxdWVzdBISCgpwYXltZW50X2lkGAEgASgJIj0KFENsb3NlUGF5bWVudFJlc3BvbnNlEiUKB3BheW1lbnQYASABKAsyFC5wYXltZW50cy52MS5QYXltZW50It8CCgZSZWZ1bmQSCgoCaWQYASABKAkSEQoJcmVmdW5kX25vGAIgASgJEhIKCnBheW1lbnRfaWQYAyABKAkSGgoSbWVyY2hhbnRfcmVmdW5kX25vGAQgASgJEg4KBmFtb3VudBgFIAEoAxIQCghjdXJyZW5jeRgGIAEoCRIpCgZzdGF0dXMYByABKA4yGS5wYXltZW50cy52MS5SZWZ1bmRTdGF0dXMSDgoGcmVhc29uGAggASgJEhkKEWNoYW5uZWxfcmVmdW5kX25vGAkgASgJEhQKDGZlZV9yZXR1cm5lZBgKIAEoAxIWCg5mYWlsdXJlX3JlYXNvbhgLIAEoCRIuCgpjcmVhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzdWNjZWVkZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImYKFFJlZnVuZFBheW1lbnRSZXF1ZXN0EhIKCnBheW1lbnRfaWQYASABKAkSGgoSbWVyY2hhbnRfcmVmdW5kX25vGAIgASgJEg4KBmFtb3VudBgDIAEoAxIOCgZyZWFzb24YBCABKAkiPAoVUmVmdW5kUGF5bWVudFJlc3BvbnNlEiMKBnJlZnVuZBgBIAEoCzITLnBheW1lbnRzLnYxLlJlZnVuZCJVChBHZXRSZWZ1bmRSZXF1ZXN0EhEKCXJlZnVuZF9pZBgBIAEoCRISCgpwYXltZW50X2lkGAIgASgJEhoKEm1lcmNoYW50X3JlZnVuZF9ubxgDIAEoCSI4ChFHZXRSZWZ1bmRSZXNwb25zZRIjCgZyZWZ1bmQYASABKAsyEy5wYXltZW50cy52MS5SZWZ1bmQiTwoSTGlzdFJlZnVuZHNSZXF1ZXN0EhIKCnBheW1lbnRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiVAoTTGlzdFJlZnVuZHNSZXNwb25zZRIkCgdyZWZ1bmRzGAEgAygLMhMucGF5bWVudHMudjEuUmVmdW5kEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIpChNXYXRjaFBheW1lbnRSZXF1ZXN0EhIKCnBheW1lbnRfaWQYASABKAkiLQoTU3RyZWFtRXZlbnRzUmVxdWVzdBIWCg5hZnRlcl9ldmVudF9pZBgBIAEoCSI5ChRTdHJlYW1FdmVudHNSZXNwb25zZRIhCgVldmVudBgBIAEoCzISLnBheW1lbnRzLnYxLkV2ZW50Ip4BChxMaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEhEKCW9iamVjdF9pZBgCIAEoCRIyCgZzdGF0dXMYAyABKA4yIi5wYXltZW50cy52MS5XZWJob29rRGVsaXZlcnlTdGF0dXMSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiagodTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVzcG9uc2USMAoKZGVsaXZlcmllcxgBIAMoCzIcLnBheW1lbnRzLnYxLldlYmhvb2tEZWxpdmVyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLgoXUmVkZWxpdmVyV2ViaG9va1JlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkiSgoYUmVkZWxpdmVyV2ViaG9va1Jlc3BvbnNlEi4KCGRlbGl2ZXJ5GAEgASgLMhwucGF5bWVudHMudjEuV2ViaG9va0RlbGl2ZXJ5KoIBCgxSZWZ1bmRTdGF0dXMSHQoZUkVGVU5EX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGFJFRlVORF9TVEFUVVNfUFJPQ0VTU0lORxABEhsKF1JFRlVORF9TVEFUVVNfU1VDQ0VFREVEEAISGAoUUkVGVU5EX1NUQVRVU19GQUlMRUQQAzKjCAoOUGF5bWVudFNlcnZpY2USVgoNQ3JlYXRlUGF5bWVudBIhLnBheW1lbnRzLnYxLkNyZWF0ZVBheW1lbnRSZXF1ZXN0GiIucGF5bWVudHMudjEuQ3JlYXRlUGF5bWVudFJlc3BvbnNlEk0KCkdldFBheW1lbnQSHi5wYXltZW50cy52MS5HZXRQYXltZW50UmVxdWVzdBofLnBheW1lbnRzLnYxLkdldFBheW1lbnRSZXNwb25zZRJTCgxRdWVyeVBheW1lbnQSIC5wYXltZW50cy52MS5RdWVyeVBheW1lbnRSZXF1ZXN0GiEucGF5bWVudHMudjEuUXVlcnlQYXltZW50UmVzcG9uc2USUwoMTGlzdFBheW1lbnRzEiAucGF5bWVudHMudjEuTGlzdFBheW1lbnRzUmVxdWVzdBohLnBheW1lbnRzLnYxLkxpc3RQYXltZW50c1Jlc3BvbnNlElMKDENsb3NlUGF5bWVudBIgLnBheW1lbnRzLnYxLkNsb3NlUGF5bWVudFJlcXVlc3QaIS5wYXltZW50cy52MS5DbG9zZVBheW1lbnRSZXNwb25zZRJWCg1SZWZ1bmRQYXltZW50EiEucGF5bWVudHMudjEuUmVmdW5kUGF5bWVudFJlcXVlc3QaIi5wYXltZW50cy52MS5SZWZ1bmRQYXltZW50UmVzcG9uc2USSgoJR2V0UmVmdW5kEh0ucGF5bWVudHMudjEuR2V0UmVmdW5kUmVxdWVzdBoeLnBheW1lbnRzLnYxLkdldFJlZnVuZFJlc3BvbnNlElAKC0xpc3RSZWZ1bmRzEh8ucGF5bWVudHMudjEuTGlzdFJlZnVuZHNSZXF1ZXN0GiAucGF5bWVudHMudjEuTGlzdFJlZnVuZHNSZXNwb25zZRJNCgxXYXRjaFBheW1lbnQSIC5wYXltZW50cy52MS5XYXRjaFBheW1lbnRSZXF1ZXN0GhkucGF5bWVudHMudjEuUGF5bWVudEV2ZW50MAESVQoMU3RyZWFtRXZlbnRzEiAucGF5bWVudHMudjEuU3RyZWFtRXZlbnRzUmVxdWVzdBohLnBheW1lbnRzLnYxLlN0cmVhbUV2ZW50c1Jlc3BvbnNlMAESbgoVTGlzdFdlYmhvb2tEZWxpdmVyaWVzEikucGF5bWVudHMudjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBoqLnBheW1lbnRzLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlEl8KEFJlZGVsaXZlcldlYmhvb2sSJC5wYXltZW50cy52MS5SZWRlbGl2ZXJXZWJob29rUmVxdWVzdBolLnBheW1lbnRzLnYxLlJlZGVsaXZlcldlYmhvb2tSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_payments_v1_event, file_payments_v1_payment]);
 
 /**
  * Input of CreatePayment.
@@ -665,6 +667,190 @@ export const ListRefundsResponseSchema: GenMessage<ListRefundsResponse> = /*@__P
   messageDesc(file_payments_v1_payment_service, 17);
 
 /**
+ * Input of WatchPayment.
+ *
+ * @generated from message payments.v1.WatchPaymentRequest
+ */
+export type WatchPaymentRequest = Message<"payments.v1.WatchPaymentRequest"> & {
+  /**
+   * The payment's id.
+   *
+   * @generated from field: string payment_id = 1;
+   */
+  paymentId: string;
+};
+
+/**
+ * Describes the message payments.v1.WatchPaymentRequest.
+ * Use `create(WatchPaymentRequestSchema)` to create a new message.
+ */
+export const WatchPaymentRequestSchema: GenMessage<WatchPaymentRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_payment_service, 18);
+
+/**
+ * Input of StreamEvents.
+ *
+ * @generated from message payments.v1.StreamEventsRequest
+ */
+export type StreamEventsRequest = Message<"payments.v1.StreamEventsRequest"> & {
+  /**
+   * Resume after this event (the `id` of the last event received); empty to start with the next
+   * new event. An id that is not one of the merchant's events, or is older than the retention
+   * (EVENT_RETENTION_DAYS), is refused.
+   *
+   * @generated from field: string after_event_id = 1;
+   */
+  afterEventId: string;
+};
+
+/**
+ * Describes the message payments.v1.StreamEventsRequest.
+ * Use `create(StreamEventsRequestSchema)` to create a new message.
+ */
+export const StreamEventsRequestSchema: GenMessage<StreamEventsRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_payment_service, 19);
+
+/**
+ * One message of a StreamEvents stream.
+ *
+ * @generated from message payments.v1.StreamEventsResponse
+ */
+export type StreamEventsResponse = Message<"payments.v1.StreamEventsResponse"> & {
+  /**
+   * The event.
+   *
+   * @generated from field: payments.v1.Event event = 1;
+   */
+  event?: Event | undefined;
+};
+
+/**
+ * Describes the message payments.v1.StreamEventsResponse.
+ * Use `create(StreamEventsResponseSchema)` to create a new message.
+ */
+export const StreamEventsResponseSchema: GenMessage<StreamEventsResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_payment_service, 20);
+
+/**
+ * Input of ListWebhookDeliveries.
+ *
+ * @generated from message payments.v1.ListWebhookDeliveriesRequest
+ */
+export type ListWebhookDeliveriesRequest = Message<"payments.v1.ListWebhookDeliveriesRequest"> & {
+  /**
+   * Only the deliveries of this event.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * Only deliveries of events about this object (a payment, settlement order or payout id).
+   *
+   * @generated from field: string object_id = 2;
+   */
+  objectId: string;
+
+  /**
+   * Only deliveries in this status.
+   *
+   * @generated from field: payments.v1.WebhookDeliveryStatus status = 3;
+   */
+  status: WebhookDeliveryStatus;
+
+  /**
+   * Deliveries per page; 0 means 20, at most 100.
+   *
+   * @generated from field: int32 page_size = 4;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` from the previous page; the filters must be the same.
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message payments.v1.ListWebhookDeliveriesRequest.
+ * Use `create(ListWebhookDeliveriesRequestSchema)` to create a new message.
+ */
+export const ListWebhookDeliveriesRequestSchema: GenMessage<ListWebhookDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_payment_service, 21);
+
+/**
+ * Output of ListWebhookDeliveries.
+ *
+ * @generated from message payments.v1.ListWebhookDeliveriesResponse
+ */
+export type ListWebhookDeliveriesResponse = Message<"payments.v1.ListWebhookDeliveriesResponse"> & {
+  /**
+   * The deliveries, newest first.
+   *
+   * @generated from field: repeated payments.v1.WebhookDelivery deliveries = 1;
+   */
+  deliveries: WebhookDelivery[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message payments.v1.ListWebhookDeliveriesResponse.
+ * Use `create(ListWebhookDeliveriesResponseSchema)` to create a new message.
+ */
+export const ListWebhookDeliveriesResponseSchema: GenMessage<ListWebhookDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_payment_service, 22);
+
+/**
+ * Input of RedeliverWebhook.
+ *
+ * @generated from message payments.v1.RedeliverWebhookRequest
+ */
+export type RedeliverWebhookRequest = Message<"payments.v1.RedeliverWebhookRequest"> & {
+  /**
+   * The delivery's id.
+   *
+   * @generated from field: string delivery_id = 1;
+   */
+  deliveryId: string;
+};
+
+/**
+ * Describes the message payments.v1.RedeliverWebhookRequest.
+ * Use `create(RedeliverWebhookRequestSchema)` to create a new message.
+ */
+export const RedeliverWebhookRequestSchema: GenMessage<RedeliverWebhookRequest> = /*@__PURE__*/
+  messageDesc(file_payments_v1_payment_service, 23);
+
+/**
+ * Output of RedeliverWebhook.
+ *
+ * @generated from message payments.v1.RedeliverWebhookResponse
+ */
+export type RedeliverWebhookResponse = Message<"payments.v1.RedeliverWebhookResponse"> & {
+  /**
+   * The delivery, PENDING and due now.
+   *
+   * @generated from field: payments.v1.WebhookDelivery delivery = 1;
+   */
+  delivery?: WebhookDelivery | undefined;
+};
+
+/**
+ * Describes the message payments.v1.RedeliverWebhookResponse.
+ * Use `create(RedeliverWebhookResponseSchema)` to create a new message.
+ */
+export const RedeliverWebhookResponseSchema: GenMessage<RedeliverWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_payments_v1_payment_service, 24);
+
+/**
  * Where a refund is in its life.
  *
  * @generated from enum payments.v1.RefundStatus
@@ -798,6 +984,51 @@ export const PaymentService: GenService<{
     methodKind: "unary";
     input: typeof ListRefundsRequestSchema;
     output: typeof ListRefundsResponseSchema;
+  },
+  /**
+   * Streams a payment: its current state first, then one message per change (refunds included)
+   * until it can change no more (FAILED, CLOSED or REFUNDED), when the stream ends. Changes made
+   * through any replica are seen. A stream lives at most STREAM_MAX_SECONDS; watch again to go on.
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   *
+   * @generated from rpc payments.v1.PaymentService.WatchPayment
+   */
+  watchPayment: {
+    methodKind: "server_streaming";
+    input: typeof WatchPaymentRequestSchema;
+    output: typeof PaymentEventSchema;
+  },
+  /**
+   * Streams the merchant's events in the order they were committed: those after `after_event_id`
+   * first (when given), then each new one as it happens. Reconnecting with the id of the last event
+   * received misses nothing and repeats nothing.
+   *
+   * @generated from rpc payments.v1.PaymentService.StreamEvents
+   */
+  streamEvents: {
+    methodKind: "server_streaming";
+    input: typeof StreamEventsRequestSchema;
+    output: typeof StreamEventsResponseSchema;
+  },
+  /**
+   * Lists the webhook deliveries of the merchant's events, newest first, with their attempts.
+   *
+   * @generated from rpc payments.v1.PaymentService.ListWebhookDeliveries
+   */
+  listWebhookDeliveries: {
+    methodKind: "unary";
+    input: typeof ListWebhookDeliveriesRequestSchema;
+    output: typeof ListWebhookDeliveriesResponseSchema;
+  },
+  /**
+   * Sends a delivery again now, with a fresh retry schedule; the event id stays the same.
+   *
+   * @generated from rpc payments.v1.PaymentService.RedeliverWebhook
+   */
+  redeliverWebhook: {
+    methodKind: "unary";
+    input: typeof RedeliverWebhookRequestSchema;
+    output: typeof RedeliverWebhookResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_payments_v1_payment_service, 0);

@@ -8,6 +8,7 @@ import { Migration20261202060000 } from "./migration-20261202060000-reconciliati
 import { Migration20261202060100 } from "./migration-20261202060100-settlement.js";
 import { Migration20261202060200 } from "./migration-20261202060200-payouts.js";
 import { Migration20261202070000 } from "./migration-20261202070000-payment-succeeded-at.js";
+import { Migration20261202081713 } from "./migration-20261202081713-events.js";
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261122011910", class: Migration20261122011910 },
@@ -18,4 +19,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261202060100", class: Migration20261202060100 },
   { name: "Migration20261202060200", class: Migration20261202060200 },
   { name: "Migration20261202070000", class: Migration20261202070000 },
+  { name: "Migration20261202081713", class: Migration20261202081713 },
 ];
