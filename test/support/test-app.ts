@@ -79,6 +79,8 @@ export interface TestAppOptions {
   extraServices?: AppOptions["extraServices"];
   /** Settings that replace the test configuration's (e.g. a small `rateLimit`). */
   config?: Partial<ResolvedConfig>;
+  /** Run the event loops (feed, webhook deliveries, bus relay) in the background (default false: tests call their `runOnce()`). */
+  runEventWorkers?: boolean;
 }
 
 /** A `wrapChannel` that counts, per payment number, the service's channel queries and closes in the maps given. */
@@ -131,7 +133,11 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     ...options.config,
   });
   const channels = options.wrapChannel ? buildChannels(config).map(options.wrapChannel) : undefined;
-  const app = await startApp({ config, channels, runSweeper: false, log: () => {}, extraServices: options.extraServices });
+  const app = await startApp({ config, channels, runSweeper: false,
+    runEventWorkers: options.runEventWorkers ?? false,
+    log: () => {},
+    extraServices: options.extraServices,
+  });
 
   const grpcAddress = `127.0.0.1:${app.grpcPort}`;
   const transport = createConnectTransport({ baseUrl: app.httpUrl, httpVersion: "1.1", useBinaryFormat: false });
