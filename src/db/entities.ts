@@ -12,6 +12,7 @@ import { ReconciliationItem, ReconciliationRun } from "../reconciliation/reconci
 import { Refund } from "../refunds/refund-entity.js";
 import { JobLease } from "../settlement/job-lease-entity.js";
 import { Settlement, SettlementHold, SettlementLine } from "../settlement/settlement-entity.js";
+import { WebhookAttempt, WebhookDelivery } from "../webhooks/webhook-entities.js";
 
 export const ENTITIES = [
   Merchant,
@@ -36,4 +37,6 @@ export const ENTITIES = [
   JobLease,
   ReconciliationRun,
   ReconciliationItem,
+  WebhookDelivery,
+  WebhookAttempt,
 ];

@@ -9,6 +9,7 @@ import { Migration20261202060100 } from "./migration-20261202060100-settlement.j
 import { Migration20261202060200 } from "./migration-20261202060200-payouts.js";
 import { Migration20261202070000 } from "./migration-20261202070000-payment-succeeded-at.js";
 import { Migration20261202081713 } from "./migration-20261202081713-events.js";
+import { Migration20261202090000 } from "./migration-20261202090000-webhooks.js";
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261122011910", class: Migration20261122011910 },
@@ -20,4 +21,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261202060200", class: Migration20261202060200 },
   { name: "Migration20261202070000", class: Migration20261202070000 },
   { name: "Migration20261202081713", class: Migration20261202081713 },
+  { name: "Migration20261202090000", class: Migration20261202090000 },
 ];
