@@ -159,7 +159,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const refundSweeper = createRefundSweeper({ uow, channels, publicBaseUrl: config.publicBaseUrl, log, leaseMs });
   const events = createEventFeed({ uow, config: config.events, log, logError });
   const webhooks = createWebhookDispatcher({ uow, secrets, config: config.webhooks, notifyUrls: config.notifyUrls, log, logError });
-  const relay = config.nats ? createNatsRelay({ uow, config: config.nats, log, logError }) : undefined;
+  const relay = config.nats ? createNatsRelay({ uow, config: config.nats, log, logError, pollIntervalMs: config.events.pollIntervalMs }) : undefined;
   const webhookRpc = createWebhookRpc({ uow, secrets, config: config.webhooks });
   const reconciliation = createReconciliationService({
     uow,
