@@ -8,7 +8,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { extname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type App, type ResolvedConfig, startApp } from "./app.js";
 import { CHANNEL_NAMES, type ChannelName } from "./channels/channel.js";
 import { loadOrCreateDevChannelKeys } from "./channels/dev-keys.js";
@@ -73,7 +74,11 @@ function resolveConfig(config: Readonly<Config>): Resolution {
 
 /** Runs `npm run simulator`'s entry as a child process and waits until its control API answers. */
 async function startSimulatorProcess(config: Readonly<Config>, controlToken: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/simulator/main.ts"], {
+  // Next to this file: simulator/main.js when running compiled (`node dist/src/main.js`, no TypeScript
+  // at run time), simulator/main.ts through tsx otherwise.
+  const entry = fileURLToPath(new URL(`./simulator/main${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+  const args = entry.endsWith(".ts") ? ["--import", import.meta.resolve("tsx"), entry] : [entry];
+  const child = spawn(process.execPath, args, {
     env: {
       ...process.env,
       SIMULATOR_PORT: String(config.simulatorPort),
