@@ -26,6 +26,7 @@
 import { createHash, createHmac, randomInt, timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import mysql from "mysql2";
+import { paymentObject } from "../src/events/event-objects.js";
 import { newId } from "../src/ids.js";
 
 export interface CallbackCeilingOptions {
@@ -159,6 +160,13 @@ interface PaymentRow {
   amount: string;
   currency: string;
   status: string;
+  payment_no: string;
+  merchant_order_no: string;
+  refunded_amount: string;
+  subject: string;
+  metadata: Record<string, string> | string;
+  created_at: Date;
+  expires_at: Date;
 }
 
 interface FeeRuleRow {
@@ -229,7 +237,7 @@ async function handleCallback(headers: http.IncomingHttpHeaders, rawBody: Buffer
 
     const [payment] = await execute<PaymentRow[]>(
       connection,
-      "SELECT id, merchant_id, amount, currency, status FROM payment WHERE payment_no = ? AND channel = 'card'",
+      "SELECT id, merchant_id, amount, currency, status, payment_no, merchant_order_no, refunded_amount, subject, metadata, created_at, expires_at FROM payment WHERE payment_no = ? AND channel = 'card'",
       [event.paymentNo],
     );
     if (!payment) {
@@ -280,7 +288,29 @@ async function handleCallback(headers: http.IncomingHttpHeaders, rawBody: Buffer
             newId(now.getTime()),
             payment.merchant_id,
             payment.id,
-            JSON.stringify({ from: payment.status, to: "SUCCEEDED", cause: "callback:payment_intent.succeeded" }),
+            JSON.stringify({
+              payment: paymentObject({
+                id: payment.id,
+                paymentNo: payment.payment_no,
+                merchantOrderNo: payment.merchant_order_no,
+                status: "SUCCEEDED",
+                amount,
+                currency: payment.currency,
+                refundedAmount: BigInt(payment.refunded_amount),
+                fee: paymentFee,
+                channel: "card",
+                channelTradeNo: event.intentId || null,
+                subject: payment.subject,
+                statusReason: null,
+                metadata: typeof payment.metadata === "string" ? JSON.parse(payment.metadata) : payment.metadata,
+                createdAt: payment.created_at,
+                paidAt: new Date(event.created * 1000),
+                closedAt: null,
+                expiresAt: payment.expires_at,
+              }),
+              previous_status: payment.status,
+              cause: "callback:payment_intent.succeeded",
+            }),
             now,
           ],
         );

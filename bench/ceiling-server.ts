@@ -30,6 +30,7 @@ import {
   CreatePaymentResponseSchema,
 } from "../gen/payments/v1/payment_service_pb.js";
 import { CREATE_PAYMENT_PATH } from "./workload.js";
+import { paymentObject } from "../src/events/event-objects.js";
 import { newId, newTradeNo } from "../src/ids.js";
 
 export interface CeilingOptions {
@@ -183,7 +184,33 @@ async function createPayment(
     await execute(
       connection,
       "INSERT INTO outbox_event (id, merchant_id, aggregate_id, event_type, payload, created_at, seq) VALUES (?, ?, ?, 'payment.created', ?, ?, NULL)",
-      [ulid(ms), merchant.id, id, JSON.stringify({ amount: req.amount.toString() }), now],
+      [
+        ulid(ms),
+        merchant.id,
+        id,
+        JSON.stringify({
+          payment: paymentObject({
+            id,
+            paymentNo,
+            merchantOrderNo: req.merchantOrderNo,
+            status: "PENDING",
+            amount: req.amount,
+            currency: req.currency,
+            refundedAmount: 0n,
+            fee: 0n,
+            channel: "card",
+            channelTradeNo: null,
+            subject: req.subject,
+            statusReason: null,
+            metadata: req.metadata,
+            createdAt: now,
+            paidAt: null,
+            closedAt: null,
+            expiresAt,
+          }),
+        }),
+        now,
+      ],
     );
     await query(connection, "COMMIT");
   } catch (error) {

@@ -20,10 +20,38 @@ export interface NewOutboxEvent {
 /** A sequenced event, as readers of the feed see it. */
 export type SequencedEvent = OutboxEventRow & { seq: bigint };
 
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+let lastEventId = "";
+
+/** The ULID after `id` (its random part plus one). */
+function nextUlid(id: string): string {
+  const chars = id.split("");
+  for (let i = chars.length - 1; i >= 0; i--) {
+    const digit = CROCKFORD.indexOf(chars[i]!);
+    if (digit < CROCKFORD.length - 1) {
+      chars[i] = CROCKFORD[digit + 1]!;
+      return chars.join("");
+    }
+    chars[i] = "0";
+  }
+  throw new RangeError(`no ULID after ${id}`);
+}
+
+/**
+ * A new event id, above every one this process made before. The sequencer numbers committed events
+ * in id order, and a ULID's random part orders events of the same millisecond by chance: two
+ * events of one transaction (a refund's, then its payment's) must keep the order they were written in.
+ */
+function nextEventId(now: Date): string {
+  const id = newId(now.getTime());
+  lastEventId = id > lastEventId ? id : nextUlid(lastEventId);
+  return lastEventId;
+}
+
 /** Appends an event, not yet sequenced, in the caller's transaction (either kind). */
 export async function appendEvent(tx: RowScope, event: NewOutboxEvent, now: Date = new Date()): Promise<void> {
   await insertRow<OutboxEventRow>(rowExecutor(tx), OutboxEvent, {
-    id: newId(now.getTime()),
+    id: nextEventId(now),
     merchantId: event.merchantId,
     aggregateId: event.aggregateId,
     eventType: event.eventType,

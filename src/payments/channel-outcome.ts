@@ -8,6 +8,7 @@ import type { RowScope } from "../db/unit-of-work.js";
 import { discrepancyExists, insertDiscrepancy } from "../discrepancies/discrepancy-store.js";
 import { paymentFee } from "../fees/fee-calculator.js";
 import { findFeeRule } from "../fees/fee-rules.js";
+import { paymentObject } from "../events/event-objects.js";
 import { newId } from "../ids.js";
 import { accounts, postEntry } from "../ledger/ledger.js";
 import type { PaymentRow } from "./payment-entity.js";
@@ -68,10 +69,10 @@ export async function applyChannelStatus(
   const decision = decideChannelOutcome(payment, status);
   if (decision.kind === "amount_mismatch") {
     await recordPaymentEvent(tx, payment, "payment.amount_mismatch", {
+      payment: paymentObject(payment),
+      channel_amount: String(status.amountMinor),
+      channel_currency: status.currency ?? null,
       cause,
-      channelAmount: String(status.amountMinor),
-      channelCurrency: status.currency ?? null,
-      amount: payment.amount.toString(),
     });
     return { effect: "amount_mismatch" };
   }
@@ -174,6 +175,7 @@ async function recordPaidAfterClose(
     createdAt: now,
     resolvedAt: null,
   });
+  const channelTradeNo = payment.channelTradeNo ?? status.channelTradeNo ?? null;
   if (status.channelTradeNo && !payment.channelTradeNo) {
     await updatePayment(tx, payment.id, { channelTradeNo: status.channelTradeNo, updatedAt: now });
   }
@@ -189,8 +191,9 @@ async function recordPaidAfterClose(
     ],
   });
   await recordPaymentEvent(tx, payment, "payment.paid_after_close", {
+    payment: paymentObject({ ...payment, channelTradeNo }),
+    channel_trade_no: status.channelTradeNo ?? null,
     cause,
-    channelTradeNo: status.channelTradeNo ?? null,
   });
   return { effect: "paid_after_close" };
 }

@@ -12,6 +12,7 @@ import {
 import type { ChannelRegistry } from "../channels/registry.js";
 import { ConflictError, PreconditionError, ValidationError, Violations } from "../errors.js";
 import { isDuplicateKey, type Session, type UnitOfWork } from "../db/unit-of-work.js";
+import { paymentObject } from "../events/event-objects.js";
 import { newId, newTradeNo } from "../ids.js";
 import type { MerchantRow } from "../merchants/merchant-entity.js";
 import type { NotifyUrlPolicy } from "../notifications/notify-url.js";
@@ -157,7 +158,7 @@ export function createPaymentService(deps: PaymentServiceDeps) {
     // One BEGIN ... COMMIT of prepared statements: the create hot path (docs/performance.md).
     await deps.uow.rowTransaction(session, async (tx) => {
       await insertPaymentRows(tx, payment, items, idempotency);
-      await recordPaymentEvent(tx, payment, "payment.created", { amount: payment.amount.toString() }, now);
+      await recordPaymentEvent(tx, payment, "payment.created", { payment: paymentObject(payment) }, now);
     });
     return { payment, items };
   }

@@ -5,6 +5,7 @@
  * Every statement is a prepared row statement, so it runs in either kind of transaction.
  */
 import type { RowScope } from "../db/unit-of-work.js";
+import { type PaymentEventFields, paymentObject } from "../events/event-objects.js";
 import { appendEvent } from "../outbox/outbox-store.js";
 import type { PaymentRow } from "./payment-entity.js";
 import { allowedSources, type PaymentStatus } from "./payment-status.js";
@@ -12,6 +13,11 @@ import { type PaymentChanges, transitionStatus } from "./payment-store.js";
 
 export type { PaymentChanges } from "./payment-store.js";
 
+/**
+ * The event's `data` is the payment after the change (the row as read with the columns the
+ * guarded UPDATE set: what the database now holds, without reading it back), the status it left
+ * and what caused the change.
+ */
 export async function transitionPayment(
   tx: RowScope,
   payment: PaymentRow,
@@ -21,11 +27,20 @@ export async function transitionPayment(
 ): Promise<boolean> {
   const now = new Date();
   if (!(await transitionStatus(tx, payment.id, allowedSources(to), to, changes, now))) return false;
-  await recordPaymentEvent(tx, payment, `payment.${to.toLowerCase()}`, { from: payment.status, to, cause }, now);
+  const after: PaymentEventFields = { ...payment, ...definedChanges(changes), status: to };
+  await recordPaymentEvent(tx, payment, `payment.${to.toLowerCase()}`, { payment: paymentObject(after), previous_status: payment.status, cause }, now);
   return true;
 }
 
-/** Writes an outbox event about a payment in the current transaction (either kind). */
+/** The changes without the keys left undefined (which the UPDATE leaves alone too). */
+function definedChanges(changes: PaymentChanges): PaymentChanges {
+  return Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined));
+}
+
+/**
+ * Writes an outbox event about a payment (or one of its refunds: their events are the payment's,
+ * so a watch of the payment sees them) in the current transaction (either kind).
+ */
 export async function recordPaymentEvent(
   tx: RowScope,
   payment: Pick<PaymentRow, "id" | "merchantId">,

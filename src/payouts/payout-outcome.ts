@@ -1,7 +1,8 @@
 /**
  * Applies what the payout channel said about a payout, in the caller's transaction: the guarded
  * UPDATE from the transition table (payout-status.ts) and, for a final answer, its ledger entry
- * (postPayoutEntry, which also posts the `payout` entry of a new payout):
+ * (postPayoutEntry, which also posts the `payout` entry of a new payout) and its event
+ * (`payout.paid`, `payout.failed`):
  *
  *   paid    `payout_paid`   debit payout_in_transit:{ch}, credit channel_clearing:{ch}
  *   failed  `payout_failed` debit payout_in_transit:{ch}, credit merchant_available:{m} (the money is back)
@@ -12,7 +13,9 @@
  */
 import type { ChannelPayoutStatus } from "../channels/channel.js";
 import type { RowScope } from "../db/unit-of-work.js";
+import { type PayoutEventFields, payoutObject } from "../events/event-objects.js";
 import { accounts, postEntry } from "../ledger/ledger.js";
+import { appendEvent } from "../outbox/outbox-store.js";
 import type { PayoutRow } from "./payout-entities.js";
 import { allowedPayoutSources, canTransitionPayout, type PayoutStatus } from "./payout-status.js";
 import { setChannelPayoutNo, transitionPayoutStatus } from "./payout-store.js";
@@ -84,24 +87,34 @@ export async function applyPayoutStatus(tx: RowScope, payout: PayoutRow, status:
   }
   const { to } = decision;
   const final = to !== "PROCESSING";
-  const changed = await transitionPayoutStatus(
-    tx,
-    payout.id,
-    allowedPayoutSources(to),
-    to,
-    {
-      channelPayoutNo: storableChannelPayoutNo(status.channelPayoutNo) ?? payout.channelPayoutNo,
-      failureReason: to === "FAILED" ? storedFailureReason(status.detail) : null,
-      finishedAt: final ? now : null,
-      // A final payout is never swept again; a PROCESSING one keeps the schedule the sweeper sets.
-      nextAttemptAt: final ? null : undefined,
-    },
-    now,
-  );
+  const changes = {
+    channelPayoutNo: storableChannelPayoutNo(status.channelPayoutNo) ?? payout.channelPayoutNo,
+    failureReason: to === "FAILED" ? storedFailureReason(status.detail) : null,
+    finishedAt: final ? now : null,
+    // A final payout is never swept again; a PROCESSING one keeps the schedule the sweeper sets.
+    nextAttemptAt: final ? null : undefined,
+  };
+  const changed = await transitionPayoutStatus(tx, payout.id, allowedPayoutSources(to), to, changes, now);
   if (!changed) return { status: payout.status as PayoutStatus, effect: "unchanged" };
-  if (to === "PAID") await postPayoutEntry(tx, "payout_paid", payout);
-  else if (to === "FAILED") await postPayoutEntry(tx, "payout_failed", payout);
+  const after = { ...payout, ...changes, status: to };
+  if (to === "PAID") {
+    await postPayoutEntry(tx, "payout_paid", payout);
+    await recordPayoutEvent(tx, "payout.paid", after, now);
+  } else if (to === "FAILED") {
+    await postPayoutEntry(tx, "payout_failed", payout);
+    await recordPayoutEvent(tx, "payout.failed", after, now);
+  }
   return { status: to, effect: `${decision.from}->${to}` };
+}
+
+/** A payout's event (`payout.created`, `payout.paid`, `payout.failed`), with the payout as it is after the change. */
+export async function recordPayoutEvent(
+  tx: RowScope,
+  eventType: "payout.created" | "payout.paid" | "payout.failed",
+  payout: PayoutEventFields & Pick<PayoutRow, "merchantId">,
+  now: Date,
+): Promise<void> {
+  await appendEvent(tx, { merchantId: payout.merchantId, aggregateId: payout.id, eventType, payload: { payout: payoutObject(payout) } }, now);
 }
 
 /**

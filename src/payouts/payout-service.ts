@@ -23,6 +23,7 @@ import { accountHint, checkPayeeInput, type PayeeAccountType, sealPayee } from "
 import type { PayoutRow, SettlementAccountRow } from "./payout-entities.js";
 import { applyPayoutStatus, postPayoutEntry } from "./payout-outcome.js";
 import type { PayoutStatus } from "./payout-status.js";
+import { recordPayoutEvent } from "./payout-outcome.js";
 import { findPayoutByNo, insertPayout, payoutsOfSettlementIds } from "./payout-store.js";
 import { createPayoutSweeper, type PayoutSweeperOptions, type PayoutSweepResult } from "./payout-sweeper.js";
 import { lockCurrentAccount, upsertSettlementAccount } from "./settlement-account-store.js";
@@ -195,6 +196,7 @@ export function createPayoutService(deps: PayoutServiceDeps) {
       };
       await insertPayout(tx, row);
       await postPayoutEntry(tx, "payout", row);
+      await recordPayoutEvent(tx, "payout.created", row, now);
       return toPayoutView(row);
     },
 

@@ -8,6 +8,7 @@
  */
 import type { ChannelRefundStatus } from "../channels/channel.js";
 import type { RowScope } from "../db/unit-of-work.js";
+import { refundObject } from "../events/event-objects.js";
 import { accounts, postEntry } from "../ledger/ledger.js";
 import { releaseRefundAmount, reloadPayment } from "../payments/payment-store.js";
 import { recordPaymentEvent, transitionPayment } from "../payments/payment-transitions.js";
@@ -72,20 +73,16 @@ export async function applyRefundStatus(
   }
   const now = new Date();
   const to: RefundStatus = decision.to;
-  const changed = await transitionRefundStatus(
-    tx,
-    refund.id,
-    allowedRefundSources(to),
-    to,
-    {
-      channelRefundNo: status.channelRefundNo ?? refund.channelRefundNo,
-      failureReason: to === "FAILED" ? (status.detail ?? "rejected by the channel").slice(0, 255) : null,
-      succeededAt: to === "SUCCEEDED" ? now : null,
-      nextQueryAt: null,
-    },
-    now,
-  );
+  const changes = {
+    channelRefundNo: status.channelRefundNo ?? refund.channelRefundNo,
+    failureReason: to === "FAILED" ? (status.detail ?? "rejected by the channel").slice(0, 255) : null,
+    succeededAt: to === "SUCCEEDED" ? now : null,
+    nextQueryAt: null,
+  };
+  const changed = await transitionRefundStatus(tx, refund.id, allowedRefundSources(to), to, changes, now);
   if (!changed) return false;
+  // The refund as the UPDATE left it, for its event (no read back).
+  const after = { ...refund, ...changes, status: to };
 
   // The payment's own columns are only changed by atomic arithmetic below; events need just its ids.
   const payment = { id: refund.paymentId, merchantId: refund.merchantId };
@@ -104,12 +101,13 @@ export async function applyRefundStatus(
         { account: accounts.channelClearing(refund.channel), amount: -refund.amount },
       ],
     });
+    // Before the payment's own event, so a watcher sees the refund, then the payment it completed.
+    await recordPaymentEvent(tx, payment, "refund.succeeded", { refund: refundObject(after), cause }, now);
     // Read back under our row lock: another refund may have finished just before this one.
     const totals = await reloadPayment(tx, payment.id);
     if (isFullyRefunded(totals)) {
       await transitionPayment(tx, totals, "REFUNDED", {}, `refund ${refund.id}`);
     }
-    await recordPaymentEvent(tx, payment, "refund.succeeded", { refundId: refund.id, amount: refund.amount.toString(), cause });
   } else {
     await releaseRefundAmount(tx, payment.id, refund.amount, false, now);
     // The reversal of the entry made when the refund was accepted: the amount is the merchant's again.
@@ -126,7 +124,7 @@ export async function applyRefundStatus(
         { account: accounts.feeRevenue, amount: -refund.feeReturned },
       ],
     });
-    await recordPaymentEvent(tx, payment, "refund.failed", { refundId: refund.id, reason: status.detail ?? null, cause });
+    await recordPaymentEvent(tx, payment, "refund.failed", { refund: refundObject(after), cause }, now);
   }
   return true;
 }

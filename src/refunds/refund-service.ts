@@ -8,6 +8,7 @@ import { type ChannelName, type ChannelRefundRequest, ChannelRejectedError } fro
 import type { ChannelRegistry } from "../channels/registry.js";
 import { isDuplicateKey, type Session, type UnitOfWork } from "../db/unit-of-work.js";
 import { ConflictError, NotFoundError, PreconditionError, Violations } from "../errors.js";
+import { refundObject } from "../events/event-objects.js";
 import { refundedFee } from "../fees/fee-calculator.js";
 import { checkLookupId, checkPrintable } from "../input-text.js";
 import { findFeeRule } from "../fees/fee-rules.js";
@@ -18,6 +19,7 @@ import { pageRequest, toPage } from "../pagination.js";
 import { callbackUrl, tradeRef } from "../payments/payment-service.js";
 import { isPaid, REFUNDABLE } from "../payments/payment-status.js";
 import { findMerchantPayment, reloadPayment, reserveRefundAmount } from "../payments/payment-store.js";
+import { recordPaymentEvent } from "../payments/payment-transitions.js";
 import { firstQueryAt } from "../payments/query-schedule.js";
 import type { RefundRow } from "./refund-entity.js";
 import { applyRefundStatus, REFUND_DEADLOCK_ATTEMPTS } from "./refund-outcome.js";
@@ -127,6 +129,7 @@ export function createRefundService(deps: { uow: UnitOfWork; channels: ChannelRe
         sweepLeaseUntil: null,
       };
       await insertRefund(tx, refund);
+      await recordPaymentEvent(tx, payment, "refund.created", { refund: refundObject(refund) }, now);
       await postEntry(tx, {
         ref: `refund_accepted:${refund.id}`,
         entryType: "refund_accepted",

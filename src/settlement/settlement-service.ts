@@ -24,11 +24,13 @@ import { createHash } from "node:crypto";
 import type { SettlementSchedule } from "../config.js";
 import { isDuplicateKey, type RowScope, type Session, type Tx, type UnitOfWork } from "../db/unit-of-work.js";
 import { ConflictError, NotFoundError, PreconditionError, Violations } from "../errors.js";
+import { settlementObject } from "../events/event-objects.js";
 import { newId, newTradeNo } from "../ids.js";
 import { checkLookupId } from "../input-text.js";
 import { accounts, merchantBalance, postEntry } from "../ledger/ledger.js";
 import { formatMinor, isKnownCurrency } from "../money/currency.js";
 import { type PageRequest, readPageRequest, toPage } from "../pagination.js";
+import { appendEvent } from "../outbox/outbox-store.js";
 import { PAID } from "../payments/payment-status.js";
 import type { PayoutView } from "../payouts/payout-service.js";
 import type { RefundStatus } from "../refunds/refund-status.js";
@@ -160,6 +162,16 @@ function requestHash(currency: string, amount: bigint): string {
   return createHash("sha256").update(JSON.stringify([SUBMIT_OPERATION, currency, amount.toString()])).digest("hex");
 }
 
+/** The order's `settlement.created` event, in the transaction that built it. */
+function recordSettlementCreated(tx: RowScope, order: SettlementRow): Promise<void> {
+  return appendEvent(tx, {
+    merchantId: order.merchantId,
+    aggregateId: order.id,
+    eventType: "settlement.created",
+    payload: { settlement: settlementObject(order) },
+  });
+}
+
 export function createSettlementService(deps: SettlementServiceDeps) {
   const { uow, payouts, schedule } = deps;
   const clock = deps.now ?? (() => new Date());
@@ -242,6 +254,7 @@ export function createSettlementService(deps: SettlementServiceDeps) {
     const scope = { settlementId: order.id, merchantId: pair.merchantId, currency: pair.currency, start: run.start, end: run.end };
     if (!(await store.insertScheduledOrder(tx, order, scope, STATUSES, done.held))) throw new NothingToSettle();
     const built = (await store.reloadOrder(tx, order.id))!;
+    await recordSettlementCreated(tx, built);
     const net = built.netAmount;
     if (net > 0n) {
       await postEntry(tx, {
@@ -480,6 +493,7 @@ export function createSettlementService(deps: SettlementServiceDeps) {
             createdAt: now,
           };
           await store.insertOrder(tx, row);
+          await recordSettlementCreated(tx, row);
           await store.insertLine(tx, {
             id: row.id,
             settlementId: row.id,
