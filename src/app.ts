@@ -158,9 +158,9 @@ export async function startApp(options: AppOptions): Promise<App> {
   const sweeper = createPaymentSweeper({ uow, channels, log, leaseMs });
   const refundSweeper = createRefundSweeper({ uow, channels, publicBaseUrl: config.publicBaseUrl, log, leaseMs });
   const events = createEventFeed({ uow, config: config.events, log, logError });
-  const webhooks = createWebhookDispatcher({ uow, secrets, config: config.webhooks, notifyUrls: config.notifyUrls, log, logError });
+  const webhooks = createWebhookDispatcher({ uow, secrets, config: config.webhooks, events: config.events, notifyUrls: config.notifyUrls, log, logError });
   const relay = config.nats ? createNatsRelay({ uow, config: config.nats, log, logError, pollIntervalMs: config.events.pollIntervalMs }) : undefined;
-  const webhookRpc = createWebhookRpc({ uow, secrets, config: config.webhooks });
+  const webhookRpc = createWebhookRpc({ uow, merchants, config: config.webhooks });
   const reconciliation = createReconciliationService({
     uow,
     channels,

@@ -252,6 +252,13 @@ function positiveInt(env: Env, name: string, fallback: number): number {
   return Number(text);
 }
 
+/** As {@link positiveInt}, at most `max`. */
+function positiveIntAtMost(env: Env, name: string, fallback: number, max: number): number {
+  const value = positiveInt(env, name, fallback);
+  if (value > max) throw new ConfigError(name, `must be at most ${max}, got ${value}`);
+  return value;
+}
+
 function flag(env: Env, name: string, fallback: boolean): boolean {
   const text = optional(env, name)?.toLowerCase();
   if (text === undefined) return fallback;
@@ -610,11 +617,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       maxOpenStreams: positiveInt(env, "STREAM_MAX_OPEN", 1000),
     }),
     webhooks: Object.freeze({
-      timeoutMs: positiveInt(env, "WEBHOOK_TIMEOUT_MS", 10_000),
-      maxInFlight: positiveInt(env, "WEBHOOK_MAX_IN_FLIGHT", 64),
-      maxPerEndpoint: positiveInt(env, "WEBHOOK_MAX_PER_ENDPOINT", 4),
+      timeoutMs: positiveIntAtMost(env, "WEBHOOK_TIMEOUT_MS", 10_000, 300_000),
+      maxInFlight: positiveIntAtMost(env, "WEBHOOK_MAX_IN_FLIGHT", 64, 4096),
+      maxPerEndpoint: positiveIntAtMost(env, "WEBHOOK_MAX_PER_ENDPOINT", 4, 1024),
       retryScheduleMs: durationList(env, "WEBHOOK_RETRY_SCHEDULE", DEFAULT_WEBHOOK_RETRY_SCHEDULE_MS),
-      secretOverlapSeconds: positiveInt(env, "WEBHOOK_SECRET_OVERLAP_SECONDS", 86_400),
+      secretOverlapSeconds: positiveIntAtMost(env, "WEBHOOK_SECRET_OVERLAP_SECONDS", 86_400, 604_800),
     }),
     nats: natsConfig(env),
     channelFeeRates: Object.freeze(channelFeeRates(env, simulated)),

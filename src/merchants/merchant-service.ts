@@ -1,13 +1,13 @@
 /** Merchant administration and API-key authentication. */
 import type { Session } from "../db/unit-of-work.js";
-import { NotFoundError, UnauthenticatedError, Violations } from "../errors.js";
+import { NotFoundError, PreconditionError, UnauthenticatedError, Violations } from "../errors.js";
 import { newId } from "../ids.js";
 import { checkPrintable } from "../input-text.js";
 import { type NotifyUrlPolicy, STRICT_NOTIFY_URL_POLICY, validateNotifyUrl } from "../notifications/notify-url.js";
 import { CredentialCache } from "./credential-cache.js";
 import { hashApiKey, newApiKey, newWebhookSecret, type SecretBox } from "./credentials.js";
 import type { MerchantRow } from "./merchant-entity.js";
-import { findByApiKeyHash, findMerchant, insertMerchant, replaceApiKey } from "./merchant-store.js";
+import { findByApiKeyHash, findMerchant, insertMerchant, replaceApiKey, replaceWebhookSecret } from "./merchant-store.js";
 
 export interface CreatedMerchant {
   merchant: MerchantRow;
@@ -78,6 +78,32 @@ export function createMerchantService(
       }
       if (!replaced) throw new NotFoundError("MERCHANT_NOT_FOUND", `merchant ${merchantId} not found`);
       return { merchant: await this.getMerchant(session, merchantId), apiKey };
+    },
+
+    /**
+     * Gives the merchant a new webhook secret (returned only here). The current one becomes the
+     * previous secret and keeps signing deliveries beside the new one for `overlapSeconds`; a
+     * secret that was still overlapping from an earlier rotation stops signing now.
+     */
+    async rotateWebhookSecret(
+      session: Session,
+      merchantId: string,
+      overlapSeconds: number,
+    ): Promise<{ merchant: MerchantRow; webhookSecret: string; previousSecretExpiresAt: Date }> {
+      const merchant = await this.getMerchant(session, merchantId);
+      const webhookSecret = newWebhookSecret();
+      const now = new Date();
+      const previousSecretExpiresAt = new Date(now.getTime() + overlapSeconds * 1000);
+      const replaced = await replaceWebhookSecret(session, merchantId, merchant.webhookSecretSealed, {
+        webhookSecretSealed: secretBox.seal(webhookSecret),
+        previousWebhookSecretSealed: merchant.webhookSecretSealed,
+        previousWebhookSecretExpiresAt: previousSecretExpiresAt,
+        updatedAt: now,
+      });
+      if (!replaced) {
+        throw new PreconditionError("CONCURRENT_ROTATION", `the webhook secret of merchant ${merchantId} was rotated meanwhile; try again`);
+      }
+      return { merchant: await this.getMerchant(session, merchantId), webhookSecret, previousSecretExpiresAt };
     },
 
     /**

@@ -25,3 +25,16 @@ export async function replaceApiKey(
 ): Promise<boolean> {
   return (await entityManager(session).nativeUpdate(Merchant, { id: merchantId }, key)) === 1;
 }
+
+/**
+ * Replaces the merchant's webhook secret, only if the current one is still `currentSealed` (two
+ * rotations at once cannot both keep the same previous secret); resolves with whether it did.
+ */
+export async function replaceWebhookSecret(
+  session: Session,
+  merchantId: string,
+  currentSealed: string,
+  secrets: Pick<MerchantRow, "webhookSecretSealed" | "previousWebhookSecretSealed" | "previousWebhookSecretExpiresAt" | "updatedAt">,
+): Promise<boolean> {
+  return (await entityManager(session).nativeUpdate(Merchant, { id: merchantId, webhookSecretSealed: currentSealed }, secrets)) === 1;
+}
