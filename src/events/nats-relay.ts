@@ -286,7 +286,7 @@ function positive(name: string, value: number): number {
 /** Client options from `EVENTS_NATS_URL`: user and password (or a token as the user part) go to the authenticator, not the server list. */
 export function connectionOptions(url: string): NodeConnectionOptions {
   const parsed = new URL(url);
-  const options: NodeConnectionOptions = { servers: `${parsed.hostname.includes(":") ? `[${parsed.hostname}]` : parsed.hostname}:${parsed.port || "4222"}` };
+  const options: NodeConnectionOptions = { servers: parsed.port ? parsed.host : `${parsed.host}:4222` };
   const user = decodeURIComponent(parsed.username);
   const pass = decodeURIComponent(parsed.password);
   if (user && pass) Object.assign(options, { user, pass });
