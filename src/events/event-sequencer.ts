@@ -6,7 +6,8 @@
  * numbers are handed out one batch at a time across every replica, each batch committed before the
  * next is numbered: a reader that has seen `seq` n has seen everything at or below n, for good.
  *
- * Any replica may run it at any time; the lock makes them take turns. Events of one object keep
+ * Any replica may run it at any time; the lock makes them take turns (and within one process, one
+ * sequencer's passes never overlap). Events of one object keep
  * their order (their transactions are serialised by the object's row lock, so an earlier one is
  * committed, and numbered, no later than a later one) except across replicas whose clocks disagree
  * by more than the time between two changes, where a batch can hold both and order them by id.
@@ -32,8 +33,18 @@ export function createEventSequencer(options: EventSequencerOptions): EventSeque
   const { uow } = options;
   const batchSize = options.batchSize ?? 500;
   const maxBatches = options.maxBatches ?? 20;
+  // Passes of one sequencer run one after another: another would only wait for the cursor's lock
+  // and hold a connection meanwhile.
+  let passes: Promise<unknown> = Promise.resolve();
   return {
-    async runOnce() {
+    runOnce() {
+      const pass = passes.then(numberCommitted);
+      passes = pass.catch(() => {});
+      return pass;
+    },
+  };
+
+  async function numberCommitted(): Promise<bigint | undefined> {
       let last: bigint | undefined;
       for (let batch = 0; batch < maxBatches; batch++) {
         const numbered = await uow.transaction(
@@ -55,6 +66,5 @@ export function createEventSequencer(options: EventSequencerOptions): EventSeque
         if (!numbered.full) break;
       }
       return last;
-    },
-  };
+  }
 }

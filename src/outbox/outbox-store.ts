@@ -95,13 +95,17 @@ export async function assignSequence(tx: Tx, ids: readonly string[], first: bigi
 export interface EventFilter {
   merchantId?: string;
   aggregateId?: string;
+  /** Only events at or before this place (a stream's backfill stops where its live part starts). */
+  throughSeq?: bigint;
 }
 
 /** Up to `limit` sequenced events after `afterSeq` in feed order, filtered. */
 export async function eventsAfter(session: Session, afterSeq: bigint, limit: number, filter: EventFilter = {}): Promise<SequencedEvent[]> {
+  const { throughSeq, ...columns } = filter;
+  const seq = throughSeq === undefined ? { $gt: afterSeq } : { $gt: afterSeq, $lte: throughSeq };
   const rows = await entityManager(session).find(
     OutboxEvent,
-    { ...filter, seq: { $gt: afterSeq } },
+    { ...columns, seq },
     { orderBy: { seq: "asc" }, limit: Math.floor(limit), disableIdentityMap: true },
   );
   return rows as SequencedEvent[];
