@@ -157,7 +157,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const settlementScheduler = createSettlementScheduler({ uow, settlements, schedule: config.settlement, log });
   const sweeper = createPaymentSweeper({ uow, channels, log, leaseMs });
   const refundSweeper = createRefundSweeper({ uow, channels, publicBaseUrl: config.publicBaseUrl, log, leaseMs });
-  const events = createEventFeed({ uow, config: config.events, log, logError });
+  const events = createEventFeed({ uow, config: config.events, retainUntilReadBy: config.nats ? ["webhooks", "nats"] : ["webhooks"], log, logError });
   const webhooks = createWebhookDispatcher({ uow, secrets, config: config.webhooks, events: config.events, notifyUrls: config.notifyUrls, log, logError });
   const relay = config.nats ? createNatsRelay({ uow, config: config.nats, log, logError, pollIntervalMs: config.events.pollIntervalMs }) : undefined;
   const webhookRpc = createWebhookRpc({ uow, merchants, config: config.webhooks });
