@@ -4,6 +4,8 @@
  * `Nats-Msg-Id` and the webhook body's bytes; republishing after a lost cursor move stores nothing
  * twice; the in-flight and batch bounds hold; NATS down at start is retried and logged once.
  */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { createConnection } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
@@ -142,6 +144,20 @@ describe("the NATS relay", () => {
     // A clean stop frees the lease for the next replica.
     await t.app.relay!.stop();
     expect((await natsCursor(t))!.holder).toBeNull();
+  });
+
+  it("examples/nats-consumer.mjs prints each relayed event once and acks it: a second run of the durable consumer gets nothing", async () => {
+    // The stream holds the previous test's 1,205 events.
+    const run = () =>
+      promisify(execFile)(process.execPath, ["examples/nats-consumer.mjs"], {
+        env: { PATH: process.env.PATH ?? "", NATS_URL: nats.url, NATS_DURABLE: "readme-example", IDLE_EXIT_MS: "1500" },
+        timeout: 30_000,
+      });
+    const first = (await run()).stdout.trim().split("\n");
+    expect(first).toHaveLength(1205);
+    expect(new Set(first.map((line) => /id=(\S+)$/.exec(line)?.[1])).size).toBe(1205);
+    expect(first.filter((line) => line.includes(" payment.created "))).toHaveLength(5);
+    expect((await run()).stdout.trim()).toBe("");
   });
 
   it("keeps at most maxInFlight publishes unacknowledged and moves the cursor only after the acks", async () => {
