@@ -15,6 +15,7 @@
  *   attempt with the refusal's reason as error, retried on schedule, never connected to.
  * - Finished deliveries older than the event retention are deleted in bounded batches.
  */
+import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { EventsConfig, WebhooksConfig } from "../config.js";
 import type { UnitOfWork } from "../db/unit-of-work.js";
@@ -88,6 +89,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const { uow, config } = options;
   // Outlives an attempt (its whole deadline) plus the reads and the write around it.
   const leaseMs = config.timeoutMs * 2 + 1000;
+  // Claim tokens start with the replica (pid@host), so an operator can see who holds a delivery.
+  const replica = `${process.pid}@${hostname().slice(0, 24)}`;
   const inFlight = new Set<Promise<void>>();
   const perEndpoint = new Map<string, number>();
   let timer: NodeJS.Timeout | undefined;
@@ -149,7 +152,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         if (open + 1 >= config.maxPerEndpoint) skip.add(candidate.endpoint);
       }
       if (chosen.length === 0) return;
-      const holder = newId();
+      const holder = `${replica}/${newId()}`;
       const claimed = await uow.transaction(session, (tx) => claimDeliveries(tx, chosen, holder, now, until), { deadlockAttempts: 3 });
       for (const delivery of claimed) begin(delivery, holder);
       if (candidates.length < limit) return;
