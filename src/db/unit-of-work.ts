@@ -11,9 +11,9 @@
  *   {@link RowScope} (prepared row statements) run in it. The create hot path uses it.
  */
 import { DeadlockException, UniqueConstraintViolationException } from "@mikro-orm/core";
-import type { SqlEntityManager } from "@mikro-orm/knex";
 import type { Database } from "./database.js";
 import { inRowTransaction } from "./rows.js";
+import { entityManager, SessionHandle } from "./store-access.js";
 
 declare const sessionBrand: unique symbol;
 declare const txBrand: unique symbol;
@@ -55,16 +55,22 @@ export interface UnitOfWork {
   rowTransaction<T>(session: Session, work: (tx: RowTx) => Promise<T>, options?: TransactionOptions): Promise<T>;
 }
 
-/** The unit of work over an open database. */
+/**
+ * The unit of work over an open database. A session forks its EntityManager only when a store
+ * makes an ORM call or an ORM transaction is opened on it (store-access.ts, `SessionHandle`).
+ */
 export function createUnitOfWork(db: Pick<Database, "em">): UnitOfWork {
+  const rows = db.em();
+  const fork = () => db.em();
   return {
-    session: () => db.em() as unknown as Session,
+    session: () => new SessionHandle(fork, rows) as unknown as Session,
     transaction<T>(session: Session, work: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-      const em = session as unknown as SqlEntityManager;
+      const em = entityManager(session);
       return retryDeadlocks(options, () => em.transactional((tx) => work(tx as unknown as Tx)));
     },
     rowTransaction<T>(session: Session, work: (tx: RowTx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-      const em = session as unknown as SqlEntityManager;
+      // Only an ORM transaction (a Tx passed as the session) makes this a savepoint inside it.
+      const em = session instanceof SessionHandle ? session.rows : entityManager(session);
       return retryDeadlocks(options, () => inRowTransaction(em, (tx) => work(tx as unknown as RowTx)));
     },
   };
