@@ -1,6 +1,6 @@
 /**
  * The gRPC adapter (src/rpc/grpc-server.ts) calls connect-es protocol internals that follow no
- * semantic versioning, so @connectrpc/connect and connect-node are pinned to one exact version,
+ * semantic versioning, so @connectrpc/connect and connect-node (and connect-web, the console's client) are pinned to one exact version,
  * the one installed; an upgrade is a deliberate edit that reruns the gRPC listener's tests.
  */
 import { readFileSync } from "node:fs";
@@ -11,7 +11,7 @@ const manifest = JSON.parse(readFileSync(new URL("../../package.json", import.me
 };
 
 describe("connect-es dependencies", () => {
-  for (const name of ["@connectrpc/connect", "@connectrpc/connect-node"]) {
+  for (const name of ["@connectrpc/connect", "@connectrpc/connect-node", "@connectrpc/connect-web"]) {
     it(`pins ${name} to the exact installed version`, () => {
       const installedManifest = new URL(`../../node_modules/${name}/package.json`, import.meta.url);
       const installed = (JSON.parse(readFileSync(installedManifest, "utf8")) as { version: string }).version;
