@@ -137,6 +137,12 @@ export function createNatsRelay(options: NatsRelayOptions): NatsRelay {
     }
   }
 
+  async function dropLink(): Promise<void> {
+    const dropped = link;
+    link = undefined;
+    if (dropped) await closeQuietly(dropped.connection);
+  }
+
   /** Creates the stream, or checks that the one there takes every subject the relay publishes on. */
   async function ensureStream(jsm: JetStreamManager): Promise<void> {
     const wanted = `${config.subjectPrefix}.>`;
@@ -221,6 +227,8 @@ export function createNatsRelay(options: NatsRelayOptions): NatsRelay {
         if (events.length < batchSize) break;
       }
     } catch (error) {
+      // A fresh connection next time checks the stream again (it may have been deleted or the server replaced).
+      await dropLink();
       // Let a replica that can reach NATS take over at once instead of after the lease expires.
       await releaseCursorLease(session, CURSOR, holder).catch(() => {});
       throw error;
@@ -272,8 +280,7 @@ export function createNatsRelay(options: NatsRelayOptions): NatsRelay {
       await passing;
       clearTimeout(timer);
       await releaseCursorLease(uow.session(), CURSOR, holder).catch((error: unknown) => logError("NATS relay: could not free its lease", loggableMessage(error)));
-      if (link) await closeQuietly(link.connection);
-      link = undefined;
+      await dropLink();
     },
   };
 }

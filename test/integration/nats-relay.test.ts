@@ -10,7 +10,7 @@ import { createConnection } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { eventBody } from "../../src/events/event-envelope.js";
-import { createNatsRelay, subjectCovers } from "../../src/events/nats-relay.js";
+import { connectionOptions, createNatsRelay, serverName, subjectCovers } from "../../src/events/nats-relay.js";
 import { newId } from "../../src/ids.js";
 import { eventsAfter } from "../../src/outbox/outbox-store.js";
 import { Channel } from "../../gen/payments/v1/payment_pb.js";
@@ -32,6 +32,20 @@ afterAll(async () => {
   for (const proxy of proxies) await proxy.close();
   for (const server of servers) await server.stop();
 });
+
+let shared: TestApp | undefined;
+/**
+ * One app without a relay of its own for the tests that make their relays: each starts from a cursor
+ * after the events already there, with no holder.
+ */
+async function sharedApp(): Promise<TestApp> {
+  shared ??= await appWithNats(undefined);
+  await sql(
+    shared.database!.url,
+    "update event_cursor set position = (select coalesce(max(seq), 0) from outbox_event), holder = null, lease_until = '1970-01-01' where name = 'nats'",
+  );
+  return shared;
+}
 
 async function appWithNats(url: string | undefined, stream = "PAYMENT_EVENTS", subjectPrefix = "payments"): Promise<TestApp> {
   const t = await startTestApp({ config: { nats: url === undefined ? undefined : { url, stream, subjectPrefix } } });
@@ -96,7 +110,8 @@ async function natsCursor(t: TestApp): Promise<{ position: string; holder: strin
 describe("the NATS relay", () => {
   it("is off without EVENTS_NATS_URL: no relay is made and its cursor is never leased", async () => {
     expect(loadConfig({}).nats).toBeUndefined();
-    const t = await appWithNats(undefined);
+    shared = await appWithNats(undefined);
+    const t = shared;
     expect(t.app.relay).toBeUndefined();
     const merchant = await t.createMerchant();
     await t.grpc.payments.createPayment(
@@ -161,8 +176,8 @@ describe("the NATS relay", () => {
   });
 
   it("keeps at most maxInFlight publishes unacknowledged and moves the cursor only after the acks", async () => {
-    const t = await appWithNats(undefined);
-    const proxy = await startNatsProxy(nats);
+    const t = await sharedApp();
+    const proxy = await startNatsProxy(nats, "bounded");
     proxies.push(proxy);
     const relay = createNatsRelay({
       uow: t.app.uow,
@@ -175,6 +190,7 @@ describe("the NATS relay", () => {
       ackTimeoutMs: 1_000,
     });
     await relay.runOnce(); // connects and creates the stream while nothing is held
+    const startPosition = (await natsCursor(t))!.position;
     await insertEvents(t.database!.url, 230);
     await sequenceAll(t);
 
@@ -182,7 +198,7 @@ describe("the NATS relay", () => {
     const before = proxy.publishes();
     await expect(relay.runOnce()).rejects.toThrow();
     expect(proxy.publishes() - before).toBe(8);
-    expect((await natsCursor(t))!.position).toBe("0");
+    expect((await natsCursor(t))!.position).toBe(startPosition);
 
     proxy.releaseReplies();
     // Each pass is bounded: 2 batches of 50.
@@ -199,7 +215,7 @@ describe("the NATS relay", () => {
   });
 
   it("retries while NATS is unreachable at start, logs the outage once without the password, and publishes once NATS is up", async () => {
-    const t = await appWithNats(undefined);
+    const t = await sharedApp();
     const port = await freePort();
     const url = `nats://relay-user:s3cret-relay-pass@127.0.0.1:${port}`;
     const logs: string[] = [];
@@ -235,6 +251,40 @@ describe("the NATS relay", () => {
     expect(logs.join("\n")).not.toContain("s3cret-relay-pass");
   }, 60_000);
 
+  it("recreates the stream and goes on when NATS is replaced mid-run (stream lost with its storage)", async () => {
+    const t = await sharedApp();
+    const port = await freePort();
+    const first = await startNatsServer({ port });
+    servers.push(first);
+    const relay = createNatsRelay({
+      uow: t.app.uow,
+      config: { url: first.url, stream: "REPLACED", subjectPrefix: "replaced" },
+      log: () => {},
+      logError: () => {},
+      ackTimeoutMs: 1_000,
+    });
+    await insertEvents(t.database!.url, 100);
+    await sequenceAll(t);
+    expect(await relay.runOnce()).toBe(100);
+    await first.stop();
+    const later = await insertEvents(t.database!.url, 100, "settlement.created");
+    await sequenceAll(t);
+    await expect(relay.runOnce()).rejects.toThrow();
+    const second = await startNatsServer({ port });
+    servers.push(second);
+    expect(await relay.runOnce()).toBe(100);
+    const stored = await readStream(second.url, "REPLACED");
+    expect(stored.map((message) => message.msgId)).toEqual([...later].sort());
+    await relay.stop();
+  });
+
+  it("takes user and password from EVENTS_NATS_URL as client options and never shows them in the server's name", () => {
+    expect(connectionOptions("nats://relay:p%40ss@nats.internal:4223")).toEqual({ servers: "nats.internal:4223", user: "relay", pass: "p@ss" });
+    expect(connectionOptions("nats://s3cret-token@10.0.0.5")).toEqual({ servers: "10.0.0.5:4222", token: "s3cret-token" });
+    expect(connectionOptions("tls://[::1]:4222")).toEqual({ servers: "[::1]:4222", tls: {} });
+    expect(serverName("nats://relay:p%40ss@nats.internal:4223")).toBe("nats://nats.internal:4223");
+  });
+
   it("uses a stream that exists only when it takes the relay's subjects", async () => {
     expect(subjectCovers("payments.>", "payments.>")).toBe(true);
     expect(subjectCovers(">", "payments.>")).toBe(true);
@@ -243,7 +293,7 @@ describe("the NATS relay", () => {
     expect(subjectCovers("payments.payment.>", "payments.>")).toBe(false);
     expect(subjectCovers("other.>", "payments.>")).toBe(false);
 
-    const t = await appWithNats(undefined);
+    const t = await sharedApp();
     const logs: string[] = [];
     const wrong = createNatsRelay({
       uow: t.app.uow,

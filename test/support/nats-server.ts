@@ -154,7 +154,7 @@ export async function streamMessageCount(url: string, stream: string): Promise<n
 /** A TCP proxy in front of a nats-server that counts the client's publishes and can hold back what the server sends. */
 export interface NatsProxy {
   url: string;
-  /** Publishes (`HPUB`/`PUB` lines) the clients have sent through the proxy. */
+  /** Publishes (`HPUB`/`PUB` lines) on subjects starting with the proxy's prefix that clients sent through it. */
   publishes(): number;
   /** From now on, the server's bytes (PubAcks included) are kept, not forwarded. */
   holdReplies(): void;
@@ -163,7 +163,8 @@ export interface NatsProxy {
   close(): Promise<void>;
 }
 
-export async function startNatsProxy(target: { port: number }): Promise<NatsProxy> {
+export async function startNatsProxy(target: { port: number }, subjectPrefix: string): Promise<NatsProxy> {
+  const publish = new RegExp(`(^|\\r\\n)H?PUB ${subjectPrefix.replaceAll(".", "\\.")}\\.`, "g");
   let holding = false;
   let publishes = 0;
   const held: Array<{ socket: Socket; chunk: Buffer }> = [];
@@ -173,10 +174,10 @@ export async function startNatsProxy(target: { port: number }): Promise<NatsProx
     sockets.add(client).add(upstream);
     let tail = "";
     client.on("data", (chunk: Buffer) => {
-      // Protocol lines start a line; payloads (JSON events) never hold "\r\nHPUB ".
+      // Protocol lines start a line; payloads (JSON events) never hold "\r\nHPUB <prefix>.".
       const text = tail + chunk.toString("latin1");
-      publishes += (text.match(/(^|\r\n)H?PUB /g) ?? []).length - (tail.match(/(^|\r\n)H?PUB /g) ?? []).length;
-      tail = text.slice(-8);
+      publishes += (text.match(publish) ?? []).length - (tail.match(publish) ?? []).length;
+      tail = text.slice(-(subjectPrefix.length + 8));
       upstream.write(chunk);
     });
     upstream.on("data", (chunk: Buffer) => {
