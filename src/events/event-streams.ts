@@ -10,13 +10,16 @@
  */
 import type { UnitOfWork } from "../db/unit-of-work.js";
 import { NotFoundError, ValidationError } from "../errors.js";
-import { eventsAfter, findEvent, type SequencedEvent } from "../outbox/outbox-store.js";
+import { eventIdsOf, eventsAfter, findEvent, type SequencedEvent } from "../outbox/outbox-store.js";
 import { findMerchantPayment, reloadPayment, withItems, type PaymentView } from "../payments/payment-store.js";
 import { canTransition, type PaymentStatus } from "../payments/payment-status.js";
 import type { EventFeed } from "./event-feed.js";
 
 /** Events read per query while a stream catches up from `after_event_id`. */
 export const BACKFILL_PAGE = 200;
+
+/** Events of one payment a watch skips at most as already shown in its first message (a payment has a few). */
+const MAX_EVENTS_SHOWN = 1000;
 
 const STATUSES: readonly PaymentStatus[] = ["PENDING", "SUCCEEDED", "FAILED", "CLOSED", "REFUNDED"];
 
@@ -89,10 +92,14 @@ export function createEventStreams({ uow, feed }: EventStreamsDeps) {
     async *watchPayment(merchantId: string, paymentId: string, signal: AbortSignal): AsyncGenerator<PaymentUpdate> {
       const subscription = await feed.subscribe({ merchantId, aggregateId: paymentId }, { signal });
       try {
+        // Read before the payment: the events committed by then are in the state read, and are not
+        // sent again when they arrive live; one committed between the two reads is (harmless).
+        const shown = new Set(await eventIdsOf(uow.session(), paymentId, MAX_EVENTS_SHOWN));
         const current = await withItems(uow.session(), await findMerchantPayment(uow.session(), merchantId, { paymentId }));
         yield { view: current, readAt: new Date() };
         if (!canStillChange(current.payment.status)) return;
         for await (const event of subscription) {
+          if (shown.has(event.id)) continue;
           const payment = await reloadPayment(uow.session(), paymentId);
           yield { view: { payment, items: current.items }, event, readAt: new Date() };
           // The events of one change are handed over together: end after the last of them.

@@ -111,6 +111,15 @@ export async function eventsAfter(session: Session, afterSeq: bigint, limit: num
   return rows as SequencedEvent[];
 }
 
+/** The ids of up to `limit` events about `aggregateId` committed so far, sequenced or not. */
+export async function eventIdsOf(session: Session, aggregateId: string, limit: number): Promise<string[]> {
+  const rows: Array<{ id: string }> = await entityManager(session).execute(
+    `select id from outbox_event where aggregate_id = ? limit ${Math.floor(limit)}`,
+    [aggregateId],
+  );
+  return rows.map((row) => row.id);
+}
+
 /** The event with this id, sequenced or not. */
 export function findEvent(session: Session, id: string): Promise<OutboxEventRow | undefined> {
   return findRow<OutboxEventRow>(rowExecutor(session), OutboxEvent, { id });
