@@ -40,9 +40,11 @@ import { createSettlementOrderRpc } from "./rpc/settlement-order-rpc.js";
 import { createSettlementRpc } from "./rpc/settlement-rpc.js";
 import { createRefundService } from "./refunds/refund-service.js";
 import { createRefundSweeper, type RefundSweeper } from "./refunds/refund-sweeper.js";
+import { createAdminRpc } from "./rpc/admin-rpc.js";
 import { createEventRpc } from "./rpc/event-rpc.js";
 import { createWebhookRpc } from "./rpc/webhook-rpc.js";
 import { createWebhookDispatcher, type WebhookDispatcher } from "./webhooks/webhook-dispatcher.js";
+import { AdminService } from "../gen/payments/v1/admin_service_pb.js";
 import { SettlementService } from "../gen/payments/v1/settlement_service_pb.js";
 import { MerchantService } from "../gen/payments/v1/merchant_service_pb.js";
 import { PaymentService } from "../gen/payments/v1/payment_service_pb.js";
@@ -191,6 +193,7 @@ export async function startApp(options: AppOptions): Promise<App> {
         reconciliation: createReconciliationRpc(uow, reconciliation),
       }),
     },
+    { service: AdminService, impl: createAdminRpc(uow, settlements) },
     ...(options.extraServices ?? []),
   ] as const;
   const interceptors = createRpcInterceptors({

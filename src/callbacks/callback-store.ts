@@ -14,6 +14,11 @@ export async function insertLogRow(scope: RowScope, row: CallbackLogRow): Promis
   await insertRow(rowExecutor(scope), CallbackLog, row);
 }
 
+/** The oldest `limit` callbacks logged about the payment, oldest first (the admin timeline). */
+export function callbacksOfPayment(session: Session, paymentId: string, limit: number): Promise<CallbackLogRow[]> {
+  return entityManager(session).find(CallbackLog, { paymentId }, { orderBy: { receivedAt: "asc", id: "asc" }, limit, disableIdentityMap: true });
+}
+
 /** The tables retention deletes from, with the time column that ages their rows. */
 const AGED = {
   callback_log: "received_at",

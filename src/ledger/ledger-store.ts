@@ -8,7 +8,7 @@ import { insertRow, insertRows, isMysqlExecutor, runStatement } from "../db/rows
 import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
 import type { RowScope, Session } from "../db/unit-of-work.js";
 import { newId } from "../ids.js";
-import { AccountBalance, JournalEntry, JournalPosting } from "./ledger-entities.js";
+import { AccountBalance, JournalEntry, type JournalEntryRow, JournalPosting, type JournalPostingRow } from "./ledger-entities.js";
 
 /** Slots per cached account: enough that concurrent payments of one merchant rarely wait on each other. */
 export const BALANCE_SLOTS = 16;
@@ -86,6 +86,45 @@ export async function cachedBalances(session: Session, accounts: readonly string
   const balances = new Map<string, bigint>();
   for (const row of rows) balances.set(row.account, (balances.get(row.account) ?? 0n) + row.balance);
   return balances;
+}
+
+/** A journal entry with its postings, as the admin timeline shows it. */
+export interface EntryWithPostings {
+  entry: JournalEntryRow;
+  postings: JournalPostingRow[];
+}
+
+/** The payment's first `limit` journal entries (its refunds' included), oldest first, with their postings. */
+export async function entriesOfPayment(session: Session, paymentId: string, limit: number): Promise<EntryWithPostings[]> {
+  const em = entityManager(session);
+  const entries = await em.find(JournalEntry, { paymentId }, { orderBy: { createdAt: "asc", id: "asc" }, limit, disableIdentityMap: true });
+  if (entries.length === 0) return [];
+  const postings = await em.find(
+    JournalPosting,
+    { entryId: { $in: entries.map((entry) => entry.id) } },
+    { orderBy: { entryId: "asc", id: "asc" }, disableIdentityMap: true },
+  );
+  const byEntry = new Map<string, JournalPostingRow[]>(entries.map((entry) => [entry.id, []]));
+  for (const posting of postings) byEntry.get(posting.entryId)?.push(posting);
+  return entries.map((entry) => ({ entry, postings: byEntry.get(entry.id) ?? [] }));
+}
+
+/** The currencies each merchant has cached balances in, sorted, by merchant id (merchants without any are absent). */
+export async function merchantCurrencies(session: Session, merchantIds: readonly string[]): Promise<Map<string, string[]>> {
+  const byMerchant = new Map<string, string[]>();
+  if (merchantIds.length === 0) return byMerchant;
+  const rows = await entityManager(session)
+    .createQueryBuilder(AccountBalance)
+    .select(["merchantId", "currency"], true)
+    .where({ merchantId: { $in: [...merchantIds] } })
+    .orderBy({ merchantId: "asc", currency: "asc" })
+    .execute<Array<{ merchantId: string; currency: string }>>("all");
+  for (const row of rows) {
+    const currencies = byMerchant.get(row.merchantId);
+    if (currencies) currencies.push(row.currency);
+    else byMerchant.set(row.merchantId, [row.currency]);
+  }
+  return byMerchant;
 }
 
 /** The sum of an account's postings in entries of one type, in one currency. */

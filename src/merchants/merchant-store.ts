@@ -2,6 +2,7 @@
 import { findRow } from "../db/rows.js";
 import { entityManager, rowExecutor } from "../db/store-access.js";
 import type { Session } from "../db/unit-of-work.js";
+import type { PageRequest } from "../pagination.js";
 import { Merchant, type MerchantRow } from "./merchant-entity.js";
 
 export async function insertMerchant(session: Session, merchant: MerchantRow): Promise<void> {
@@ -37,4 +38,10 @@ export async function replaceWebhookSecret(
   secrets: Pick<MerchantRow, "webhookSecretSealed" | "previousWebhookSecretSealed" | "previousWebhookSecretExpiresAt" | "updatedAt">,
 ): Promise<boolean> {
   return (await entityManager(session).nativeUpdate(Merchant, { id: merchantId, webhookSecretSealed: currentSealed }, secrets)) === 1;
+}
+
+/** A page of merchants, newest first (the admin console). */
+export function listMerchants(session: Session, page: PageRequest): Promise<MerchantRow[]> {
+  const where = page.afterId ? { id: { $lt: page.afterId } } : {};
+  return entityManager(session).find(Merchant, where, { orderBy: { id: "desc" }, limit: page.limit, disableIdentityMap: true });
 }

@@ -232,6 +232,35 @@ export function listPayments(session: Session, merchantId: string, filter: Payme
   return entityManager(session).find(Payment, where, { orderBy: { id: "desc" }, limit: page.limit, disableIdentityMap: true });
 }
 
+/** What an admin search matches: {@link PaymentListFilter} across merchants, plus the payment's identifiers. */
+export interface PaymentSearchFilter extends PaymentListFilter {
+  paymentId?: string;
+  paymentNo?: string;
+  merchantOrderNo?: string;
+  merchantId?: string;
+}
+
+/** A page of any merchant's payments matching every filter set, newest first (the admin console's search). */
+export function searchPayments(session: Session, filter: PaymentSearchFilter, page: PageRequest): Promise<PaymentRow[]> {
+  const where: Record<string, unknown> = {};
+  if (filter.merchantId) where.merchantId = filter.merchantId;
+  if (filter.paymentNo) where.paymentNo = filter.paymentNo;
+  if (filter.merchantOrderNo) where.merchantOrderNo = filter.merchantOrderNo;
+  if (filter.status) where.status = filter.status;
+  if (filter.channel) where.channel = filter.channel;
+  if (filter.createdAfter || filter.createdBefore) {
+    where.createdAt = {
+      ...(filter.createdAfter ? { $gte: filter.createdAfter } : {}),
+      ...(filter.createdBefore ? { $lt: filter.createdBefore } : {}),
+    };
+  }
+  const id: Record<string, string> = {};
+  if (filter.paymentId) id.$eq = filter.paymentId;
+  if (page.afterId) id.$lt = page.afterId;
+  if (Object.keys(id).length > 0) where.id = id;
+  return entityManager(session).find(Payment, where, { orderBy: { id: "desc" }, limit: page.limit, disableIdentityMap: true });
+}
+
 /** The payments in `status` due for a channel query, each yielded once this process holds its lease. */
 export function claimDuePayments(
   session: Session,

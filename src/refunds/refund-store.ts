@@ -89,6 +89,11 @@ export function listRefundRows(session: Session, merchantId: string, paymentId: 
   return entityManager(session).find(Refund, where, { orderBy: { id: "desc" }, limit: page.limit, disableIdentityMap: true });
 }
 
+/** The payment's first `limit` refunds, oldest first (the admin timeline). */
+export function refundsOfPayment(session: Session, paymentId: string, limit: number): Promise<RefundRow[]> {
+  return entityManager(session).find(Refund, { paymentId }, { orderBy: { id: "asc" }, limit, disableIdentityMap: true });
+}
+
 /** The refunds in `status` due for a channel query, each yielded once this process holds its lease. */
 export function claimDueRefunds(
   session: Session,

@@ -11,6 +11,7 @@ import { PermissionDeniedError, RateLimitedError, UnauthenticatedError } from ".
 import { hashApiKey, isApiKeyShaped, secretsEqual } from "../merchants/credentials.js";
 import type { MerchantRow } from "../merchants/merchant-entity.js";
 import type { MerchantService } from "../merchants/merchant-service.js";
+import { AdminService } from "../../gen/payments/v1/admin_service_pb.js";
 import { MerchantService as MerchantRpcService } from "../../gen/payments/v1/merchant_service_pb.js";
 import { PaymentService } from "../../gen/payments/v1/payment_service_pb.js";
 import { SettlementService } from "../../gen/payments/v1/settlement_service_pb.js";
@@ -29,6 +30,7 @@ export function accessTable(entries: ReadonlyArray<readonly [DescMethod, Access]
   return new Map(entries.map(([method, access]) => [rpcName(method), access]));
 }
 
+const adminRpc = AdminService.method;
 const merchantRpc = MerchantRpcService.method;
 const paymentRpc = PaymentService.method;
 const settlementRpc = SettlementService.method;
@@ -69,6 +71,10 @@ export const METHOD_ACCESS: ReadonlyMap<string, Access> = accessTable([
   [settlementRpc.checkLedger, "admin"],
   [settlementRpc.listDiscrepancies, "admin"],
   [settlementRpc.resolveDiscrepancy, "admin"],
+  [adminRpc.searchPayments, "admin"],
+  [adminRpc.getPaymentTimeline, "admin"],
+  [adminRpc.listMerchants, "admin"],
+  [adminRpc.listMerchantSettlements, "admin"],
 ]);
 
 /** The authenticated caller of an RPC. */

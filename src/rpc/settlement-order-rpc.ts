@@ -57,7 +57,7 @@ function lineToProto(line: SettlementLineRow): SettlementLine {
   });
 }
 
-function settlementToProto(view: SettlementView): Settlement {
+export function settlementToProto(view: SettlementView): Settlement {
   const { order } = view;
   return create(SettlementSchema, {
     id: order.id,
