@@ -1,6 +1,7 @@
 /**
  * The HTTP listener: the same services over Connect (JSON and binary) and gRPC-Web via
- * connect-node, plus the channel callback shim (`POST /callbacks/{channel}`) and `GET /healthz`.
+ * connect-node, plus the channel callback shim (`POST /callbacks/{channel}`), `GET /healthz` and the admin
+ * console (`GET /console`, console-handler.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
@@ -10,6 +11,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { CallbackService } from "../callbacks/callback-service.js";
 import { CHANNEL_NAMES, type ChannelName } from "../channels/channel.js";
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from "../config.js";
+import { serveConsole } from "../console/console-handler.js";
 import type { TlsSource } from "./tls.js";
 
 /** Callbacks are small; anything larger is not a channel's notification. */
@@ -88,6 +90,7 @@ export function createHttpServer(options: HttpServerOptions): HttpListener {
       send(res, result.answer.status, result.answer.contentType, result.answer.body);
       return;
     }
+    if (await serveConsole(req, res, path)) return;
     send(res, 404, "text/plain", "not found");
   }
 
