@@ -48,7 +48,15 @@ async function insertEvents(count: number): Promise<string[]> {
         ids.push(id);
         return [id, newId(), newId(), "payment.succeeded", JSON.stringify({ n: start + index }), new Date()];
       });
-      await connection.query("insert into outbox_event (id, merchant_id, aggregate_id, event_type, payload, created_at) values ?", [rows]);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await connection.query("insert into outbox_event (id, merchant_id, aggregate_id, event_type, payload, created_at) values ?", [rows]);
+          break;
+        } catch (error) {
+          // A 500-row insert can be picked as the victim of a deadlock with a running sequencer's numbering.
+          if ((error as { code?: string }).code !== "ER_LOCK_DEADLOCK" || attempt === 3) throw error;
+        }
+      }
     }
   } finally {
     await connection.end();
@@ -116,6 +124,17 @@ it("stores each event once while relay processes are killed with SIGKILL and rep
   expect(new Set(storedIds).size).toBe(EVENTS);
   expect([...storedIds].sort()).toEqual([...ids].sort());
   expect(published).toBeGreaterThanOrEqual(EVENTS);
-  console.log(`nats relay crash: ${EVENTS} events stored once; ${published - EVENTS} republished and dropped; stored at each kill: ${storedAtKill.join(", ")}`);
+
+  const republished = published - EVENTS;
+
+  // A figure for the docs, not a bound: another 2,000 events through the surviving process, feed to stream.
+  const started = Date.now();
+  await insertEvents(EVENTS);
+  expect(await eventually(() => streamMessageCount(nats.url, "PAYMENT_EVENTS"), (n) => n >= 2 * EVENTS, 30_000)).toBe(2 * EVENTS);
+  const seconds = (Date.now() - started) / 1000;
+  console.log(
+    `nats relay crash: ${EVENTS} events stored once; ${republished} republished and dropped; stored at each kill: ${storedAtKill.join(", ")}; ` +
+      `then ${EVENTS} more inserted and stored in ${seconds.toFixed(2)} s (${Math.round(EVENTS / seconds)} events/s)`,
+  );
   await service.killHard();
 }, 120_000);
