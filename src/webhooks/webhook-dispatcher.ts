@@ -24,7 +24,6 @@ import { eventBody } from "../events/event-envelope.js";
 import { newId } from "../ids.js";
 import type { SecretBox } from "../merchants/credentials.js";
 import type { MerchantRow } from "../merchants/merchant-entity.js";
-import { findMerchant } from "../merchants/merchant-store.js";
 import {
   type LookupAll,
   type NotifyTarget,
@@ -32,7 +31,8 @@ import {
   type NotifyUrlPolicy,
   resolveNotifyTarget,
 } from "../notifications/notify-url.js";
-import { eventsAfter, findEvent } from "../outbox/outbox-store.js";
+import type { OutboxEventRow } from "../outbox/outbox-entity.js";
+import { eventsAfter } from "../outbox/outbox-store.js";
 import type { WebhookAttemptRow, WebhookDeliveryRow } from "./webhook-entities.js";
 import { postWebhook, type SendResult } from "./webhook-sender.js";
 import { signatureHeader } from "./webhook-signature.js";
@@ -41,8 +41,10 @@ import {
   type DeliveryOutcome,
   deleteFinishedBefore,
   dueDeliveries,
+  eventsByIds,
   insertDeliveries,
   merchantNotifyUrls,
+  merchantsByIds,
   paymentNotifyUrls,
   recordAttempt,
 } from "./webhook-store.js";
@@ -154,14 +156,19 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       if (chosen.length === 0) return;
       const holder = `${replica}/${newId()}`;
       const claimed = await uow.transaction(session, (tx) => claimDeliveries(tx, chosen, holder, now, until), { deadlockAttempts: 3 });
-      for (const delivery of claimed) begin(delivery, holder);
+      // What the attempts send and sign with, read once for the batch.
+      const [events, merchants] = await Promise.all([
+        eventsByIds(session, unique(claimed.map((delivery) => delivery.eventId))),
+        merchantsByIds(session, unique(claimed.map((delivery) => delivery.merchantId))),
+      ]);
+      for (const delivery of claimed) begin(delivery, holder, events.get(delivery.eventId), merchants.get(delivery.merchantId));
       if (candidates.length < limit) return;
     }
   }
 
-  function begin(delivery: WebhookDeliveryRow, holder: string): void {
+  function begin(delivery: WebhookDeliveryRow, holder: string, event?: OutboxEventRow, merchant?: MerchantRow): void {
     perEndpoint.set(delivery.endpoint, (perEndpoint.get(delivery.endpoint) ?? 0) + 1);
-    const attempt = deliver(delivery, holder)
+    const attempt = deliver(delivery, holder, event, merchant)
       .catch((error) => options.logError(`webhook delivery ${delivery.id} attempt failed to run`, error))
       .finally(() => {
         const left = (perEndpoint.get(delivery.endpoint) ?? 1) - 1;
@@ -172,12 +179,10 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     inFlight.add(attempt);
   }
 
-  async function deliver(delivery: WebhookDeliveryRow, holder: string): Promise<void> {
-    const session = uow.session();
+  async function deliver(delivery: WebhookDeliveryRow, holder: string, event?: OutboxEventRow, merchant?: MerchantRow): Promise<void> {
     const startedAt = new Date();
     const started = performance.now();
     const deadline = started + config.timeoutMs;
-    const [event, merchant] = await Promise.all([findEvent(session, delivery.eventId), findMerchant(session, delivery.merchantId)]);
     let result: SendResult;
     let final = false;
     if (!event || !merchant) {
@@ -211,7 +216,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       error: result.error,
     };
     const outcome = nextState(delivery, result, final, new Date());
-    const recorded = await uow.transaction(session, (tx) => recordAttempt(tx, holder, attempt, outcome), { deadlockAttempts: 3 });
+    const recorded = await uow.rowTransaction(uow.session(), (tx) => recordAttempt(tx, holder, attempt, outcome), { deadlockAttempts: 3 });
     if (!recorded) options.log(`webhook delivery ${delivery.id}: lease lost to another replica, attempt ${attempt.number} not recorded`);
   }
 

@@ -3,9 +3,11 @@
  * the notify URLs deliveries are made for (`payment.notify_url`, `merchant.notify_url`).
  */
 import type { FilterQuery } from "@mikro-orm/core";
-import { entityManager } from "../db/store-access.js";
-import type { Session, Tx } from "../db/unit-of-work.js";
-import { Merchant } from "../merchants/merchant-entity.js";
+import { insertRow, runStatement, updateRows } from "../db/rows.js";
+import { entityManager, rowExecutor } from "../db/store-access.js";
+import type { RowTx, Session, Tx } from "../db/unit-of-work.js";
+import { Merchant, type MerchantRow } from "../merchants/merchant-entity.js";
+import { OutboxEvent, type OutboxEventRow } from "../outbox/outbox-entity.js";
 import type { PageRequest } from "../pagination.js";
 import { Payment } from "../payments/payment-entity.js";
 import {
@@ -39,6 +41,20 @@ export async function merchantNotifyUrls(session: Session, ids: readonly string[
     { fields: ["id", "notifyUrl"], disableIdentityMap: true },
   );
   return new Map(rows.map((row) => [row.id, row.notifyUrl]));
+}
+
+/** The events `ids` (those still there), by id: what the claimed deliveries send. */
+export async function eventsByIds(session: Session, ids: readonly string[]): Promise<Map<string, OutboxEventRow>> {
+  if (ids.length === 0) return new Map();
+  const rows = await entityManager(session).find(OutboxEvent, { id: { $in: [...ids] } }, { disableIdentityMap: true });
+  return new Map(rows.map((row) => [row.id, row]));
+}
+
+/** The merchants `ids` (those still there), by id: whose secrets sign the claimed deliveries. */
+export async function merchantsByIds(session: Session, ids: readonly string[]): Promise<Map<string, MerchantRow>> {
+  if (ids.length === 0) return new Map();
+  const rows = await entityManager(session).find(Merchant, { id: { $in: [...ids] } }, { disableIdentityMap: true });
+  return new Map(rows.map((row) => [row.id, row]));
 }
 
 /** Inserts the deliveries, skipping any whose event already has one; resolves with how many were new. */
@@ -110,17 +126,22 @@ export type DeliveryOutcome = Pick<
  * lease expired and was taken over changes nothing); drops attempts beyond the last
  * {@link MAX_ATTEMPTS_KEPT}. Resolves with whether it was recorded.
  */
-export async function recordAttempt(tx: Tx, holder: string, attempt: WebhookAttemptRow, outcome: DeliveryOutcome): Promise<boolean> {
-  const em = entityManager(tx);
-  const updated = await em.nativeUpdate(
+export async function recordAttempt(tx: RowTx, holder: string, attempt: WebhookAttemptRow, outcome: DeliveryOutcome): Promise<boolean> {
+  // Prepared row statements: one of these per attempt is the dispatcher's main database cost.
+  const rows = rowExecutor(tx);
+  const updated = await updateRows(
+    rows,
     WebhookDelivery,
     { id: attempt.deliveryId, leaseHolder: holder, status: "PENDING" },
     { ...outcome, leaseHolder: null, leaseUntil: null },
   );
   if (updated !== 1) return false;
-  await em.insert(WebhookAttempt, attempt);
+  await insertRow(rows, WebhookAttempt, attempt);
   if (attempt.number > MAX_ATTEMPTS_KEPT) {
-    await em.nativeDelete(WebhookAttempt, { deliveryId: attempt.deliveryId, number: { $lte: attempt.number - MAX_ATTEMPTS_KEPT } });
+    await runStatement(rows, "delete from webhook_attempt where delivery_id = ? and number <= ?", [
+      attempt.deliveryId,
+      attempt.number - MAX_ATTEMPTS_KEPT,
+    ]);
   }
   return true;
 }

@@ -119,13 +119,14 @@ describe("webhook deliveries", () => {
     // Five deliveries due, never more than WEBHOOK_MAX_PER_ENDPOINT (2) open to the endpoint.
     expect(hanging.maxOpen()).toBe(2);
 
-    const timedOut = await eventually(
-      () => deliveriesOf(slowMerchant, hungIds[0]),
-      (list) => (list[0]?.attempts.length ?? 0) > 0,
+    const attempted = await eventually(
+      async () => (await deliveriesOf(slowMerchant)).filter((delivery) => delivery.attempts.length > 0),
+      (list) => list.length > 0,
       TIMEOUT_MS * 3,
     );
-    expect(timedOut[0]!.attempts[0]).toMatchObject({ number: 1, httpStatus: 0, error: "timeout", responseExcerpt: "" });
-    expect(timedOut[0]!.attempts[0]!.latencyMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 50);
+    expect(hungIds).toContain(attempted[0]!.eventId);
+    expect(attempted[0]!.attempts.at(-1)).toMatchObject({ number: 1, httpStatus: 0, error: "timeout", responseExcerpt: "" });
+    expect(attempted[0]!.attempts.at(-1)!.latencyMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 50);
     expect(hanging.maxOpen()).toBe(2);
   }, 30_000);
 

@@ -393,9 +393,9 @@ describe("leases", () => {
     });
     const base = first!.attemptCount;
     const failedOutcome = { status: "FAILED" as const, attemptCount: base + 1, roundAttempts: 1, nextAttemptAt: null, deliveredAt: null, lastHttpStatus: 500 };
-    expect(await uow.transaction(uow.session(), (tx) => recordAttempt(tx, "replica-a", attempt(base + 1, 500), failedOutcome))).toBe(false);
+    expect(await uow.rowTransaction(uow.session(), (tx) => recordAttempt(tx, "replica-a", attempt(base + 1, 500), failedOutcome))).toBe(false);
     const okOutcome = { status: "SUCCEEDED" as const, attemptCount: base + 1, roundAttempts: 1, nextAttemptAt: null, deliveredAt: new Date(), lastHttpStatus: 200 };
-    expect(await uow.transaction(uow.session(), (tx) => recordAttempt(tx, "replica-b", attempt(base + 1, 200), okOutcome))).toBe(true);
+    expect(await uow.rowTransaction(uow.session(), (tx) => recordAttempt(tx, "replica-b", attempt(base + 1, 200), okOutcome))).toBe(true);
     const [after] = await deliveriesOf(merchant, eventId);
     expect(after!.status).toBe(WebhookDeliveryStatus.SUCCEEDED);
     expect(after!.attempts[0]).toMatchObject({ number: base + 1, httpStatus: 200 });
