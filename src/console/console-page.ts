@@ -40,7 +40,7 @@ nav { display: flex; flex-wrap: wrap; gap: .25rem 1rem; align-items: center; }
 nav a, .link { color: var(--accent); text-decoration: none; background: none; border: 0; padding: 0; font: inherit; cursor: pointer; }
 nav a.active { font-weight: 600; text-decoration: underline; }
 main { max-width: 1200px; margin: 0 auto; padding: 1rem; }
-h1 { font-size: 1.3rem; margin: .25rem 0 1rem; }
+h1 { font-size: 1.3rem; margin: .25rem 0 1rem; overflow-wrap: anywhere; }
 h2 { font-size: 1.05rem; margin: 1.25rem 0 .5rem; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 1rem; margin-bottom: 1rem; }
 form.filters { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: .75rem; align-items: end; }
