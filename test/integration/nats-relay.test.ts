@@ -138,7 +138,11 @@ describe("the NATS relay", () => {
       );
     }
     await insertEvents(t.database!.url, 1200, "refund.failed");
+    await sequenceAll(t);
+    const started = performance.now();
     expect(await relayAll(t)).toBe(1205);
+    // A figure for the docs, not a bound: relay passes only (the events already numbered).
+    console.log(`nats relay: 1205 events published and acknowledged in ${Math.round(performance.now() - started)} ms`);
 
     const events = await eventsAfter(t.app.uow.session(), 0n, 10_000);
     expect(events).toHaveLength(1205);
