@@ -18,6 +18,22 @@ import {
   type WebhookDeliveryStatus,
 } from "./webhook-entities.js";
 
+/**
+ * Integer columns as numbers: the embedded database's driver hands them back as bigint.
+ */
+function deliveryRow(row: WebhookDeliveryRow): WebhookDeliveryRow {
+  return {
+    ...row,
+    attemptCount: Number(row.attemptCount),
+    roundAttempts: Number(row.roundAttempts),
+    lastHttpStatus: row.lastHttpStatus === null ? null : Number(row.lastHttpStatus),
+  };
+}
+
+function attemptRow(row: WebhookAttemptRow): WebhookAttemptRow {
+  return { ...row, number: Number(row.number), httpStatus: Number(row.httpStatus), latencyMs: Number(row.latencyMs) };
+}
+
 /** Attempts kept per delivery: older ones are deleted as new ones are recorded. */
 export const MAX_ATTEMPTS_KEPT = 50;
 
@@ -112,7 +128,8 @@ export async function claimDeliveries(tx: Tx, ids: readonly string[], holder: st
     { leaseHolder: holder, leaseUntil: until },
   );
   if (claimed === 0) return [];
-  return em.find(WebhookDelivery, { id: { $in: [...ids] }, leaseHolder: holder }, { disableIdentityMap: true });
+  const rows = await em.find(WebhookDelivery, { id: { $in: [...ids] }, leaseHolder: holder }, { disableIdentityMap: true });
+  return rows.map(deliveryRow);
 }
 
 /** What an attempt changed on its delivery. */
@@ -150,7 +167,8 @@ export async function recordAttempt(tx: RowTx, holder: string, attempt: WebhookA
 export async function findDelivery(session: Session, id: string, merchantId?: string): Promise<WebhookDeliveryRow | undefined> {
   const where: FilterQuery<WebhookDeliveryRow> = { id };
   if (merchantId !== undefined) where.merchantId = merchantId;
-  return (await entityManager(session).findOne(WebhookDelivery, where, { disableIdentityMap: true })) ?? undefined;
+  const row = await entityManager(session).findOne(WebhookDelivery, where, { disableIdentityMap: true });
+  return row ? deliveryRow(row) : undefined;
 }
 
 /** Which deliveries a listing wants; unset fields do not filter. */
@@ -162,14 +180,15 @@ export interface DeliveryFilter {
 }
 
 /** A page of deliveries, newest first. */
-export function listDeliveries(session: Session, filter: DeliveryFilter, page: PageRequest): Promise<WebhookDeliveryRow[]> {
+export async function listDeliveries(session: Session, filter: DeliveryFilter, page: PageRequest): Promise<WebhookDeliveryRow[]> {
   const where: FilterQuery<WebhookDeliveryRow> = {};
   if (filter.merchantId !== undefined) where.merchantId = filter.merchantId;
   if (filter.eventId !== undefined) where.eventId = filter.eventId;
   if (filter.objectId !== undefined) where.objectId = filter.objectId;
   if (filter.status !== undefined) where.status = filter.status;
   if (page.afterId !== undefined) where.id = { $lt: page.afterId };
-  return entityManager(session).find(WebhookDelivery, where, { orderBy: { id: "desc" }, limit: page.limit, disableIdentityMap: true });
+  const rows = await entityManager(session).find(WebhookDelivery, where, { orderBy: { id: "desc" }, limit: page.limit, disableIdentityMap: true });
+  return rows.map(deliveryRow);
 }
 
 /** The last `perDelivery` attempts of each delivery, newest first, by delivery id. */
@@ -186,7 +205,7 @@ export async function recentAttempts(
     { $or: tried.map((delivery) => ({ deliveryId: delivery.id, number: { $gt: delivery.attemptCount - perDelivery } })) },
     { orderBy: { deliveryId: "asc", number: "desc" }, disableIdentityMap: true },
   );
-  for (const row of rows) byDelivery.get(row.deliveryId)?.push(row);
+  for (const row of rows) byDelivery.get(row.deliveryId)?.push(attemptRow(row));
   return byDelivery;
 }
 

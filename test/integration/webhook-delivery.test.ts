@@ -214,3 +214,36 @@ describe("webhook deliveries", () => {
     expect(await deliveriesOf(merchant, eventId)).toEqual([]);
   });
 });
+
+describe("webhook deliveries on the embedded database", () => {
+  it("deliver a payment's events from the API to its own notify URL", async () => {
+    const defaults = loadConfig({});
+    const embedded = await startTestApp({
+      database: "sqlite",
+      runEventWorkers: true,
+      config: {
+        notifyUrls: { allowHttp: true, allowPrivateNetworks: true },
+        events: { ...defaults.events, pollIntervalMs: 50 },
+        webhooks: { ...defaults.webhooks, retryScheduleMs: [100] },
+      },
+    });
+    try {
+      const endpoint = await receiver(answerOk);
+      const merchant = await embedded.createMerchant("Embedded Shop");
+      const created = await embedded.grpc.payments.createPayment(
+        { merchantOrderNo: `embedded-${Date.now()}`, currency: "CNY", amount: 100n, channel: Channel.ALIPAY, subject: "Tea", notifyUrl: endpoint.url },
+        merchant.headers,
+      );
+      const paymentId = created.payment!.id;
+      const [delivery] = await eventually(
+        async () => (await embedded.connect.payments.listWebhookDeliveries({ objectId: paymentId }, { headers: merchant.headers })).deliveries,
+        (list) => list.some((found) => found.status === WebhookDeliveryStatus.SUCCEEDED),
+      );
+      expect(delivery).toMatchObject({ objectId: paymentId, url: endpoint.url, status: WebhookDeliveryStatus.SUCCEEDED, attemptCount: 1 });
+      expect(endpoint.received.map((hook) => hook.eventId)).toContain(delivery!.eventId);
+      expect(JSON.parse(endpoint.received[0]!.body.toString("utf8")).object_id).toBe(paymentId);
+    } finally {
+      await embedded.stop();
+    }
+  });
+});
