@@ -217,7 +217,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     };
     const outcome = nextState(delivery, result, final, new Date());
     const recorded = await uow.rowTransaction(uow.session(), (tx) => recordAttempt(tx, holder, attempt, outcome), { deadlockAttempts: 3 });
-    if (!recorded) options.log(`webhook delivery ${delivery.id}: lease lost to another replica, attempt ${attempt.number} not recorded`);
+    if (!recorded) {
+      options.log(`webhook delivery ${delivery.id}: attempt ${attempt.number} not recorded (lease expired and taken over, or redelivered meanwhile)`);
+    }
   }
 
   /** The address to connect to, or the refusal (or timeout) as an attempt result. */

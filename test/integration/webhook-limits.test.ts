@@ -274,6 +274,22 @@ describe("bounds", () => {
     expect(endlessDelivery!.attempts[0]!.error).toBe("");
   });
 
+  it("follow no redirect: a 3xx is a failed attempt and the other URL is never asked", async () => {
+    const elsewhere = await receiver(answerOk);
+    const redirecting = await receiver((_hook, response) => {
+      response.writeHead(307, { location: elsewhere.url });
+      response.end("moved");
+    });
+    const merchant = await merchantAt(redirecting.url);
+    const [eventId] = await insertEvents(t.database!.url, [{ merchantId: merchant.id }]);
+    await pass(dispatcher());
+    const [delivery] = await deliveriesOf(merchant, eventId);
+    expect(delivery!.status).toBe(WebhookDeliveryStatus.PENDING);
+    expect(delivery!.attempts).toEqual([expect.objectContaining({ number: 1, httpStatus: 307, responseExcerpt: "moved", error: "" })]);
+    expect(redirecting.received).toHaveLength(1);
+    expect(elsewhere.received).toEqual([]);
+  });
+
   it("keep the last 50 attempts of a delivery and show the last 20", async () => {
     const target = await receiver((_hook, response) => {
       response.statusCode = 500;
