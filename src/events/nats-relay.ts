@@ -6,7 +6,9 @@
  * every PubAck of the batch, and only then moves the cursor (guarded by the holder). A crash or a
  * lost ack between publish and cursor move makes the next holder publish the batch again; the
  * stream's duplicate window (at least {@link MIN_DUPLICATE_WINDOW_MS}, longer than a lease expiry
- * plus the longest back-off) drops the repeats, so each event is stored once.
+ * plus the longest back-off) drops the repeats, so each event is stored once. The limit: an event
+ * stored whose ack never came back, followed by an outage longer than the window, is stored again
+ * when NATS returns; consumers deduplicate by event id (examples/nats-consumer.mjs).
  *
  * NATS down: the pass fails, the lease is released (a replica that can reach NATS may take it),
  * and this replica tries again after a back-off growing to {@link MAX_BACKOFF_MS}, logging once per
@@ -249,7 +251,7 @@ export function createNatsRelay(options: NatsRelayOptions): NatsRelay {
         const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(failures - 1, 10));
         retryAt = Date.now() + backoff * (0.8 + Math.random() * 0.4);
         if (failures === 1) {
-          logError(`NATS relay: cannot relay events to ${server}; retrying with back-off up to ${MAX_BACKOFF_MS / 1000} s:`, scrub(loggableMessage(error), secrets));
+          logError(`NATS relay to ${server} failed; retrying with back-off up to ${MAX_BACKOFF_MS / 1000} s:`, scrub(loggableMessage(error), secrets));
         }
         throw error;
       },
