@@ -93,7 +93,7 @@ describe("SearchPayments", () => {
   });
 
   it("names each malformed filter", async () => {
-    const error = await grpcError(grpc.searchPayments({ paymentId: "../etc", merchantId: "x".repeat(65), status: 99 }, t.adminHeaders));
+    const error = await grpcError(grpc.searchPayments({ paymentId: "../etc", merchantId: "x".repeat(65), status: 99 as PaymentStatus }, t.adminHeaders));
     expect(error.code).toBe(Code.InvalidArgument);
     expect(readGrpcErrorDetails(error).badRequest?.fieldViolations.map((v) => v.field).sort()).toEqual(["merchant_id", "payment_id", "status"]);
   });
