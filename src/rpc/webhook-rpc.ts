@@ -34,7 +34,7 @@ import { merchantOf, sessionOf } from "./auth.js";
 import { merchantToProto } from "./mappers.js";
 
 /** The longest overlap RotateWebhookSecret accepts (7 days). */
-export const MAX_SECRET_OVERLAP_SECONDS = 604_800;
+const MAX_SECRET_OVERLAP_SECONDS = 604_800;
 
 export interface WebhookRpc {
   merchant: Pick<ServiceImpl<typeof PaymentService>, "listWebhookDeliveries" | "redeliverWebhook">;
@@ -73,6 +73,7 @@ function deliveryId(id: string): string {
   return id;
 }
 
+/** A delivery and its recent attempts as the API returns them (also used by the admin console RPCs). */
 export function deliveryToProto({ delivery, attempts }: DeliveryView): WebhookDelivery {
   return create(WebhookDeliverySchema, {
     id: delivery.id,
