@@ -164,7 +164,7 @@ describe("admin console in Chromium", () => {
   });
 
   it("draws the QR code of a pending Alipay payment", async () => {
-    const { context, page } = await newPage();
+    const { context, page, cspViolations } = await newPage();
     await signIn(page);
     await page.waitForSelector("#payment-search");
     await page.goto(`${t.app.httpUrl}/console#/payment/${pending.id}`);
@@ -186,6 +186,7 @@ describe("admin console in Chromium", () => {
     expect(colours.light).toBeGreaterThan(100);
     expect(await page.locator(".qr .mono").textContent()).toMatch(/^https:\/\//);
     await shot(page, "payment-timeline-qr");
+    expect(cspViolations).toEqual([]);
     await context.close();
   });
 
@@ -234,7 +235,7 @@ describe("admin console in Chromium", () => {
   });
 
   it("fits a phone-sized viewport without sideways scrolling", async () => {
-    const { context, page } = await newPage({ phone: true });
+    const { context, page, cspViolations } = await newPage({ phone: true });
     await signIn(page);
     await page.waitForSelector("#payment-search");
     await page.fill("#payment-search input[name=merchantId]", merchant.id);
@@ -247,6 +248,7 @@ describe("admin console in Chromium", () => {
     await page.waitForSelector("#payment-qr");
     expect(await overflow()).toBeLessThanOrEqual(0);
     await shot(page, "phone-payment-timeline");
+    expect(cspViolations).toEqual([]);
     await context.close();
   });
 });
