@@ -8,7 +8,8 @@ import { MySqlPlatform } from "@mikro-orm/mysql";
  * runner and the ORM's per-query layers. On MySQL each statement is a prepared statement on the
  * ORM's own pooled connection (the server skips parsing literals too); elsewhere it goes through
  * `em.execute`. Measured on the bench machine, a statement costs about 0.15 ms of CPU this way
- * instead of 0.3-0.9 ms (docs/performance.md). Statements are cached per entity and column set;
+ * instead of 0.3-0.9 ms (docs/performance.md). Statements are cached per entity and column set,
+ * each with its values' conversions chosen when it is built (per value, only the conversion runs);
  * values go through the entity's own types (`BigIntType`, `JsonType`, the platform's dates), so
  * both drivers store and return exactly what the ORM would. Only equality (and `in` for an update's
  * guard) conditions: anything richer belongs to the ORM or to a store's own statement
@@ -49,15 +50,29 @@ export interface RowTransaction {
 /** Where a row helper runs its statement: an EntityManager (its transaction, if any) or a row transaction. */
 export type RowExecutor = SqlEntityManager | RowTransaction;
 
+/** What a property's value is sent to the driver as (null for null and undefined). */
+type ToDatabase = (value: unknown) => unknown;
+
 interface Statement {
   sql: string;
-  props: EntityProperty[];
+  /** The properties bound, in order, each with its value's conversion (an `in` list's values are spread in its place). */
+  params: ReadonlyArray<{ readonly name: string; readonly toDatabase: ToDatabase }>;
   /** The property names it was built for, in order. */
   names: readonly string[];
 }
 
-/** Per entity and statement kind, the statements built so far (usually one per kind). */
-const statements = new WeakMap<EntityMetadata, Map<string, Statement[]>>();
+/** What the helpers know of an entity, worked out once per ORM: its metadata and its custom-typed properties. */
+interface EntityInfo {
+  meta: EntityMetadata;
+  mysql: boolean;
+  /** Properties whose values a hydrated row holds converted by their type (bigint, JSON). */
+  customReads: ReadonlyArray<{ readonly name: string; readonly type: NonNullable<EntityProperty["customType"]> }>;
+  /** Per statement kind, the statements built so far (usually one per kind). */
+  statements: Map<string, Statement[]>;
+}
+
+/** Per ORM (its metadata storage), per entity schema. */
+const entityInfos = new WeakMap<object, WeakMap<AnyEntity, EntityInfo>>();
 
 function entityManager(executor: RowExecutor): SqlEntityManager {
   return "fork" in executor ? executor : executor.em;
@@ -67,8 +82,21 @@ function isMysql(em: SqlEntityManager): boolean {
   return em.getPlatform() instanceof MySqlPlatform;
 }
 
-function metadataOf(em: SqlEntityManager, entity: AnyEntity): EntityMetadata {
-  return em.getMetadata().get(entity.meta.className);
+function entityInfo(em: SqlEntityManager, entity: AnyEntity): EntityInfo {
+  const storage = em.getMetadata();
+  let byEntity = entityInfos.get(storage);
+  if (!byEntity) {
+    byEntity = new WeakMap();
+    entityInfos.set(storage, byEntity);
+  }
+  let info = byEntity.get(entity);
+  if (!info) {
+    const meta = storage.get(entity.meta.className);
+    const customReads = meta.props.filter((prop) => prop.customType).map((prop) => ({ name: prop.name, type: prop.customType! }));
+    info = { meta, mysql: isMysql(em), customReads, statements: new Map() };
+    byEntity.set(entity, info);
+  }
+  return info;
 }
 
 /**
@@ -78,24 +106,20 @@ function metadataOf(em: SqlEntityManager, entity: AnyEntity): EntityMetadata {
  */
 function statement(
   em: SqlEntityManager,
-  meta: EntityMetadata,
+  info: EntityInfo,
   kind: string,
   names: readonly string[],
-  build: (quote: (id: string) => string) => Omit<Statement, "names">,
+  build: (quote: (id: string) => string) => { sql: string; props: EntityProperty[] },
 ): Statement {
-  let byKind = statements.get(meta);
-  if (!byKind) {
-    byKind = new Map();
-    statements.set(meta, byKind);
-  }
-  let built = byKind.get(kind);
+  let built = info.statements.get(kind);
   if (!built) {
     built = [];
-    byKind.set(kind, built);
+    info.statements.set(kind, built);
   }
   for (const candidate of built) if (sameNames(candidate.names, names)) return candidate;
   const platform = em.getPlatform();
-  const created = { ...build((id) => platform.quoteIdentifier(id)), names: [...names] };
+  const { sql, props } = build((id) => platform.quoteIdentifier(id));
+  const created = { sql, params: props.map((prop) => ({ name: prop.name, toDatabase: converter(platform, prop) })), names: [...names] };
   built.push(created);
   return created;
 }
@@ -112,21 +136,22 @@ function property(meta: EntityMetadata, name: string): EntityProperty {
   return prop;
 }
 
-function toDatabase(platform: Platform, prop: EntityProperty, value: unknown): unknown {
-  if (value === null || value === undefined) return null;
-  if (prop.customType) return prop.customType.convertToDatabaseValue(value, platform, { mode: "query-data" });
+const QUERY_DATA = { mode: "query-data" } as const;
+
+/** How a property's values are sent, decided once per statement instead of per value. */
+function converter(platform: Platform, prop: EntityProperty): ToDatabase {
+  const type = prop.customType;
+  if (type) return (value) => (value === null || value === undefined ? null : type.convertToDatabaseValue(value, platform, QUERY_DATA));
   // MySQL: the Date itself, which mysql2 sends in the connection's time zone (UTC); SQLite: epoch milliseconds.
-  if (value instanceof Date) return platform.processDateProperty(value);
-  return value;
+  return (value) => (value === null || value === undefined ? null : value instanceof Date ? platform.processDateProperty(value) : value);
 }
 
-function fromDatabase(em: SqlEntityManager, meta: EntityMetadata, raw: Row): Row {
-  const row = em.getDriver().mapResult(raw, meta) as Row;
+function fromDatabase(em: SqlEntityManager, info: EntityInfo, raw: Row): Row {
+  const row = em.getDriver().mapResult(raw, info.meta) as Row;
   const platform = em.getPlatform();
-  for (const prop of meta.props) {
-    if (prop.customType && row[prop.name] !== null && row[prop.name] !== undefined) {
-      row[prop.name] = prop.customType.convertToJSValue(row[prop.name], platform);
-    }
+  for (const { name, type } of info.customReads) {
+    const value = row[name];
+    if (value !== null && value !== undefined) row[name] = type.convertToJSValue(value, platform);
   }
   return row;
 }
@@ -162,10 +187,10 @@ function callback<T>(use: (done: (error: Error | null, result?: unknown) => void
  * EntityManager's transaction connection or a connection from the ORM's pool; elsewhere through
  * `em.execute`. Errors arrive as the ORM's exceptions (e.g. UniqueConstraintViolationException).
  */
-async function run(executor: RowExecutor, sql: string, params: unknown[], method: "all" | "run"): Promise<unknown> {
+async function run(executor: RowExecutor, sql: string, params: unknown[], method: "all" | "run", mysql?: boolean): Promise<unknown> {
   const em = entityManager(executor);
   const own = (executor as RowTransaction).connection;
-  if (!own && !isMysql(em)) return em.execute(sql, params, method);
+  if (!own && !(mysql ?? isMysql(em))) return em.execute(sql, params, method);
   // A knex transaction's client hands out the transaction's connection and never returns it to the pool.
   const client = own ? undefined : ((em.getTransactionContext<{ client: KnexClient }>() ?? em.getConnection().getKnex()).client as unknown as KnexClient);
   const connection = own ?? (await client!.acquireConnection());
@@ -221,9 +246,10 @@ export async function inRowTransaction<T>(em: SqlEntityManager, work: (tx: RowTr
 export async function insertRows<T extends object>(executor: RowExecutor, entity: AnyEntity, rows: readonly T[]): Promise<void> {
   if (rows.length === 0) return;
   const em = entityManager(executor);
-  const meta = metadataOf(em, entity);
+  const info = entityInfo(em, entity);
+  const { meta } = info;
   const names = Object.keys(rows[0]!);
-  const { sql, props } = statement(em, meta, `insert:${rows.length}`, names, (quote) => {
+  const { sql, params: columns } = statement(em, info, `insert:${rows.length}`, names, (quote) => {
     const props = names.map((name) => property(meta, name));
     const tuple = `(${props.map(() => "?").join(", ")})`;
     return {
@@ -231,10 +257,9 @@ export async function insertRows<T extends object>(executor: RowExecutor, entity
       props,
     };
   });
-  const platform = em.getPlatform();
   const params: unknown[] = [];
-  for (const row of rows) for (const prop of props) params.push(toDatabase(platform, prop, (row as Row)[prop.name]));
-  await run(executor, sql, params, "run");
+  for (const row of rows) for (const { name, toDatabase } of columns) params.push(toDatabase((row as Row)[name]));
+  await run(executor, sql, params, "run", info.mysql);
 }
 
 /** Inserts one row. */
@@ -253,11 +278,12 @@ export async function findRows<T>(
   options: { orderBy?: ReadonlyArray<readonly [string, "asc" | "desc"]>; limit?: number } = {},
 ): Promise<T[]> {
   const em = entityManager(executor);
-  const meta = metadataOf(em, entity);
+  const info = entityInfo(em, entity);
+  const { meta } = info;
   const names = Object.keys(where);
   const order = options.orderBy ?? [];
   const kind = order.length === 0 ? `select::${options.limit ?? ""}` : `select:${order.map(([name, direction]) => `${name} ${direction}`).join(",")}:${options.limit ?? ""}`;
-  const { sql, props } = statement(em, meta, kind, names, (quote) => {
+  const { sql, params } = statement(em, info, kind, names, (quote) => {
     const condition = whereClause(meta, names, quote);
     const orderSql = order.map(([name, direction]) => `${quote(property(meta, name).fieldNames[0]!)} ${direction}`).join(", ");
     return {
@@ -268,9 +294,9 @@ export async function findRows<T>(
       props: condition.props,
     };
   });
-  const platform = em.getPlatform();
-  const rows = (await run(executor, sql, props.map((prop) => toDatabase(platform, prop, where[prop.name])), "all")) as Row[];
-  return rows.map((raw) => fromDatabase(em, meta, raw) as T);
+  const values = params.map(({ name, toDatabase }) => toDatabase(where[name]));
+  const rows = (await run(executor, sql, values, "all", info.mysql)) as Row[];
+  return rows.map((raw) => fromDatabase(em, info, raw) as T);
 }
 
 /** The one row matching every `where` equality, or undefined. */
@@ -289,7 +315,8 @@ export async function updateRows(
   changes: Readonly<Record<string, unknown>>,
 ): Promise<number> {
   const em = entityManager(executor);
-  const meta = metadataOf(em, entity);
+  const info = entityInfo(em, entity);
+  const { meta } = info;
   const names = Object.keys(where);
   const changed = Object.keys(changes);
   // A condition given a list of values is `in (...)`: the statement differs per list length.
@@ -303,7 +330,7 @@ export async function updateRows(
     inSizes.set(name, value.length);
     kind += `:${name}=${value.length}`;
   }
-  const { sql, props } = statement(em, meta, kind, [...changed, ...names], (quote) => {
+  const { sql, params } = statement(em, info, kind, [...changed, ...names], (quote) => {
     const set = changed.map((name) => property(meta, name));
     const condition = whereClause(meta, names, quote, inSizes);
     return {
@@ -311,15 +338,14 @@ export async function updateRows(
       props: [...set, ...condition.props],
     };
   });
-  const platform = em.getPlatform();
   const values: unknown[] = [];
-  for (let i = 0; i < props.length; i++) {
-    const prop = props[i]!;
-    const value = i < changed.length ? changes[prop.name] : where[prop.name];
-    if (Array.isArray(value)) for (const item of value) values.push(toDatabase(platform, prop, item));
-    else values.push(toDatabase(platform, prop, value));
+  for (let i = 0; i < params.length; i++) {
+    const { name, toDatabase } = params[i]!;
+    const value = i < changed.length ? changes[name] : where[name];
+    if (Array.isArray(value)) for (const item of value) values.push(toDatabase(item));
+    else values.push(toDatabase(value));
   }
-  const result = (await run(executor, sql, values, "run")) as { affectedRows?: number };
+  const result = (await run(executor, sql, values, "run", info.mysql)) as { affectedRows?: number };
   return result.affectedRows ?? 0;
 }
 
