@@ -65,10 +65,32 @@ function isSecretValue(value: string): boolean {
   return /_secret_/i.test(value);
 }
 
+const BACKSLASH = 0x5c;
+/** `{`, `[` and `,`: after any of them a string is not the value of the key before. */
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const COMMA = 0x2c;
+
+/** Where the string token opening at `start` (a quote) ends: its closing quote, or the text's end. */
+function stringTokenEnd(text: string, start: number): number {
+  let j = start + 1;
+  for (;;) {
+    const close = text.indexOf('"', j);
+    if (close === -1) return text.length;
+    // Escaped when an odd run of backslashes comes right before it.
+    let backslashes = 0;
+    while (close - backslashes - 1 > start && text.charCodeAt(close - backslashes - 1) === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return close;
+    j = close + 1;
+  }
+}
+
 /**
  * JSON text with every string value under a secret name (or that looks like a client secret)
  * replaced by "[redacted]"; all other bytes stay as they were, so numbers keep their precision.
- * Tolerates text that is not JSON: only string tokens are touched.
+ * Tolerates text that is not JSON: only string tokens are touched. It jumps from quote to quote and
+ * decodes only tokens with escapes (the name and secret tests match the same either way); it runs
+ * on every verified callback.
  */
 export function redactJsonText(text: string): string {
   let out = "";
@@ -77,36 +99,42 @@ export function redactJsonText(text: string): string {
   let expectingValue = false;
   let i = 0;
   while (i < text.length) {
-    const ch = text[i]!;
-    if (ch === '"') {
-      let j = i + 1;
-      while (j < text.length && text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
-      const token = text.slice(i, j + 1);
-      let k = j + 1;
-      while (k < text.length && /\s/.test(text[k]!)) k++;
-      let decoded: string;
-      try {
-        decoded = JSON.parse(token) as string;
-      } catch {
-        decoded = token;
-      }
-      if (text[k] === ":") {
-        key = decoded;
-        expectingValue = true;
-      } else {
-        if ((expectingValue && key !== undefined && isSecretName(key)) || isSecretValue(decoded)) {
-          out += `${text.slice(pos, i)}"${REDACTED}"`;
-          pos = j + 1;
-        }
-        expectingValue = false;
-      }
-      i = j + 1;
-      continue;
+    const quote = text.indexOf('"', i);
+    const gapEnd = quote === -1 ? text.length : quote;
+    for (let g = i; expectingValue && g < gapEnd; g++) {
+      const code = text.charCodeAt(g);
+      if (code === OPEN_BRACE || code === OPEN_BRACKET || code === COMMA) expectingValue = false;
     }
-    if (ch === "{" || ch === "[" || ch === ",") expectingValue = false;
-    i++;
+    if (quote === -1) break;
+    const end = stringTokenEnd(text, quote);
+    let k = end + 1;
+    while (k < text.length && /\s/.test(text[k]!)) k++;
+    const decoded = decodeToken(text, quote, end);
+    if (text.charCodeAt(k) === 0x3a) {
+      key = decoded;
+      expectingValue = true;
+    } else {
+      if ((expectingValue && key !== undefined && isSecretName(key)) || isSecretValue(decoded)) {
+        out += `${text.slice(pos, quote)}"${REDACTED}"`;
+        pos = end + 1;
+      }
+      expectingValue = false;
+    }
+    i = end + 1;
   }
   return out + text.slice(pos);
+}
+
+/** A string token's value: its characters when it has no escapes, else JSON's decoding (the raw token when that fails). */
+function decodeToken(text: string, start: number, end: number): string {
+  const inner = text.slice(start + 1, end);
+  if (end < text.length && inner.indexOf("\\") === -1) return inner;
+  const token = text.slice(start, end + 1);
+  try {
+    return JSON.parse(token) as string;
+  } catch {
+    return token;
+  }
 }
 
 /** A form-urlencoded body with the values of secret names (or client-secret-like values) replaced. */

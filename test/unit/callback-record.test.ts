@@ -67,6 +67,13 @@ describe("redaction", () => {
     );
   });
 
+  it("reads names written with escapes, ends strings only at unescaped quotes, and redacts an unterminated secret", () => {
+    const text = String.raw`{"client\u005fsecret":"abc","note":"say \"api_key\": x","id":"a\\","k":"v"}`;
+    expect(redactJsonText(text)).toBe(String.raw`{"client\u005fsecret":"[redacted]","note":"say \"api_key\": x","id":"a\\","k":"v"}`);
+    expect(redactJsonText('{"client_secret":"pi_1_sec')).toBe('{"client_secret":"[redacted]"');
+    expect(redactJsonText('{"password": {"x": "y"}, "a": "b"}')).toBe('{"password": {"x": "y"}, "a": "b"}');
+  });
+
   it("leaves JSON without secrets byte for byte", () => {
     const text = '{ "a" : [1, "two", {"b": null}], "sign":"c2ln" }';
     expect(redactJsonText(text)).toBe(text);
