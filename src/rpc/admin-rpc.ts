@@ -63,7 +63,8 @@ function timelineEntryToProto(item: TimelineItem): TimelineEntry {
             reason: callback.reason ?? "",
             notificationId: callback.notificationId ?? "",
             effect: callback.effect ?? "",
-            answerStatus: callback.answerStatus,
+            // Number(): the embedded driver reads every integer column as a bigint.
+            answerStatus: Number(callback.answerStatus),
           },
         },
       });

@@ -180,3 +180,28 @@ describe("ListMerchants and ListMerchantSettlements", () => {
     expect(readGrpcErrorDetails(error).badRequest?.fieldViolations).toMatchObject([{ field: "merchant_id", reason: "REQUIRED" }]);
   });
 });
+
+describe("on the embedded database", () => {
+  it("searches, builds a timeline and lists balances there too", async () => {
+    const embedded = await startTestApp({ database: "sqlite" });
+    const client = createGrpcJsClient(AdminService, `127.0.0.1:${embedded.app.grpcPort}`);
+    try {
+      const owner = await embedded.createMerchant("Embedded Shop");
+      const { payment } = await embedded.grpc.payments.createPayment(order(Channel.ALIPAY, 990n), owner.headers);
+      embedded.simulator.pay("alipay", payment!.paymentNo);
+      await eventually(
+        async () => (await client.searchPayments({ merchantId: owner.id, status: PaymentStatus.SUCCEEDED }, embedded.adminHeaders)).payments,
+        (found) => found.length === 1,
+      );
+      await embedded.app.events.runOnce();
+      const timeline = await client.getPaymentTimeline({ paymentId: payment!.id }, embedded.adminHeaders);
+      expect(timeline.entries.map((entry) => entry.entry.case)).toEqual(expect.arrayContaining(["event", "callback", "ledgerEntry"]));
+      const merchants = await client.listMerchants({}, embedded.adminHeaders);
+      expect(merchants.merchants[0]?.balances[0]).toMatchObject({ currency: "CNY" });
+      expect(merchants.merchants[0]!.balances[0]!.pending).toBeGreaterThan(0n);
+    } finally {
+      client.close();
+      await embedded.stop();
+    }
+  }, 60_000);
+});
