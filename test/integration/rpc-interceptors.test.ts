@@ -10,6 +10,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import type { ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema, type ErrorInfo, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { AdminService } from "../../gen/payments/v1/admin_service_pb.js";
 import { MerchantService } from "../../gen/payments/v1/merchant_service_pb.js";
 import { PaymentService } from "../../gen/payments/v1/payment_service_pb.js";
 import { SettlementService } from "../../gen/payments/v1/settlement_service_pb.js";
@@ -212,7 +213,7 @@ describe("the access table", () => {
   });
 
   it("lists every RPC of the public services, and nothing else", () => {
-    const methods = [...MerchantService.methods, ...PaymentService.methods, ...SettlementService.methods].map(rpcName);
+    const methods = [...MerchantService.methods, ...PaymentService.methods, ...SettlementService.methods, ...AdminService.methods].map(rpcName);
     expect([...METHOD_ACCESS.keys()].sort()).toEqual(methods.sort());
     const merchantRpcs = [...METHOD_ACCESS].filter(([, access]) => access === "merchant").map(([name]) => name);
     expect(merchantRpcs.sort()).toEqual([
