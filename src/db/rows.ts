@@ -1,4 +1,4 @@
-import type { EntityMetadata, EntityProperty, EntitySchema, Platform } from "@mikro-orm/core";
+import { type EntityMetadata, type EntityProperty, type EntitySchema, type Platform, Uint8ArrayType } from "@mikro-orm/core";
 import type { SqlEntityManager } from "@mikro-orm/knex";
 import { MySqlPlatform } from "@mikro-orm/mysql";
 
@@ -141,6 +141,8 @@ const QUERY_DATA = { mode: "query-data" } as const;
 /** How a property's values are sent, decided once per statement instead of per value. */
 function converter(platform: Platform, prop: EntityProperty): ToDatabase {
   const type = prop.customType;
+  // A blob's type copies every value into a new Buffer; one that is a Buffer already goes as it is (the same bytes).
+  if (type instanceof Uint8ArrayType) return (value) => (value === null || value === undefined ? null : Buffer.isBuffer(value) ? value : type.convertToDatabaseValue(value as Uint8Array));
   if (type) return (value) => (value === null || value === undefined ? null : type.convertToDatabaseValue(value, platform, QUERY_DATA));
   // MySQL: the Date itself, which mysql2 sends in the connection's time zone (UTC); SQLite: epoch milliseconds.
   return (value) => (value === null || value === undefined ? null : value instanceof Date ? platform.processDateProperty(value) : value);
