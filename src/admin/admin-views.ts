@@ -116,10 +116,7 @@ export async function merchantsWithBalances(
   const page = readPageRequest(v, request, ["merchants"]);
   v.throwIfAny();
   const { items, nextPageToken } = toPage(await listMerchants(session, page), page);
-  const currencies = await merchantCurrencies(
-    session,
-    items.map((merchant) => merchant.id),
-  );
+  const currencies = await merchantCurrencies(session, items.map((merchant) => merchant.id));
   const merchants = await Promise.all(
     items.map(async (merchant) => ({
       merchant,
