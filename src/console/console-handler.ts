@@ -48,7 +48,8 @@ function entryPoint(): string {
   return found;
 }
 
-async function buildBundle(): Promise<Buffer> {
+/** Bundles the browser code; refused when the result is over `maxBytes`. */
+export async function buildConsoleBundle(maxBytes: number = MAX_BUNDLE_BYTES): Promise<Buffer> {
   const esbuild = await import("esbuild");
   const result = await esbuild.build({
     entryPoints: [entryPoint()],
@@ -62,13 +63,13 @@ async function buildBundle(): Promise<Buffer> {
     logLevel: "silent",
   });
   const code = Buffer.from(result.outputFiles[0]!.contents);
-  if (code.length > MAX_BUNDLE_BYTES) throw new Error(`console bundle is ${code.length} bytes, over ${MAX_BUNDLE_BYTES}`);
+  if (code.length > maxBytes) throw new Error(`console bundle is ${code.length} bytes, over ${maxBytes}`);
   return code;
 }
 
 /** The console's script, built once per process; a failed build is tried again on the next request. */
 function consoleBundle(): Promise<Buffer> {
-  bundle ??= buildBundle().catch((error) => {
+  bundle ??= buildConsoleBundle().catch((error) => {
     bundle = undefined;
     throw error;
   });
