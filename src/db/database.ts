@@ -3,7 +3,7 @@
  * otherwise an embedded SQLite file through libSQL (schema created from the entities at start).
  */
 import { join } from "node:path";
-import type { Options } from "@mikro-orm/core";
+import { IntegerType, type Options, type Platform, type Type } from "@mikro-orm/core";
 import type { MikroORM, SqlEntityManager } from "@mikro-orm/knex";
 import { MikroORM as LibSqlORM } from "@mikro-orm/libsql";
 import { Migrator } from "@mikro-orm/migrations";
@@ -62,6 +62,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     // Bound parameters: MikroORM's own libSQL driver writes values into the SQL text.
     driver: BoundLibSqlDriver as never,
     dbName: join(options.dataDir, "payments.sqlite"),
+    discovery: { ...common.discovery, getMappedType: sqliteMappedType },
     // One connection: SQLite has one writer anyway, and this keeps transactions from
     // failing with SQLITE_BUSY. Safe integers make BIGINT exact above 2^53.
     pool: {
@@ -75,6 +76,26 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   });
   await orm.schema.updateSchema();
   return wrap("sqlite", orm as unknown as MikroORM);
+}
+
+/**
+ * An INTEGER column as a JavaScript number on the embedded database. The connection's safe integers
+ * (needed for exact BIGINT money) make libSQL return every integer column as a bigint, and the ORM
+ * hands that through for `p.integer()` properties, where the code does number arithmetic
+ * (`queryAttempts + 1` threw "Cannot mix BigInt"). INTEGER columns hold counts far below 2^53.
+ */
+class NumberIntegerType extends IntegerType {
+  override convertToJSValue(value: unknown): number {
+    return value === null || value === undefined ? (value as unknown as number) : Number(value);
+  }
+  override compareAsType(): string {
+    return "number";
+  }
+}
+
+function sqliteMappedType(type: string, platform: Platform): Type<unknown> | undefined {
+  const mapped = (platform as Platform & { getDefaultMappedType(type: string): Type<unknown> }).getDefaultMappedType(type);
+  return mapped instanceof IntegerType ? new NumberIntegerType() : mapped;
 }
 
 function wrap(kind: DatabaseKind, orm: MikroORM): Database {

@@ -10,7 +10,7 @@ import { CallbackLog } from "../../src/callbacks/callback-entities.js";
 import type { Database } from "../../src/db/database.js";
 import { loggableError } from "../../src/db/database-errors.js";
 import { findRow, insertRow } from "../../src/db/rows.js";
-import { IdempotencyRecord, PaymentItem } from "../../src/payments/payment-entity.js";
+import { IdempotencyRecord, Payment, PaymentItem } from "../../src/payments/payment-entity.js";
 import { JournalPosting } from "../../src/ledger/ledger-entities.js";
 import { checkLedger } from "../../src/ledger/ledger-check.js";
 import { toBigInt } from "../../src/db/store-access.js";
@@ -64,6 +64,20 @@ describe("the core flow on the embedded database", () => {
     const check = await checkLedger(t.app.uow.session());
     expect(check.violations).toEqual([]);
     expect(check.ok).toBe(true);
+  });
+
+  it("sweeps a pending payment that is due: INTEGER columns read as numbers, not bigint", async () => {
+    const merchant = await t.createMerchant();
+    const created = await t.grpc.payments.createPayment(
+      { merchantOrderNo: "embedded-sweep", currency: "CNY", amount: 500n, channel: Channel.ALIPAY, subject: "Tea" },
+      merchant.headers,
+    );
+    await t.app.db.em().nativeUpdate(Payment, { id: created.payment!.id }, { nextQueryAt: new Date(Date.now() - 1000) });
+    const result = await t.app.sweeper.runOnce();
+    expect(result.claimed).toBeGreaterThanOrEqual(1);
+    const swept = await t.app.db.em().findOneOrFail(Payment, { id: created.payment!.id }, { disableIdentityMap: true });
+    expect(swept.queryAttempts).toBe(1);
+    expect(typeof swept.queryAttempts).toBe("number");
   });
 
   it("records money paid after close as a discrepancy", async () => {
