@@ -10,7 +10,8 @@
  *   about 0.5 ms of CPU cheaper (docs/performance.md); only the store functions that take a
  *   {@link RowScope} (prepared row statements) run in it. The create hot path uses it.
  */
-import { DeadlockException, UniqueConstraintViolationException } from "@mikro-orm/core";
+import { DeadlockException, IsolationLevel, UniqueConstraintViolationException } from "@mikro-orm/core";
+import { MySqlPlatform } from "@mikro-orm/mysql";
 import type { Database } from "./database.js";
 import { inRowTransaction } from "./rows.js";
 import { entityManager, SessionHandle } from "./store-access.js";
@@ -44,6 +45,14 @@ export interface TransactionOptions {
    * outside the database.
    */
   deadlockAttempts?: number;
+  /**
+   * MySQL: run at READ COMMITTED instead of the server's REPEATABLE READ. For work that updates
+   * rows found through an index other inserts write into (the event sequencer numbering
+   * `seq IS NULL` rows): without gap locks, and reading past rows other transactions have not
+   * committed, it neither blocks those inserts nor deadlocks with them. The embedded database runs
+   * one writer at a time and ignores it.
+   */
+  readCommitted?: boolean;
 }
 
 export interface UnitOfWork {
@@ -66,7 +75,8 @@ export function createUnitOfWork(db: Pick<Database, "em">): UnitOfWork {
     session: () => new SessionHandle(fork, rows) as unknown as Session,
     transaction<T>(session: Session, work: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
       const em = entityManager(session);
-      return retryDeadlocks(options, () => em.transactional((tx) => work(tx as unknown as Tx)));
+      const isolationLevel = options.readCommitted && em.getPlatform() instanceof MySqlPlatform ? IsolationLevel.READ_COMMITTED : undefined;
+      return retryDeadlocks(options, () => em.transactional((tx) => work(tx as unknown as Tx), { isolationLevel }));
     },
     rowTransaction<T>(session: Session, work: (tx: RowTx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
       // Only an ORM transaction (a Tx passed as the session) makes this a savepoint inside it.

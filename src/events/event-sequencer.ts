@@ -59,7 +59,7 @@ export function createEventSequencer(options: EventSequencerOptions): EventSeque
             await moveCursor(tx, "sequence", next);
             return { next, count, full: ids.length === batchSize };
           },
-          { deadlockAttempts: 3 },
+          { deadlockAttempts: 3, readCommitted: true },
         );
         if (!numbered) break;
         last = numbered.next;
