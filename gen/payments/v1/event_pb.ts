@@ -35,8 +35,8 @@ export type Event = Message<"payments.v1.Event"> & {
   /**
    * What happened, `<object>.<change>`: `payment.created`, `payment.succeeded`, `payment.closed`,
    * `payment.failed`, `payment.refunded`, `payment.paid_after_close`, `payment.amount_mismatch`,
-   * `refund.succeeded`, `refund.failed`, `settlement.created`, `payout.created`, `payout.paid`,
-   * `payout.failed`.
+   * `refund.created`, `refund.succeeded`, `refund.failed`, `settlement.created`, `payout.created`,
+   * `payout.paid`, `payout.failed`.
    *
    * @generated from field: string type = 2;
    */
