@@ -217,9 +217,9 @@ export interface PaymentListFilter {
   createdBefore?: Date;
 }
 
-/** A page of the merchant's payments, newest first. */
-export function listPayments(session: Session, merchantId: string, filter: PaymentListFilter, page: PageRequest): Promise<PaymentRow[]> {
-  const where: Record<string, unknown> = { merchantId };
+/** The ORM conditions of a list filter's status, channel and creation window. */
+function listFilterWhere(filter: PaymentListFilter): Record<string, unknown> {
+  const where: Record<string, unknown> = {};
   if (filter.status) where.status = filter.status;
   if (filter.channel) where.channel = filter.channel;
   if (filter.createdAfter || filter.createdBefore) {
@@ -228,6 +228,12 @@ export function listPayments(session: Session, merchantId: string, filter: Payme
       ...(filter.createdBefore ? { $lt: filter.createdBefore } : {}),
     };
   }
+  return where;
+}
+
+/** A page of the merchant's payments, newest first. */
+export function listPayments(session: Session, merchantId: string, filter: PaymentListFilter, page: PageRequest): Promise<PaymentRow[]> {
+  const where: Record<string, unknown> = { merchantId, ...listFilterWhere(filter) };
   if (page.afterId) where.id = { $lt: page.afterId };
   return entityManager(session).find(Payment, where, { orderBy: { id: "desc" }, limit: page.limit, disableIdentityMap: true });
 }
@@ -242,18 +248,10 @@ export interface PaymentSearchFilter extends PaymentListFilter {
 
 /** A page of any merchant's payments matching every filter set, newest first (the admin console's search). */
 export function searchPayments(session: Session, filter: PaymentSearchFilter, page: PageRequest): Promise<PaymentRow[]> {
-  const where: Record<string, unknown> = {};
+  const where: Record<string, unknown> = listFilterWhere(filter);
   if (filter.merchantId) where.merchantId = filter.merchantId;
   if (filter.paymentNo) where.paymentNo = filter.paymentNo;
   if (filter.merchantOrderNo) where.merchantOrderNo = filter.merchantOrderNo;
-  if (filter.status) where.status = filter.status;
-  if (filter.channel) where.channel = filter.channel;
-  if (filter.createdAfter || filter.createdBefore) {
-    where.createdAt = {
-      ...(filter.createdAfter ? { $gte: filter.createdAfter } : {}),
-      ...(filter.createdBefore ? { $lt: filter.createdBefore } : {}),
-    };
-  }
   const id: Record<string, string> = {};
   if (filter.paymentId) id.$eq = filter.paymentId;
   if (page.afterId) id.$lt = page.afterId;

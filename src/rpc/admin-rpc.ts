@@ -24,9 +24,7 @@ import {
 import {
   channelToProto,
   merchantToProto,
-  optionalChannelFromProto,
-  optionalStatusFromProto,
-  optionalTimestamp,
+  paymentListFilterFromProto,
   paymentToProto,
   refundToProto,
 } from "./mappers.js";
@@ -102,12 +100,7 @@ export function createAdminRpc(uow: UnitOfWork, settlements: SettlementDomain): 
         paymentNo: optionalId(v, "payment_no", req.paymentNo),
         merchantOrderNo: optionalId(v, "merchant_order_no", req.merchantOrderNo),
         merchantId: optionalId(v, "merchant_id", req.merchantId),
-        status: optionalStatusFromProto(v, "status", req.status),
-        channel: optionalChannelFromProto(v, "channel", req.channel),
-        createdAfter: optionalTimestamp(v, "created_after", req.createdAfter),
-        createdBefore: optionalTimestamp(v, "created_before", req.createdBefore),
-        pageSize: req.pageSize,
-        pageToken: req.pageToken,
+        ...paymentListFilterFromProto(v, req),
       };
       checkPageToken(v, "page_token", req.pageToken);
       v.throwIfAny();

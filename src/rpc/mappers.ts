@@ -90,6 +90,28 @@ export function optionalTimestamp(v: Violations, field: string, ts: Timestamp | 
   return timestampDate(ts);
 }
 
+/** The fields ListPayments and SearchPayments filter and page by, as the proto requests carry them. */
+interface PaymentListRequest {
+  status: PaymentStatus;
+  channel: Channel;
+  createdAfter?: Timestamp;
+  createdBefore?: Timestamp;
+  pageSize: number;
+  pageToken: string;
+}
+
+/** The status, channel, creation window and page of a payment list request; violations named by field. */
+export function paymentListFilterFromProto(v: Violations, req: PaymentListRequest) {
+  return {
+    status: optionalStatusFromProto(v, "status", req.status),
+    channel: optionalChannelFromProto(v, "channel", req.channel),
+    createdAfter: optionalTimestamp(v, "created_after", req.createdAfter),
+    createdBefore: optionalTimestamp(v, "created_before", req.createdBefore),
+    pageSize: req.pageSize,
+    pageToken: req.pageToken,
+  };
+}
+
 function timestamp(date: Date | null | undefined): Timestamp | undefined {
   return date ? timestampFromDate(date) : undefined;
 }

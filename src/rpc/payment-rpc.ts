@@ -21,9 +21,7 @@ import { merchantOf, sessionOf } from "./auth.js";
 import {
   createPaymentInputFromProto,
   lookupFromProto,
-  optionalChannelFromProto,
-  optionalStatusFromProto,
-  optionalTimestamp,
+  paymentListFilterFromProto,
   paymentToProto,
   refundToProto,
 } from "./mappers.js";
@@ -64,14 +62,7 @@ export function createPaymentRpc(uow: UnitOfWork, payments: PaymentDomain, refun
       const session = sessionOf(ctx, () => uow.session());
       const merchant = merchantOf(ctx);
       const v = new Violations();
-      const filter = {
-        status: optionalStatusFromProto(v, "status", req.status),
-        channel: optionalChannelFromProto(v, "channel", req.channel),
-        createdAfter: optionalTimestamp(v, "created_after", req.createdAfter),
-        createdBefore: optionalTimestamp(v, "created_before", req.createdBefore),
-        pageSize: req.pageSize,
-        pageToken: req.pageToken,
-      };
+      const filter = paymentListFilterFromProto(v, req);
       checkPageToken(v, "page_token", req.pageToken);
       v.throwIfAny();
       const page = await payments.listPayments(session, merchant.id, filter);
