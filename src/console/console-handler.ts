@@ -1,7 +1,9 @@
 /**
  * Serves the admin console: `GET /console` (the page) and its two assets under `/console/`. The
- * browser code (web/) is bundled with esbuild once, on the first request, from its TypeScript
- * sources, so the repository keeps no built bundle and no internet or CDN is involved.
+ * browser code (web/) is bundled with esbuild: by `npm run build` into console.js next to the
+ * compiled handler (a production start then needs neither esbuild nor the TypeScript sources), or,
+ * running from source, once on the first request. The repository keeps no built bundle and no
+ * internet or CDN is involved.
  *
  * Only the fixed set of names in {@link ASSETS} is served: a request for anything else under
  * /console/ (including `..`, encoded slashes or dots, backslashes) is 404 without touching the file
@@ -9,6 +11,7 @@
  * only, no inline script, no framing), `X-Content-Type-Options: nosniff` and `no-store`.
  */
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -67,9 +70,15 @@ export async function buildConsoleBundle(maxBytes: number = MAX_BUNDLE_BYTES): P
   return code;
 }
 
-/** The console's script, built once per process; a failed build is tried again on the next request. */
+/** Where `npm run build` writes the bundle: beside the compiled handler (dist/src/console/console.js). */
+export const PREBUILT_BUNDLE = join(dirname(fileURLToPath(import.meta.url)), "console.js");
+
+/**
+ * The console's script: the prebuilt bundle when there is one, else built once per process; a
+ * failed build is tried again on the next request.
+ */
 function consoleBundle(): Promise<Buffer> {
-  bundle ??= buildConsoleBundle().catch((error) => {
+  bundle ??= (existsSync(PREBUILT_BUNDLE) ? readFile(PREBUILT_BUNDLE) : buildConsoleBundle()).catch((error) => {
     bundle = undefined;
     throw error;
   });

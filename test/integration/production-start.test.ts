@@ -1,12 +1,13 @@
 /**
- * The production start: `npm run build` compiles src/, gen/ and scripts/ to JavaScript, and the
+ * The production start: `npm run build` compiles src/, gen/ and scripts/ to JavaScript and bundles
+ * the admin console's browser code, and the
  * service runs as `node dist/src/main.js` with no TypeScript compiler or loader at run time (only
  * plain `node`, no `--import`), from any working directory. The compiled check-ledger script runs
  * the same way. Built here into a scratch directory under node_modules/.cache (inside the
  * repository, so the compiled files resolve the installed packages as dist/ would).
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -31,6 +32,8 @@ beforeAll(async () => {
   await run(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.build.json"), "--outDir", outDir], {
     cwd: ROOT,
   });
+  // The second half of `npm run build`: the console's browser bundle beside the compiled handler.
+  await run(process.execPath, ["--import", "tsx", join(ROOT, "scripts/build-console.ts"), outDir], { cwd: ROOT });
   database = await createTestDatabase();
   simulator = await startSimulator({ port: 0, keys: testKeys(), timeScale: 0.001, controlToken: SIMULATOR_CONTROL_TOKEN });
 }, 240_000);
@@ -55,7 +58,7 @@ async function waitForHealth(httpPort: number): Promise<void> {
 
 describe("node dist/src/main.js", () => {
   it("builds JavaScript for the service and the scripts", () => {
-    for (const file of ["src/main.js", "src/simulator/main.js", "scripts/check-ledger.js", "scripts/settle.js", "scripts/reconcile.js"]) {
+    for (const file of ["src/console/console.js", "src/main.js", "src/simulator/main.js", "scripts/check-ledger.js", "scripts/settle.js", "scripts/reconcile.js"]) {
       expect(existsSync(join(outDir, file)), file).toBe(true);
     }
   });
@@ -96,6 +99,10 @@ describe("node dist/src/main.js", () => {
     expect(((await read.json()) as { merchant: { name: string } }).merchant.name).toBe("Compiled Shop");
     // Migrations ran from the compiled files: the schema is complete.
     expect(output).toContain("ready");
+    // The console's script is the prebuilt bundle, served as it was written.
+    const script = await fetch(`http://127.0.0.1:${httpPort}/console/console.js`);
+    expect(script.status).toBe(200);
+    expect(Buffer.from(await script.arrayBuffer()).equals(readFileSync(join(outDir, "src/console/console.js")))).toBe(true);
 
     service.kill("SIGTERM");
     const code = await new Promise<number | null>((resolveExit) => service!.once("exit", (exitCode) => resolveExit(exitCode)));
