@@ -23,6 +23,13 @@ const MAX_EVENTS_SHOWN = 1000;
 
 const STATUSES: readonly PaymentStatus[] = ["PENDING", "SUCCEEDED", "FAILED", "CLOSED", "REFUNDED"];
 
+/** Whether `event` is a payment event whose snapshot shows a payment that can change no more. */
+export function isFinalPaymentEvent(event: Pick<SequencedEvent, "eventType" | "payload">): boolean {
+  if (!event.eventType.startsWith("payment.")) return false;
+  const status = (event.payload.payment as { status?: unknown } | undefined)?.status;
+  return typeof status === "string" && !canStillChange(status);
+}
+
 /** Whether the transition table lets a payment in `status` change again (CLOSED and REFUNDED cannot). */
 export function canStillChange(status: string): boolean {
   return STATUSES.some((to) => canTransition(status as PaymentStatus, to));
@@ -102,8 +109,10 @@ export function createEventStreams({ uow, feed }: EventStreamsDeps) {
           if (shown.has(event.id)) continue;
           const payment = await reloadPayment(uow.session(), paymentId);
           yield { view: { payment, items: current.items }, event, readAt: new Date() };
-          // The events of one change are handed over together: end after the last of them.
-          if (!canStillChange(payment.status) && subscription.buffered === 0) return;
+          // End after the payment event that made it final (`payment.refunded`, `payment.closed`), judged
+          // by the event's own snapshot: the stored payment may already be final while events of the
+          // change that made it so (a refund's, then the payment's) are still to be numbered and sent.
+          if (isFinalPaymentEvent(event)) return;
         }
       } finally {
         subscription.close();

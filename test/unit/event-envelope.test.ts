@@ -10,7 +10,7 @@ import { EventSchema } from "../../gen/payments/v1/event_pb.js";
 import { PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { eventBody, eventEnvelope } from "../../src/events/event-envelope.js";
 import { paymentObject, payoutObject, refundObject } from "../../src/events/event-objects.js";
-import { canStillChange } from "../../src/events/event-streams.js";
+import { canStillChange, isFinalPaymentEvent } from "../../src/events/event-streams.js";
 import type { PaymentRow } from "../../src/payments/payment-entity.js";
 import { eventToProto, paymentUpdateToProto } from "../../src/rpc/event-rpc.js";
 
@@ -148,5 +148,16 @@ describe("the envelope and its protobuf mapping", () => {
 
   it("ends a watch at the statuses the transition table lets change no more", () => {
     expect(["PENDING", "SUCCEEDED", "FAILED", "CLOSED", "REFUNDED"].filter((status) => !canStillChange(status))).toEqual(["CLOSED", "REFUNDED"]);
+  });
+
+  it("ends a watch on the payment event that made the payment final, judged by the event's own snapshot", () => {
+    const event = (eventType: string, payload: Record<string, unknown>) => ({ eventType, payload });
+    expect(isFinalPaymentEvent(event("payment.refunded", { payment: { status: "REFUNDED" } }))).toBe(true);
+    expect(isFinalPaymentEvent(event("payment.closed", { payment: { status: "CLOSED" } }))).toBe(true);
+    expect(isFinalPaymentEvent(event("payment.succeeded", { payment: { status: "SUCCEEDED" } }))).toBe(false);
+    expect(isFinalPaymentEvent(event("payment.failed", { payment: { status: "FAILED" } }))).toBe(false);
+    // A refund's event comes before the payment.refunded of the same change: never the last one.
+    expect(isFinalPaymentEvent(event("refund.succeeded", { refund: { status: "SUCCEEDED" }, payment: { status: "REFUNDED" } }))).toBe(false);
+    expect(isFinalPaymentEvent(event("payment.refunded", {}))).toBe(false);
   });
 });
