@@ -71,7 +71,7 @@ export async function buildConsoleBundle(maxBytes: number = MAX_BUNDLE_BYTES): P
 }
 
 /** Where `npm run build` writes the bundle: beside the compiled handler (dist/src/console/console.js). */
-export const PREBUILT_BUNDLE = join(dirname(fileURLToPath(import.meta.url)), "console.js");
+const PREBUILT_BUNDLE = join(dirname(fileURLToPath(import.meta.url)), "console.js");
 
 /**
  * The console's script: the prebuilt bundle when there is one, else built once per process; a

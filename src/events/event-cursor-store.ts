@@ -26,7 +26,7 @@ async function ensureCursor(session: Session, name: CursorName): Promise<void> {
 }
 
 /** The cursor, created at 0 when absent. */
-export async function readCursor(session: Session, name: CursorName): Promise<EventCursorRow> {
+async function readCursor(session: Session, name: CursorName): Promise<EventCursorRow> {
   await ensureCursor(session, name);
   return (await findRow<EventCursorRow>(rowExecutor(session), EventCursor, { name }))!;
 }

@@ -61,8 +61,7 @@ function timelineEntryToProto(item: TimelineItem): TimelineEntry {
             reason: callback.reason ?? "",
             notificationId: callback.notificationId ?? "",
             effect: callback.effect ?? "",
-            // Number(): the embedded driver reads every integer column as a bigint.
-            answerStatus: Number(callback.answerStatus),
+            answerStatus: callback.answerStatus,
           },
         },
       });

@@ -18,22 +18,6 @@ import {
   type WebhookDeliveryStatus,
 } from "./webhook-entities.js";
 
-/**
- * Integer columns as numbers: the embedded database's driver hands them back as bigint.
- */
-function deliveryRow(row: WebhookDeliveryRow): WebhookDeliveryRow {
-  return {
-    ...row,
-    attemptCount: Number(row.attemptCount),
-    roundAttempts: Number(row.roundAttempts),
-    lastHttpStatus: row.lastHttpStatus === null ? null : Number(row.lastHttpStatus),
-  };
-}
-
-function attemptRow(row: WebhookAttemptRow): WebhookAttemptRow {
-  return { ...row, number: Number(row.number), httpStatus: Number(row.httpStatus), latencyMs: Number(row.latencyMs) };
-}
-
 /** Attempts kept per delivery: older ones are deleted as new ones are recorded. */
 export const MAX_ATTEMPTS_KEPT = 50;
 
@@ -128,8 +112,7 @@ export async function claimDeliveries(tx: Tx, ids: readonly string[], holder: st
     { leaseHolder: holder, leaseUntil: until },
   );
   if (claimed === 0) return [];
-  const rows = await em.find(WebhookDelivery, { id: { $in: [...ids] }, leaseHolder: holder }, { disableIdentityMap: true });
-  return rows.map(deliveryRow);
+  return em.find(WebhookDelivery, { id: { $in: [...ids] }, leaseHolder: holder }, { disableIdentityMap: true });
 }
 
 /** What an attempt changed on its delivery. */
@@ -167,8 +150,7 @@ export async function recordAttempt(tx: RowTx, holder: string, attempt: WebhookA
 export async function findDelivery(session: Session, id: string, merchantId?: string): Promise<WebhookDeliveryRow | undefined> {
   const where: FilterQuery<WebhookDeliveryRow> = { id };
   if (merchantId !== undefined) where.merchantId = merchantId;
-  const row = await entityManager(session).findOne(WebhookDelivery, where, { disableIdentityMap: true });
-  return row ? deliveryRow(row) : undefined;
+  return (await entityManager(session).findOne(WebhookDelivery, where, { disableIdentityMap: true })) ?? undefined;
 }
 
 /** Which deliveries a listing wants; unset fields do not filter. */
@@ -187,8 +169,7 @@ export async function listDeliveries(session: Session, filter: DeliveryFilter, p
   if (filter.objectId !== undefined) where.objectId = filter.objectId;
   if (filter.status !== undefined) where.status = filter.status;
   if (page.afterId !== undefined) where.id = { $lt: page.afterId };
-  const rows = await entityManager(session).find(WebhookDelivery, where, { orderBy: { id: "desc" }, limit: page.limit, disableIdentityMap: true });
-  return rows.map(deliveryRow);
+  return entityManager(session).find(WebhookDelivery, where, { orderBy: { id: "desc" }, limit: page.limit, disableIdentityMap: true });
 }
 
 /** The last `perDelivery` attempts of each delivery, newest first, by delivery id. */
@@ -205,7 +186,7 @@ export async function recentAttempts(
     { $or: tried.map((delivery) => ({ deliveryId: delivery.id, number: { $gt: delivery.attemptCount - perDelivery } })) },
     { orderBy: { deliveryId: "asc", number: "desc" }, disableIdentityMap: true },
   );
-  for (const row of rows) byDelivery.get(row.deliveryId)?.push(attemptRow(row));
+  for (const row of rows) byDelivery.get(row.deliveryId)?.push(row);
   return byDelivery;
 }
 
