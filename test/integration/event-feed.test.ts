@@ -11,7 +11,7 @@ import { moveCursor } from "../../src/events/event-cursor-store.js";
 import { createEventFeed, type FeedSubscription, FeedSubscriptionEnded } from "../../src/events/event-feed.js";
 import { newId } from "../../src/ids.js";
 import { appendEvent } from "../../src/outbox/outbox-store.js";
-import { startTestApp, type TestApp } from "../support/test-app.js";
+import { startReplica, startTestApp, type TestApp } from "../support/test-app.js";
 import { rejection } from "../support/waiting.js";
 
 let first: TestApp;
@@ -19,7 +19,7 @@ let second: TestApp;
 
 beforeAll(async () => {
   first = await startTestApp();
-  second = await startTestApp({ databaseUrl: first.database!.url, simulator: first.simulator });
+  second = await startReplica(first);
 });
 afterAll(async () => {
   await second?.stop();

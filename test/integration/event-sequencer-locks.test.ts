@@ -10,14 +10,14 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { createEventSequencer } from "../../src/events/event-sequencer.js";
 import { newId } from "../../src/ids.js";
 import { appendEvent } from "../../src/outbox/outbox-store.js";
-import { startTestApp, type TestApp } from "../support/test-app.js";
+import { startReplica, startTestApp, type TestApp } from "../support/test-app.js";
 
 let first: TestApp;
 let second: TestApp;
 
 beforeAll(async () => {
   first = await startTestApp();
-  second = await startTestApp({ databaseUrl: first.database!.url, simulator: first.simulator });
+  second = await startReplica(first);
 });
 afterAll(async () => {
   await second?.stop();

@@ -14,7 +14,7 @@ import { PaymentService, type StreamEventsResponse } from "../../gen/payments/v1
 import { loadConfig } from "../../src/config.js";
 import { connectServerStream, grpcServerStream, type StreamReader } from "../support/event-stream-client.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
-import { startTestApp, type TestApp } from "../support/test-app.js";
+import { startReplica, startTestApp, type TestApp } from "../support/test-app.js";
 import { connectError, eventually, grpcError } from "../support/waiting.js";
 
 type Merchant = Awaited<ReturnType<TestApp["createMerchant"]>>;
@@ -29,7 +29,7 @@ let orderSeq = 0;
 
 beforeAll(async () => {
   first = await startTestApp({ runEventWorkers: true, config: fastFeed });
-  second = await startTestApp({ databaseUrl: first.database!.url, simulator: first.simulator, runEventWorkers: true, config: fastFeed });
+  second = await startReplica(first, { runEventWorkers: true, config: fastFeed });
   merchant = await first.createMerchant("Streaming Shop");
   other = await first.createMerchant("Other Shop");
 });

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OutboxEvent } from "../../src/outbox/outbox-entity.js";
 import { Payment } from "../../src/payments/payment-entity.js";
 import { Channel } from "../../gen/payments/v1/payment_pb.js";
-import { countingChannel, startTestApp, type TestApp } from "../support/test-app.js";
+import { countingChannel, startReplica, startTestApp, type TestApp } from "../support/test-app.js";
 
 const queries = new Map<string, number>();
 const closes = new Map<string, number>();
@@ -20,7 +20,7 @@ let second: TestApp;
 
 beforeAll(async () => {
   first = await startTestApp({ wrapChannel: counting });
-  second = await startTestApp({ databaseUrl: first.database!.url, simulator: first.simulator, wrapChannel: counting });
+  second = await startReplica(first, { wrapChannel: counting });
 });
 afterAll(async () => {
   await second?.stop();

@@ -178,3 +178,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     },
   };
 }
+
+/** Another replica of `first`'s service: its own listeners and loops on the same database and simulator. */
+export function startReplica(first: TestApp, options: TestAppOptions = {}): Promise<TestApp> {
+  return startTestApp({ ...options, databaseUrl: first.database!.url, simulator: first.simulator });
+}
