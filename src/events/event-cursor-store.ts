@@ -37,12 +37,15 @@ async function readCursor(session: Session, name: CursorName): Promise<EventCurs
  * same cursor run one after the other.
  */
 export async function lockCursor(tx: Tx, name: CursorName): Promise<bigint> {
-  await ensureCursor(tx, name);
   const lock = isMysql(tx) ? " for update" : "";
-  const rows: Array<Record<string, unknown>> = await entityManager(tx).execute(
-    `select position from event_cursor where name = ?${lock}`,
-    [name],
-  );
+  const select = async () =>
+    (await entityManager(tx).execute(`select position from event_cursor where name = ?${lock}`, [name])) as Array<Record<string, unknown>>;
+  // The row exists after the first use: create it only then, not on every pass of the loops that lock it.
+  let rows = await select();
+  if (rows.length === 0) {
+    await ensureCursor(tx, name);
+    rows = await select();
+  }
   return BigInt(String(rows[0]!.position));
 }
 
