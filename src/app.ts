@@ -44,6 +44,13 @@ import { createAdminRpc } from "./rpc/admin-rpc.js";
 import { createEventRpc } from "./rpc/event-rpc.js";
 import { createWebhookRpc } from "./rpc/webhook-rpc.js";
 import { createWebhookDispatcher, type WebhookDispatcher } from "./webhooks/webhook-dispatcher.js";
+import { observeCallbacks } from "./observability/callback-observer.js";
+import { type ChannelCallSink, observeChannel } from "./observability/channel-observer.js";
+import { type Logger, logFunctions } from "./observability/logger.js";
+import { createMetricsListener, type MetricsListener } from "./observability/metrics-listener.js";
+import { createTelemetry, type Telemetry } from "./observability/telemetry.js";
+import type { Tracing } from "./observability/tracing.js";
+import { createTelemetryInterceptor } from "./rpc/telemetry-interceptor.js";
 import { AdminService } from "../gen/payments/v1/admin_service_pb.js";
 import { SettlementService } from "../gen/payments/v1/settlement_service_pb.js";
 import { MerchantService } from "../gen/payments/v1/merchant_service_pb.js";
@@ -63,7 +70,12 @@ export interface AppOptions {
    * bus relay (default: as `runSweeper`; tests drive their `runOnce()` themselves).
    */
   runEventWorkers?: boolean;
-  log?: (message: string) => void;
+  /** Replaces the logger the configuration describes (tests read or silence it). */
+  logger?: Logger;
+  /** Replaces the tracing the configuration describes (tests shorten the export delay). */
+  tracing?: Tracing;
+  /** Where channel call records go; by default the batched writer to `channel_call`. */
+  channelCallSink?: ChannelCallSink;
   /** How often the TLS files are checked for a rotation (default 10 s; 0 = only on `reloadTls()`). */
   tlsReloadIntervalMs?: number;
   /** The clock reconciliation reads "today" from (tests move it forward to reconcile the day they paid in). */
@@ -102,6 +114,10 @@ export interface App {
   webhooks: WebhookDispatcher;
   /** The NATS JetStream relay; undefined unless `EVENTS_NATS_URL` is set. */
   relay?: NatsRelay;
+  /** Logs, metrics and traces. */
+  telemetry: Telemetry;
+  /** The port of the separate `/metrics` listener when `METRICS_PORT` is set. */
+  metricsPort?: number;
   /**
    * Reads the TLS certificate, key and client CA files again (e.g. on SIGHUP) and, when they changed and
    * are valid, serves new connections on both listeners with them; returns whether it switched.
@@ -123,9 +139,10 @@ export function buildChannels(config: AppOptions["config"]): PaymentChannel[] {
 
 export async function startApp(options: AppOptions): Promise<App> {
   const { config } = options;
-  const log = options.log ?? ((message: string) => console.log(message));
+  const telemetry = createTelemetry(config.observability, { logger: options.logger, tracing: options.tracing });
+  const { log, logError: logRaw } = logFunctions(telemetry.logger);
   // Database errors carry the statement's values; logs get its shape only.
-  const logError = (message: string, error: unknown) => console.error(message, loggableError(error));
+  const logError = (message: string, error: unknown) => logRaw(message, loggableError(error));
 
   // Read first: unusable TLS files stop the start before anything is opened.
   const tls = config.tls
@@ -137,7 +154,9 @@ export async function startApp(options: AppOptions): Promise<App> {
     : undefined;
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   const uow = createUnitOfWork(db);
-  const channels = new ChannelRegistry(options.channels ?? buildChannels(config));
+  const channels = new ChannelRegistry(
+    (options.channels ?? buildChannels(config)).map((channel) => observeChannel(channel, { ...telemetry, sink: options.channelCallSink })),
+  );
   // One sealing key for merchants' webhook secrets and settlement accounts.
   const secrets = new SecretBox(config.dataEncryptionKey);
   const merchants = createMerchantService(secrets, config.notifyUrls, {
@@ -160,7 +179,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const sweeper = createPaymentSweeper({ uow, channels, log, leaseMs });
   const refundSweeper = createRefundSweeper({ uow, channels, publicBaseUrl: config.publicBaseUrl, log, leaseMs });
   const events = createEventFeed({ uow, config: config.events, retainUntilReadBy: config.nats ? ["webhooks", "nats"] : ["webhooks"], log, logError });
-  const webhooks = createWebhookDispatcher({ uow, secrets, config: config.webhooks, events: config.events, notifyUrls: config.notifyUrls, log, logError });
+  const webhooks = createWebhookDispatcher({ uow, secrets, config: config.webhooks, events: config.events, notifyUrls: config.notifyUrls, log, logError, telemetry });
   const relay = config.nats ? createNatsRelay({ uow, config: config.nats, log, logError, pollIntervalMs: config.events.pollIntervalMs }) : undefined;
   const webhookRpc = createWebhookRpc({ uow, merchants, config: config.webhooks });
   const reconciliation = createReconciliationService({
@@ -196,14 +215,14 @@ export async function startApp(options: AppOptions): Promise<App> {
     { service: AdminService, impl: createAdminRpc(uow, settlements) },
     ...(options.extraServices ?? []),
   ] as const;
-  const interceptors = createRpcInterceptors({
+  const interceptors = [createTelemetryInterceptor(telemetry), ...createRpcInterceptors({
     adminToken: config.adminToken,
     merchants: merchantAuth,
     session: () => uow.session(),
     access: new Map([...METHOD_ACCESS, ...accessTable((options.extraServices ?? []).flatMap((extra) => extra.access))]),
     log,
     logError,
-  });
+  })];
 
   let draining = false;
   const callbackRetention = createCallbackRetention({
@@ -217,13 +236,39 @@ export async function startApp(options: AppOptions): Promise<App> {
   const http = createHttpServer({
     services,
     interceptors,
-    callbacks,
+    callbacks: observeCallbacks(callbacks, telemetry),
+    metrics: config.observability.metricsToken ? { token: config.observability.metricsToken, render: () => telemetry.metrics.render() } : undefined,
     maxRequestBytes: config.maxRequestBytes,
     isHealthy: async () => !draining && (await db.orm.isConnected()),
     limits: config.httpLimits,
     tls,
   });
   const httpPort = await listenHttp(http, config.host, config.httpPort);
+  let metricsListener: MetricsListener | undefined;
+  if (config.observability.metricsPort !== undefined) {
+    metricsListener = createMetricsListener(() => telemetry.metrics.render());
+    await listenHttp(metricsListener, config.host, config.observability.metricsPort);
+  }
+
+  /** One span, one log line and the sweep metrics per pass of a sweeper. */
+  const observeSweep = (sweeperName: string, pass: () => Promise<object>) =>
+    telemetry.tracing.span(`sweep ${sweeperName}`, {}, async (span) => {
+      const started = performance.now();
+      try {
+        const result = (await pass()) as Record<string, unknown>;
+        telemetry.metrics.sweepPasses.inc({ sweeper: sweeperName, outcome: "ok" });
+        for (const [key, value] of Object.entries(result)) {
+          if (typeof value === "number" && value > 0 && key !== "claimed") telemetry.metrics.sweepItems.inc({ sweeper: sweeperName, result: key }, value);
+        }
+        // A pass that found nothing is the common case: debug, so an idle service's log stays quiet.
+        const level = typeof result.claimed === "number" && result.claimed === 0 ? "debug" : "info";
+        telemetry.logger[level]({ sweep: sweeperName, ...result, latency_ms: Math.round(performance.now() - started), trace_id: span.traceId }, "sweep");
+        return result;
+      } catch (error) {
+        telemetry.metrics.sweepPasses.inc({ sweeper: sweeperName, outcome: "error" });
+        throw error;
+      }
+    });
 
   let sweepTimer: NodeJS.Timeout | undefined;
   let sweeping: Promise<unknown> = Promise.resolve();
@@ -237,7 +282,12 @@ export async function startApp(options: AppOptions): Promise<App> {
         .finally(() => {
           settling = undefined;
         });
-      sweeping = Promise.all([sweeper.runOnce(), refundSweeper.runOnce(), payouts.runOnce(), callbackRetention.runIfDue()])
+      sweeping = Promise.all([
+        observeSweep("payments", () => sweeper.runOnce()),
+        observeSweep("refunds", () => refundSweeper.runOnce()),
+        observeSweep("payouts", () => payouts.runOnce()),
+        callbackRetention.runIfDue(),
+      ])
         .catch((error) => logError("sweeper pass failed", error))
         .finally(() => {
           if (!draining) sweepTimer = setTimeout(tick, config.sweepIntervalMs);
@@ -267,6 +317,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     events,
     webhooks,
     relay,
+    telemetry,
+    metricsPort: metricsListener ? (metricsListener.address() as AddressInfo).port : undefined,
     reloadTls: () => tls?.reload() ?? false,
     async stop() {
       draining = true;
@@ -277,6 +329,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       await Promise.all([
         shutdownGrpc(grpc, config.shutdownGraceMs),
         closeHttp(http, config.shutdownGraceMs),
+        metricsListener && closeHttp(metricsListener, config.shutdownGraceMs),
         sweeping,
         settling,
         events.stop(),
@@ -284,6 +337,8 @@ export async function startApp(options: AppOptions): Promise<App> {
         relay?.stop(),
       ]);
       await db.close();
+      await telemetry.tracing.shutdown();
+      telemetry.logger.flush();
     },
   };
 }

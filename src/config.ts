@@ -147,6 +147,29 @@ export interface NatsConfig {
   subjectPrefix: string;
 }
 
+/** Logs, metrics and traces (README "Operating it"). */
+export interface ObservabilityConfig {
+  /** `LOG_LEVEL`: fatal, error, warn, info (default), debug, trace or silent. */
+  logLevel: LogLevel;
+  /** `LOG_FORMAT`: json, pretty, or auto (default: pretty when stdout is a terminal, JSON otherwise). */
+  logFormat: "json" | "pretty" | "auto";
+  /** `LOG_REDACT`: more field paths to redact, beside the built-in list (logger.ts `REDACTED_PATHS`). */
+  logRedact: readonly string[];
+  /** `METRICS_PORT`: serve `/metrics` on its own listener (on `HOST`) with no token. */
+  metricsPort?: number;
+  /** `METRICS_TOKEN`: `/metrics` on the HTTP listener, for `Authorization: Bearer <token>`. */
+  metricsToken?: string;
+  /** `OTEL_EXPORTER_OTLP_ENDPOINT`: export traces by OTLP/HTTP (JSON) to `<endpoint>/v1/traces`; unset = off. */
+  otlpEndpoint?: string;
+  /** `OTEL_SERVICE_NAME` (default payments-service). */
+  serviceName: string;
+  /** `CHANNEL_CALL_RETENTION_DAYS` (default 30): how long the record of each channel call is kept. */
+  channelCallRetentionDays: number;
+}
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 export interface Config {
   /** `mysql://...`, or undefined for the embedded SQLite file. */
   databaseUrl?: string;
@@ -197,6 +220,7 @@ export interface Config {
    */
   notifyUrls: NotifyUrlPolicy;
   settlement: SettlementSchedule;
+  observability: ObservabilityConfig;
   events: EventsConfig;
   webhooks: WebhooksConfig;
   /** Undefined = no bus relay (`EVENTS_NATS_URL` unset). */
@@ -368,6 +392,44 @@ function natsConfig(env: Env): NatsConfig | undefined {
     throw new ConfigError("EVENTS_NATS_SUBJECT_PREFIX", `must be dot-separated tokens of letters, digits, _ or - (no wildcards), got ${JSON.stringify(subjectPrefix)}`);
   }
   return Object.freeze({ url: natsUrl, stream, subjectPrefix });
+}
+
+function observabilityConfig(env: Env): ObservabilityConfig {
+  const logLevel = (optional(env, "LOG_LEVEL") ?? "info").toLowerCase();
+  if (!LOG_LEVELS.includes(logLevel as LogLevel)) {
+    throw new ConfigError("LOG_LEVEL", `must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(logLevel)}`);
+  }
+  const logFormat = (optional(env, "LOG_FORMAT") ?? "auto").toLowerCase();
+  if (logFormat !== "json" && logFormat !== "pretty" && logFormat !== "auto") {
+    throw new ConfigError("LOG_FORMAT", `must be json, pretty or auto, got ${JSON.stringify(logFormat)}`);
+  }
+  const logRedact = (optional(env, "LOG_REDACT") ?? "")
+    .split(",")
+    .map((path) => path.trim())
+    .filter((path) => path !== "");
+  for (const path of logRedact) {
+    // The paths pino's redaction accepts: dotted names, `*` for any key, `["quoted key"]`.
+    if (!/^(\*|[A-Za-z_$][\w$-]*|\["[^"]+"\])(\.(\*|[A-Za-z_$][\w$-]*)|\["[^"]+"\]|\[\*\])*$/.test(path)) {
+      throw new ConfigError("LOG_REDACT", `${JSON.stringify(path)} is not a field path (e.g. payee.account or *.card_number)`);
+    }
+  }
+  const metricsToken = optional(env, "METRICS_TOKEN");
+  if (metricsToken !== undefined && metricsToken.length < 16) {
+    throw new ConfigError("METRICS_TOKEN", "must be at least 16 characters");
+  }
+  const metricsPortText = optional(env, "METRICS_PORT");
+  const serviceName = optional(env, "OTEL_SERVICE_NAME") ?? "payments-service";
+  if (serviceName.length > 100) throw new ConfigError("OTEL_SERVICE_NAME", "must be at most 100 characters");
+  return Object.freeze({
+    logLevel: logLevel as LogLevel,
+    logFormat,
+    logRedact: Object.freeze(logRedact),
+    metricsPort: metricsPortText === undefined ? undefined : port(env, "METRICS_PORT", 0),
+    metricsToken,
+    otlpEndpoint: url(env, "OTEL_EXPORTER_OTLP_ENDPOINT", ["http:", "https:"]),
+    serviceName,
+    channelCallRetentionDays: positiveInt(env, "CHANNEL_CALL_RETENTION_DAYS", 30),
+  });
 }
 
 function simulatedChannels(env: Env, configured: Record<ChannelName, unknown>, embedded: boolean): ChannelName[] {
@@ -610,6 +672,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       allowPrivateNetworks: flag(env, "NOTIFY_URL_ALLOW_PRIVATE", false),
     }),
     settlement: settlementSchedule(env),
+    observability: observabilityConfig(env),
     events: Object.freeze({
       pollIntervalMs: positiveInt(env, "EVENT_POLL_INTERVAL_MS", 200),
       retentionDays: positiveInt(env, "EVENT_RETENTION_DAYS", 30),

@@ -15,6 +15,7 @@ import { CHANNEL_NAMES, type ChannelName } from "./channels/channel.js";
 import { loadOrCreateDevChannelKeys } from "./channels/dev-keys.js";
 import { simulatedChannelSettings } from "./channels/simulated-settings.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
+import { createLogger } from "./observability/logger.js";
 import { registerCardWebhookEndpoint } from "./simulator/card-webhook-endpoint.js";
 import { loadOrCreateControlToken } from "./simulator/control-token.js";
 
@@ -132,11 +133,12 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  const logger = createLogger({ level: config.observability.logLevel, format: config.observability.logFormat, redact: config.observability.logRedact });
   const { resolved, simulated, control, adminTokenPath } = resolveConfig(config);
   const simulator = control ? await startSimulatorProcess(config, control.token) : undefined;
   let app: App;
   try {
-    app = await startApp({ config: resolved });
+    app = await startApp({ config: resolved, logger });
     if (simulated.includes("card")) {
       const simulatorUrl = `http://127.0.0.1:${config.simulatorPort}`;
       await registerCardWebhookEndpoint(simulatorUrl, resolved.card!.secretKey, `${resolved.publicBaseUrl}/callbacks/card`);
@@ -146,36 +148,40 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  console.log(`database: ${config.databaseUrl ? "MySQL" : `embedded SQLite in ${config.dataDir}`}`);
+  // The banner: one line each, through the logger (JSON, or pretty on a terminal).
+  logger.info(`database: ${config.databaseUrl ? "MySQL" : `embedded SQLite in ${config.dataDir}`}`);
   const grpcTransport = !config.tls ? "cleartext" : config.tls.clientCaFile ? "TLS; client certificates required" : "TLS";
-  console.log(`gRPC:     ${config.host}:${app.grpcPort} (${grpcTransport})`);
-  console.log(`HTTP:     ${app.httpUrl} (Connect, gRPC-Web, /callbacks/*, /healthz)`);
-  console.log("channels:");
-  for (const line of channelLines(config, simulated)) console.log(line);
+  logger.info(`gRPC:     ${config.host}:${app.grpcPort} (${grpcTransport})`);
+  logger.info(`HTTP:     ${app.httpUrl} (Connect, gRPC-Web, /callbacks/*, /healthz, /console)`);
+  if (app.metricsPort !== undefined) logger.info(`metrics:  http://${config.host}:${app.metricsPort}/metrics`);
+  else if (config.observability.metricsToken) logger.info(`metrics:  ${app.httpUrl}/metrics (bearer METRICS_TOKEN)`);
+  if (config.observability.otlpEndpoint) logger.info(`traces:   OTLP to ${config.observability.otlpEndpoint}/v1/traces`);
+  logger.info("channels:");
+  for (const line of channelLines(config, simulated)) logger.info(line);
   if (simulator && control) {
     const simulatorUrl = `http://127.0.0.1:${config.simulatorPort}`;
     const tokenSource = control.path ? `kept in ${control.path}` : "from SIMULATOR_CONTROL_TOKEN";
     const bearer = control.path ? `$(cat ${control.path})` : "$SIMULATOR_CONTROL_TOKEN";
-    console.log(`simulator: ${simulatorUrl} (loopback only); control API token ${tokenSource}`);
-    console.log(`  pay a trade: curl -X POST -H "authorization: Bearer ${bearer}" ${simulatorUrl}/simulator/<channel>/trades/<payment_no>/pay`);
+    logger.info(`simulator: ${simulatorUrl} (loopback only); control API token ${tokenSource}`);
+    logger.info(`  pay a trade: curl -X POST -H "authorization: Bearer ${bearer}" ${simulatorUrl}/simulator/<channel>/trades/<payment_no>/pay`);
     if (config.databaseUrl) {
-      console.log(
-        `WARNING: SIMULATED_CHANNELS on a MySQL deployment: ${simulated.join(", ")} payments are marked paid through the simulator's control API and move no real money`,
+      logger.warn(
+        `SIMULATED_CHANNELS on a MySQL deployment: ${simulated.join(", ")} payments are marked paid through the simulator's control API and move no real money`,
       );
     }
   }
-  if (adminTokenPath) console.log(`admin token: generated, kept in ${adminTokenPath}`);
+  if (adminTokenPath) logger.info(`admin token: generated, kept in ${adminTokenPath}`);
   // The banner's last line: scripts (and tests) wait for it, since /healthz answers before the banner is out.
-  console.log(`ready (pid ${process.pid})`);
+  logger.info({ grpc_port: app.grpcPort, http_port: app.httpPort }, `ready (pid ${process.pid})`);
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    console.log(`${signal}: draining`);
+    logger.info(`${signal}: draining`);
     await app.stop();
     simulator?.kill("SIGTERM");
-    process.exit(0);
+    logger.flush(() => process.exit(0));
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));

@@ -59,6 +59,10 @@ export interface CallbackResult {
   answer: CallbackAnswer;
   verdict: CallbackVerdict;
   reason?: string;
+  /** For the log line and trace: what the callback was about and what it changed. */
+  notificationId?: string;
+  paymentId?: string;
+  effect?: string;
 }
 
 export interface CallbackServiceOptions {
@@ -110,7 +114,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
     details: LogDetails,
   ): Promise<CallbackResult> {
     await insertLogRow(scope, logRow(channel, request, receivedAt, verdict, answer, details));
-    return { answer, verdict, reason: details.reason };
+    return { answer, verdict, reason: details.reason, notificationId: details.notificationId, paymentId: details.paymentId, effect: details.effect };
   }
 
   /**
@@ -142,7 +146,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
           tx,
           logRow(channel.name, request, receivedAt, "applied", accept, { verified: true, notificationId, paymentId, effect }),
         );
-        return { answer: accept, verdict: "applied" as const };
+        return { answer: accept, verdict: "applied" as const, notificationId, paymentId, effect };
       }, { deadlockAttempts });
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;
@@ -232,7 +236,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
         const effect = outcome.transition ?? outcome.effect;
         const details = { verified: true, notificationId: notification.notificationId, paymentId: payment.id, effect };
         await insertLogRow(tx, logRow(channel.name, request, receivedAt, "applied", accept, details));
-        return { answer: accept, verdict: "applied" as const };
+        return { answer: accept, verdict: "applied" as const, notificationId: details.notificationId, paymentId: payment.id, effect };
       });
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;
@@ -283,7 +287,7 @@ export function createCallbackService(options: CallbackServiceOptions) {
         });
         const effect = `payout ${result.payoutId} ${result.effect}`;
         await insertLogRow(tx, logRow(channel.name, request, receivedAt, "applied", accept, { ...ids, effect }));
-        return { answer: accept, verdict: "applied" as const };
+        return { answer: accept, verdict: "applied" as const, notificationId: ids.notificationId, effect };
       }, { deadlockAttempts: PAYOUT_DEADLOCK_ATTEMPTS });
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;

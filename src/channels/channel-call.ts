@@ -50,6 +50,16 @@ export interface ChannelCallName {
   wireMethod?: string;
 }
 
+/** Why a channel gave no usable answer, as callers, logs and metrics name it. */
+export type ChannelFailure = "TIMEOUT" | "UNREACHABLE" | "CHANNEL_ERROR" | "RESPONSE_SIGNATURE_INVALID" | "UNEXPECTED_RESPONSE";
+
+export function channelFailureKind(error: ChannelUnavailableError): ChannelFailure {
+  if (error instanceof ChannelAnswerUntrustedError) return error.code;
+  if (error.cause instanceof HttpTransportError) return error.cause.kind === "timeout" ? "TIMEOUT" : "UNREACHABLE";
+  // Answered, but with 5xx/429, "system busy", "try again", an answer in no known envelope, a bill not ready.
+  return "CHANNEL_ERROR";
+}
+
 /** `queryPayment (alipay.trade.query)`: how errors name a call. */
 export function callLabel(name: ChannelCallName): string {
   return name.wireMethod ? `${name.operation} (${name.wireMethod})` : name.operation;

@@ -14,7 +14,7 @@ import {
   ChannelTradePaidError,
   ChannelUnavailableError,
 } from "../channels/channel.js";
-import { HttpTransportError } from "../channels/http-client.js";
+import { type ChannelFailure, channelFailureKind } from "../channels/channel-call.js";
 import { echoable } from "../input-text.js";
 import {
   ConflictError,
@@ -71,7 +71,7 @@ export function toConnectError(error: unknown, log: (message: string, error: unk
   // Channel errors carry the channel's URL, host, port and raw answer text: those go to the log
   // only. The caller gets a fixed message per kind of failure, the channel and the kind.
   if (error instanceof ChannelUnavailableError) {
-    const failure = channelFailureOf(error);
+    const failure = channelFailureKind(error);
     log(`${method ?? "call"}: ${error.channel} channel unavailable (${failure})`, error);
     const metadata: Record<string, string> = { channel: error.channel, failure };
     if (error instanceof ChannelAnswerUntrustedError) metadata.channel_code = error.code;
@@ -103,17 +103,6 @@ const MAX_MESSAGE_CHARS = 1024;
 
 function boundedMessage(message: string): string {
   return echoable(message, MAX_MESSAGE_CHARS);
-}
-
-/** Why a channel call gave no usable answer; `failure` in the ErrorInfo metadata. */
-type ChannelFailure = "TIMEOUT" | "UNREACHABLE" | "CHANNEL_ERROR" | "RESPONSE_SIGNATURE_INVALID" | "UNEXPECTED_RESPONSE";
-
-/** The kind of failure, from the error the channel-call pipeline built (src/channels/channel-call.ts). */
-function channelFailureOf(error: ChannelUnavailableError): ChannelFailure {
-  if (error instanceof ChannelAnswerUntrustedError) return error.code;
-  if (error.cause instanceof HttpTransportError) return error.cause.kind === "timeout" ? "TIMEOUT" : "UNREACHABLE";
-  // Answered, but with 5xx/429, "system busy", "try again", an answer in no known envelope, a bill not ready.
-  return "CHANNEL_ERROR";
 }
 
 const CHANNEL_FAILURE_MESSAGES: Record<ChannelFailure, (channel: string) => string> = {

@@ -12,6 +12,7 @@ import type { CallbackService } from "../callbacks/callback-service.js";
 import { CHANNEL_NAMES, type ChannelName } from "../channels/channel.js";
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from "../config.js";
 import { serveConsole } from "../console/console-handler.js";
+import { hasMetricsToken, type RenderMetrics, serveMetrics } from "../observability/metrics-listener.js";
 import type { TlsSource } from "./tls.js";
 
 /** Callbacks are small; anything larger is not a channel's notification. */
@@ -28,6 +29,8 @@ export interface HttpServerOptions {
   isHealthy: () => Promise<boolean>;
   /** Connection bounds; each one left out takes the value of {@link DEFAULT_HTTP_LIMITS}. */
   limits?: Partial<HttpLimits>;
+  /** `GET /metrics` for callers with this bearer token (`METRICS_TOKEN`); absent = not served here. */
+  metrics?: { token: string; render: RenderMetrics };
   /** Serve HTTPS with this certificate, following its rotations; absent = cleartext HTTP. */
   tls?: TlsSource;
 }
@@ -66,6 +69,17 @@ export function createHttpServer(options: HttpServerOptions): HttpListener {
     if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
       const healthy = await options.isHealthy().catch(() => false);
       send(res, healthy ? 200 : 503, "application/json", JSON.stringify({ status: healthy ? "ok" : "unavailable" }));
+      return;
+    }
+    if (path === "/metrics") {
+      if (!options.metrics) {
+        send(res, 404, "text/plain", "metrics are not served on this listener: set METRICS_TOKEN (served here with that bearer token) or METRICS_PORT (a listener of their own)");
+      } else if (!hasMetricsToken(req, options.metrics.token)) {
+        res.setHeader("www-authenticate", 'Bearer realm="metrics"');
+        send(res, 401, "text/plain", "metrics need Authorization: Bearer <METRICS_TOKEN>");
+      } else {
+        await serveMetrics(res, options.metrics.render, req.method);
+      }
       return;
     }
     const match = /^\/callbacks\/([a-z]+)$/.exec(path);

@@ -31,6 +31,8 @@ import {
   type NotifyUrlPolicy,
   resolveNotifyTarget,
 } from "../notifications/notify-url.js";
+import type { Telemetry } from "../observability/telemetry.js";
+import { SpanKind } from "../observability/tracing.js";
 import type { OutboxEventRow } from "../outbox/outbox-entity.js";
 import { eventsAfter } from "../outbox/outbox-store.js";
 import type { WebhookAttemptRow, WebhookDeliveryRow } from "./webhook-entities.js";
@@ -72,6 +74,8 @@ export interface WebhookDispatcherOptions {
   logError: (message: string, error: unknown) => void;
   /** DNS lookup of notify URL hosts (tests: a name that resolves to an internal address). */
   lookup?: LookupAll;
+  /** A span, a log line and the webhook metrics per attempt. */
+  telemetry?: Telemetry;
 }
 
 /** Events fanned out per transaction, and transactions per pass. */
@@ -180,6 +184,44 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   }
 
   async function deliver(delivery: WebhookDeliveryRow, holder: string, event?: OutboxEventRow, merchant?: MerchantRow): Promise<void> {
+    const telemetry = options.telemetry;
+    if (!telemetry) {
+      await attempt(delivery, holder, event, merchant);
+      return;
+    }
+    const attributes = { "payments.webhook.delivery_id": delivery.id, "payments.event_id": delivery.eventId, "payments.merchant_id": delivery.merchantId };
+    await telemetry.tracing.span("webhook delivery", { kind: SpanKind.CLIENT, attributes }, async (span) => {
+      const { outcome, attempt: made, recorded } = await attempt(delivery, holder, event, merchant);
+      const result = outcome.status === "SUCCEEDED" ? "delivered" : outcome.status === "FAILED" ? "failed" : "retry";
+      telemetry.metrics.webhookAttempts.inc({ outcome: result });
+      telemetry.metrics.webhookAttemptDuration.observe(made.latencyMs / 1000);
+      span.setAttributes({ "http.response.status_code": made.httpStatus, "payments.webhook.outcome": result });
+      const line = {
+        delivery: delivery.id,
+        event_id: delivery.eventId,
+        event_type: event?.eventType,
+        merchant_id: delivery.merchantId,
+        attempt: made.number,
+        outcome: result,
+        http_status: made.httpStatus || undefined,
+        error: made.error ?? undefined,
+        next_attempt_at: outcome.nextAttemptAt?.toISOString(),
+        recorded,
+        latency_ms: made.latencyMs,
+        trace_id: span.traceId,
+      };
+      if (result === "delivered") telemetry.logger.info(line, "webhook delivery");
+      else telemetry.logger.warn(line, "webhook delivery");
+    });
+  }
+
+  /** One attempt: send, then record it with the delivery's next state (unless the lease was lost). */
+  async function attempt(
+    delivery: WebhookDeliveryRow,
+    holder: string,
+    event?: OutboxEventRow,
+    merchant?: MerchantRow,
+  ): Promise<{ outcome: DeliveryOutcome; attempt: WebhookAttemptRow; recorded: boolean }> {
     const startedAt = new Date();
     const started = performance.now();
     const deadline = started + config.timeoutMs;
@@ -220,6 +262,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     if (!recorded) {
       options.log(`webhook delivery ${delivery.id}: attempt ${attempt.number} not recorded (lease expired and taken over, or redelivered meanwhile)`);
     }
+    return { outcome, attempt, recorded };
   }
 
   /** The address to connect to, or the refusal (or timeout) as an attempt result. */

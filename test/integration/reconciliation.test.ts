@@ -36,7 +36,7 @@ import {
 import { CHANNEL_PROFILES, type ChannelProfile } from "../support/channel-profiles.js";
 import { createGrpcJsClient, type GrpcJsClient } from "../support/grpc-client.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
-import { ADMIN_TOKEN, freePort, SIMULATOR_CONTROL_TOKEN, testKeys } from "../support/test-app.js";
+import { ADMIN_TOKEN, freePort, SIMULATOR_CONTROL_TOKEN, testKeys, testLogger } from "../support/test-app.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
 import { eventually, grpcError } from "../support/waiting.js";
 
@@ -74,7 +74,7 @@ beforeAll(async () => {
     ...simulatedChannelSettings(keys, simulator.url),
   });
   // Two days ahead: the day the tests pay in is a past bill day for every channel.
-  app = await startApp({ config, runSweeper: false, log: () => {}, reconciliationClock: () => new Date(Date.now() + 2 * DAY_MS) });
+  app = await startApp({ config, runSweeper: false, logger: testLogger(), reconciliationClock: () => new Date(Date.now() + 2 * DAY_MS) });
   const address = `127.0.0.1:${app.grpcPort}`;
   clients = {
     merchants: createGrpcJsClient(MerchantService, address),

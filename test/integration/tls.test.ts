@@ -18,6 +18,7 @@ import { MerchantService } from "../../gen/payments/v1/merchant_service_pb.js";
 import { type App, startApp } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { grpcError } from "../support/waiting.js";
+import { testLogger } from "../support/test-app.js";
 
 const eventually = { timeout: 10_000, interval: 50 };
 const adminToken = "tls-test-admin-token-0123456789";
@@ -80,7 +81,7 @@ async function startTlsApp(
   const app = await startApp({
     config: { ...config, adminToken, dataEncryptionKey: "tls-test-data-encryption-key-0123456789ab" },
     runSweeper: false,
-    log: () => {},
+    logger: testLogger(),
     tlsReloadIntervalMs,
   });
   tlsFilesByApp.set(app, { cert: join(dir, "server.crt"), key: join(dir, "server.key") });

@@ -11,6 +11,8 @@ import type { PaymentChannel } from "../../src/channels/channel.js";
 import { type DevChannelKeys, generateDevChannelKeys } from "../../src/channels/dev-keys.js";
 import { simulatedChannelSettings } from "../../src/channels/simulated-settings.js";
 import { loadConfig } from "../../src/config.js";
+import { createLogger, type Logger } from "../../src/observability/logger.js";
+import { pino } from "pino";
 import { registerCardWebhookEndpoint } from "../../src/simulator/card-webhook-endpoint.js";
 import { type Simulator, startSimulator } from "../../src/simulator/simulator.js";
 import { MerchantService } from "../../gen/payments/v1/merchant_service_pb.js";
@@ -81,6 +83,15 @@ export interface TestAppOptions {
   config?: Partial<ResolvedConfig>;
   /** Run the event loops (feed, webhook deliveries, bus relay) in the background (default false: tests call their `runOnce()`). */
   runEventWorkers?: boolean;
+  /** The app's logger (default {@link testLogger}: errors only, to stderr). */
+  logger?: AppOptions["logger"];
+  tracing?: AppOptions["tracing"];
+  channelCallSink?: AppOptions["channelCallSink"];
+}
+
+/** Errors only, as JSON lines on stderr: what a failing test needs, and nothing from passing ones. */
+export function testLogger(): Logger {
+  return createLogger({ level: "error", format: "json", destination: pino.destination({ dest: 2, sync: true }) });
 }
 
 /** A `wrapChannel` that counts, per payment number, the service's channel queries and closes in the maps given. */
@@ -135,7 +146,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const channels = options.wrapChannel ? buildChannels(config).map(options.wrapChannel) : undefined;
   const app = await startApp({ config, channels, runSweeper: false,
     runEventWorkers: options.runEventWorkers ?? false,
-    log: () => {},
+    logger: options.logger ?? testLogger(),
+    tracing: options.tracing,
+    channelCallSink: options.channelCallSink,
     extraServices: options.extraServices,
   });
 

@@ -1,0 +1,166 @@
+/**
+ * OpenTelemetry traces: on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (OTLP over HTTP, JSON, to
+ * `<endpoint>/v1/traces`), off otherwise, and then free: every call below runs its work directly,
+ * with no span objects and no context switching.
+ *
+ * A trace starts at an incoming RPC (continuing the caller's W3C `traceparent`, from gRPC metadata
+ * or HTTP headers alike) or a channel callback, and its spans follow the work through database
+ * transactions and channel calls. Each app has its own tracer provider (not the global one), so two
+ * instances in a process export separately; the context manager (AsyncLocalStorage) is
+ * process-wide, as OpenTelemetry's API requires.
+ */
+import {
+  type Attributes,
+  type Context,
+  context,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type TextMapGetter,
+  type Tracer,
+  trace,
+} from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
+import { loggableMessage } from "../db/database-errors.js";
+
+export { SpanKind };
+
+/** Incoming headers a trace may continue from: fetch `Headers` (Connect, gRPC metadata) or a plain record. */
+export type TraceCarrier = Headers | Readonly<Record<string, string | undefined>>;
+
+export interface StartSpanOptions {
+  kind?: SpanKind;
+  attributes?: Attributes;
+  /** Continue the trace in these headers (`traceparent`, `tracestate`) instead of the active one. */
+  carrier?: TraceCarrier;
+}
+
+/** A started span; `run` makes it the active one for the work (so its database and channel spans are children). */
+export interface ActiveSpan {
+  /** The trace id, or undefined when tracing is off. */
+  readonly traceId: string | undefined;
+  run<T>(work: () => T): T;
+  setAttributes(attributes: Attributes): void;
+  /** Ends the span; an error marks it failed and is recorded as an exception event. */
+  end(error?: unknown): void;
+}
+
+export interface Tracing {
+  readonly enabled: boolean;
+  start(name: string, options?: StartSpanOptions): ActiveSpan;
+  /** Runs `work` in a new span that ends when it settles. */
+  span<T>(name: string, options: StartSpanOptions, work: (span: ActiveSpan) => Promise<T>): Promise<T>;
+  /** The active trace id (for log lines and records), or undefined. */
+  currentTraceId(): string | undefined;
+  /** Sends what is buffered and stops exporting. */
+  shutdown(): Promise<void>;
+}
+
+export interface TracingOptions {
+  /** `OTEL_EXPORTER_OTLP_ENDPOINT`; undefined = tracing off. */
+  endpoint?: string;
+  serviceName: string;
+  serviceVersion?: string;
+  /** Spans per export batch and how often batches go out (tests shorten the delay). */
+  exportDelayMs?: number;
+}
+
+const NOOP_SPAN: ActiveSpan = Object.freeze({
+  traceId: undefined,
+  run: <T>(work: () => T) => work(),
+  setAttributes: () => {},
+  end: () => {},
+});
+
+/** The tracing that does nothing: the default when no endpoint is set. */
+export const TRACING_OFF: Tracing = Object.freeze({
+  enabled: false,
+  start: () => NOOP_SPAN,
+  span: <T>(_name: string, _options: StartSpanOptions, work: (span: ActiveSpan) => Promise<T>) => work(NOOP_SPAN),
+  currentTraceId: () => undefined,
+  shutdown: async () => {},
+});
+
+const propagator = new W3CTraceContextPropagator();
+
+const carrierGetter: TextMapGetter<TraceCarrier> = {
+  keys: (carrier) => (carrier instanceof Headers ? [...carrier.keys()] : Object.keys(carrier)),
+  get: (carrier, key) => (carrier instanceof Headers ? (carrier.get(key) ?? undefined) : carrier[key]),
+};
+
+let contextManagerSet = false;
+
+/** The tracing for a configuration: {@link TRACING_OFF} without an endpoint. */
+export function createTracing(options: TracingOptions): Tracing {
+  if (!options.endpoint) return TRACING_OFF;
+  if (!contextManagerSet) {
+    // Once per process; returns false (and changes nothing) if something else set one first.
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    contextManagerSet = true;
+  }
+  const exporter = new OTLPTraceExporter({ url: `${options.endpoint}/v1/traces`, timeoutMillis: 10_000 });
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({
+      [ATTR_SERVICE_NAME]: options.serviceName,
+      ...(options.serviceVersion ? { [ATTR_SERVICE_VERSION]: options.serviceVersion } : {}),
+    }),
+    spanProcessors: [
+      // Bounded: beyond 2048 queued spans new ones are dropped rather than held in memory.
+      new BatchSpanProcessor(exporter, { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: options.exportDelayMs ?? 2000 }),
+    ],
+  });
+  const tracer: Tracer = provider.getTracer("payments-service");
+
+  function start(name: string, startOptions: StartSpanOptions = {}): ActiveSpan {
+    const parent: Context = startOptions.carrier ? propagator.extract(ROOT_CONTEXT, startOptions.carrier, carrierGetter) : context.active();
+    const span: Span = tracer.startSpan(name, { kind: startOptions.kind ?? SpanKind.INTERNAL, attributes: startOptions.attributes }, parent);
+    const spanContext = trace.setSpan(parent, span);
+    let ended = false;
+    return {
+      traceId: span.spanContext().traceId,
+      run: (work) => context.with(spanContext, work),
+      setAttributes: (attributes) => span.setAttributes(attributes),
+      end(error?: unknown) {
+        if (ended) return;
+        ended = true;
+        if (error !== undefined) {
+          // The message as logs get it: a database error's values are replaced by its statement's shape.
+          const name = error instanceof Error ? error.name : "Error";
+          span.recordException({ name, message: loggableMessage(error) });
+          span.setStatus({ code: SpanStatusCode.ERROR, message: name });
+        }
+        span.end();
+      },
+    };
+  }
+
+  return {
+    enabled: true,
+    start,
+    async span(name, spanOptions, work) {
+      const span = start(name, spanOptions);
+      try {
+        const result = await span.run(() => work(span));
+        span.end();
+        return result;
+      } catch (error) {
+        span.end(error);
+        throw error;
+      }
+    },
+    currentTraceId() {
+      const span = trace.getSpan(context.active());
+      return span?.spanContext().traceId;
+    },
+    async shutdown() {
+      await provider.shutdown();
+    },
+  };
+}
