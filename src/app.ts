@@ -14,7 +14,7 @@ import { createWechatPayChannel } from "./channels/wechatpay/wechatpay-channel.j
 import type { PaymentChannel } from "./channels/channel.js";
 import { ChannelRegistry } from "./channels/registry.js";
 import type { Config } from "./config.js";
-import { type Database, openDatabase } from "./db/database.js";
+import { type Database, openDatabase, poolUse } from "./db/database.js";
 import { loggableError } from "./db/database-errors.js";
 import { createUnitOfWork, type UnitOfWork } from "./db/unit-of-work.js";
 import { createEventFeed, type EventFeed } from "./events/event-feed.js";
@@ -49,6 +49,8 @@ import { type ChannelCallSink, observeChannel } from "./observability/channel-ob
 import { type Logger, logFunctions } from "./observability/logger.js";
 import { createMetricsListener, type MetricsListener } from "./observability/metrics-listener.js";
 import { createTelemetry, type Telemetry } from "./observability/telemetry.js";
+import { readBacklogs } from "./observability/backlogs.js";
+import { createChannelCallRecorder } from "./channel-calls/channel-call-recorder.js";
 import type { Tracing } from "./observability/tracing.js";
 import { createTelemetryInterceptor } from "./rpc/telemetry-interceptor.js";
 import { AdminService } from "../gen/payments/v1/admin_service_pb.js";
@@ -153,9 +155,17 @@ export async function startApp(options: AppOptions): Promise<App> {
       })
     : undefined;
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
-  const uow = createUnitOfWork(db);
+  const uow = createUnitOfWork(db, { tracing: telemetry.tracing });
+  telemetry.metrics.setBacklogSource(() => readBacklogs(uow));
+  telemetry.metrics.setPoolSource(() => poolUse(db));
+  const channelCalls = createChannelCallRecorder({
+    uow,
+    logger: telemetry.logger,
+    metrics: telemetry.metrics,
+    retentionDays: config.observability.channelCallRetentionDays,
+  });
   const channels = new ChannelRegistry(
-    (options.channels ?? buildChannels(config)).map((channel) => observeChannel(channel, { ...telemetry, sink: options.channelCallSink })),
+    (options.channels ?? buildChannels(config)).map((channel) => observeChannel(channel, { ...telemetry, sink: options.channelCallSink ?? channelCalls })),
   );
   // One sealing key for merchants' webhook secrets and settlement accounts.
   const secrets = new SecretBox(config.dataEncryptionKey);
@@ -189,6 +199,20 @@ export async function startApp(options: AppOptions): Promise<App> {
     feeRates: config.channelFeeRates,
     log,
     now: options.reconciliationClock,
+    onRunEnd(channel, ended) {
+      if ("error" in ended) {
+        telemetry.metrics.reconciliationRuns.inc({ channel, outcome: "error" });
+        return;
+      }
+      const { run } = ended;
+      const discrepancies = run.missingOnOurSide + run.missingOnChannelSide + run.amountMismatch + run.statusMismatch + run.feeMismatch;
+      telemetry.metrics.reconciliationRuns.inc({ channel, outcome: "ok" });
+      telemetry.metrics.reconciliationDiscrepancies.inc({ channel }, Number(discrepancies));
+      telemetry.logger.info(
+        { reconciliation: run.id, channel, bill_date: run.billDate, lines: Number(run.linesTotal), matched: Number(run.matched), discrepancies: Number(discrepancies) },
+        "reconciliation run",
+      );
+    },
   });
 
   const services = [
@@ -278,7 +302,19 @@ export async function startApp(options: AppOptions): Promise<App> {
       // The daily settlement may run for minutes: beside the sweeps, not inside their pass.
       settling ??= settlementScheduler
         .runIfDue()
-        .catch((error) => logError("settlement run failed", error))
+        .then((runs) => {
+          for (const run of runs) {
+            telemetry.metrics.settlementRuns.inc({ outcome: "ok" });
+            telemetry.logger.info(
+              { settlement_date: run.settlementDate, orders_created: run.ordersCreated, orders_existing: run.ordersExisting, lines_settled: run.linesSettled, payments_held: run.paymentsHeld },
+              "settlement run",
+            );
+          }
+        })
+        .catch((error) => {
+          telemetry.metrics.settlementRuns.inc({ outcome: "error" });
+          logError("settlement run failed", error);
+        })
         .finally(() => {
           settling = undefined;
         });
@@ -287,6 +323,7 @@ export async function startApp(options: AppOptions): Promise<App> {
         observeSweep("refunds", () => refundSweeper.runOnce()),
         observeSweep("payouts", () => payouts.runOnce()),
         callbackRetention.runIfDue(),
+        channelCalls.retainIfDue(),
       ])
         .catch((error) => logError("sweeper pass failed", error))
         .finally(() => {
@@ -296,6 +333,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     sweepTimer = setTimeout(tick, config.sweepIntervalMs);
   }
 
+  channelCalls.start();
   if (options.runEventWorkers ?? options.runSweeper ?? true) {
     events.start();
     webhooks.start();
@@ -336,6 +374,8 @@ export async function startApp(options: AppOptions): Promise<App> {
         webhooks.stop(),
         relay?.stop(),
       ]);
+      // After everything that calls channels has stopped, before the database closes.
+      await channelCalls.stop();
       await db.close();
       await telemetry.tracing.shutdown();
       telemetry.logger.flush();

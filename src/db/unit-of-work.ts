@@ -12,6 +12,7 @@
  */
 import { DeadlockException, IsolationLevel, UniqueConstraintViolationException } from "@mikro-orm/core";
 import { MySqlPlatform } from "@mikro-orm/mysql";
+import type { Tracing } from "../observability/tracing.js";
 import type { Database } from "./database.js";
 import { inRowTransaction } from "./rows.js";
 import { entityManager, SessionHandle } from "./store-access.js";
@@ -68,7 +69,12 @@ export interface UnitOfWork {
  * The unit of work over an open database. A session forks its EntityManager only when a store
  * makes an ORM call or an ORM transaction is opened on it (store-access.ts, `SessionHandle`).
  */
-export function createUnitOfWork(db: Pick<Database, "em">): UnitOfWork {
+export interface UnitOfWorkOptions {
+  /** Spans for transactions (and their statements). IN PROGRESS: tracing helper. */
+  tracing?: Tracing;
+}
+
+export function createUnitOfWork(db: Pick<Database, "em">, _options: UnitOfWorkOptions = {}): UnitOfWork {
   const rows = db.em();
   const fork = () => db.em();
   return {

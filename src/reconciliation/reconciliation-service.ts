@@ -90,6 +90,8 @@ export interface ReconciliationServiceDeps {
   /** Contracted fee per channel (config.channelFeeRates); a channel without one has its line fees not checked. */
   feeRates: Readonly<Partial<Record<ChannelName, FeeTerms>>>;
   log: (message: string) => void;
+  /** Told when a run ends: its row (with the counts of what did not match), or the error that stopped it. */
+  onRunEnd?: (channel: ChannelName, ended: { run: ReconciliationRunRow } | { error: unknown }) => void;
   /** The clock "today" is read from (tests move it). */
   now?: () => Date;
   batchSize?: number;
@@ -261,7 +263,18 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
   }
 
   /** Opens a bill (a bill that cannot be read is BILL_INVALID, with nothing stored), reconciles it and disposes of it. */
-  async function runOpened(open: () => Promise<BillFile>, source: "DOWNLOAD" | "IMPORT", options: RunOptions): Promise<ReconciliationRunRow> {
+  async function runOpened(channel: ChannelName, open: () => Promise<BillFile>, source: "DOWNLOAD" | "IMPORT", options: RunOptions): Promise<ReconciliationRunRow> {
+    try {
+      const run = await runOpenedBill(open, source, options);
+      deps.onRunEnd?.(channel, { run });
+      return run;
+    } catch (error) {
+      deps.onRunEnd?.(channel, { error });
+      throw error;
+    }
+  }
+
+  async function runOpenedBill(open: () => Promise<BillFile>, source: "DOWNLOAD" | "IMPORT", options: RunOptions): Promise<ReconciliationRunRow> {
     let bill: BillFile;
     try {
       bill = await open();
@@ -663,7 +676,7 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
       checkBillDate(v, "bill_date", channel, billDate);
       v.throwIfAny();
       const adapter = deps.channels.get(channel);
-      return runOpened(() => adapter.fetchBill(billDate), "DOWNLOAD", options);
+      return runOpened(channel, () => adapter.fetchBill(billDate), "DOWNLOAD", options);
     },
 
     /** Reconciles a bill file in the channel's download format (ImportStatement, the CLI's `--file`). The file stays the caller's. */
@@ -680,7 +693,7 @@ export function createReconciliationService(deps: ReconciliationServiceDeps) {
       }
       v.throwIfAny();
       const adapter = deps.channels.get(channel);
-      return runOpened(() => adapter.openBillFile(filePath, billDate, options.sha1 ? { sha1: options.sha1 } : {}), "IMPORT", options);
+      return runOpened(channel, () => adapter.openBillFile(filePath, billDate, options.sha1 ? { sha1: options.sha1 } : {}), "IMPORT", options);
     },
 
     /** Past runs (of one channel, when given), newest first, paged. */
