@@ -66,8 +66,13 @@ export interface LoggerOptions {
   base?: Record<string, unknown>;
 }
 
+/** Whether lines are pretty-printed: `pretty`, or `auto` on a terminal; JSON otherwise. */
+export function wantsPretty(format: LoggerOptions["format"], isTerminal: boolean): boolean {
+  return format === "pretty" || (format === "auto" && isTerminal);
+}
+
 export function createLogger(options: LoggerOptions): Logger {
-  const prettyOutput = options.format === "pretty" || (options.format === "auto" && process.stdout.isTTY === true && !options.destination);
+  const prettyOutput = !options.destination && wantsPretty(options.format, process.stdout.isTTY === true);
   const destination =
     options.destination ??
     (prettyOutput

@@ -5,7 +5,7 @@
  */
 import { format } from "node:util";
 import { status as GrpcStatus } from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CallbackLog } from "../../src/callbacks/callback-entities.js";
 import type { Database } from "../../src/db/database.js";
 import { loggableError } from "../../src/db/database-errors.js";
@@ -17,6 +17,7 @@ import { toBigInt } from "../../src/db/store-access.js";
 import { newId } from "../../src/ids.js";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { RefundStatus } from "../../gen/payments/v1/payment_service_pb.js";
+import { capturingLogger } from "../support/log-lines.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
 import { driverDatabases } from "../support/driver-databases.js";
 import { eventually, grpcError } from "../support/waiting.js";
@@ -190,11 +191,8 @@ describe("values never enter SQL text", () => {
   });
 
   it("logs a failed statement without its values", async () => {
-    const t = await startTestApp({ database: "sqlite" });
-    const logged: string[] = [];
-    const spy = vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => {
-      logged.push(format(...args));
-    });
+    const logs = capturingLogger("error");
+    const t = await startTestApp({ database: "sqlite", logger: logs.logger });
     try {
       const merchant = await t.createMerchant();
       await t.app.db.em().execute("alter table payment_item rename to payment_item_gone");
@@ -212,13 +210,12 @@ describe("values never enter SQL text", () => {
         ),
       );
       expect(error.code).toBe(GrpcStatus.INTERNAL);
-      const text = logged.join("\n");
+      const text = logs.text();
       expect(text).toContain("payment_item");
       for (const value of ["Secret-Subject-Value", "Secret-Item-Name", "SKU-SECRET", "logged-1"]) {
         expect(text.includes(value), `${value} in the log:\n${text}`).toBe(false);
       }
     } finally {
-      spy.mockRestore();
       await t.stop();
     }
   });

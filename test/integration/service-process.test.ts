@@ -18,6 +18,7 @@ import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { PaymentService } from "../../gen/payments/v1/payment_service_pb.js";
 import { createGrpcJsClient } from "../support/grpc-client.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
+import { logMessages } from "../support/log-lines.js";
 import { freePort, SIMULATOR_CONTROL_TOKEN, testKeys } from "../support/test-app.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
 
@@ -159,7 +160,7 @@ async function waitForHealth(httpPort: number, output: () => string): Promise<vo
   while (Date.now() < deadline) {
     // Healthy and done printing: /healthz answers before main.ts prints its banner.
     const ok = await fetch(`http://127.0.0.1:${httpPort}/healthz`).then((r) => r.ok, () => false);
-    if (ok && /^ready \(pid \d+\)$/m.test(output())) return;
+    if (ok && /^ready \(pid \d+\)$/m.test(logMessages(output()))) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`service did not become healthy:\n${output()}`);
@@ -202,7 +203,7 @@ describe("the service process", () => {
       // Answered by the service (the channel timed out), not cut off by the shutdown.
       expect(error && readGrpcErrorDetails(error).errorInfo?.reason).toBe("CHANNEL_UNAVAILABLE");
       expect(await service.exited).toBe(0);
-      expect(service.output()).toContain("SIGTERM: draining");
+      expect(logMessages(service.output())).toContain("SIGTERM: draining");
       merchants.close();
       payments.close();
     } finally {
@@ -229,7 +230,7 @@ describe("channels the service simulates", () => {
     const service = startService({ ...productionEnv(grpcPort, httpPort), ...cardEnv(), SIMULATOR_PORT: String(simulatorPort) });
     await waitForHealth(httpPort, service.output);
     expect(await accepts("127.0.0.1", simulatorPort)).toBe(false);
-    const output = service.output();
+    const output = logMessages(service.output());
     expect(output).toMatch(/^ {2}alipay {5}off /m);
     expect(output).toMatch(/^ {2}wechatpay {2}off /m);
     expect(output).toContain(`  card       real, ${simulator.url}/card`);
@@ -284,13 +285,14 @@ describe("channels the service simulates", () => {
     const tokenFile = join(env.DATA_DIR!, "simulator-control-token");
     const token = readFileSync(tokenFile, "utf8").trim();
     expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
-    const output = service.output();
+    const output = logMessages(service.output());
     for (const name of ["alipay", "wechatpay", "card"]) {
       expect(output).toContain(`  ${name.padEnd(10)} SIMULATED at http://127.0.0.1:${simulatorPort} (development keys, not real money)`);
     }
-    expect(output).toContain("WARNING: SIMULATED_CHANNELS on a MySQL deployment");
+    expect(output).toContain("SIMULATED_CHANNELS on a MySQL deployment");
+    expect(service.output()).toContain('"level":"warn"');
     expect(output).toContain(`control API token kept in ${tokenFile}`);
-    expect(output).not.toContain(token);
+    expect(service.output()).not.toContain(token);
 
     const controlUrl = `http://127.0.0.1:${simulatorPort}/simulator`;
     expect((await fetch(controlUrl)).status).toBe(401);
@@ -336,15 +338,15 @@ describe("channels the service simulates", () => {
       SWEEP_INTERVAL_MS: "600000",
     });
     await waitForHealth(httpPort, service.output);
-    const output = service.output();
+    const output = logMessages(service.output());
     for (const name of ["alipay", "wechatpay", "card"]) expect(output).toMatch(new RegExp(`^ {2}${name} +SIMULATED `, "m"));
-    expect(output).not.toContain("WARNING");
+    expect(output).not.toContain("SIMULATED_CHANNELS on a MySQL deployment");
     const adminToken = readFileSync(join(dataDir, "admin-token"), "utf8").trim();
     expect(adminToken.length).toBeGreaterThanOrEqual(16);
-    expect(output).not.toContain(adminToken);
+    expect(service.output()).not.toContain(adminToken);
     expect(output).toContain(`admin token: generated, kept in ${join(dataDir, "admin-token")}`);
     const controlToken = readFileSync(join(dataDir, "simulator-control-token"), "utf8").trim();
-    expect(output).not.toContain(controlToken);
+    expect(service.output()).not.toContain(controlToken);
     await stopService(service);
   });
 });
