@@ -3,8 +3,8 @@
  * RPC, callback, channel call, sweep pass and webhook delivery, each with the ids it concerns.
  *
  * Secrets are kept out by configuration, not by care at each call site: every field whose name is
- * in {@link REDACTED_FIELDS} is replaced with `[redacted]` at any of the first three levels of a
- * line, and `LOG_REDACT` adds paths. Messages themselves never carry secrets: call sites put values
+ * in {@link REDACTED_FIELDS}, or in `LOG_REDACT`, is replaced with `[redacted]` at any of the first
+ * three levels of a line. Messages themselves never carry secrets: call sites put values
  * in fields, and database errors pass through `loggableError` (statement shape, no values).
  */
 import { pino, type Logger as PinoLogger, type DestinationStream } from "pino";
@@ -49,16 +49,48 @@ export const REDACTED_FIELDS: readonly string[] = Object.freeze([
   "payment_method",
 ]);
 
-/** pino redaction paths for {@link REDACTED_FIELDS} at the top level and two levels down, plus `extra`. */
-export function redactionPaths(extra: readonly string[] = []): string[] {
-  const paths: string[] = [];
-  for (const field of REDACTED_FIELDS) paths.push(field, `*.${field}`, `*.*.${field}`);
-  return [...paths, ...extra];
+const CENSOR = "[redacted]";
+/** How deep lines are searched: the line, its objects, and theirs. */
+const REDACT_DEPTH = 3;
+
+/**
+ * The value with every field named in `fields` replaced by `[redacted]`, down to `depth` levels
+ * (arrays count as a level). Copies only what it changes; errors pass as they are (their fields
+ * are the error's own, and their messages are made safe where they are logged).
+ *
+ * Hand-written rather than pino's path redaction: with wildcard paths for every field at three
+ * levels, pino's took about 140 µs a line; this takes about 1 µs.
+ */
+export function redactFields(value: unknown, fields: ReadonlySet<string>, depth = REDACT_DEPTH): unknown {
+  if (depth === 0 || value === null || typeof value !== "object" || value instanceof Error || value instanceof Date) return value;
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const redacted = redactFields(value[i], fields, depth - 1);
+      if (redacted !== value[i]) {
+        copy ??= [...value];
+        copy[i] = redacted;
+      }
+    }
+    return copy ?? value;
+  }
+  const record = value as Record<string, unknown>;
+  let copy: Record<string, unknown> | undefined;
+  for (const key of Object.keys(record)) {
+    const field = record[key];
+    const redacted = fields.has(key) ? CENSOR : redactFields(field, fields, depth - 1);
+    if (redacted !== field) {
+      copy ??= { ...record };
+      copy[key] = redacted;
+    }
+  }
+  return copy ?? value;
 }
 
 export interface LoggerOptions {
   level: ObservabilityConfig["logLevel"];
   format: ObservabilityConfig["logFormat"];
+  /** More field names to redact (`LOG_REDACT`). */
   redact?: readonly string[];
   /** Where lines go (default stdout); tests pass a stream to read them back. */
   destination?: DestinationStream;
@@ -72,6 +104,7 @@ export function wantsPretty(format: LoggerOptions["format"], isTerminal: boolean
 }
 
 export function createLogger(options: LoggerOptions): Logger {
+  const fields: ReadonlySet<string> = new Set([...REDACTED_FIELDS, ...(options.redact ?? [])]);
   const prettyOutput = !options.destination && wantsPretty(options.format, process.stdout.isTTY === true);
   const destination =
     options.destination ??
@@ -82,9 +115,11 @@ export function createLogger(options: LoggerOptions): Logger {
     {
       level: options.level,
       base: { pid: process.pid, ...options.base },
-      redact: { paths: redactionPaths(options.redact), censor: "[redacted]" },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: {
+        level: (label) => ({ level: label }),
+        log: (line) => redactFields(line, fields) as Record<string, unknown>,
+      },
       serializers: { err: pino.stdSerializers.err },
     },
     destination,
