@@ -1,6 +1,7 @@
 import { type EntityMetadata, type EntityProperty, type EntitySchema, type Platform, Uint8ArrayType } from "@mikro-orm/core";
 import type { SqlEntityManager } from "@mikro-orm/knex";
 import { MySqlPlatform } from "@mikro-orm/mysql";
+import { SpanKind, type Tracing } from "../observability/tracing.js";
 
 /*
  * Row-level SQL for hot paths, used behind repository functions: the same rows `em.insert`,
@@ -55,6 +56,8 @@ type ToDatabase = (value: unknown) => unknown;
 
 interface Statement {
   sql: string;
+  /** The statement's shape for spans (`UPDATE payment`), worked out once when it is built. */
+  summary: string;
   /** The properties bound, in order, each with its value's conversion (an `in` list's values are spread in its place). */
   params: ReadonlyArray<{ readonly name: string; readonly toDatabase: ToDatabase }>;
   /** The property names it was built for, in order. */
@@ -119,7 +122,7 @@ function statement(
   for (const candidate of built) if (sameNames(candidate.names, names)) return candidate;
   const platform = em.getPlatform();
   const { sql, props } = build((id) => platform.quoteIdentifier(id));
-  const created = { sql, params: props.map((prop) => ({ name: prop.name, toDatabase: converter(platform, prop) })), names: [...names] };
+  const created = { sql, summary: statementSummary(sql), params: props.map((prop) => ({ name: prop.name, toDatabase: converter(platform, prop) })), names: [...names] };
   built.push(created);
   return created;
 }
@@ -189,7 +192,29 @@ function callback<T>(use: (done: (error: Error | null, result?: unknown) => void
  * EntityManager's transaction connection or a connection from the ORM's pool; elsewhere through
  * `em.execute`. Errors arrive as the ORM's exceptions (e.g. UniqueConstraintViolationException).
  */
-async function run(executor: RowExecutor, sql: string, params: unknown[], method: "all" | "run", mysql?: boolean): Promise<unknown> {
+function run(executor: RowExecutor, sql: string, params: unknown[], method: "all" | "run", mysql?: boolean, summary?: string): Promise<unknown> {
+  // Tracing off in every app of the process: one module variable read, nothing allocated.
+  if (statementTracings === undefined) return execute(executor, sql, params, method, mysql);
+  const em = entityManager(executor);
+  const traced = statementTracings.get(em.getMetadata());
+  // The embedded database's statements go through the ORM's knex, whose spans are traceOrmStatements' (unit-of-work.ts).
+  if (traced === undefined || (!(executor as RowTransaction).connection && !(mysql ?? isMysql(em)))) return execute(executor, sql, params, method, mysql);
+  const shape = summary ?? statementSummary(sql);
+  const span = traced.start(shape, { kind: SpanKind.CLIENT, attributes: { "db.system.name": "mysql", "db.query.summary": shape } });
+  return execute(executor, sql, params, method, mysql).then(
+    (result) => {
+      span.end();
+      return result;
+    },
+    (error: unknown) => {
+      span.end(statementFailure(error));
+      throw error;
+    },
+  );
+}
+
+/** {@link run} itself. */
+async function execute(executor: RowExecutor, sql: string, params: unknown[], method: "all" | "run", mysql?: boolean): Promise<unknown> {
   const em = entityManager(executor);
   const own = (executor as RowTransaction).connection;
   if (!own && !(mysql ?? isMysql(em))) return em.execute(sql, params, method);
@@ -251,7 +276,7 @@ export async function insertRows<T extends object>(executor: RowExecutor, entity
   const info = entityInfo(em, entity);
   const { meta } = info;
   const names = Object.keys(rows[0]!);
-  const { sql, params: columns } = statement(em, info, `insert:${rows.length}`, names, (quote) => {
+  const { sql, summary, params: columns } = statement(em, info, `insert:${rows.length}`, names, (quote) => {
     const props = names.map((name) => property(meta, name));
     const tuple = `(${props.map(() => "?").join(", ")})`;
     return {
@@ -261,7 +286,7 @@ export async function insertRows<T extends object>(executor: RowExecutor, entity
   });
   const params: unknown[] = [];
   for (const row of rows) for (const { name, toDatabase } of columns) params.push(toDatabase((row as Row)[name]));
-  await run(executor, sql, params, "run", info.mysql);
+  await run(executor, sql, params, "run", info.mysql, summary);
 }
 
 /** Inserts one row. */
@@ -285,7 +310,7 @@ export async function findRows<T>(
   const names = Object.keys(where);
   const order = options.orderBy ?? [];
   const kind = order.length === 0 ? `select::${options.limit ?? ""}` : `select:${order.map(([name, direction]) => `${name} ${direction}`).join(",")}:${options.limit ?? ""}`;
-  const { sql, params } = statement(em, info, kind, names, (quote) => {
+  const { sql, summary, params } = statement(em, info, kind, names, (quote) => {
     const condition = whereClause(meta, names, quote);
     const orderSql = order.map(([name, direction]) => `${quote(property(meta, name).fieldNames[0]!)} ${direction}`).join(", ");
     return {
@@ -297,7 +322,7 @@ export async function findRows<T>(
     };
   });
   const values = params.map(({ name, toDatabase }) => toDatabase(where[name]));
-  const rows = (await run(executor, sql, values, "all", info.mysql)) as Row[];
+  const rows = (await run(executor, sql, values, "all", info.mysql, summary)) as Row[];
   return rows.map((raw) => fromDatabase(em, info, raw) as T);
 }
 
@@ -332,7 +357,7 @@ export async function updateRows(
     inSizes.set(name, value.length);
     kind += `:${name}=${value.length}`;
   }
-  const { sql, params } = statement(em, info, kind, [...changed, ...names], (quote) => {
+  const { sql, summary, params } = statement(em, info, kind, [...changed, ...names], (quote) => {
     const set = changed.map((name) => property(meta, name));
     const condition = whereClause(meta, names, quote, inSizes);
     return {
@@ -347,7 +372,7 @@ export async function updateRows(
     if (Array.isArray(value)) for (const item of value) values.push(toDatabase(item));
     else values.push(toDatabase(value));
   }
-  const result = (await run(executor, sql, values, "run", info.mysql)) as { affectedRows?: number };
+  const result = (await run(executor, sql, values, "run", info.mysql, summary)) as { affectedRows?: number };
   return result.affectedRows ?? 0;
 }
 
@@ -365,4 +390,57 @@ export function isMysqlExecutor(executor: RowExecutor): boolean {
 export async function runStatement(executor: RowExecutor, sql: string, params: readonly unknown[]): Promise<number> {
   const result = (await run(executor, sql, [...params], "run")) as { affectedRows?: number };
   return Number(result.affectedRows ?? 0);
+}
+
+/**
+ * The tracing of each ORM (by its metadata storage) whose row statements get spans; undefined
+ * until some app in the process turns tracing on, so that with tracing off a statement costs one
+ * variable read and no lookup.
+ */
+let statementTracings: WeakMap<object, Tracing> | undefined;
+
+/**
+ * From now on every row statement this ORM runs on MySQL is a CLIENT span (a child of the active
+ * span: the transaction's, the RPC's) named by its shape, with `db.query.summary` and never its
+ * values. On the embedded database the ORM's own statement spans cover them (unit-of-work.ts).
+ */
+export function traceRowStatements(em: SqlEntityManager, tracing: Tracing): void {
+  if (!tracing.enabled) return;
+  statementTracings ??= new WeakMap();
+  statementTracings.set(em.getMetadata(), tracing);
+}
+
+/** A single-quoted string value, as the ORM's MySQL formatting writes one (backslash and doubled-quote escapes). */
+const QUOTED_TEXT = /'(?:[^'\\]|\\.|'')*'/g;
+const SHAPES: ReadonlyArray<readonly [RegExp, string]> = [
+  [/^select\b[\s\S]*?\bfrom\s+[`"]?(\w+)/i, "SELECT"],
+  [/^insert\s+(?:ignore\s+)?into\s+[`"]?(\w+)/i, "INSERT"],
+  [/^update\s+[`"]?(\w+)/i, "UPDATE"],
+  [/^delete\s+from\s+[`"]?(\w+)/i, "DELETE"],
+];
+
+/**
+ * A statement's shape for a span name and `db.query.summary`: its operation and first table
+ * (`UPDATE payment`, `SELECT merchant`), else its first keyword (`BEGIN`). The ORM writes values
+ * into its MySQL statements' text, so quoted string values are cut out before the table is looked
+ * for: a summary only ever holds a keyword and a bare or quoted name.
+ */
+export function statementSummary(sql: string): string {
+  const text = sql.trimStart().slice(0, 4096).replace(QUOTED_TEXT, "?");
+  for (const [shape, operation] of SHAPES) {
+    const match = shape.exec(text);
+    if (match) return `${operation} ${match[1]}`;
+  }
+  return (/^[a-z]+/i.exec(text)?.[0] ?? "SQL").toUpperCase();
+}
+
+/**
+ * What a failed statement's span records: the error's class and driver code only. The ORM's and
+ * the driver's messages carry the statement with its values (a duplicate key names the value).
+ */
+export function statementFailure(error: unknown): Error {
+  const code = (error as { code?: unknown } | null)?.code;
+  const failure = new Error(typeof code === "string" ? code : "statement failed");
+  failure.name = error instanceof Error ? error.name : "Error";
+  return failure;
 }

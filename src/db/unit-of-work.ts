@@ -11,10 +11,12 @@
  *   {@link RowScope} (prepared row statements) run in it. The create hot path uses it.
  */
 import { DeadlockException, IsolationLevel, UniqueConstraintViolationException } from "@mikro-orm/core";
+import type { SqlEntityManager } from "@mikro-orm/knex";
 import { MySqlPlatform } from "@mikro-orm/mysql";
-import type { Tracing } from "../observability/tracing.js";
+import type { Attributes } from "@opentelemetry/api";
+import { type ActiveSpan, SpanKind, type Tracing } from "../observability/tracing.js";
 import type { Database } from "./database.js";
-import { inRowTransaction } from "./rows.js";
+import { inRowTransaction, statementFailure, statementSummary, traceRowStatements } from "./rows.js";
 import { entityManager, SessionHandle } from "./store-access.js";
 
 declare const sessionBrand: unique symbol;
@@ -70,38 +72,122 @@ export interface UnitOfWork {
  * makes an ORM call or an ORM transaction is opened on it (store-access.ts, `SessionHandle`).
  */
 export interface UnitOfWorkOptions {
-  /** Spans for transactions (and their statements). IN PROGRESS: tracing helper. */
+  /**
+   * Spans for transactions and statements when enabled: `db.transaction` / `db.row_transaction`
+   * per transaction (a child of the active span), and a CLIENT span per statement named by its
+   * shape (`UPDATE payment`). Off (the default): the unit of work is the untraced one, unchanged.
+   */
   tracing?: Tracing;
 }
 
-export function createUnitOfWork(db: Pick<Database, "em">, _options: UnitOfWorkOptions = {}): UnitOfWork {
+export function createUnitOfWork(db: Pick<Database, "em">, options: UnitOfWorkOptions = {}): UnitOfWork {
   const rows = db.em();
   const fork = () => db.em();
-  return {
+  const plain: UnitOfWork = {
     session: () => new SessionHandle(fork, rows) as unknown as Session,
-    transaction<T>(session: Session, work: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-      const em = entityManager(session);
-      const isolationLevel = options.readCommitted && em.getPlatform() instanceof MySqlPlatform ? IsolationLevel.READ_COMMITTED : undefined;
-      return retryDeadlocks(options, () => em.transactional((tx) => work(tx as unknown as Tx), { isolationLevel }));
-    },
-    rowTransaction<T>(session: Session, work: (tx: RowTx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-      // Only an ORM transaction (a Tx passed as the session) makes this a savepoint inside it.
-      const em = session instanceof SessionHandle ? session.rows : entityManager(session);
-      return retryDeadlocks(options, () => inRowTransaction(em, (tx) => work(tx as unknown as RowTx)));
-    },
+    transaction: (session, work, txOptions = {}) => ormTransaction(session, work, txOptions),
+    rowTransaction: (session, work, txOptions = {}) => rowTransaction(session, work, txOptions),
+  };
+  const tracing = options.tracing;
+  if (!tracing?.enabled) return plain;
+
+  const system = rows.getPlatform() instanceof MySqlPlatform ? "mysql" : "sqlite";
+  traceRowStatements(rows, tracing);
+  traceOrmStatements(rows, tracing, system);
+  /** One transaction (with its deadlock retries) as a span: the statements in it are its children. */
+  const traced = <T>(name: string, txOptions: TransactionOptions, run: (onRetry: () => void) => Promise<T>): Promise<T> =>
+    tracing.span(name, { attributes: transactionAttributes(system, txOptions) }, async (span) => {
+      let retries = 0;
+      try {
+        return await run(() => retries++);
+      } finally {
+        if (retries > 0) span.setAttributes({ "payments.db.deadlock_retries": retries });
+      }
+    });
+  return {
+    session: plain.session,
+    transaction: (session, work, txOptions = {}) => traced("db.transaction", txOptions, (onRetry) => ormTransaction(session, work, txOptions, onRetry)),
+    rowTransaction: (session, work, txOptions = {}) =>
+      traced("db.row_transaction", txOptions, (onRetry) => rowTransaction(session, work, txOptions, onRetry)),
   };
 }
 
+function ormTransaction<T>(session: Session, work: (tx: Tx) => Promise<T>, options: TransactionOptions, onRetry?: () => void): Promise<T> {
+  const em = entityManager(session);
+  const isolationLevel = options.readCommitted && em.getPlatform() instanceof MySqlPlatform ? IsolationLevel.READ_COMMITTED : undefined;
+  return retryDeadlocks(options, () => em.transactional((tx) => work(tx as unknown as Tx), { isolationLevel }), onRetry);
+}
+
+function rowTransaction<T>(session: Session, work: (tx: RowTx) => Promise<T>, options: TransactionOptions, onRetry?: () => void): Promise<T> {
+  // Only an ORM transaction (a Tx passed as the session) makes this a savepoint inside it.
+  const em = session instanceof SessionHandle ? session.rows : entityManager(session);
+  return retryDeadlocks(options, () => inRowTransaction(em, (tx) => work(tx as unknown as RowTx)), onRetry);
+}
+
+function transactionAttributes(system: string, options: TransactionOptions): Attributes {
+  const attributes: Attributes = { "db.system.name": system };
+  // The embedded database ignores the isolation asked for (one writer at a time).
+  if (options.readCommitted && system === "mysql") attributes["payments.db.isolation"] = "READ COMMITTED";
+  if (options.deadlockAttempts !== undefined) attributes["payments.db.deadlock_attempts"] = options.deadlockAttempts;
+  return attributes;
+}
+
 /** Runs `run` (one whole transaction) again while it fails as a deadlock victim, up to `deadlockAttempts` in all. */
-async function retryDeadlocks<T>(options: TransactionOptions, run: () => Promise<T>): Promise<T> {
+async function retryDeadlocks<T>(options: TransactionOptions, run: () => Promise<T>, onRetry?: () => void): Promise<T> {
   const attempts = options.deadlockAttempts ?? 1;
   for (let attempt = 1; ; attempt++) {
     try {
       return await run();
     } catch (error) {
       if (!(error instanceof DeadlockException) || attempt >= attempts) throw error;
+      onRetry?.();
     }
   }
+}
+
+/** A knex query event's object: the statement (its values written into the text by the ORM) and its id. */
+interface KnexQuery {
+  __knexQueryUid?: string;
+  sql?: string;
+}
+
+/** Statements whose span is open; beyond this many (answers that never came) new statements get none. */
+export const MAX_OPEN_STATEMENT_SPANS = 1000;
+
+/** The knex clients whose statements already get spans (a second unit of work on one database adds none). */
+const tracedClients = new WeakSet<object>();
+
+/**
+ * Every statement the ORM runs through knex (its queries, `em.execute`, and on the embedded
+ * database the row statements too) becomes a CLIENT span, from knex's `query` event (emitted in
+ * the caller's async context, so the active span is the parent) to its `query-response` or
+ * `query-error`, matched by knex's per-statement id. Statements without an id (a transaction's
+ * BEGIN, COMMIT, savepoints) are the transaction span's own work and get none. Only the shape is
+ * kept ({@link statementSummary}): the ORM writes values into the SQL text.
+ */
+function traceOrmStatements(em: SqlEntityManager, tracing: Tracing, system: string): void {
+  const client = em.getConnection().getKnex().client as unknown as {
+    on(event: string, listener: (...args: never[]) => void): void;
+  };
+  if (tracedClients.has(client)) return;
+  tracedClients.add(client);
+  const open = new Map<string, ActiveSpan>();
+  client.on("query", (query: KnexQuery) => {
+    const id = query.__knexQueryUid;
+    if (id === undefined || open.size >= MAX_OPEN_STATEMENT_SPANS) return;
+    const summary = statementSummary(query.sql ?? "");
+    open.set(id, tracing.start(summary, { kind: SpanKind.CLIENT, attributes: { "db.system.name": system, "db.query.summary": summary } }));
+  });
+  const finish = (query: KnexQuery | undefined, error?: unknown) => {
+    const id = query?.__knexQueryUid;
+    if (id === undefined) return;
+    const span = open.get(id);
+    if (span === undefined) return;
+    open.delete(id);
+    span.end(error === undefined ? undefined : statementFailure(error));
+  };
+  client.on("query-response", (_response: unknown, query: KnexQuery) => finish(query));
+  client.on("query-error", (error: unknown, query: KnexQuery) => finish(query, error));
 }
 
 /**

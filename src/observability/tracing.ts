@@ -88,6 +88,11 @@ export const TRACING_OFF: Tracing = Object.freeze({
   shutdown: async () => {},
 });
 
+/** How long {@link Tracing.shutdown} waits for the last spans to be sent. */
+export const SHUTDOWN_WAIT_MS = 2000;
+/** One export request, the exporter's retries included. */
+const EXPORT_TIMEOUT_MS = 10_000;
+
 const propagator = new W3CTraceContextPropagator();
 
 const carrierGetter: TextMapGetter<TraceCarrier> = {
@@ -105,7 +110,7 @@ export function createTracing(options: TracingOptions): Tracing {
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     contextManagerSet = true;
   }
-  const exporter = new OTLPTraceExporter({ url: `${options.endpoint}/v1/traces`, timeoutMillis: 10_000 });
+  const exporter = new OTLPTraceExporter({ url: `${options.endpoint}/v1/traces`, timeoutMillis: EXPORT_TIMEOUT_MS });
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({
       [ATTR_SERVICE_NAME]: options.serviceName,
@@ -113,7 +118,12 @@ export function createTracing(options: TracingOptions): Tracing {
     }),
     spanProcessors: [
       // Bounded: beyond 2048 queued spans new ones are dropped rather than held in memory.
-      new BatchSpanProcessor(exporter, { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: options.exportDelayMs ?? 2000 }),
+      new BatchSpanProcessor(exporter, {
+        maxQueueSize: 2048,
+        maxExportBatchSize: 512,
+        scheduledDelayMillis: options.exportDelayMs ?? 2000,
+        exportTimeoutMillis: EXPORT_TIMEOUT_MS,
+      }),
     ],
   });
   const tracer: Tracer = provider.getTracer("payments-service");
@@ -160,7 +170,16 @@ export function createTracing(options: TracingOptions): Tracing {
       return span?.spanContext().traceId;
     },
     async shutdown() {
-      await provider.shutdown();
+      // Spans that cannot be sent are lost, never a reason for stop() to fail or wait long: the
+      // last export to a collector that is down fails (after the exporter's retries) or hangs.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        provider.shutdown().catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, SHUTDOWN_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
     },
   };
 }

@@ -1,0 +1,315 @@
+/**
+ * OpenTelemetry traces end to end (issue 12): a real app on MySQL exporting by OTLP/HTTP to a
+ * local collector stub (test/support/otlp-collector.ts), real grpc-js and Connect clients sending
+ * a W3C `traceparent`, the channel simulator posting callbacks to the shim. Checked: the span tree
+ * (RPC SERVER span continuing the caller's trace → database transaction and statement spans and
+ * the channel CLIENT span as its children; a callback as a root SERVER span → its row
+ * transaction), error status only for server faults, off without an endpoint, the service name,
+ * a collector that is down, and no secret in anything exported.
+ */
+import { randomBytes } from "node:crypto";
+import { Code } from "@connectrpc/connect";
+import { status as GrpcStatus } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
+import { statementSummary } from "../../src/db/rows.js";
+import { createTracing, TRACING_OFF } from "../../src/observability/tracing.js";
+import { type CollectedSpan, OTLP_KIND, type OtlpCollector, startOtlpCollector } from "../support/otlp-collector.js";
+import { ADMIN_TOKEN, freePort, startTestApp, type TestApp } from "../support/test-app.js";
+import { connectError, eventually, grpcError } from "../support/waiting.js";
+
+let collector: OtlpCollector;
+let t: TestApp;
+let merchant: { id: string; apiKey: string; webhookSecret: string; headers: Record<string, string> };
+let orderSeq = 0;
+
+const SERVICE_NAME = "payments-tracing-test";
+
+beforeAll(async () => {
+  collector = await startOtlpCollector();
+  t = await startTestApp({ tracing: createTracing({ endpoint: collector.endpoint, serviceName: SERVICE_NAME, exportDelayMs: 50 }) });
+  const created = await t.grpc.merchants.createMerchant({ name: "Traced Shop", notifyUrl: "https://shop.example/notify" }, t.adminHeaders);
+  merchant = {
+    id: created.merchant!.id,
+    apiKey: created.apiKey,
+    webhookSecret: created.webhookSecret,
+    headers: { authorization: `Bearer ${created.apiKey}` },
+  };
+});
+afterAll(async () => {
+  await t?.stop();
+  await collector?.close();
+});
+
+/** A fresh caller's trace context: `traceparent` with its trace id and the caller's span id. */
+function callerContext() {
+  const traceId = randomBytes(16).toString("hex");
+  const spanId = randomBytes(8).toString("hex");
+  return { traceId, spanId, traceparent: `00-${traceId}-${spanId}-01` };
+}
+
+function alipayPayment(overrides: Record<string, unknown> = {}) {
+  return {
+    merchantOrderNo: `trace-${Date.now()}-${++orderSeq}`,
+    currency: "CNY",
+    amount: 8888n,
+    channel: Channel.ALIPAY,
+    subject: "Oolong tea 250g",
+    items: [{ sku: "TEA-250", name: "Oolong tea 250g", quantity: 2n, unitAmount: 4444n }],
+    ...overrides,
+  };
+}
+
+const inTrace = (traceId: string) => (span: CollectedSpan) => span.traceId === traceId;
+
+/** The spans of one trace once `done` holds for them (bounded wait; the assertions after show what came). */
+function traceSpans(traceId: string, done: (spans: CollectedSpan[]) => boolean) {
+  return collector.waitForSpans(inTrace(traceId), done);
+}
+
+const named = (spans: CollectedSpan[], name: string) => spans.filter((span) => span.name === name);
+const childrenOf = (spans: CollectedSpan[], parent: CollectedSpan) => spans.filter((span) => span.parentSpanId === parent.spanId);
+
+/** Checks a CreatePayment trace: the SERVER span under the caller's, its transaction and channel call under it. */
+function expectCreateTree(spans: CollectedSpan[], caller: { traceId: string; spanId: string }, rpcSystem: string, paymentId: string) {
+  const [server] = named(spans, "payments.v1.PaymentService/CreatePayment");
+  expect(server, JSON.stringify(spans.map((span) => span.name))).toBeDefined();
+  expect(server!.kind).toBe(OTLP_KIND.SERVER);
+  expect(server!.traceId).toBe(caller.traceId);
+  expect(server!.parentSpanId).toBe(caller.spanId);
+  expect(server!.attributes["rpc.system"]).toBe(rpcSystem);
+  expect(server!.attributes["rpc.grpc.status_code"]).toBe(0);
+  expect(server!.attributes["payments.payment_id"]).toBe(paymentId);
+  expect(server!.attributes["payments.merchant_id"]).toBe(merchant.id);
+  expect(server!.statusCode).not.toBe(2);
+  expect(server!.resource["service.name"]).toBe(SERVICE_NAME);
+
+  const children = childrenOf(spans, server!);
+  const names = children.map((span) => span.name);
+  // The create's one BEGIN ... COMMIT of row statements, and the channel call.
+  const [transaction] = named(children, "db.row_transaction");
+  expect(transaction, JSON.stringify(names)).toBeDefined();
+  expect(transaction!.kind).toBe(OTLP_KIND.INTERNAL);
+  expect(transaction!.attributes["db.system.name"]).toBe("mysql");
+  const [channelCall] = named(children, "alipay createPayment");
+  expect(channelCall, JSON.stringify(names)).toBeDefined();
+  expect(channelCall!.kind).toBe(OTLP_KIND.CLIENT);
+  expect(channelCall!.attributes["payments.channel"]).toBe("alipay");
+  expect(channelCall!.attributes["payments.channel.operation"]).toBe("createPayment");
+
+  // The transaction's statements: the payment's and its items' rows and its event, each named by its shape only.
+  const statements = childrenOf(spans, transaction!);
+  const summaries = statements.map((span) => span.attributes["db.query.summary"]);
+  expect(summaries).toContain("INSERT payment");
+  expect(summaries).toContain("INSERT payment_item");
+  for (const statement of statements) {
+    expect(statement.kind).toBe(OTLP_KIND.CLIENT);
+    expect(statement.name).toBe(statement.attributes["db.query.summary"]);
+    expect(statement.attributes["db.system.name"]).toBe("mysql");
+  }
+  // Outside the transaction, directly under the RPC: storing the channel's action on the payment.
+  expect(names).toContain("UPDATE payment");
+  // Nothing in the trace hangs off a span that is not in it (the caller's span aside).
+  const ids = new Set(spans.map((span) => span.spanId));
+  for (const span of spans) if (span !== server) expect(ids.has(span.parentSpanId), span.name).toBe(true);
+}
+
+describe("an incoming RPC", () => {
+  it("over gRPC continues the traceparent metadata entry: SERVER span → row transaction with its statements, the Alipay call", async () => {
+    const caller = callerContext();
+    const created = await t.grpc.payments.createPayment(alipayPayment(), { ...merchant.headers, traceparent: caller.traceparent });
+    const spans = await traceSpans(caller.traceId, (found) => named(found, "payments.v1.PaymentService/CreatePayment").length === 1 && found.length >= 6);
+    expectCreateTree(spans, caller, "grpc", created.payment!.id);
+  });
+
+  it("over Connect continues the traceparent HTTP header alike", async () => {
+    const caller = callerContext();
+    const created = await t.connect.payments.createPayment(alipayPayment(), { headers: { ...merchant.headers, traceparent: caller.traceparent } });
+    const spans = await traceSpans(caller.traceId, (found) => named(found, "payments.v1.PaymentService/CreatePayment").length === 1 && found.length >= 6);
+    expectCreateTree(spans, caller, "connect_rpc", created.payment!.id);
+  });
+
+  it("without a traceparent starts a trace of its own", async () => {
+    const before = new Set(collector.spans.map((span) => span.traceId));
+    const created = await t.grpc.payments.createPayment(alipayPayment(), merchant.headers);
+    const [server] = await collector.waitForSpans(
+      (span) => span.name === "payments.v1.PaymentService/CreatePayment" && span.attributes["payments.payment_id"] === created.payment!.id,
+    );
+    expect(server?.parentSpanId).toBe("");
+    expect(before.has(server!.traceId)).toBe(false);
+  });
+
+  it("a malformed traceparent is ignored: a new root trace, and the call succeeds", async () => {
+    const created = await t.grpc.payments.createPayment(alipayPayment(), { ...merchant.headers, traceparent: "00-not-a-trace-01" });
+    const [server] = await collector.waitForSpans(
+      (span) => span.name === "payments.v1.PaymentService/CreatePayment" && span.attributes["payments.payment_id"] === created.payment!.id,
+    );
+    expect(server?.parentSpanId).toBe("");
+  });
+
+  it("INVALID_ARGUMENT is the caller's fault: the span carries the code but no error status", async () => {
+    const caller = callerContext();
+    const error = await grpcError(t.grpc.payments.createPayment(alipayPayment({ amount: 0n }), { ...merchant.headers, traceparent: caller.traceparent }));
+    expect(error.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+    const [server] = await traceSpans(caller.traceId, (found) => found.some((span) => span.kind === OTLP_KIND.SERVER));
+    expect(server?.attributes["rpc.grpc.status_code"]).toBe(GrpcStatus.INVALID_ARGUMENT);
+    expect(server?.statusCode).toBe(0);
+
+    const connectCaller = callerContext();
+    const connectFailure = await connectError(
+      t.connect.payments.createPayment(alipayPayment({ amount: 0n }), { headers: { ...merchant.headers, traceparent: connectCaller.traceparent } }),
+    );
+    expect(connectFailure.code).toBe(Code.InvalidArgument);
+    const [connectServer] = await traceSpans(connectCaller.traceId, (found) => found.some((span) => span.kind === OTLP_KIND.SERVER));
+    expect(connectServer?.attributes["rpc.grpc.status_code"]).toBe(Code.InvalidArgument);
+    expect(connectServer?.statusCode).toBe(0);
+  });
+
+  it("NOT_FOUND and UNAUTHENTICATED are not errors of the service either", async () => {
+    const caller = callerContext();
+    const missing = await grpcError(
+      t.grpc.payments.getPayment({ lookup: { key: { case: "paymentId", value: "pay_missing0000000000000000" } } }, { ...merchant.headers, traceparent: caller.traceparent }),
+    );
+    expect([GrpcStatus.NOT_FOUND, GrpcStatus.INVALID_ARGUMENT]).toContain(missing.code);
+    const [server] = await traceSpans(caller.traceId, (found) => found.some((span) => span.kind === OTLP_KIND.SERVER));
+    expect(server?.statusCode).toBe(0);
+
+    const anonymous = callerContext();
+    const refused = await grpcError(t.grpc.payments.listPayments({}, { authorization: "Bearer sk_live_nope", traceparent: anonymous.traceparent }));
+    expect(refused.code).toBe(GrpcStatus.UNAUTHENTICATED);
+    const [refusedSpan] = await traceSpans(anonymous.traceId, (found) => found.some((span) => span.kind === OTLP_KIND.SERVER));
+    expect(refusedSpan?.attributes["rpc.grpc.status_code"]).toBe(GrpcStatus.UNAUTHENTICATED);
+    expect(refusedSpan?.statusCode).toBe(0);
+  });
+});
+
+describe("a channel callback", () => {
+  it("is the root SERVER span of its own trace, with the verdict and the payment; its row transaction is a child", async () => {
+    const created = await t.grpc.payments.createPayment(alipayPayment(), merchant.headers);
+    const payment = created.payment!;
+    t.simulator.pay("alipay", payment.paymentNo);
+    const read = await eventually(
+      () => t.grpc.payments.getPayment({ lookup: { key: { case: "paymentId", value: payment.id } } }, merchant.headers),
+      (answer) => answer.payment?.status === PaymentStatus.SUCCEEDED,
+    );
+    expect(read.payment?.status).toBe(PaymentStatus.SUCCEEDED);
+
+    const [callback] = await collector.waitForSpans((span) => span.name === "callback alipay" && span.attributes["payments.payment_id"] === payment.id);
+    expect(callback, JSON.stringify(collector.spans.filter((span) => span.name.startsWith("callback")))).toBeDefined();
+    expect(callback!.kind).toBe(OTLP_KIND.SERVER);
+    expect(callback!.parentSpanId).toBe("");
+    expect(callback!.attributes["payments.channel"]).toBe("alipay");
+    expect(callback!.attributes["payments.callback.verdict"]).toBe("applied");
+    expect(callback!.statusCode).not.toBe(2);
+
+    const spans = await traceSpans(callback!.traceId, (found) => found.some((span) => span.name === "db.row_transaction"));
+    const transactions = named(childrenOf(spans, callback!), "db.row_transaction");
+    expect(transactions.length, JSON.stringify(spans.map((span) => [span.name, span.parentSpanId]))).toBeGreaterThanOrEqual(1);
+    const statements = transactions.flatMap((transaction) => childrenOf(spans, transaction)).map((span) => span.name);
+    expect(statements).toContain("UPDATE payment");
+    // The callback's trace is its own: none of the create's spans are in it.
+    expect(spans.some((span) => span.name.startsWith("payments.v1."))).toBe(false);
+  });
+});
+
+describe("what is exported", () => {
+  it("names the service by the configured service name (OTEL_SERVICE_NAME)", () => {
+    expect(collector.spans.length).toBeGreaterThan(0);
+    for (const span of collector.spans) expect(span.resource["service.name"]).toBe(SERVICE_NAME);
+  });
+
+  it("is OTLP JSON over HTTP, uncompressed", () => {
+    expect(collector.requests.length).toBeGreaterThan(0);
+    for (const request of collector.requests) {
+      expect(request.contentType).toMatch(/^application\/json/);
+      expect(request.contentEncoding).toBeUndefined();
+    }
+  });
+
+  it("holds no secret: no API key, webhook secret, client secret, admin token, nor a statement's values", async () => {
+    // A card payment's answer carries a client secret; the webhook secret is rotated over the API.
+    const card = await t.grpc.payments.createPayment(
+      {
+        merchantOrderNo: `trace-card-${Date.now()}`,
+        currency: "USD",
+        amount: 1999n,
+        channel: Channel.CARD,
+        subject: "Green tea, 2 tins",
+        paymentMethod: "pm_card_visa",
+        items: [{ sku: "TEA-GREEN", name: "Green tea tin", quantity: 1n, unitAmount: 1999n }],
+      },
+      merchant.headers,
+    );
+    const clientSecret = card.payment!.action!.action.value as string;
+    expect(clientSecret).toMatch(/_secret_/);
+    const rotated = await t.grpc.merchants.rotateWebhookSecret({ merchantId: merchant.id }, t.adminHeaders);
+    // A duplicate order number fails a unique key inside a transaction: its span must not carry the value.
+    const order = alipayPayment();
+    await t.grpc.payments.createPayment(order, merchant.headers);
+    await grpcError(t.grpc.payments.createPayment({ ...order, amount: 9999n, items: [{ ...order.items[0]!, unitAmount: 9999n / 2n, quantity: 1n }] }, merchant.headers));
+
+    await collector.waitForSpans((span) => span.name === "payments.v1.MerchantService/RotateWebhookSecret");
+    await collector.waitForSpans((span) => span.name === "payments.v1.PaymentService/CreatePayment" && span.attributes["payments.payment_id"] === card.payment!.id);
+    const exported = collector.bodies.join("\n");
+    for (const secret of [merchant.apiKey, merchant.webhookSecret, rotated.webhookSecret, clientSecret, ADMIN_TOKEN, t.config.dataEncryptionKey!]) {
+      expect(secret.length).toBeGreaterThan(8);
+      expect(exported.includes(secret), `a secret of ${secret.length} characters was exported`).toBe(false);
+    }
+    // The payment subject and the order number are values of statements: never in a span.
+    expect(exported.includes("Oolong tea")).toBe(false);
+    expect(exported.includes(order.merchantOrderNo)).toBe(false);
+  });
+});
+
+describe("a collector that is down", () => {
+  it("does not break RPCs: calls succeed, spans are dropped", async () => {
+    const closedPort = await freePort();
+    const down = await startTestApp({
+      tracing: createTracing({ endpoint: `http://127.0.0.1:${closedPort}`, serviceName: SERVICE_NAME, exportDelayMs: 50 }),
+    });
+    try {
+      const shop = await down.createMerchant();
+      for (let i = 0; i < 5; i++) {
+        const created = await down.grpc.payments.createPayment(alipayPayment(), shop.headers);
+        expect(created.payment?.status).toBe(PaymentStatus.PENDING);
+      }
+      const read = await down.connect.payments.listPayments({}, { headers: shop.headers });
+      expect(read.payments).toHaveLength(5);
+    } finally {
+      await down.stop();
+    }
+  });
+});
+
+describe("without OTEL_EXPORTER_OTLP_ENDPOINT", () => {
+  it("tracing is off: no exporter, the no-op tracing, and calls work", async () => {
+    expect(createTracing({ serviceName: SERVICE_NAME })).toBe(TRACING_OFF);
+    expect(createTracing({ endpoint: "", serviceName: SERVICE_NAME })).toBe(TRACING_OFF);
+    const off = await startTestApp();
+    try {
+      expect(off.app.telemetry.tracing.enabled).toBe(false);
+      expect(off.app.telemetry.tracing).toBe(TRACING_OFF);
+      const shop = await off.createMerchant();
+      const created = await off.grpc.payments.createPayment(alipayPayment(), { ...shop.headers, traceparent: callerContext().traceparent });
+      expect(created.payment?.status).toBe(PaymentStatus.PENDING);
+      expect(TRACING_OFF.currentTraceId()).toBeUndefined();
+    } finally {
+      await off.stop();
+    }
+  });
+});
+
+describe("statement summaries", () => {
+  it("keep the operation and the table, never a value", () => {
+    expect(statementSummary("update `payment` set `status` = ? where `id` = ?")).toBe("UPDATE payment");
+    expect(statementSummary("insert into `payment_item` (`id`) values (?), (?)")).toBe("INSERT payment_item");
+    expect(statementSummary("select `p0`.* from `merchant` as `p0` where `p0`.`id` = 'm_1' limit 1")).toBe("SELECT merchant");
+    expect(statementSummary("delete from `webhook_delivery` where `finished_at` < '2026-01-01'")).toBe("DELETE webhook_delivery");
+    expect(statementSummary('select * from "payment" where "id" = ?')).toBe("SELECT payment");
+    // A value that looks like SQL is cut out before the table is looked for.
+    expect(statementSummary("select 'x from secret_table' as a from `payment`")).toBe("SELECT payment");
+    expect(statementSummary("select 'it''s from secret' from `payment`")).toBe("SELECT payment");
+    expect(statementSummary("begin")).toBe("BEGIN");
+    expect(statementSummary("  ")).toBe("SQL");
+  });
+});
