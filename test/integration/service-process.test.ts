@@ -156,7 +156,7 @@ async function stopService(service: ServiceProcess): Promise<void> {
 }
 
 async function waitForHealth(httpPort: number, output: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     // Healthy and done printing: /healthz answers before main.ts prints its banner.
     const ok = await fetch(`http://127.0.0.1:${httpPort}/healthz`).then((r) => r.ok, () => false);

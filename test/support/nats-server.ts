@@ -13,7 +13,7 @@ import { delimiter, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NodeConnectionOptions } from "@nats-io/transport-node";
-import { freePort } from "./test-app.js";
+import { freePort } from "./ports.js";
 
 const INSTALL_HINT = "apt-get install -y nats-server";
 const START_TIMEOUT_MS = 20_000;

@@ -52,7 +52,7 @@ export function spawnServiceProcess(env: Record<string, string>): ServiceProcess
     pid,
     output: () => output,
     exited,
-    async waitForHealth(httpPort, timeoutMs = 30_000) {
+    async waitForHealth(httpPort, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
         if (gone) throw new Error(`the service process exited before it was healthy:\n${output}`);

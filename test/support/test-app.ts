@@ -3,7 +3,6 @@
  * port with compressed re-send times, the app on free ports wired to it, and clients of both
  * kinds (grpc-js over the gRPC port, connect-es Connect JSON over the HTTP port).
  */
-import { createServer } from "node:net";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { type App, type AppOptions, buildChannels, type ResolvedConfig, startApp } from "../../src/app.js";
@@ -19,6 +18,7 @@ import { MerchantService } from "../../gen/payments/v1/merchant_service_pb.js";
 import { PaymentService } from "../../gen/payments/v1/payment_service_pb.js";
 import { SettlementService } from "../../gen/payments/v1/settlement_service_pb.js";
 import { createGrpcJsClient, type GrpcJsClient } from "./grpc-client.js";
+import { freePort } from "./ports.js";
 import { createTestDatabase, type TestDatabase } from "./test-database.js";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
@@ -26,22 +26,14 @@ export const ADMIN_TOKEN = "test-admin-token-0123456789";
 export const SIMULATOR_CONTROL_TOKEN = "test-simulator-control-token-0123";
 
 let sharedKeys: DevChannelKeys | undefined;
+export { freePort };
+
 /** RSA key generation is slow; one set per test process is enough. */
 export function testKeys(): DevChannelKeys {
   sharedKeys ??= generateDevChannelKeys();
   return sharedKeys;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface TestApp {
   app: App;
