@@ -166,7 +166,7 @@ async function waitForHealth(httpPort: number, output: () => string): Promise<vo
   throw new Error(`service did not become healthy:\n${output()}`);
 }
 
-describe("the service process", () => {
+describe("the service process", { timeout: 90_000 }, () => {
   it("refuses to start on a bad variable and names it", async () => {
     const { exited, output } = startService({ ...serviceEnv(await freePort(), await freePort()), GRPC_PORT: "fifty" });
     expect(await exited).toBe(2);
@@ -213,7 +213,7 @@ describe("the service process", () => {
   });
 });
 
-describe("channels the service simulates", () => {
+describe("channels the service simulates", { timeout: 90_000 }, () => {
   it("refuses a MySQL start with no channel configured and none simulated, starting no simulator", async () => {
     const simulatorPort = await freePort();
     const httpPort = await freePort();
