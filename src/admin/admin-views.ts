@@ -5,6 +5,8 @@
  */
 import type { CallbackLogRow } from "../callbacks/callback-entities.js";
 import { callbacksOfPayment } from "../callbacks/callback-store.js";
+import type { ChannelCallRow } from "../channel-calls/channel-call-entity.js";
+import { channelCallsOfPayment } from "../channel-calls/channel-call-store.js";
 import type { Session } from "../db/unit-of-work.js";
 import { Violations } from "../errors.js";
 import { type MerchantBalance, merchantBalance } from "../ledger/ledger.js";
@@ -20,9 +22,10 @@ import { refundsOfPayment } from "../refunds/refund-store.js";
 import { type DeliveryView, listWebhookDeliveries } from "../webhooks/webhook-service.js";
 
 /**
- * Rows of each kind a timeline shows (events, callbacks, ledger entries, refunds, deliveries per
- * object). A payment has a handful of each; the bound keeps a pathological one (a channel that
- * sent thousands of callbacks) from making one answer unbounded.
+ * Rows of each kind a timeline shows (events, callbacks, channel calls, ledger entries, refunds,
+ * deliveries per object). A payment has a handful of each; the bound keeps a pathological one (a
+ * channel that sent thousands of callbacks, a payment queried for days) from making one answer
+ * unbounded.
  */
 export const TIMELINE_ROWS_PER_KIND = 100;
 
@@ -30,6 +33,7 @@ export const TIMELINE_ROWS_PER_KIND = 100;
 export type TimelineItem =
   | { kind: "event"; at: Date; event: OutboxEventRow }
   | { kind: "callback"; at: Date; callback: CallbackLogRow }
+  | { kind: "channelCall"; at: Date; call: ChannelCallRow }
   | { kind: "ledger"; at: Date; entry: EntryWithPostings }
   | { kind: "refund"; at: Date; refund: RefundRow }
   | { kind: "delivery"; at: Date; delivery: DeliveryView };
@@ -68,17 +72,19 @@ export async function searchAllPayments(session: Session, search: PaymentSearch)
 /**
  * The payment and what happened to it, oldest first: its events and its refunds' (the outbox feed,
  * sequenced events only), channel callbacks with their verdicts, ledger entries with postings,
- * refunds, and webhook deliveries of the payment and its refunds with their attempts.
- * Channel calls are not recorded anywhere, so they are not part of it.
+ * refunds, webhook deliveries of the payment and its refunds with their attempts, and the calls
+ * made to the channel about the payment and its refunds (those still within their retention).
  */
 export async function paymentTimeline(session: Session, paymentId: string): Promise<PaymentTimeline> {
   const payment = await withItems(session, await reloadPayment(session, paymentId));
   const limit = TIMELINE_ROWS_PER_KIND;
-  const [events, callbacks, entries, refunds] = await Promise.all([
+  const [events, callbacks, entries, refunds, calls] = await Promise.all([
     eventsAfter(session, 0n, limit + 1, { aggregateId: paymentId }),
     callbacksOfPayment(session, paymentId, limit + 1),
     entriesOfPayment(session, paymentId, limit + 1),
     refundsOfPayment(session, paymentId, limit + 1),
+    // Refund calls carry the payment's number too.
+    channelCallsOfPayment(session, payment.payment.paymentNo, limit + 1),
   ]);
   const deliveryPages = await Promise.all(
     [paymentId, ...refunds.slice(0, limit).map((refund) => refund.id)].map((objectId) =>
@@ -86,10 +92,11 @@ export async function paymentTimeline(session: Session, paymentId: string): Prom
     ),
   );
   const truncated =
-    [events, callbacks, entries, refunds].some((rows) => rows.length > limit) || deliveryPages.some((page) => page.nextPageToken !== "");
+    [events, callbacks, entries, refunds, calls].some((rows) => rows.length > limit) || deliveryPages.some((page) => page.nextPageToken !== "");
   const items: TimelineItem[] = [
     ...events.slice(0, limit).map((event): TimelineItem => ({ kind: "event", at: event.createdAt, event })),
     ...callbacks.slice(0, limit).map((callback): TimelineItem => ({ kind: "callback", at: callback.receivedAt, callback })),
+    ...calls.slice(0, limit).map((call): TimelineItem => ({ kind: "channelCall", at: call.startedAt, call })),
     ...entries.slice(0, limit).map((entry): TimelineItem => ({ kind: "ledger", at: entry.entry.createdAt, entry })),
     ...refunds.slice(0, limit).map((refund): TimelineItem => ({ kind: "refund", at: refund.createdAt, refund })),
     ...deliveryPages.flatMap((page) =>

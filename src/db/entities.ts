@@ -1,5 +1,6 @@
 /** Every entity of the service: the one list the ORM, the schema and the migrations are built from. */
 import { CallbackInbox, CallbackLog } from "../callbacks/callback-entities.js";
+import { ChannelCall } from "../channel-calls/channel-call-entity.js";
 import { Discrepancy } from "../discrepancies/discrepancy-entity.js";
 import { EventCursor } from "../events/event-cursor-entity.js";
 import { FeeRule } from "../fees/fee-rule-entity.js";
@@ -39,4 +40,5 @@ export const ENTITIES = [
   ReconciliationItem,
   WebhookDelivery,
   WebhookAttempt,
+  ChannelCall,
 ];

@@ -66,6 +66,26 @@ function timelineEntryToProto(item: TimelineItem): TimelineEntry {
         },
       });
     }
+    case "channelCall": {
+      const { call } = item;
+      return create(TimelineEntrySchema, {
+        at,
+        entry: {
+          case: "channelCall",
+          value: {
+            id: call.id,
+            channel: channelToProto(call.channel),
+            operation: call.operation,
+            outcome: call.outcome,
+            code: call.code ?? "",
+            detail: call.detail,
+            latencyMs: call.latencyMs,
+            refundNo: call.refundNo ?? "",
+            traceId: call.traceId ?? "",
+          },
+        },
+      });
+    }
     case "ledger": {
       const { entry, postings } = item.entry;
       return create(TimelineEntrySchema, {

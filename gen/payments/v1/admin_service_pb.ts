@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file payments/v1/admin_service.proto.
  */
 export const file_payments_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9wYXltZW50cy92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEgtwYXltZW50cy52MSLQAgoVU2VhcmNoUGF5bWVudHNSZXF1ZXN0EhIKCnBheW1lbnRfaWQYASABKAkSEgoKcGF5bWVudF9ubxgCIAEoCRIZChFtZXJjaGFudF9vcmRlcl9ubxgDIAEoCRITCgttZXJjaGFudF9pZBgEIAEoCRIqCgZzdGF0dXMYBSABKA4yGi5wYXltZW50cy52MS5QYXltZW50U3RhdHVzEiUKB2NoYW5uZWwYBiABKA4yFC5wYXltZW50cy52MS5DaGFubmVsEjEKDWNyZWF0ZWRfYWZ0ZXIYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYCSABKAUSEgoKcGFnZV90b2tlbhgKIAEoCSJZChZTZWFyY2hQYXltZW50c1Jlc3BvbnNlEiYKCHBheW1lbnRzGAEgAygLMhQucGF5bWVudHMudjEuUGF5bWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLwoZR2V0UGF5bWVudFRpbWVsaW5lUmVxdWVzdBISCgpwYXltZW50X2lkGAEgASgJIksKDVRpbWVsaW5lRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIUCgxwYXlsb2FkX2pzb24YAyABKAkipgEKEFRpbWVsaW5lQ2FsbGJhY2sSCgoCaWQYASABKAkSJQoHY2hhbm5lbBgCIAEoDjIULnBheW1lbnRzLnYxLkNoYW5uZWwSDwoHdmVyZGljdBgDIAEoCRIOCgZyZWFzb24YBCABKAkSFwoPbm90aWZpY2F0aW9uX2lkGAUgASgJEg4KBmVmZmVjdBgGIAEoCRIVCg1hbnN3ZXJfc3RhdHVzGAcgASgFIjIKD1RpbWVsaW5lUG9zdGluZxIPCgdhY2NvdW50GAEgASgJEg4KBmFtb3VudBgCIAEoAyKXAQoTVGltZWxpbmVMZWRnZXJFbnRyeRIKCgJpZBgBIAEoCRISCgplbnRyeV90eXBlGAIgASgJEgsKA3JlZhgDIAEoCRIQCghjdXJyZW5jeRgEIAEoCRIRCglyZWZ1bmRfaWQYBSABKAkSLgoIcG9zdGluZ3MYBiADKAsyHC5wYXltZW50cy52MS5UaW1lbGluZVBvc3RpbmciuwIKDVRpbWVsaW5lRW50cnkSJgoCYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKBWV2ZW50GAIgASgLMhoucGF5bWVudHMudjEuVGltZWxpbmVFdmVudEgAEjEKCGNhbGxiYWNrGAMgASgLMh0ucGF5bWVudHMudjEuVGltZWxpbmVDYWxsYmFja0gAEjgKDGxlZGdlcl9lbnRyeRgEIAEoCzIgLnBheW1lbnRzLnYxLlRpbWVsaW5lTGVkZ2VyRW50cnlIABIlCgZyZWZ1bmQYBSABKAsyEy5wYXltZW50cy52MS5SZWZ1bmRIABI4ChB3ZWJob29rX2RlbGl2ZXJ5GAYgASgLMhwucGF5bWVudHMudjEuV2ViaG9va0RlbGl2ZXJ5SABCBwoFZW50cnkigwEKGkdldFBheW1lbnRUaW1lbGluZVJlc3BvbnNlEiUKB3BheW1lbnQYASABKAsyFC5wYXltZW50cy52MS5QYXltZW50EisKB2VudHJpZXMYAiADKAsyGi5wYXltZW50cy52MS5UaW1lbGluZUVudHJ5EhEKCXRydW5jYXRlZBgDIAEoCCJZCg9NZXJjaGFudEJhbGFuY2USEAoIY3VycmVuY3kYASABKAkSDwoHcGVuZGluZxgCIAEoAxIRCglhdmFpbGFibGUYAyABKAMSEAoIcGFpZF9vdXQYBCABKAMiagoPTWVyY2hhbnRTdW1tYXJ5EicKCG1lcmNoYW50GAEgASgLMhUucGF5bWVudHMudjEuTWVyY2hhbnQSLgoIYmFsYW5jZXMYAiADKAsyHC5wYXltZW50cy52MS5NZXJjaGFudEJhbGFuY2UiPQoUTGlzdE1lcmNoYW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYQoVTGlzdE1lcmNoYW50c1Jlc3BvbnNlEi8KCW1lcmNoYW50cxgBIAMoCzIcLnBheW1lbnRzLnYxLk1lcmNoYW50U3VtbWFyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiXAoeTGlzdE1lcmNoYW50U2V0dGxlbWVudHNSZXF1ZXN0EhMKC21lcmNoYW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImgKH0xpc3RNZXJjaGFudFNldHRsZW1lbnRzUmVzcG9uc2USLAoLc2V0dGxlbWVudHMYASADKAsyFy5wYXltZW50cy52MS5TZXR0bGVtZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKeAwoMQWRtaW5TZXJ2aWNlElkKDlNlYXJjaFBheW1lbnRzEiIucGF5bWVudHMudjEuU2VhcmNoUGF5bWVudHNSZXF1ZXN0GiMucGF5bWVudHMudjEuU2VhcmNoUGF5bWVudHNSZXNwb25zZRJlChJHZXRQYXltZW50VGltZWxpbmUSJi5wYXltZW50cy52MS5HZXRQYXltZW50VGltZWxpbmVSZXF1ZXN0GicucGF5bWVudHMudjEuR2V0UGF5bWVudFRpbWVsaW5lUmVzcG9uc2USVgoNTGlzdE1lcmNoYW50cxIhLnBheW1lbnRzLnYxLkxpc3RNZXJjaGFudHNSZXF1ZXN0GiIucGF5bWVudHMudjEuTGlzdE1lcmNoYW50c1Jlc3BvbnNlEnQKF0xpc3RNZXJjaGFudFNldHRsZW1lbnRzEisucGF5bWVudHMudjEuTGlzdE1lcmNoYW50U2V0dGxlbWVudHNSZXF1ZXN0GiwucGF5bWVudHMudjEuTGlzdE1lcmNoYW50U2V0dGxlbWVudHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_payments_v1_event, file_payments_v1_merchant_service, file_payments_v1_payment, file_payments_v1_payment_service, file_payments_v1_settlement_service]);
+  fileDesc("Ch9wYXltZW50cy92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEgtwYXltZW50cy52MSLQAgoVU2VhcmNoUGF5bWVudHNSZXF1ZXN0EhIKCnBheW1lbnRfaWQYASABKAkSEgoKcGF5bWVudF9ubxgCIAEoCRIZChFtZXJjaGFudF9vcmRlcl9ubxgDIAEoCRITCgttZXJjaGFudF9pZBgEIAEoCRIqCgZzdGF0dXMYBSABKA4yGi5wYXltZW50cy52MS5QYXltZW50U3RhdHVzEiUKB2NoYW5uZWwYBiABKA4yFC5wYXltZW50cy52MS5DaGFubmVsEjEKDWNyZWF0ZWRfYWZ0ZXIYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYCSABKAUSEgoKcGFnZV90b2tlbhgKIAEoCSJZChZTZWFyY2hQYXltZW50c1Jlc3BvbnNlEiYKCHBheW1lbnRzGAEgAygLMhQucGF5bWVudHMudjEuUGF5bWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLwoZR2V0UGF5bWVudFRpbWVsaW5lUmVxdWVzdBISCgpwYXltZW50X2lkGAEgASgJIksKDVRpbWVsaW5lRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIUCgxwYXlsb2FkX2pzb24YAyABKAkipgEKEFRpbWVsaW5lQ2FsbGJhY2sSCgoCaWQYASABKAkSJQoHY2hhbm5lbBgCIAEoDjIULnBheW1lbnRzLnYxLkNoYW5uZWwSDwoHdmVyZGljdBgDIAEoCRIOCgZyZWFzb24YBCABKAkSFwoPbm90aWZpY2F0aW9uX2lkGAUgASgJEg4KBmVmZmVjdBgGIAEoCRIVCg1hbnN3ZXJfc3RhdHVzGAcgASgFIjIKD1RpbWVsaW5lUG9zdGluZxIPCgdhY2NvdW50GAEgASgJEg4KBmFtb3VudBgCIAEoAyKXAQoTVGltZWxpbmVMZWRnZXJFbnRyeRIKCgJpZBgBIAEoCRISCgplbnRyeV90eXBlGAIgASgJEgsKA3JlZhgDIAEoCRIQCghjdXJyZW5jeRgEIAEoCRIRCglyZWZ1bmRfaWQYBSABKAkSLgoIcG9zdGluZ3MYBiADKAsyHC5wYXltZW50cy52MS5UaW1lbGluZVBvc3RpbmciwwEKE1RpbWVsaW5lQ2hhbm5lbENhbGwSCgoCaWQYASABKAkSJQoHY2hhbm5lbBgCIAEoDjIULnBheW1lbnRzLnYxLkNoYW5uZWwSEQoJb3BlcmF0aW9uGAMgASgJEg8KB291dGNvbWUYBCABKAkSDAoEY29kZRgFIAEoCRIOCgZkZXRhaWwYBiABKAkSEgoKbGF0ZW5jeV9tcxgHIAEoBRIRCglyZWZ1bmRfbm8YCCABKAkSEAoIdHJhY2VfaWQYCSABKAki9QIKDVRpbWVsaW5lRW50cnkSJgoCYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKBWV2ZW50GAIgASgLMhoucGF5bWVudHMudjEuVGltZWxpbmVFdmVudEgAEjEKCGNhbGxiYWNrGAMgASgLMh0ucGF5bWVudHMudjEuVGltZWxpbmVDYWxsYmFja0gAEjgKDGxlZGdlcl9lbnRyeRgEIAEoCzIgLnBheW1lbnRzLnYxLlRpbWVsaW5lTGVkZ2VyRW50cnlIABIlCgZyZWZ1bmQYBSABKAsyEy5wYXltZW50cy52MS5SZWZ1bmRIABI4ChB3ZWJob29rX2RlbGl2ZXJ5GAYgASgLMhwucGF5bWVudHMudjEuV2ViaG9va0RlbGl2ZXJ5SAASOAoMY2hhbm5lbF9jYWxsGAcgASgLMiAucGF5bWVudHMudjEuVGltZWxpbmVDaGFubmVsQ2FsbEgAQgcKBWVudHJ5IoMBChpHZXRQYXltZW50VGltZWxpbmVSZXNwb25zZRIlCgdwYXltZW50GAEgASgLMhQucGF5bWVudHMudjEuUGF5bWVudBIrCgdlbnRyaWVzGAIgAygLMhoucGF5bWVudHMudjEuVGltZWxpbmVFbnRyeRIRCgl0cnVuY2F0ZWQYAyABKAgiWQoPTWVyY2hhbnRCYWxhbmNlEhAKCGN1cnJlbmN5GAEgASgJEg8KB3BlbmRpbmcYAiABKAMSEQoJYXZhaWxhYmxlGAMgASgDEhAKCHBhaWRfb3V0GAQgASgDImoKD01lcmNoYW50U3VtbWFyeRInCghtZXJjaGFudBgBIAEoCzIVLnBheW1lbnRzLnYxLk1lcmNoYW50Ei4KCGJhbGFuY2VzGAIgAygLMhwucGF5bWVudHMudjEuTWVyY2hhbnRCYWxhbmNlIj0KFExpc3RNZXJjaGFudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImEKFUxpc3RNZXJjaGFudHNSZXNwb25zZRIvCgltZXJjaGFudHMYASADKAsyHC5wYXltZW50cy52MS5NZXJjaGFudFN1bW1hcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlwKHkxpc3RNZXJjaGFudFNldHRsZW1lbnRzUmVxdWVzdBITCgttZXJjaGFudF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJoCh9MaXN0TWVyY2hhbnRTZXR0bGVtZW50c1Jlc3BvbnNlEiwKC3NldHRsZW1lbnRzGAEgAygLMhcucGF5bWVudHMudjEuU2V0dGxlbWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyngMKDEFkbWluU2VydmljZRJZCg5TZWFyY2hQYXltZW50cxIiLnBheW1lbnRzLnYxLlNlYXJjaFBheW1lbnRzUmVxdWVzdBojLnBheW1lbnRzLnYxLlNlYXJjaFBheW1lbnRzUmVzcG9uc2USZQoSR2V0UGF5bWVudFRpbWVsaW5lEiYucGF5bWVudHMudjEuR2V0UGF5bWVudFRpbWVsaW5lUmVxdWVzdBonLnBheW1lbnRzLnYxLkdldFBheW1lbnRUaW1lbGluZVJlc3BvbnNlElYKDUxpc3RNZXJjaGFudHMSIS5wYXltZW50cy52MS5MaXN0TWVyY2hhbnRzUmVxdWVzdBoiLnBheW1lbnRzLnYxLkxpc3RNZXJjaGFudHNSZXNwb25zZRJ0ChdMaXN0TWVyY2hhbnRTZXR0bGVtZW50cxIrLnBheW1lbnRzLnYxLkxpc3RNZXJjaGFudFNldHRsZW1lbnRzUmVxdWVzdBosLnBheW1lbnRzLnYxLkxpc3RNZXJjaGFudFNldHRsZW1lbnRzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_payments_v1_event, file_payments_v1_merchant_service, file_payments_v1_payment, file_payments_v1_payment_service, file_payments_v1_settlement_service]);
 
 /**
  * Input of SearchPayments. Filters combine with AND; unset filters match everything.
@@ -341,6 +341,90 @@ export const TimelineLedgerEntrySchema: GenMessage<TimelineLedgerEntry> = /*@__P
   messageDesc(file_payments_v1_admin_service, 6);
 
 /**
+ * A call the service made to the payment channel about the payment or one of its refunds, as
+ * seen from outside the channel adapter. Kept for CHANNEL_CALL_RETENTION_DAYS; no request or
+ * answer bodies, only a bounded summary.
+ *
+ * @generated from message payments.v1.TimelineChannelCall
+ */
+export type TimelineChannelCall = Message<"payments.v1.TimelineChannelCall"> & {
+  /**
+   * The record's id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The channel called.
+   *
+   * @generated from field: payments.v1.Channel channel = 2;
+   */
+  channel: Channel;
+
+  /**
+   * The adapter operation, e.g. `createPayment`, `queryPayment`, `closePayment`, `refund`,
+   * `queryRefund`.
+   *
+   * @generated from field: string operation = 3;
+   */
+  operation: string;
+
+  /**
+   * How it ended: `answer` (the channel answered and the answer was used), `rejection` (the
+   * channel said no) or `unknown` (no usable answer: timeout, unreachable, 5xx, bad signature;
+   * what the channel did is not known and the sweepers ask again later).
+   *
+   * @generated from field: string outcome = 4;
+   */
+  outcome: string;
+
+  /**
+   * Rejection: the channel's own code; unknown: the failure kind (e.g. `TIMEOUT`, `UNREACHABLE`,
+   * `HTTP_STATUS`); empty for an answer.
+   *
+   * @generated from field: string code = 5;
+   */
+  code: string;
+
+  /**
+   * What was answered (e.g. `state succeeded`, `action qr_code_url`) or what went wrong, at most
+   * 256 characters.
+   *
+   * @generated from field: string detail = 6;
+   */
+  detail: string;
+
+  /**
+   * How long the call took, in milliseconds.
+   *
+   * @generated from field: int32 latency_ms = 7;
+   */
+  latencyMs: number;
+
+  /**
+   * The refund the call was about (refund and refund query calls); empty otherwise.
+   *
+   * @generated from field: string refund_no = 8;
+   */
+  refundNo: string;
+
+  /**
+   * The OpenTelemetry trace id of the call (32 hex digits) when tracing is on; empty otherwise.
+   *
+   * @generated from field: string trace_id = 9;
+   */
+  traceId: string;
+};
+
+/**
+ * Describes the message payments.v1.TimelineChannelCall.
+ * Use `create(TimelineChannelCallSchema)` to create a new message.
+ */
+export const TimelineChannelCallSchema: GenMessage<TimelineChannelCall> = /*@__PURE__*/
+  messageDesc(file_payments_v1_admin_service, 7);
+
+/**
  * One thing that happened to a payment.
  *
  * @generated from message payments.v1.TimelineEntry
@@ -348,7 +432,7 @@ export const TimelineLedgerEntrySchema: GenMessage<TimelineLedgerEntry> = /*@__P
 export type TimelineEntry = Message<"payments.v1.TimelineEntry"> & {
   /**
    * When it happened (events and ledger entries: written; callbacks: received; refunds and
-   * deliveries: created).
+   * deliveries: created; channel calls: started).
    *
    * @generated from field: google.protobuf.Timestamp at = 1;
    */
@@ -399,6 +483,14 @@ export type TimelineEntry = Message<"payments.v1.TimelineEntry"> & {
      */
     value: WebhookDelivery;
     case: "webhookDelivery";
+  } | {
+    /**
+     * A call to the channel and how it ended.
+     *
+     * @generated from field: payments.v1.TimelineChannelCall channel_call = 7;
+     */
+    value: TimelineChannelCall;
+    case: "channelCall";
   } | { case: undefined; value?: undefined };
 };
 
@@ -407,7 +499,7 @@ export type TimelineEntry = Message<"payments.v1.TimelineEntry"> & {
  * Use `create(TimelineEntrySchema)` to create a new message.
  */
 export const TimelineEntrySchema: GenMessage<TimelineEntry> = /*@__PURE__*/
-  messageDesc(file_payments_v1_admin_service, 7);
+  messageDesc(file_payments_v1_admin_service, 8);
 
 /**
  * Output of GetPaymentTimeline.
@@ -423,8 +515,8 @@ export type GetPaymentTimelineResponse = Message<"payments.v1.GetPaymentTimeline
   payment?: Payment | undefined;
 
   /**
-   * Everything recorded about it, oldest first. Channel calls (requests and answers) are not
-   * recorded by the service and so are not shown; their outcomes appear as events and callbacks.
+   * Everything recorded about it, oldest first, including the calls made to the channel (within
+   * their retention).
    *
    * @generated from field: repeated payments.v1.TimelineEntry entries = 2;
    */
@@ -443,7 +535,7 @@ export type GetPaymentTimelineResponse = Message<"payments.v1.GetPaymentTimeline
  * Use `create(GetPaymentTimelineResponseSchema)` to create a new message.
  */
 export const GetPaymentTimelineResponseSchema: GenMessage<GetPaymentTimelineResponse> = /*@__PURE__*/
-  messageDesc(file_payments_v1_admin_service, 8);
+  messageDesc(file_payments_v1_admin_service, 9);
 
 /**
  * A merchant's balances in one currency, derived from the ledger.
@@ -485,7 +577,7 @@ export type MerchantBalance = Message<"payments.v1.MerchantBalance"> & {
  * Use `create(MerchantBalanceSchema)` to create a new message.
  */
 export const MerchantBalanceSchema: GenMessage<MerchantBalance> = /*@__PURE__*/
-  messageDesc(file_payments_v1_admin_service, 9);
+  messageDesc(file_payments_v1_admin_service, 10);
 
 /**
  * A merchant with its balances.
@@ -513,7 +605,7 @@ export type MerchantSummary = Message<"payments.v1.MerchantSummary"> & {
  * Use `create(MerchantSummarySchema)` to create a new message.
  */
 export const MerchantSummarySchema: GenMessage<MerchantSummary> = /*@__PURE__*/
-  messageDesc(file_payments_v1_admin_service, 10);
+  messageDesc(file_payments_v1_admin_service, 11);
 
 /**
  * Input of ListMerchants.
@@ -541,7 +633,7 @@ export type ListMerchantsRequest = Message<"payments.v1.ListMerchantsRequest"> &
  * Use `create(ListMerchantsRequestSchema)` to create a new message.
  */
 export const ListMerchantsRequestSchema: GenMessage<ListMerchantsRequest> = /*@__PURE__*/
-  messageDesc(file_payments_v1_admin_service, 11);
+  messageDesc(file_payments_v1_admin_service, 12);
 
 /**
  * Output of ListMerchants.
@@ -569,7 +661,7 @@ export type ListMerchantsResponse = Message<"payments.v1.ListMerchantsResponse">
  * Use `create(ListMerchantsResponseSchema)` to create a new message.
  */
 export const ListMerchantsResponseSchema: GenMessage<ListMerchantsResponse> = /*@__PURE__*/
-  messageDesc(file_payments_v1_admin_service, 12);
+  messageDesc(file_payments_v1_admin_service, 13);
 
 /**
  * Input of ListMerchantSettlements.
@@ -604,7 +696,7 @@ export type ListMerchantSettlementsRequest = Message<"payments.v1.ListMerchantSe
  * Use `create(ListMerchantSettlementsRequestSchema)` to create a new message.
  */
 export const ListMerchantSettlementsRequestSchema: GenMessage<ListMerchantSettlementsRequest> = /*@__PURE__*/
-  messageDesc(file_payments_v1_admin_service, 13);
+  messageDesc(file_payments_v1_admin_service, 14);
 
 /**
  * Output of ListMerchantSettlements.
@@ -632,7 +724,7 @@ export type ListMerchantSettlementsResponse = Message<"payments.v1.ListMerchantS
  * Use `create(ListMerchantSettlementsResponseSchema)` to create a new message.
  */
 export const ListMerchantSettlementsResponseSchema: GenMessage<ListMerchantSettlementsResponse> = /*@__PURE__*/
-  messageDesc(file_payments_v1_admin_service, 14);
+  messageDesc(file_payments_v1_admin_service, 15);
 
 /**
  * Read-only views across merchants for the people who run the service (the admin console at

@@ -10,6 +10,7 @@ import { Migration20261202060200 } from "./migration-20261202060200-payouts.js";
 import { Migration20261202070000 } from "./migration-20261202070000-payment-succeeded-at.js";
 import { Migration20261202081713 } from "./migration-20261202081713-events.js";
 import { Migration20261202090000 } from "./migration-20261202090000-webhooks.js";
+import { Migration20261202114644 } from "./migration-20261202114644-channel-calls.js";
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261122011910", class: Migration20261122011910 },
@@ -22,4 +23,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261202070000", class: Migration20261202070000 },
   { name: "Migration20261202081713", class: Migration20261202081713 },
   { name: "Migration20261202090000", class: Migration20261202090000 },
+  { name: "Migration20261202114644", class: Migration20261202114644 },
 ];
