@@ -108,7 +108,26 @@ function wrap(kind: DatabaseKind, orm: MikroORM): Database {
   };
 }
 
-/** The pool's use for the metrics. IN PROGRESS: metrics helper. */
-export function poolUse(_db: Database): PoolUse {
-  return { used: 0, free: 0, pending: 0, max: 0 };
+/** The parts of knex's tarn pool the metrics read. */
+interface TarnPool {
+  numUsed(): number;
+  numFree(): number;
+  numPendingAcquires(): number;
+  max: number;
+}
+
+/**
+ * The connection pool's use for the metrics: connections lent out (`used`), idle in the pool
+ * (`free`), callers waiting for one (`pending`) and the pool's size (`max`). Both databases run on a
+ * knex (tarn) pool: on MySQL up to `poolSize` connections, made on demand (`min: 0`, so `used + free`
+ * may be below `max`); embedded, the one libSQL connection (`max` 1: `used` 1 while a statement or
+ * transaction holds it, and `pending` counts what queues behind it). All zeros before the pool
+ * exists (knex makes it with the first query) or after close.
+ */
+export function poolUse(db: Database): PoolUse {
+  const client = (db.orm.em as SqlEntityManager).getConnection().getKnex().client as { pool?: TarnPool | null };
+  const pool = client.pool;
+  if (!pool) return { used: 0, free: 0, pending: 0, max: 0 };
+  // Pending acquires: every caller not yet handed a connection, also one whose connection is being made.
+  return { used: pool.numUsed(), free: pool.numFree(), pending: pool.numPendingAcquires(), max: pool.max };
 }

@@ -61,3 +61,10 @@ export async function resolveIfInStatus(
     (await entityManager(session).nativeUpdate(Discrepancy, { id, status: from }, { status: to, ...resolution, resolvedAt: now })) === 1
   );
 }
+
+/** How many discrepancies are in `status` (the metrics' open count): the status's range of `discrepancy_status_idx`. */
+export async function countDiscrepancies(session: Session, status: string): Promise<number> {
+  // Hand SQL, not the ORM's count(), which fails on the embedded driver (its integers are bigint).
+  const rows: Array<Record<string, unknown>> = await entityManager(session).execute("select count(*) as n from discrepancy where status = ?", [status]);
+  return Number(rows[0]?.n ?? 0);
+}

@@ -62,6 +62,8 @@ export interface ServiceMetrics {
   readonly channelCallRecordsDropped: Counter;
   /** Sets where the backlog gauges read from (the app, once its database is open). */
   setBacklogSource(source: BacklogSource): void;
+  /** Makes the next scrape read the backlogs again instead of reusing a read younger than {@link BACKLOG_CACHE_MS} (tests). */
+  clearBacklogCache(): void;
   /** Sets where the pool gauges read from. */
   setPoolSource(source: () => PoolUse): void;
   /** The exposition text and its content type. */
@@ -72,18 +74,34 @@ export function createMetrics(): ServiceMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
+  const backlogReadFailures = new Counter({
+    name: "payments_backlog_read_failures_total",
+    help: "Backlog reads that failed (the database unreachable or failing); the backlog gauges then show the last values read.",
+    registers: [registry],
+    async collect() {
+      // Waits for this scrape's read, so a failure shows in the same scrape.
+      await backlogs();
+    },
+  });
   let backlogSource: BacklogSource | undefined;
-  let cached: { at: number; value: Promise<Backlogs> } | undefined;
-  const backlogs = (): Promise<Backlogs> | undefined => {
-    if (!backlogSource) return undefined;
+  let cached: { at: number; value: Promise<Backlogs | undefined> } | undefined;
+  /**
+   * The backlogs for this scrape: read at most once per BACKLOG_CACHE_MS and shared by every gauge.
+   * undefined when there is no source or the read failed: a database outage must not take the other
+   * metrics with it (they are what shows it), so the scrape goes on, the backlog gauges keep the
+   * last values read, and payments_backlog_read_failures_total counts the failure.
+   */
+  const backlogs = (): Promise<Backlogs | undefined> => {
+    if (!backlogSource) return Promise.resolve(undefined);
     const now = Date.now();
     if (!cached || now - cached.at >= BACKLOG_CACHE_MS) {
-      const value = backlogSource();
-      cached = { at: now, value };
-      // A failed read is not cached: the next scrape tries again.
-      value.catch(() => {
+      const value = backlogSource().catch(() => {
+        backlogReadFailures.inc();
+        // A failed read is not cached: the next scrape tries again.
         if (cached?.value === value) cached = undefined;
+        return undefined;
       });
+      cached = { at: now, value };
     }
     return cached.value;
   };
@@ -272,6 +290,9 @@ export function createMetrics(): ServiceMetrics {
     }),
     setBacklogSource(source) {
       backlogSource = source;
+      cached = undefined;
+    },
+    clearBacklogCache() {
       cached = undefined;
     },
     setPoolSource(source) {

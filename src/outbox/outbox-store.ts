@@ -3,6 +3,7 @@
  * transaction of the change they describe; the sequencer numbers them once committed; readers of
  * the feed walk them by that number.
  */
+import { rawDate } from "../db/raw-sql.js";
 import { findRow, insertRow, isMysqlExecutor, runStatement } from "../db/rows.js";
 import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
 import type { RowScope, Session, Tx } from "../db/unit-of-work.js";
@@ -142,4 +143,23 @@ export async function deleteEventsBefore(session: Session, before: Date, upToSeq
     ? `delete from outbox_event where created_at < ? and seq <= ? order by created_at limit ${Math.floor(limit)}`
     : `delete from outbox_event where id in (select id from outbox_event where created_at < ? and seq <= ? order by created_at limit ${Math.floor(limit)})`;
   return runStatement(executor, sql, [at, upToSeq.toString()]);
+}
+
+/**
+ * The committed events not yet numbered: how many, and when the oldest was written. For the backlog
+ * metrics. The count and the first id come from the `seq IS NULL` range of `outbox_seq_unique`
+ * (MySQL: the index holds the primary key, so this reads the index alone); ids are time-ordered and
+ * made with the event's `created_at`, so the first id is the oldest event, whose time is then one
+ * primary-key read.
+ */
+export async function unsequencedBacklog(session: Session): Promise<{ count: number; oldestCreatedAt: Date | undefined }> {
+  const em = entityManager(session);
+  const rows: Array<Record<string, unknown>> = await em.execute("select count(*) as n, min(id) as first from outbox_event where seq is null");
+  const count = Number(rows[0]?.n ?? 0);
+  const first = rows[0]?.first;
+  if (count === 0 || first === null || first === undefined) return { count, oldestCreatedAt: undefined };
+  const oldest: Array<Record<string, unknown>> = await em.execute("select created_at from outbox_event where id = ?", [String(first)]);
+  // Numbered and deleted in between: nothing older is waiting than what the next scrape finds.
+  const createdAt = oldest[0]?.created_at;
+  return { count, oldestCreatedAt: createdAt === null || createdAt === undefined ? undefined : rawDate(createdAt) };
 }

@@ -358,3 +358,18 @@ export async function findPaymentsByIds(
   );
   return rows.map((row) => ({ ...paymentForBill(row), paidAt: rawDate(row.paid_at) }));
 }
+
+/**
+ * The payments in `status` overdue for a channel query at `now` (the sweeper's due condition, as
+ * {@link claimDuePayments} reads it, leased ones included): how many, and the earliest due time.
+ * For the backlog metrics: one range of `payment_sweep_idx` (status, next_query_at), read from the
+ * index alone, so its cost grows with the backlog, never with the table.
+ */
+export async function overdueForQuery(session: Session, status: PaymentStatus, now: Date): Promise<{ count: number; oldestDueAt: Date | undefined }> {
+  const rows: Array<Record<string, unknown>> = await entityManager(session).execute(
+    "select count(*) as n, min(next_query_at) as oldest from payment where status = ? and next_query_at <= ?",
+    [status, now],
+  );
+  const row = rows[0] ?? {};
+  return { count: Number(row.n ?? 0), oldestDueAt: row.oldest === null || row.oldest === undefined ? undefined : rawDate(row.oldest) };
+}

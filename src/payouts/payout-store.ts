@@ -4,6 +4,7 @@
  * number, the guarded transition) are prepared row statements, so they run in a row transaction
  * (webhooks) as well as in an ORM one (the sweeper, settlement orders); listings and leases use the ORM.
  */
+import { rawDate } from "../db/raw-sql.js";
 import { findRow, insertRow, updateRows } from "../db/rows.js";
 import { transitionRowStatus } from "../db/status-transition.js";
 import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
@@ -119,4 +120,23 @@ export async function payoutTotalsByChannel(
     inFlight: toBigInt(row.in_flight),
     count: toBigInt(row.n),
   }));
+}
+
+/**
+ * The payouts in one of `statuses` overdue for an attempt at `now` (the sweeper's due condition, as
+ * {@link claimDuePayouts} reads it, leased ones included): how many, and the earliest due time.
+ * For the backlog metrics: one range per status of `payout_sweep_idx` (status, next_attempt_at), index only.
+ */
+export async function overduePayouts(
+  session: Session,
+  statuses: readonly PayoutStatus[],
+  now: Date,
+): Promise<{ count: number; oldestDueAt: Date | undefined }> {
+  if (statuses.length === 0) return { count: 0, oldestDueAt: undefined };
+  const rows: Array<Record<string, unknown>> = await entityManager(session).execute(
+    `select count(*) as n, min(next_attempt_at) as oldest from payout where status in (${statuses.map(() => "?").join(", ")}) and next_attempt_at <= ?`,
+    [...statuses, now],
+  );
+  const row = rows[0] ?? {};
+  return { count: Number(row.n ?? 0), oldestDueAt: row.oldest === null || row.oldest === undefined ? undefined : rawDate(row.oldest) };
 }

@@ -198,3 +198,17 @@ export async function findRefundsByIds(
   );
   return rows.map((row) => ({ ...refundForBill(row), succeededAt: rawDate(row.succeeded_at) }));
 }
+
+/**
+ * The refunds in `status` overdue for a channel query at `now` (the sweeper's due condition, as
+ * {@link claimDueRefunds} reads it, leased ones included): how many, and the earliest due time.
+ * For the backlog metrics: one range of `refund_sweep_idx` (status, next_query_at), index only.
+ */
+export async function overdueRefunds(session: Session, status: RefundStatus, now: Date): Promise<{ count: number; oldestDueAt: Date | undefined }> {
+  const rows: Array<Record<string, unknown>> = await entityManager(session).execute(
+    "select count(*) as n, min(next_query_at) as oldest from refund where status = ? and next_query_at <= ?",
+    [status, now],
+  );
+  const row = rows[0] ?? {};
+  return { count: Number(row.n ?? 0), oldestDueAt: row.oldest === null || row.oldest === undefined ? undefined : rawDate(row.oldest) };
+}

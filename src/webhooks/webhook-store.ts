@@ -3,6 +3,7 @@
  * the notify URLs deliveries are made for (`payment.notify_url`, `merchant.notify_url`).
  */
 import type { FilterQuery } from "@mikro-orm/core";
+import { rawDate } from "../db/raw-sql.js";
 import { insertRow, runStatement, updateRows } from "../db/rows.js";
 import { entityManager, rowExecutor } from "../db/store-access.js";
 import type { RowTx, Session, Tx } from "../db/unit-of-work.js";
@@ -224,4 +225,34 @@ export async function deleteFinishedBefore(session: Session, before: Date, limit
   const ids = rows.map((row) => row.id);
   await em.nativeDelete(WebhookAttempt, { deliveryId: { $in: ids } });
   return em.nativeDelete(WebhookDelivery, { id: { $in: ids }, status: { $in: ["SUCCEEDED", "FAILED"] } });
+}
+
+/**
+ * The deliveries waiting for an attempt (PENDING: new or retrying) with when the oldest of them was
+ * made, and how many were given up on (FAILED). For the backlog metrics: one statement over the two
+ * status ranges of `webhook_delivery_due_idx` (MySQL: the index holds the primary key, so counting
+ * and the first id read the index alone); delivery ids are time-ordered and made with `created_at`,
+ * so the first PENDING id is the oldest delivery, whose time is then one primary-key read.
+ */
+export async function deliveryBacklog(session: Session): Promise<{ pending: number; oldestPendingCreatedAt: Date | undefined; failed: number }> {
+  const em = entityManager(session);
+  const rows: Array<Record<string, unknown>> = await em.execute(
+    "select status, count(*) as n, min(id) as first from webhook_delivery where status in (?, ?) group by status",
+    ["PENDING", "FAILED"] satisfies WebhookDeliveryStatus[],
+  );
+  let pending = 0;
+  let failed = 0;
+  let first: string | undefined;
+  for (const row of rows) {
+    if (row.status === "PENDING") {
+      pending = Number(row.n ?? 0);
+      if (row.first !== null && row.first !== undefined) first = String(row.first);
+    } else if (row.status === "FAILED") {
+      failed = Number(row.n ?? 0);
+    }
+  }
+  if (first === undefined) return { pending, oldestPendingCreatedAt: undefined, failed };
+  const oldest: Array<Record<string, unknown>> = await em.execute("select created_at from webhook_delivery where id = ?", [first]);
+  const createdAt = oldest[0]?.created_at;
+  return { pending, oldestPendingCreatedAt: createdAt === null || createdAt === undefined ? undefined : rawDate(createdAt), failed };
 }
