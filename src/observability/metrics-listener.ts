@@ -8,8 +8,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 
 export type RenderMetrics = () => Promise<{ contentType: string; body: string }>;
 
-/** Scrapers are few: more connections than this are refused. */
-const MAX_CONNECTIONS = 16;
+/** Scrapers are few: more connections than this are closed as soon as they are accepted. */
+export const METRICS_MAX_CONNECTIONS = 16;
 
 export type MetricsListener = Server;
 
@@ -49,6 +49,6 @@ export function createMetricsListener(render: RenderMetrics): MetricsListener {
       res.end("metrics could not be collected");
     });
   });
-  server.maxConnections = MAX_CONNECTIONS;
+  server.maxConnections = METRICS_MAX_CONNECTIONS;
   return server;
 }

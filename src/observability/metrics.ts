@@ -273,7 +273,7 @@ export function createMetrics(): ServiceMetrics {
     }),
     reconciliationRuns: new Counter({
       name: "payments_reconciliation_runs_total",
-      help: "Reconciliation runs by channel and outcome (the run's status, or error).",
+      help: "Reconciliation runs by channel and outcome: ok (the run finished; its discrepancies are counted apart) or error (refused or failed, nothing stored).",
       labelNames: ["channel", "outcome"] as const,
       registers: [registry],
     }),

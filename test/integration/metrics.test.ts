@@ -6,9 +6,11 @@
  * database. The exposition is parsed as Prometheus text, not matched as strings.
  */
 import { readFileSync } from "node:fs";
+import { type AddressInfo, connect, type Socket } from "node:net";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
+import { createMetricsListener, METRICS_MAX_CONNECTIONS } from "../../src/observability/metrics-listener.js";
 import { billDateOf } from "../../src/reconciliation/bill-days.js";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { CHANNEL_PROFILES } from "../support/channel-profiles.js";
@@ -167,6 +169,54 @@ describe("/metrics protection", () => {
     const onHttp = await fetch(`${ported.app.httpUrl}/metrics`);
     expect(onHttp.status).toBe(404);
     expect(await onHttp.text()).toContain("METRICS_TOKEN");
+  });
+
+  it(`the METRICS_PORT listener holds at most ${METRICS_MAX_CONNECTIONS} connections: one more is closed unanswered, and taken once one closes`, async () => {
+    // The app's listener, made by the same function, on its own: no other client's keep-alive connections count here.
+    const listener = createMetricsListener(() => ported.app.telemetry.metrics.render());
+    await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+    const port = (listener.address() as AddressInfo).port;
+    /** A connection that asked for /metrics and got its first bytes: accepted and counted by the listener. */
+    const answered = () =>
+      new Promise<Socket>((resolve, reject) => {
+        const socket = connect(port, "127.0.0.1");
+        socket.once("error", reject);
+        socket.once("close", () => reject(new Error("closed without an answer")));
+        socket.once("data", (chunk: Buffer) => {
+          expect(chunk.toString("latin1")).toMatch(/^HTTP\/1\.1 200 /);
+          // The rest of the answer is not needed; the connection stays open (keep-alive).
+          socket.on("data", () => {});
+          resolve(socket);
+        });
+        socket.write(`GET /metrics HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n\r\n`);
+      });
+    /** What one more connection gets: the answer's first bytes, or "" when it is closed without one. */
+    const oneMore = () =>
+      new Promise<string>((resolve) => {
+        const socket = connect(port, "127.0.0.1");
+        let got = "";
+        socket.on("data", (chunk: Buffer) => {
+          got += chunk.toString("latin1");
+          if (got.includes("\r\n")) socket.destroy();
+        });
+        socket.on("error", () => {});
+        socket.on("close", () => resolve(got));
+        socket.write(`GET /metrics HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nconnection: close\r\n\r\n`);
+      });
+
+    const held: Socket[] = [];
+    try {
+      for (let i = 0; i < METRICS_MAX_CONNECTIONS; i++) held.push(await answered());
+      expect(await oneMore()).toBe("");
+      // One scraper leaves: the listener counts it gone when the close reaches it, then takes a new one.
+      held.pop()!.destroy();
+      const next = await eventually(oneMore, (got) => got !== "");
+      expect(next).toMatch(/^HTTP\/1\.1 200 /);
+    } finally {
+      for (const socket of held) socket.destroy();
+      listener.closeAllConnections();
+      await new Promise((resolve) => listener.close(resolve));
+    }
   });
 });
 
@@ -333,6 +383,9 @@ describe("metrics after a real flow (MySQL)", () => {
     expect(sampleValue(fanned.samples, "payments_webhook_backlog")).toBeGreaterThanOrEqual(1);
     expect(sampleValue(fanned.samples, "payments_webhook_backlog_oldest_age_seconds")).toBeGreaterThan(0);
     expect(sampleValue(fanned.samples, "payments_webhook_deliveries_failed")).toBe(0);
+    // The merchant's notify URL (shop.example) cannot be reached: each attempt counted as a retry.
+    expect(sampleValue(fanned.samples, "payments_webhook_attempts_total", { outcome: "retry" })).toBeGreaterThanOrEqual(1);
+    expect(sampleValue(fanned.samples, "payments_webhook_attempt_duration_seconds_count")).toBe(sumOf(fanned.samples, "payments_webhook_attempts_total"));
   });
 
   it("serves the backlogs from the cache between reads, and reads again once cleared", async () => {
