@@ -1,7 +1,8 @@
 /**
  * The admin console in headless Chromium (Debian's `chromium`, driven by playwright-core; never a
  * downloaded browser): sign-in refused with a wrong token and accepted with the right one, a payment
- * search, a pending Alipay payment's timeline with its QR code, a paid payment's timeline, resolving
+ * search, a pending Alipay payment's timeline with its QR code, a paid payment's timeline (with its
+ * channel calls, one of them failed by the simulator), resolving
  * a paid-after-close discrepancy (checked through the RPC), the other pages, and a phone-sized
  * viewport. Data is made through the real RPCs and the channel simulator. Screenshots go to
  * test-artifacts/console/. Also the static handler's headers and refusals over raw HTTP.
@@ -12,6 +13,7 @@ import { join } from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
+import { ChannelCall } from "../../src/channel-calls/channel-call-entity.js";
 import { ADMIN_TOKEN, startTestApp, type TestApp } from "../support/test-app.js";
 import { eventually } from "../support/waiting.js";
 
@@ -72,6 +74,10 @@ beforeAll(async () => {
 
   pending = await createAlipay(2590n);
   paid = await createAlipay(12800n);
+  // A query Alipay fails (HTTP 503): an `unknown` channel call on the timeline.
+  t.simulator.setFaults({ channel: "alipay", faults: { apiError: { method: "alipay.trade.query", status: 503, times: 1 } } });
+  await t.grpc.payments.queryPayment(lookup(paid.id), merchant.headers).catch(() => undefined);
+  t.simulator.clearFaults();
   t.simulator.pay("alipay", paid.paymentNo);
   await eventually(() => statusOf(paid.id), (status) => status === PaymentStatus.SUCCEEDED);
 
@@ -83,6 +89,11 @@ beforeAll(async () => {
     (open) => open.some((d) => d.paymentId === late.id),
   );
   closedThenPaid = late;
+  // Channel calls are written in the background (every 200 ms): wait for the paid payment's.
+  await eventually(
+    async () => (await t.app.db.em().find(ChannelCall, { paymentNo: paid.paymentNo }, { disableIdentityMap: true })).map((call) => call.outcome),
+    (outcomes) => outcomes.includes("answer") && outcomes.includes("unknown"),
+  );
   // The timeline's events are the sequenced feed; the test app runs no event loop of its own.
   await t.app.events.runOnce();
 }, 60_000);
@@ -158,6 +169,13 @@ describe("admin console in Chromium", () => {
     expect(timeline).toContain("payment_succeeded");
     expect(await page.locator("#timeline li.entry-callback").count()).toBeGreaterThanOrEqual(1);
     expect(await page.locator("#timeline li.entry-ledgerEntry").count()).toBeGreaterThanOrEqual(1);
+    const created = page.locator("#timeline li.entry-channelCall", { hasText: "createPayment" });
+    expect(await created.count()).toBe(1);
+    expect(await created.locator('[data-outcome="answer"]').textContent()).toBe("answer");
+    expect(await created.textContent()).toMatch(/ALIPAY createPayment answer · \d+ ms/);
+    const failed = page.locator("#timeline li.entry-channelCall", { has: page.locator('[data-outcome="unknown"]') });
+    expect(await failed.count()).toBe(1);
+    expect(await failed.textContent()).toContain("queryPayment");
     expect(await page.locator("#payment-qr").count()).toBe(0);
     await shot(page, "payment-timeline-paid");
     await context.close();

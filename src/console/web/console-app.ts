@@ -90,6 +90,18 @@ function badge(text: string): HTMLElement {
   return h("span", { class: `badge ${text}` }, text);
 }
 
+/**
+ * A channel call's outcome as a badge: the outcome's own name as the label, coloured with the
+ * status colours the page already has (answer green, rejection red, unknown amber: the channel's
+ * state is not known until a sweeper asks again).
+ */
+function outcomeBadge(outcome: string): HTMLElement {
+  const colour = OUTCOME_COLOURS[outcome] ?? "";
+  return h("span", { class: `badge ${colour}`, "data-outcome": outcome }, outcome);
+}
+
+const OUTCOME_COLOURS: Record<string, string> = { answer: "SUCCEEDED", rejection: "FAILED", unknown: "PENDING" };
+
 function mono(text: string): HTMLElement {
   return h("span", { class: "mono" }, text);
 }
@@ -268,6 +280,23 @@ function timelineItem(entry: TimelineEntry): HTMLElement {
           e.value.reason ? h("div", { class: "muted" }, e.value.reason) : null,
           e.value.notificationId ? h("div", { class: "muted mono" }, `notification ${e.value.notificationId}`) : null,
         );
+      case "channelCall":
+        return h(
+          "div",
+          {},
+          h("span", { class: "kind" }, "Channel call"),
+          `${channelName(e.value.channel)} `,
+          mono(e.value.operation),
+          " ",
+          outcomeBadge(e.value.outcome),
+          e.value.code ? " " : "",
+          e.value.code ? mono(e.value.code) : null,
+          ` · ${e.value.latencyMs} ms`,
+          e.value.refundNo ? h("div", { class: "muted mono" }, `refund ${e.value.refundNo}`) : null,
+          // Monospaced and broken anywhere: details are often URLs or codes without spaces.
+          e.value.detail ? h("div", { class: "muted mono" }, e.value.detail) : null,
+          e.value.traceId ? h("div", { class: "muted mono" }, `trace ${e.value.traceId}`) : null,
+        );
       case "ledgerEntry":
         return h(
           "div",
@@ -353,7 +382,7 @@ async function showPayment(paymentId: string): Promise<void> {
         "section",
         { class: "card" },
         h("h2", {}, "Timeline"),
-        h("p", { class: "muted" }, "Channel requests and answers are not recorded by the service; their outcomes show as events and callbacks."),
+        h("p", { class: "muted" }, "Channel calls show the operation and how it ended, not the request or answer bodies, and are kept for the configured retention."),
         entries.length === 0 ? h("p", { class: "muted" }, "Nothing recorded yet.") : h("ol", { class: "timeline", id: "timeline" }, ...entries.map(timelineItem)),
         truncated ? h("p", { class: "muted" }, "Only the oldest entries of each kind are shown.") : null,
       ),
