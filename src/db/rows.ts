@@ -200,7 +200,8 @@ function run(executor: RowExecutor, sql: string, params: unknown[], method: "all
   // The embedded database's statements go through the ORM's knex, whose spans are traceOrmStatements' (unit-of-work.ts).
   if (traced === undefined || (!(executor as RowTransaction).connection && !(mysql ?? isMysql(em)))) return execute(executor, sql, params, method, mysql);
   const shape = summary ?? statementSummary(sql);
-  const span = traced.start(shape, { kind: SpanKind.CLIENT, attributes: { "db.system.name": "mysql", "db.query.summary": shape } });
+  const span = traced.startChild(shape, { kind: SpanKind.CLIENT, attributes: { "db.system.name": "mysql", "db.query.summary": shape } });
+  if (span === undefined) return execute(executor, sql, params, method, mysql);
   return execute(executor, sql, params, method, mysql).then(
     (result) => {
       span.end();
@@ -400,9 +401,10 @@ export async function runStatement(executor: RowExecutor, sql: string, params: r
 let statementTracings: WeakMap<object, Tracing> | undefined;
 
 /**
- * From now on every row statement this ORM runs on MySQL is a CLIENT span (a child of the active
- * span: the transaction's, the RPC's) named by its shape, with `db.query.summary` and never its
- * values. On the embedded database the ORM's own statement spans cover them (unit-of-work.ts).
+ * From now on every row statement this ORM runs on MySQL inside a trace is a CLIENT span (a child
+ * of the active span: the transaction's, the RPC's) named by its shape, with `db.query.summary`
+ * and never its values; outside a trace it gets none. On the embedded database the ORM's own
+ * statement spans cover them (unit-of-work.ts).
  */
 export function traceRowStatements(em: SqlEntityManager, tracing: Tracing): void {
   if (!tracing.enabled) return;

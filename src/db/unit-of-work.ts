@@ -94,16 +94,25 @@ export function createUnitOfWork(db: Pick<Database, "em">, options: UnitOfWorkOp
   const system = rows.getPlatform() instanceof MySqlPlatform ? "mysql" : "sqlite";
   traceRowStatements(rows, tracing);
   traceOrmStatements(rows, tracing, system);
-  /** One transaction (with its deadlock retries) as a span: the statements in it are its children. */
-  const traced = <T>(name: string, txOptions: TransactionOptions, run: (onRetry: () => void) => Promise<T>): Promise<T> =>
-    tracing.span(name, { attributes: transactionAttributes(system, txOptions) }, async (span) => {
-      let retries = 0;
-      try {
-        return await run(() => retries++);
-      } finally {
-        if (retries > 0) span.setAttributes({ "payments.db.deadlock_retries": retries });
-      }
-    });
+  /**
+   * One transaction (with its deadlock retries) as a span, the statements in it its children; only
+   * inside a trace (the event loops' polling transactions alone would each be a trace).
+   */
+  const traced = async <T>(name: string, txOptions: TransactionOptions, run: (onRetry?: () => void) => Promise<T>): Promise<T> => {
+    const span = tracing.startChild(name, { attributes: transactionAttributes(system, txOptions) });
+    if (span === undefined) return run();
+    let retries = 0;
+    try {
+      const result = await span.run(() => run(() => retries++));
+      if (retries > 0) span.setAttributes({ "payments.db.deadlock_retries": retries });
+      span.end();
+      return result;
+    } catch (error) {
+      if (retries > 0) span.setAttributes({ "payments.db.deadlock_retries": retries });
+      span.end(error);
+      throw error;
+    }
+  };
   return {
     session: plain.session,
     transaction: (session, work, txOptions = {}) => traced("db.transaction", txOptions, (onRetry) => ormTransaction(session, work, txOptions, onRetry)),
@@ -151,32 +160,44 @@ interface KnexQuery {
   sql?: string;
 }
 
+/** The events of a knex client that statement spans are made from. */
+export interface KnexQueryEvents {
+  on(event: "query", listener: (query: KnexQuery) => void): unknown;
+  on(event: "query-response", listener: (response: unknown, query: KnexQuery) => void): unknown;
+  on(event: "query-error", listener: (error: unknown, query: KnexQuery) => void): unknown;
+}
+
 /** Statements whose span is open; beyond this many (answers that never came) new statements get none. */
 export const MAX_OPEN_STATEMENT_SPANS = 1000;
 
 /** The knex clients whose statements already get spans (a second unit of work on one database adds none). */
 const tracedClients = new WeakSet<object>();
 
+function traceOrmStatements(em: SqlEntityManager, tracing: Tracing, system: string): void {
+  traceKnexStatements(em.getConnection().getKnex().client as unknown as KnexQueryEvents, tracing, system);
+}
+
 /**
  * Every statement the ORM runs through knex (its queries, `em.execute`, and on the embedded
- * database the row statements too) becomes a CLIENT span, from knex's `query` event (emitted in
- * the caller's async context, so the active span is the parent) to its `query-response` or
- * `query-error`, matched by knex's per-statement id. Statements without an id (a transaction's
- * BEGIN, COMMIT, savepoints) are the transaction span's own work and get none. Only the shape is
- * kept ({@link statementSummary}): the ORM writes values into the SQL text.
+ * database the row statements too) inside a trace becomes a CLIENT span, from knex's `query` event
+ * (emitted in the caller's async context, so the active span is the parent) to its
+ * `query-response` or `query-error`, matched by knex's per-statement id. Statements without an id
+ * (a transaction's BEGIN, COMMIT, savepoints) are the transaction span's own work and get none.
+ * Only the shape is kept ({@link statementSummary}): the ORM writes values into the SQL text.
+ * At most {@link MAX_OPEN_STATEMENT_SPANS} are open at once, so answers that never come (a
+ * failure knex reports on the query builder only) cannot grow the table without bound.
  */
-function traceOrmStatements(em: SqlEntityManager, tracing: Tracing, system: string): void {
-  const client = em.getConnection().getKnex().client as unknown as {
-    on(event: string, listener: (...args: never[]) => void): void;
-  };
+export function traceKnexStatements(client: KnexQueryEvents, tracing: Tracing, system: string): void {
   if (tracedClients.has(client)) return;
   tracedClients.add(client);
   const open = new Map<string, ActiveSpan>();
-  client.on("query", (query: KnexQuery) => {
+  client.on("query", (query) => {
     const id = query.__knexQueryUid;
-    if (id === undefined || open.size >= MAX_OPEN_STATEMENT_SPANS) return;
+    // Outside a trace (the event loops' polling) a statement gets no span, and no summary is worked out.
+    if (id === undefined || open.size >= MAX_OPEN_STATEMENT_SPANS || !tracing.inTrace()) return;
     const summary = statementSummary(query.sql ?? "");
-    open.set(id, tracing.start(summary, { kind: SpanKind.CLIENT, attributes: { "db.system.name": system, "db.query.summary": summary } }));
+    const span = tracing.startChild(summary, { kind: SpanKind.CLIENT, attributes: { "db.system.name": system, "db.query.summary": summary } });
+    if (span !== undefined) open.set(id, span);
   });
   const finish = (query: KnexQuery | undefined, error?: unknown) => {
     const id = query?.__knexQueryUid;
@@ -186,8 +207,8 @@ function traceOrmStatements(em: SqlEntityManager, tracing: Tracing, system: stri
     open.delete(id);
     span.end(error === undefined ? undefined : statementFailure(error));
   };
-  client.on("query-response", (_response: unknown, query: KnexQuery) => finish(query));
-  client.on("query-error", (error: unknown, query: KnexQuery) => finish(query, error));
+  client.on("query-response", (_response, query) => finish(query));
+  client.on("query-error", (error, query) => finish(query, error));
 }
 
 /**

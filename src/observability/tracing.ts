@@ -55,8 +55,16 @@ export interface ActiveSpan {
 export interface Tracing {
   readonly enabled: boolean;
   start(name: string, options?: StartSpanOptions): ActiveSpan;
+  /**
+   * A span under the active one, or undefined (and nothing started) when no span is active or the
+   * active one is not recorded: for work that is worth a span only as part of a trace (database
+   * transactions and statements; the event loops' polling would otherwise be a flood of one-span traces).
+   */
+  startChild(name: string, options?: Omit<StartSpanOptions, "carrier">): ActiveSpan | undefined;
   /** Runs `work` in a new span that ends when it settles. */
   span<T>(name: string, options: StartSpanOptions, work: (span: ActiveSpan) => Promise<T>): Promise<T>;
+  /** Whether a recorded span is active: {@link startChild} would start one. */
+  inTrace(): boolean;
   /** The active trace id (for log lines and records), or undefined. */
   currentTraceId(): string | undefined;
   /** Sends what is buffered and stops exporting. */
@@ -83,6 +91,8 @@ const NOOP_SPAN: ActiveSpan = Object.freeze({
 export const TRACING_OFF: Tracing = Object.freeze({
   enabled: false,
   start: () => NOOP_SPAN,
+  startChild: () => undefined,
+  inTrace: () => false,
   span: <T>(_name: string, _options: StartSpanOptions, work: (span: ActiveSpan) => Promise<T>) => work(NOOP_SPAN),
   currentTraceId: () => undefined,
   shutdown: async () => {},
@@ -130,6 +140,10 @@ export function createTracing(options: TracingOptions): Tracing {
 
   function start(name: string, startOptions: StartSpanOptions = {}): ActiveSpan {
     const parent: Context = startOptions.carrier ? propagator.extract(ROOT_CONTEXT, startOptions.carrier, carrierGetter) : context.active();
+    return begin(name, startOptions, parent);
+  }
+
+  function begin(name: string, startOptions: StartSpanOptions, parent: Context): ActiveSpan {
     const span: Span = tracer.startSpan(name, { kind: startOptions.kind ?? SpanKind.INTERNAL, attributes: startOptions.attributes }, parent);
     const spanContext = trace.setSpan(parent, span);
     let ended = false;
@@ -154,6 +168,12 @@ export function createTracing(options: TracingOptions): Tracing {
   return {
     enabled: true,
     start,
+    inTrace: () => trace.getSpan(context.active())?.isRecording() === true,
+    startChild(name, startOptions = {}) {
+      const parent = context.active();
+      if (!trace.getSpan(parent)?.isRecording()) return undefined;
+      return begin(name, startOptions, parent);
+    },
     async span(name, spanOptions, work) {
       const span = start(name, spanOptions);
       try {

@@ -19,6 +19,13 @@ import { callerKey } from "./auth.js";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/**
+ * The codes that mark the RPC's span as failed: faults of the service, as OpenTelemetry's gRPC
+ * conventions list them for servers. The rest (INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED, ...)
+ * answer what the caller asked and are kept only as `rpc.grpc.status_code`.
+ */
+const SERVER_FAULTS: ReadonlySet<Code> = new Set([Code.Unknown, Code.DeadlineExceeded, Code.Unimplemented, Code.Internal, Code.Unavailable, Code.DataLoss]);
+
 /** The ids a log line carries, read from messages by field name. */
 interface Subject {
   payment_id?: string;
@@ -98,7 +105,7 @@ export function createTelemetryInterceptor(telemetry: Telemetry): Interceptor {
       const caller = req.contextValues.get(callerKey);
       if (caller?.kind === "merchant") subject.merchant_id ??= caller.merchant.id;
       span.setAttributes({ "rpc.grpc.status_code": code ?? 0, ...Object.fromEntries(Object.entries(subject).map(([key, value]) => [`payments.${key}`, value])) });
-      span.end(code === undefined || code === Code.Internal || code === Code.Unavailable || code === Code.Unknown ? error : undefined);
+      span.end(code !== undefined && SERVER_FAULTS.has(code) ? error : undefined);
       const line = { rpc: name, code: codeText, request_id: requestId, caller: caller?.kind, ...subject, latency_ms: Math.round(latencyMs), trace_id: span.traceId };
       if (code === undefined || code !== Code.Internal) logger.info(line, "rpc");
       else logger.error(line, "rpc");

@@ -8,12 +8,15 @@
  * a collector that is down, and no secret in anything exported.
  */
 import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { createServer } from "node:http";
 import { Code } from "@connectrpc/connect";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { statementSummary } from "../../src/db/rows.js";
-import { createTracing, TRACING_OFF } from "../../src/observability/tracing.js";
+import { type KnexQueryEvents, MAX_OPEN_STATEMENT_SPANS, traceKnexStatements } from "../../src/db/unit-of-work.js";
+import { createTracing, SHUTDOWN_WAIT_MS, TRACING_OFF } from "../../src/observability/tracing.js";
 import { type CollectedSpan, OTLP_KIND, type OtlpCollector, startOtlpCollector } from "../support/otlp-collector.js";
 import { ADMIN_TOKEN, freePort, startTestApp, type TestApp } from "../support/test-app.js";
 import { connectError, eventually, grpcError } from "../support/waiting.js";
@@ -183,6 +186,58 @@ describe("an incoming RPC", () => {
   });
 });
 
+describe("an RPC with ORM transactions", () => {
+  it("RefundPayment: db.transaction (ORM) with its statements from knex's events, the channel call, a row transaction", async () => {
+    const created = await t.grpc.payments.createPayment(alipayPayment(), merchant.headers);
+    t.simulator.pay("alipay", created.payment!.paymentNo);
+    await eventually(
+      () => t.grpc.payments.getPayment({ lookup: { key: { case: "paymentId", value: created.payment!.id } } }, merchant.headers),
+      (answer) => answer.payment?.status === PaymentStatus.SUCCEEDED,
+    );
+    const caller = callerContext();
+    await t.grpc.payments.refundPayment(
+      { paymentId: created.payment!.id, merchantRefundNo: `refund-${Date.now()}`, amount: 100n },
+      { ...merchant.headers, traceparent: caller.traceparent },
+    );
+    const spans = await traceSpans(caller.traceId, (found) => found.some((span) => span.name === "payments.v1.PaymentService/RefundPayment") && found.some((span) => span.name === "db.transaction"));
+    const [server] = named(spans, "payments.v1.PaymentService/RefundPayment");
+    expect(server?.parentSpanId).toBe(caller.spanId);
+    const children = childrenOf(spans, server!);
+    const [transaction] = named(children, "db.transaction");
+    expect(transaction, JSON.stringify(children.map((span) => span.name))).toBeDefined();
+    expect(transaction!.attributes["db.system.name"]).toBe("mysql");
+    expect(transaction!.attributes["payments.db.deadlock_attempts"]).toBe(3);
+    const statements = childrenOf(spans, transaction!).map((span) => span.name);
+    expect(statements).toContain("INSERT refund");
+    expect(statements).toContain("INSERT journal_entry");
+    expect(named(children, "alipay refund")).toHaveLength(1);
+    // No BEGIN or COMMIT of their own: they are the transaction span's work.
+    expect(spans.some((span) => /^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)/.test(span.name))).toBe(false);
+  });
+});
+
+describe("a server fault", () => {
+  it("marks the RPC's and the channel call's spans failed, with the exception's class, when the channel answers 503", async () => {
+    t.simulator.setFaults({ channel: "alipay", faults: { apiError: { method: "alipay.trade.precreate", status: 503, times: 1 } } });
+    const caller = callerContext();
+    try {
+      const error = await grpcError(t.grpc.payments.createPayment(alipayPayment(), { ...merchant.headers, traceparent: caller.traceparent }));
+      expect(error.code).toBe(GrpcStatus.UNAVAILABLE);
+    } finally {
+      t.simulator.clearFaults();
+    }
+    const spans = await traceSpans(caller.traceId, (found) => found.some((span) => span.kind === OTLP_KIND.SERVER) && found.some((span) => span.name === "alipay createPayment"));
+    const [server] = named(spans, "payments.v1.PaymentService/CreatePayment");
+    expect(server?.statusCode).toBe(2);
+    expect(server?.attributes["rpc.grpc.status_code"]).toBe(GrpcStatus.UNAVAILABLE);
+    expect(server?.events.map((event) => event.name)).toContain("exception");
+    const [channelCall] = named(spans, "alipay createPayment");
+    expect(channelCall?.parentSpanId).toBe(server?.spanId);
+    expect(channelCall?.statusCode).toBe(2);
+    expect(channelCall?.attributes["payments.channel.outcome"]).toBe("unknown");
+  });
+});
+
 describe("a channel callback", () => {
   it("is the root SERVER span of its own trace, with the verdict and the payment; its row transaction is a child", async () => {
     const created = await t.grpc.payments.createPayment(alipayPayment(), merchant.headers);
@@ -209,6 +264,24 @@ describe("a channel callback", () => {
     expect(statements).toContain("UPDATE payment");
     // The callback's trace is its own: none of the create's spans are in it.
     expect(spans.some((span) => span.name.startsWith("payments.v1."))).toBe(false);
+  });
+});
+
+describe("work outside a trace", () => {
+  it("gets no database spans: the event loops' and recorders' statements do not each become a trace", async () => {
+    const before = collector.spans.length;
+    await t.app.events.runOnce();
+    await t.app.webhooks.runOnce();
+    const caller = callerContext();
+    // An RPC after them: once its spans are in, anything the loops exported before it would be too.
+    await t.grpc.payments.listPayments({}, { ...merchant.headers, traceparent: caller.traceparent });
+    await traceSpans(caller.traceId, (found) => found.length > 0);
+    for (const span of collector.spans) {
+      if (span.name.startsWith("db.") || span.attributes["db.system.name"] !== undefined) {
+        expect(span.parentSpanId, `${span.name} is a root span`).not.toBe("");
+      }
+    }
+    expect(collector.spans.length).toBeGreaterThan(before);
   });
 });
 
@@ -296,6 +369,88 @@ describe("without OTEL_EXPORTER_OTLP_ENDPOINT", () => {
     } finally {
       await off.stop();
     }
+  });
+});
+
+describe("on the embedded database", () => {
+  it("the row transaction and every statement (all through the ORM's knex) are spans, db.system.name sqlite", async () => {
+    const embeddedCollector = await startOtlpCollector();
+    const embedded = await startTestApp({
+      database: "sqlite",
+      tracing: createTracing({ endpoint: embeddedCollector.endpoint, serviceName: SERVICE_NAME, exportDelayMs: 50 }),
+    });
+    try {
+      const shop = await embedded.createMerchant();
+      const caller = callerContext();
+      await embedded.grpc.payments.createPayment(alipayPayment(), { ...shop.headers, traceparent: caller.traceparent });
+      const spans = await embeddedCollector.waitForSpans(inTrace(caller.traceId), (found) => found.some((span) => span.name === "alipay createPayment") && found.some((span) => span.name === "INSERT payment"));
+      const [server] = named(spans, "payments.v1.PaymentService/CreatePayment");
+      expect(server?.parentSpanId).toBe(caller.spanId);
+      const [transaction] = named(childrenOf(spans, server!), "db.row_transaction");
+      expect(transaction?.attributes["db.system.name"]).toBe("sqlite");
+      const statements = childrenOf(spans, transaction!);
+      expect(statements.map((span) => span.name)).toEqual(expect.arrayContaining(["INSERT payment", "INSERT payment_item"]));
+      for (const statement of statements) expect(statement.attributes["db.system.name"]).toBe("sqlite");
+      expect(spans.some((span) => /^(BEGIN|COMMIT)/.test(span.name))).toBe(false);
+    } finally {
+      await embedded.stop();
+      await embeddedCollector.close();
+    }
+  });
+});
+
+describe("limits", () => {
+  it(`at most ${MAX_OPEN_STATEMENT_SPANS} statement spans are open at once; answered ones make room again`, async () => {
+    const limitCollector = await startOtlpCollector();
+    const tracing = createTracing({ endpoint: limitCollector.endpoint, serviceName: SERVICE_NAME, exportDelayMs: 50 });
+    // knex's client events, emitted by hand: answers that never come are what the bound is for.
+    const client = new EventEmitter();
+    traceKnexStatements(client as unknown as KnexQueryEvents, tracing, "mysql");
+    traceKnexStatements(client as unknown as KnexQueryEvents, tracing, "mysql"); // a second unit of work adds no listeners
+    expect(client.listenerCount("query")).toBe(1);
+    const query = (id: number) => ({ __knexQueryUid: `q${id}`, sql: "select * from `payment` where `id` = 'secret-value'" });
+    const traceId = await tracing.span("root", {}, async (root) => {
+      for (let id = 0; id <= MAX_OPEN_STATEMENT_SPANS; id++) client.emit("query", query(id));
+      for (let id = 0; id <= MAX_OPEN_STATEMENT_SPANS; id++) client.emit("query-response", [], query(id));
+      client.emit("query", query(5000));
+      client.emit("query-error", Object.assign(new Error("select ... 'secret-value' - Deadlock found"), { code: "ER_LOCK_DEADLOCK" }), query(5000));
+      // Outside any span: none.
+      return root.traceId!;
+    });
+    client.emit("query", query(6000));
+    client.emit("query-response", [], query(6000));
+    try {
+      const spans = await limitCollector.waitForSpans(inTrace(traceId), (found) => found.length >= MAX_OPEN_STATEMENT_SPANS + 2);
+      const statements = spans.filter((span) => span.name === "SELECT payment");
+      expect(statements).toHaveLength(MAX_OPEN_STATEMENT_SPANS + 1);
+      const failed = statements.filter((span) => span.statusCode === 2);
+      expect(failed).toHaveLength(1);
+      expect(JSON.stringify(failed[0]!.events)).toContain("ER_LOCK_DEADLOCK");
+      expect(limitCollector.bodies.join("").includes("secret-value")).toBe(false);
+      expect(limitCollector.spans.filter((span) => span.traceId !== traceId)).toHaveLength(0);
+    } finally {
+      await tracing.shutdown();
+      await limitCollector.close();
+    }
+  });
+
+  it("stop() waits at most a bounded time for a collector that accepts and never answers", async () => {
+    const hanging = createServer(() => {
+      // Never answers.
+    });
+    await new Promise<void>((resolve) => hanging.listen(0, "127.0.0.1", resolve));
+    const port = (hanging.address() as { port: number }).port;
+    const app = await startTestApp({ tracing: createTracing({ endpoint: `http://127.0.0.1:${port}`, serviceName: SERVICE_NAME, exportDelayMs: 50 }) });
+    try {
+      const shop = await app.createMerchant();
+      await app.grpc.payments.createPayment(alipayPayment(), shop.headers);
+    } finally {
+      // Resolves (the test's own timeout is the bound that would fail it): the exporter alone would wait its 10 s timeout.
+      await app.stop();
+      hanging.closeAllConnections();
+      await new Promise<void>((resolve) => hanging.close(() => resolve()));
+    }
+    expect(SHUTDOWN_WAIT_MS).toBeLessThan(10_000);
   });
 });
 
