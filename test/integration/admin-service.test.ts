@@ -1,6 +1,7 @@
 /**
  * AdminService over gRPC and Connect against MySQL: the search across merchants with its filters and
- * paging (and the page-size cap), a payment's timeline (its parts, NOT_FOUND, the per-kind bound),
+ * paging (and the page-size cap), a payment's timeline (its parts with its channel calls, NOT_FOUND,
+ * the per-kind bound for callbacks and channel calls),
  * merchants with their ledger balances, and a merchant's settlements. The permission checks of
  * these RPCs are in admin-permissions.test.ts.
  */
@@ -11,6 +12,7 @@ import { AdminService } from "../../gen/payments/v1/admin_service_pb.js";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { TIMELINE_ROWS_PER_KIND } from "../../src/admin/admin-views.js";
 import { insertLogRow } from "../../src/callbacks/callback-store.js";
+import { insertChannelCalls } from "../../src/channel-calls/channel-call-store.js";
 import { newId } from "../../src/ids.js";
 import { createGrpcJsClient, type GrpcJsClient } from "../support/grpc-client.js";
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
@@ -105,13 +107,20 @@ describe("GetPaymentTimeline", () => {
     await t.grpc.payments.refundPayment({ paymentId: paid.id, merchantRefundNo: "r1", amount: 1000n, reason: "broken cup" }, shop.headers);
     await t.app.events.runOnce();
 
-    const timeline = await connect.getPaymentTimeline({ paymentId: paid.id }, { headers: t.adminHeaders });
+    // Channel calls are written in the background: wait for the refund's.
+    const timeline = await eventually(
+      () => connect.getPaymentTimeline({ paymentId: paid.id }, { headers: t.adminHeaders }),
+      (answer) => answer.entries.some((entry) => entry.entry.case === "channelCall" && entry.entry.value.operation === "refund"),
+    );
     expect(timeline.payment?.id).toBe(paid.id);
     expect(timeline.truncated).toBe(false);
     const kinds = timeline.entries.map((entry) => entry.entry.case);
     expect(kinds).toContain("callback");
     expect(kinds).toContain("ledgerEntry");
     expect(kinds).toContain("refund");
+    const calls = timeline.entries.flatMap((entry) => (entry.entry.case === "channelCall" ? [`${entry.entry.value.operation} ${entry.entry.value.outcome}`] : []));
+    expect(calls[0]).toBe("createPayment answer");
+    expect(calls.at(-1)).toBe("refund answer");
     const eventTypes = timeline.entries.flatMap((entry) => (entry.entry.case === "event" ? [entry.entry.value.eventType] : []));
     expect(eventTypes.slice(0, 2)).toEqual(["payment.created", "payment.succeeded"]);
     expect(eventTypes).toContain("refund.created");
@@ -149,6 +158,34 @@ describe("GetPaymentTimeline", () => {
     const timeline = await grpc.getPaymentTimeline({ paymentId: payment!.id }, t.adminHeaders);
     expect(timeline.truncated).toBe(true);
     expect(timeline.entries.filter((entry) => entry.entry.case === "callback")).toHaveLength(TIMELINE_ROWS_PER_KIND);
+  });
+
+  it("shows at most TIMELINE_ROWS_PER_KIND channel calls, the oldest, and says it cut the rest", async () => {
+    const { payment } = await t.grpc.payments.createPayment(order(Channel.ALIPAY, 710n), shop.headers);
+    // Started an hour ago, so the create call the service made itself comes after all of them.
+    const start = Date.now() - 3_600_000;
+    await insertChannelCalls(
+      t.app.uow.session(),
+      Array.from({ length: TIMELINE_ROWS_PER_KIND + 1 }, (_, i) => ({
+        id: newId(start + i),
+        startedAt: new Date(start + i),
+        channel: "alipay",
+        operation: "queryPayment" as const,
+        paymentNo: payment!.paymentNo,
+        refundNo: null,
+        payoutNo: null,
+        outcome: "unknown" as const,
+        code: "TIMEOUT",
+        detail: `query ${i}`,
+        latencyMs: 2000,
+        traceId: null,
+      })),
+    );
+    const timeline = await grpc.getPaymentTimeline({ paymentId: payment!.id }, t.adminHeaders);
+    expect(timeline.truncated).toBe(true);
+    const calls = timeline.entries.flatMap((entry) => (entry.entry.case === "channelCall" ? [entry.entry.value] : []));
+    expect(calls).toHaveLength(TIMELINE_ROWS_PER_KIND);
+    expect(calls.map((call) => call.detail)).toEqual(Array.from({ length: TIMELINE_ROWS_PER_KIND }, (_, i) => `query ${i}`));
   });
 
   it("answers NOT_FOUND for an unknown payment and names a missing id", async () => {
@@ -194,8 +231,11 @@ describe("on the embedded database", () => {
         (found) => found.length === 1,
       );
       await embedded.app.events.runOnce();
-      const timeline = await client.getPaymentTimeline({ paymentId: payment!.id }, embedded.adminHeaders);
-      expect(timeline.entries.map((entry) => entry.entry.case)).toEqual(expect.arrayContaining(["event", "callback", "ledgerEntry"]));
+      const timeline = await eventually(
+        () => client.getPaymentTimeline({ paymentId: payment!.id }, embedded.adminHeaders),
+        (answer) => answer.entries.some((entry) => entry.entry.case === "channelCall"),
+      );
+      expect(timeline.entries.map((entry) => entry.entry.case)).toEqual(expect.arrayContaining(["event", "callback", "ledgerEntry", "channelCall"]));
       const merchants = await client.listMerchants({}, embedded.adminHeaders);
       expect(merchants.merchants[0]?.balances[0]).toMatchObject({ currency: "CNY" });
       expect(merchants.merchants[0]!.balances[0]!.pending).toBeGreaterThan(0n);
