@@ -9,16 +9,23 @@
  */
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
+import { mkdtempSync } from "node:fs";
 import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MerchantService } from "../../gen/payments/v1/merchant_service_pb.js";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { statementSummary } from "../../src/db/rows.js";
 import { type KnexQueryEvents, MAX_OPEN_STATEMENT_SPANS, traceKnexStatements } from "../../src/db/unit-of-work.js";
 import { createTracing, SHUTDOWN_WAIT_MS, TRACING_OFF } from "../../src/observability/tracing.js";
 import { type CollectedSpan, OTLP_KIND, type OtlpCollector, startOtlpCollector } from "../support/otlp-collector.js";
-import { ADMIN_TOKEN, freePort, startTestApp, type TestApp } from "../support/test-app.js";
+import { createGrpcJsClient } from "../support/grpc-client.js";
+import { spawnServiceProcess } from "../support/service-process.js";
+import { ADMIN_TOKEN, freePort, startTestApp, type TestApp, testKeys } from "../support/test-app.js";
+import { createTestDatabase } from "../support/test-database.js";
 import { connectError, eventually, grpcError } from "../support/waiting.js";
 
 let collector: OtlpCollector;
@@ -451,6 +458,47 @@ describe("limits", () => {
       await new Promise<void>((resolve) => hanging.close(() => resolve()));
     }
     expect(SHUTDOWN_WAIT_MS).toBeLessThan(10_000);
+  });
+});
+
+describe("a service process", () => {
+  it("OTEL_EXPORTER_OTLP_ENDPOINT turns tracing on, OTEL_SERVICE_NAME names it", async () => {
+    const processCollector = await startOtlpCollector();
+    const database = await createTestDatabase();
+    const [grpcPort, httpPort] = [await freePort(), await freePort()];
+    const keys = testKeys();
+    const service = spawnServiceProcess({
+      DATABASE_URL: database.url,
+      ADMIN_TOKEN: "tracing-process-admin-token-0123",
+      DATA_ENCRYPTION_KEY: "tracing-process-data-key-0123456789abcdef",
+      DATA_DIR: mkdtempSync(join(tmpdir(), "payments-tracing-")),
+      GRPC_PORT: String(grpcPort),
+      HTTP_PORT: String(httpPort),
+      SWEEP_INTERVAL_MS: "600000",
+      ALIPAY_GATEWAY_URL: `${t.simulator.url}/alipay/gateway.do`,
+      ALIPAY_APP_ID: keys.alipay.appId,
+      ALIPAY_APP_PRIVATE_KEY: keys.alipay.appPrivateKeyPem,
+      ALIPAY_PUBLIC_KEY: keys.alipay.alipayPublicKeyPem,
+      OTEL_EXPORTER_OTLP_ENDPOINT: processCollector.endpoint,
+      OTEL_SERVICE_NAME: "payments-from-env",
+    });
+    const client = createGrpcJsClient(MerchantService, `127.0.0.1:${grpcPort}`);
+    try {
+      await service.waitForHealth(httpPort);
+      const caller = callerContext();
+      await client.createMerchant({ name: "Process Shop", notifyUrl: "https://shop.example/notify" }, { authorization: "Bearer tracing-process-admin-token-0123", traceparent: caller.traceparent });
+      // The process exports every 2 s (its default); the wait is bounded by waitForSpans' own limit.
+      const [server] = await processCollector.waitForSpans((span) => span.traceId === caller.traceId && span.kind === OTLP_KIND.SERVER);
+      expect(server?.name).toBe("payments.v1.MerchantService/CreateMerchant");
+      expect(server?.parentSpanId).toBe(caller.spanId);
+      expect(server?.resource["service.name"]).toBe("payments-from-env");
+      expect(processCollector.bodies.join("").includes("tracing-process-admin-token-0123")).toBe(false);
+    } finally {
+      client.close();
+      await service.killHard();
+      await database.drop();
+      await processCollector.close();
+    }
   });
 });
 
