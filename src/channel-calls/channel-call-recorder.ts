@@ -95,7 +95,7 @@ function toRow(call: ChannelCallRecord): ChannelCallRow {
     detail: call.detail.slice(0, WIDTH.detail),
     latencyMs: Math.max(0, Math.round(call.latencyMs)),
     traceId: clip(call.traceId, WIDTH.traceId),
-  } as ChannelCallRow;
+  };
 }
 
 /** The recorder app.ts hands to the channel observer as its sink. */

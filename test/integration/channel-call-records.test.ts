@@ -2,8 +2,9 @@
  * Channel call records: the batched recorder on both drivers (the queue bound, one INSERT per
  * batch, stop() writing what is left, a failed write dropping its batch without stopping the loop,
  * retention deleting only old rows), and a real flow against the simulator through the app's own
- * recorder: create, query (once failing at the channel), refund (once rejected), then the rows in
- * `channel_call` and the payment's timeline over Connect as admin.
+ * recorder: create, query (once failed by the simulator: HTTP 503), refund (once failed by the
+ * channel), a create the channel rejects, then the rows in `channel_call` and the payments'
+ * timelines over Connect as admin.
  */
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -99,7 +100,7 @@ describe("the channel call recorder", () => {
           operation: "refund",
           refundNo: "R-COLUMNS",
           outcome: "rejection",
-          code: "ACQ.TRADE_HAS_CLOSE",
+          code: `ACQ.TRADE_HAS_CLOSE${"!".repeat(60)}`,
           detail: "x".repeat(300),
           startedAt,
           latencyMs: 41.6,
@@ -120,7 +121,7 @@ describe("the channel call recorder", () => {
         refundNo: "R-COLUMNS",
         payoutNo: null,
         outcome: "rejection",
-        code: "ACQ.TRADE_HAS_CLOSE",
+        code: `ACQ.TRADE_HAS_CLOSE${"!".repeat(45)}`, // cut to the column's 64
         latencyMs: 42,
         traceId: "0af7651916cd43dd8448eb211c80319c",
       });
@@ -266,6 +267,20 @@ describe("channel calls of a real payment", () => {
         expect(calls.every((one) => one.latencyMs >= 0 && one.id.length === 26)).toBe(true);
         const times = timeline.entries.map((entry) => Number(entry.at!.seconds) * 1e9 + entry.at!.nanos);
         expect(times).toEqual([...times].sort((a, b) => a - b));
+
+        // A create the channel rejects: Alipay takes at most 100,000,000.00 CNY, the service more.
+        const tooLarge = `calls-large-${Date.now()}`;
+        await grpcError(
+          t.grpc.payments.createPayment({ merchantOrderNo: tooLarge, currency: "CNY", amount: 10_000_000_001n, channel: Channel.ALIPAY, subject: "Tea estate" }, shop.headers),
+        );
+        const [rejected] = (await admin.searchPayments({ merchantOrderNo: tooLarge }, { headers: t.adminHeaders })).payments;
+        const rejectedTimeline = await eventually(
+          () => admin.getPaymentTimeline({ paymentId: rejected!.id }, { headers: t.adminHeaders }),
+          (answer) => answer.entries.some((entry) => entry.entry.case === "channelCall"),
+        );
+        const rejectedCalls = rejectedTimeline.entries.flatMap((entry) => (entry.entry.case === "channelCall" ? [entry.entry.value] : []));
+        expect(rejectedCalls).toMatchObject([{ operation: "createPayment", outcome: "rejection", code: "AMOUNT_OUT_OF_RANGE" }]);
+        expect(rejectedCalls[0]!.detail).toContain("100000000.00");
       } finally {
         await t.stop();
       }
