@@ -157,6 +157,17 @@ describe("an incoming RPC", () => {
     expect(server?.parentSpanId).toBe("");
   });
 
+  it("keeps the caller's sampling decision: a traceparent flagged not sampled exports no span of the call", async () => {
+    const unsampled = callerContext();
+    await t.grpc.payments.createPayment(alipayPayment(), { ...merchant.headers, traceparent: unsampled.traceparent.replace(/-01$/, "-00") });
+    // A sampled call after it: once its spans are in, the unsampled call's would be too (they ended first).
+    const sampled = callerContext();
+    await t.grpc.payments.createPayment(alipayPayment(), { ...merchant.headers, traceparent: sampled.traceparent });
+    const spans = await traceSpans(sampled.traceId, (found) => found.some((span) => span.kind === OTLP_KIND.SERVER));
+    expect(spans.length).toBeGreaterThan(1);
+    expect(collector.spans.filter(inTrace(unsampled.traceId))).toEqual([]);
+  });
+
   it("INVALID_ARGUMENT is the caller's fault: the span carries the code but no error status", async () => {
     const caller = callerContext();
     const error = await grpcError(t.grpc.payments.createPayment(alipayPayment({ amount: 0n }), { ...merchant.headers, traceparent: caller.traceparent }));
@@ -298,11 +309,12 @@ describe("what is exported", () => {
     for (const span of collector.spans) expect(span.resource["service.name"]).toBe(SERVICE_NAME);
   });
 
-  it("is OTLP JSON over HTTP, uncompressed", () => {
+  it("is OTLP JSON over HTTP, uncompressed unless OTEL_EXPORTER_OTLP_COMPRESSION=gzip (which the exporter reads itself)", () => {
     expect(collector.requests.length).toBeGreaterThan(0);
+    const encoding = process.env.OTEL_EXPORTER_OTLP_COMPRESSION === "gzip" ? "gzip" : undefined;
     for (const request of collector.requests) {
       expect(request.contentType).toMatch(/^application\/json/);
-      expect(request.contentEncoding).toBeUndefined();
+      expect(request.contentEncoding).toBe(encoding);
     }
   });
 
