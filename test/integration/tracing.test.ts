@@ -18,10 +18,14 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MerchantService } from "../../gen/payments/v1/merchant_service_pb.js";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
-import { statementSummary } from "../../src/db/rows.js";
-import { type KnexQueryEvents, MAX_OPEN_STATEMENT_SPANS, traceKnexStatements } from "../../src/db/unit-of-work.js";
+import { type RowExecutor, statementSummary, updateRows } from "../../src/db/rows.js";
+import { createUnitOfWork, type KnexQueryEvents, MAX_OPEN_STATEMENT_SPANS, traceKnexStatements } from "../../src/db/unit-of-work.js";
+import { Discrepancy, type DiscrepancyRow } from "../../src/discrepancies/discrepancy-entity.js";
+import { insertDiscrepancy } from "../../src/discrepancies/discrepancy-store.js";
+import { newId } from "../../src/ids.js";
 import { createTracing, SHUTDOWN_WAIT_MS, TRACING_OFF } from "../../src/observability/tracing.js";
 import { type CollectedSpan, OTLP_KIND, type OtlpCollector, startOtlpCollector } from "../support/otlp-collector.js";
+import { driverDatabases } from "../support/driver-databases.js";
 import { createGrpcJsClient } from "../support/grpc-client.js";
 import { spawnServiceProcess } from "../support/service-process.js";
 import { ADMIN_TOKEN, freePort, startTestApp, type TestApp, testKeys } from "../support/test-app.js";
@@ -67,6 +71,29 @@ function alipayPayment(overrides: Record<string, unknown> = {}) {
     subject: "Oolong tea 250g",
     items: [{ sku: "TEA-250", name: "Oolong tea 250g", quantity: 2n, unitAmount: 4444n }],
     ...overrides,
+  };
+}
+
+/** A discrepancy row: a table with no foreign keys, for statements of the test's own. */
+function discrepancyRow(id: string, merchantId: string): DiscrepancyRow {
+  return {
+    id,
+    kind: "PAID_AFTER_CLOSE",
+    subjectRef: id,
+    channel: "card",
+    merchantId,
+    paymentId: id,
+    channelTradeNo: null,
+    amount: 100n,
+    currency: "USD",
+    detail: "test",
+    status: "OPEN",
+    resolution: null,
+    createdAt: new Date(),
+    resolvedAt: null,
+    resolvedBy: null,
+    reconciliationRunId: null,
+    refundId: null,
   };
 }
 
@@ -414,6 +441,62 @@ describe("on the embedded database", () => {
     } finally {
       await embedded.stop();
       await embeddedCollector.close();
+    }
+  });
+});
+
+describe("a deadlock victim run again", () => {
+  const databases = driverDatabases("payments-tracing-");
+  afterAll(() => databases.close());
+
+  it("is one db.row_transaction span with payments.db.deadlock_retries, its failed statement marked with the driver's code", async () => {
+    const deadlockCollector = await startOtlpCollector();
+    const tracing = createTracing({ endpoint: deadlockCollector.endpoint, serviceName: SERVICE_NAME, exportDelayMs: 50 });
+    try {
+      const db = await databases.open("mysql");
+      const uow = createUnitOfWork(db, { tracing });
+      const merchantId = newId();
+      const [first, second] = [newId(), newId()];
+      const session = uow.session();
+      for (const id of [first, second]) await insertDiscrepancy(session, discrepancyRow(id, merchantId));
+
+      // Each locks one row, waits until the other has locked its own, then wants the other's:
+      // MariaDB rolls one back as the deadlock victim at once, and that one is run again.
+      let locked = 0;
+      let bothLocked!: () => void;
+      const gate = new Promise<void>((resolve) => (bothLocked = resolve));
+      const crossing = (mine: string, theirs: string) =>
+        uow.rowTransaction(
+          uow.session(),
+          async (tx) => {
+            await updateRows(tx as unknown as RowExecutor, Discrepancy, { id: mine }, { resolution: "mine" });
+            if (++locked === 2) bothLocked();
+            await gate;
+            await updateRows(tx as unknown as RowExecutor, Discrepancy, { id: theirs }, { resolution: "theirs" });
+          },
+          { deadlockAttempts: 2 },
+        );
+      const traceId = await tracing.span("deadlock test", {}, async (root) => {
+        await Promise.all([crossing(first, second), crossing(second, first)]);
+        return root.traceId!;
+      });
+
+      const spans = await deadlockCollector.waitForSpans(inTrace(traceId), (found) => found.some((span) => span.name === "deadlock test"));
+      const transactions = named(spans, "db.row_transaction");
+      expect(transactions).toHaveLength(2);
+      const retried = transactions.filter((span) => span.attributes["payments.db.deadlock_retries"] === 1);
+      expect(retried, JSON.stringify(transactions.map((span) => span.attributes))).toHaveLength(1);
+      expect(retried[0]!.statusCode).not.toBe(2);
+      for (const transaction of transactions) expect(transaction.attributes["payments.db.deadlock_attempts"]).toBe(2);
+      // The victim's failed UPDATE: error status and the driver's code, no values.
+      const failed = spans.filter((span) => span.name === "UPDATE discrepancy" && span.statusCode === 2);
+      expect(failed).toHaveLength(1);
+      expect(failed[0]!.parentSpanId).toBe(retried[0]!.spanId);
+      expect(JSON.stringify(failed[0]!.events)).toContain("ER_LOCK_DEADLOCK");
+      expect(deadlockCollector.bodies.join("").includes(first)).toBe(false);
+    } finally {
+      await tracing.shutdown();
+      await deadlockCollector.close();
     }
   });
 });
