@@ -362,7 +362,7 @@ describe("what is exported", () => {
     const clientSecret = card.payment!.action!.action.value as string;
     expect(clientSecret).toMatch(/_secret_/);
     const rotated = await t.grpc.merchants.rotateWebhookSecret({ merchantId: merchant.id }, t.adminHeaders);
-    // A duplicate order number fails a unique key inside a transaction: its span must not carry the value.
+    // The same order number with other details is refused with a message naming the order number: not in any span.
     const order = alipayPayment();
     await t.grpc.payments.createPayment(order, merchant.headers);
     await grpcError(t.grpc.payments.createPayment({ ...order, amount: 9999n, items: [{ ...order.items[0]!, unitAmount: 9999n / 2n, quantity: 1n }] }, merchant.headers));
