@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MerchantService } from "../../gen/payments/v1/merchant_service_pb.js";
 import { Channel, PaymentStatus } from "../../gen/payments/v1/payment_pb.js";
 import { type RowExecutor, statementSummary, updateRows } from "../../src/db/rows.js";
-import { createUnitOfWork, type KnexQueryEvents, MAX_OPEN_STATEMENT_SPANS, traceKnexStatements } from "../../src/db/unit-of-work.js";
+import { createUnitOfWork, isDuplicateKey, type KnexQueryEvents, MAX_OPEN_STATEMENT_SPANS, traceKnexStatements } from "../../src/db/unit-of-work.js";
 import { Discrepancy, type DiscrepancyRow } from "../../src/discrepancies/discrepancy-entity.js";
 import { insertDiscrepancy } from "../../src/discrepancies/discrepancy-store.js";
 import { newId } from "../../src/ids.js";
@@ -30,7 +30,7 @@ import { createGrpcJsClient } from "../support/grpc-client.js";
 import { spawnServiceProcess } from "../support/service-process.js";
 import { ADMIN_TOKEN, freePort, startTestApp, type TestApp, testKeys } from "../support/test-app.js";
 import { createTestDatabase } from "../support/test-database.js";
-import { connectError, eventually, grpcError } from "../support/waiting.js";
+import { connectError, eventually, grpcError, rejection } from "../support/waiting.js";
 
 let collector: OtlpCollector;
 let t: TestApp;
@@ -499,6 +499,44 @@ describe("a deadlock victim run again", () => {
       await deadlockCollector.close();
     }
   });
+});
+
+describe("a failed transaction", () => {
+  const databases = driverDatabases("payments-tracing-fail-");
+  afterAll(() => databases.close());
+
+  for (const driver of ["mysql", "sqlite"] as const) {
+    it(`records the duplicate key on the transaction and statement spans without the key's value (${driver})`, async () => {
+      const failCollector = await startOtlpCollector();
+      const tracing = createTracing({ endpoint: failCollector.endpoint, serviceName: SERVICE_NAME, exportDelayMs: 50 });
+      try {
+        const db = await databases.open(driver);
+        const uow = createUnitOfWork(db, { tracing });
+        const id = newId();
+        const traceId = await tracing.span("duplicate test", {}, async (root) => {
+          const failure = await rejection(
+            uow.rowTransaction(uow.session(), async (tx) => {
+              await insertDiscrepancy(tx, discrepancyRow(id, "m-1"));
+              await insertDiscrepancy(tx, discrepancyRow(id, "m-1"));
+            }),
+          );
+          expect(isDuplicateKey(failure), String(failure)).toBe(true);
+          return root.traceId!;
+        });
+        const spans = await failCollector.waitForSpans(inTrace(traceId), (found) => found.some((span) => span.name === "duplicate test"));
+        const [transaction] = named(spans, "db.row_transaction");
+        expect(transaction?.statusCode).toBe(2);
+        expect(transaction?.attributes["db.system.name"]).toBe(driver);
+        expect(transaction?.events.map((event) => event.name)).toContain("exception");
+        const inserts = childrenOf(spans, transaction!).filter((span) => span.name === "INSERT discrepancy");
+        expect(inserts.map((span) => span.statusCode)).toEqual([0, 2]);
+        expect(failCollector.bodies.join("").includes(id)).toBe(false);
+      } finally {
+        await tracing.shutdown();
+        await failCollector.close();
+      }
+    });
+  }
 });
 
 describe("limits", () => {
