@@ -23,10 +23,18 @@ export interface TelemetryOptions {
 }
 
 export function createTelemetry(config: ObservabilityConfig, options: TelemetryOptions = {}): Telemetry {
+  const logger = options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, redact: config.logRedact });
   return {
-    logger: options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, redact: config.logRedact }),
+    logger,
     metrics: createMetrics(),
     tracing:
-      options.tracing ?? createTracing({ endpoint: config.otlpEndpoint, serviceName: config.serviceName, serviceVersion: options.serviceVersion }),
+      options.tracing ??
+      createTracing({
+        endpoint: config.otlpEndpoint,
+        serviceName: config.serviceName,
+        serviceVersion: options.serviceVersion,
+        // Spans the collector never got are lost: say so (throttled to one line a minute).
+        onExportFailure: (failure) => logger.warn({ failed_exports: failure.exports, lost_spans: failure.spans, error: failure.lastError }, "trace export failed"),
+      }),
   };
 }

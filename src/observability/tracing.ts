@@ -22,10 +22,10 @@ import {
   trace,
 } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { type ExportResult, ExportResultCode, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { BatchSpanProcessor, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
 import { loggableMessage } from "../db/database-errors.js";
@@ -78,7 +78,27 @@ export interface TracingOptions {
   serviceVersion?: string;
   /** Spans per export batch and how often batches go out (tests shorten the delay). */
   exportDelayMs?: number;
+  /**
+   * Told when exports fail (collector down, refusing, too slow), so that dropped spans are not
+   * silent: at once for the first failure, then at most once per `exportFailureReportMs`
+   * (default {@link EXPORT_FAILURE_REPORT_MS}) with the failures and spans since the last report.
+   */
+  onExportFailure?: (failure: ExportFailure) => void;
+  exportFailureReportMs?: number;
 }
+
+/** Failed exports since the last report. */
+export interface ExportFailure {
+  /** Export requests that failed (after the exporter's own retries). */
+  exports: number;
+  /** Spans in them, lost. */
+  spans: number;
+  /** The last failure's error class and message (the collector's address at most; never span content). */
+  lastError: string;
+}
+
+/** At most one export-failure report per this long (the first comes at once). */
+export const EXPORT_FAILURE_REPORT_MS = 60_000;
 
 const NOOP_SPAN: ActiveSpan = Object.freeze({
   traceId: undefined,
@@ -120,7 +140,7 @@ export function createTracing(options: TracingOptions): Tracing {
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     contextManagerSet = true;
   }
-  const exporter = new OTLPTraceExporter({ url: `${options.endpoint}/v1/traces`, timeoutMillis: EXPORT_TIMEOUT_MS });
+  const exporter = reportingFailures(new OTLPTraceExporter({ url: `${options.endpoint}/v1/traces`, timeoutMillis: EXPORT_TIMEOUT_MS }), options);
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({
       [ATTR_SERVICE_NAME]: options.serviceName,
@@ -201,5 +221,42 @@ export function createTracing(options: TracingOptions): Tracing {
       ]);
       clearTimeout(timer);
     },
+  };
+}
+
+/** The exporter, with its failed exports counted and reported by `options.onExportFailure` (throttled). */
+function reportingFailures(exporter: SpanExporter, options: TracingOptions): SpanExporter {
+  const report = options.onExportFailure;
+  if (!report) return exporter;
+  const interval = options.exportFailureReportMs ?? EXPORT_FAILURE_REPORT_MS;
+  let pending: ExportFailure | undefined;
+  let lastReportAt = Number.NEGATIVE_INFINITY;
+  return {
+    export(spans: ReadableSpan[], done: (result: ExportResult) => void) {
+      exporter.export(spans, (result) => {
+        if (result.code !== ExportResultCode.SUCCESS) {
+          const error = result.error;
+          pending = {
+            exports: (pending?.exports ?? 0) + 1,
+            spans: (pending?.spans ?? 0) + spans.length,
+            lastError: error ? `${error.name}: ${error.message}`.slice(0, 300) : "export failed",
+          };
+          const now = performance.now();
+          if (now - lastReportAt >= interval) {
+            lastReportAt = now;
+            const failure = pending;
+            pending = undefined;
+            try {
+              report(failure);
+            } catch {
+              // A report that throws must not break the export pipeline.
+            }
+          }
+        }
+        done(result);
+      });
+    },
+    shutdown: () => exporter.shutdown(),
+    forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
   };
 }

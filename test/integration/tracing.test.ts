@@ -23,10 +23,13 @@ import { createUnitOfWork, isDuplicateKey, type KnexQueryEvents, MAX_OPEN_STATEM
 import { Discrepancy, type DiscrepancyRow } from "../../src/discrepancies/discrepancy-entity.js";
 import { insertDiscrepancy } from "../../src/discrepancies/discrepancy-store.js";
 import { newId } from "../../src/ids.js";
-import { createTracing, SHUTDOWN_WAIT_MS, TRACING_OFF } from "../../src/observability/tracing.js";
+import { loadConfig } from "../../src/config.js";
+import { createTelemetry } from "../../src/observability/telemetry.js";
+import { createTracing, EXPORT_FAILURE_REPORT_MS, type ExportFailure, SHUTDOWN_WAIT_MS, TRACING_OFF } from "../../src/observability/tracing.js";
 import { type CollectedSpan, OTLP_KIND, type OtlpCollector, startOtlpCollector } from "../support/otlp-collector.js";
 import { driverDatabases } from "../support/driver-databases.js";
 import { createGrpcJsClient } from "../support/grpc-client.js";
+import { capturingLogger } from "../support/log-lines.js";
 import { spawnServiceProcess } from "../support/service-process.js";
 import { ADMIN_TOKEN, freePort, startTestApp, type TestApp, testKeys } from "../support/test-app.js";
 import { createTestDatabase } from "../support/test-database.js";
@@ -571,6 +574,51 @@ describe("limits", () => {
     } finally {
       await tracing.shutdown();
       await limitCollector.close();
+    }
+  });
+
+  it("failed exports are reported: the first at once, then at most one report per interval with the counts since", async () => {
+    const refusing = await startOtlpCollector({ status: 400 });
+    /** Three batches of two spans, each sent before the next is made. */
+    const exportThreeBatches = async (tracing: ReturnType<typeof createTracing>) => {
+      const before = refusing.requests.length;
+      for (let batch = 1; batch <= 3; batch++) {
+        for (let i = 0; i < 2; i++) tracing.start(`batch ${batch}`).end();
+        await refusing.waitForSpans(() => true, () => refusing.requests.length >= before + batch);
+      }
+      // Every export has finished (and been reported) once the provider has shut down.
+      await tracing.shutdown();
+    };
+    try {
+      const everyFailure: ExportFailure[] = [];
+      await exportThreeBatches(
+        createTracing({ endpoint: refusing.endpoint, serviceName: SERVICE_NAME, exportDelayMs: 20, exportFailureReportMs: 0, onExportFailure: (failure) => everyFailure.push(failure) }),
+      );
+      expect(refusing.requests).toHaveLength(3);
+      expect(everyFailure.map((failure) => [failure.exports, failure.spans])).toEqual([[1, 2], [1, 2], [1, 2]]);
+      expect(everyFailure[0]!.lastError).toMatch(/Bad Request|400/);
+
+      const throttled: ExportFailure[] = [];
+      await exportThreeBatches(
+        createTracing({ endpoint: refusing.endpoint, serviceName: SERVICE_NAME, exportDelayMs: 20, exportFailureReportMs: 3_600_000, onExportFailure: (failure) => throttled.push(failure) }),
+      );
+      expect(refusing.requests).toHaveLength(6);
+      // The first failure at once; the next two wait for the interval (an hour).
+      expect(throttled).toEqual([{ exports: 1, spans: 2, lastError: expect.any(String) }]);
+      expect(EXPORT_FAILURE_REPORT_MS).toBe(60_000);
+
+      // The service's telemetry logs the report as a warning.
+      const captured = capturingLogger("warn");
+      const telemetry = createTelemetry(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: refusing.endpoint }).observability, { logger: captured.logger });
+      expect(telemetry.tracing.enabled).toBe(true);
+      telemetry.tracing.start("lost").end();
+      // Shutting down sends the batch at once (the service's export delay is 2 s).
+      await telemetry.tracing.shutdown();
+      expect(refusing.requests).toHaveLength(7);
+      const [line] = captured.records().filter((record) => record.msg === "trace export failed");
+      expect(line).toMatchObject({ level: "warn", failed_exports: 1, lost_spans: 1 });
+    } finally {
+      await refusing.close();
     }
   });
 

@@ -131,8 +131,13 @@ async function readBody(request: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+export interface OtlpCollectorOptions {
+  /** Answer every export with this HTTP status (default 200; 400 is a failure the exporter does not retry). */
+  status?: number;
+}
+
 /** Starts a collector on a free port of 127.0.0.1. */
-export async function startOtlpCollector(): Promise<OtlpCollector> {
+export async function startOtlpCollector(options: OtlpCollectorOptions = {}): Promise<OtlpCollector> {
   const spans: CollectedSpan[] = [];
   const bodies: string[] = [];
   const requests: Array<{ contentType: string | undefined; contentEncoding: string | undefined }> = [];
@@ -145,6 +150,11 @@ export async function startOtlpCollector(): Promise<OtlpCollector> {
       const contentType = request.headers["content-type"];
       const contentEncoding = request.headers["content-encoding"];
       requests.push({ contentType, contentEncoding });
+      if (options.status !== undefined && options.status !== 200) {
+        request.resume();
+        response.writeHead(options.status, { "content-type": "text/plain" }).end("refused by the test");
+        return;
+      }
       try {
         if (!contentType?.startsWith("application/json")) throw new Error(`unsupported content type ${contentType}`);
         const raw = await readBody(request);
