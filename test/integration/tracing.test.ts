@@ -31,7 +31,7 @@ import { driverDatabases } from "../support/driver-databases.js";
 import { createGrpcJsClient } from "../support/grpc-client.js";
 import { capturingLogger } from "../support/log-lines.js";
 import { spawnServiceProcess } from "../support/service-process.js";
-import { ADMIN_TOKEN, freePort, startTestApp, type TestApp, testKeys } from "../support/test-app.js";
+import { ADMIN_TOKEN, freePort, SIMULATOR_CONTROL_TOKEN, startTestApp, type TestApp, testKeys } from "../support/test-app.js";
 import { createTestDatabase } from "../support/test-database.js";
 import { connectError, eventually, grpcError, rejection } from "../support/waiting.js";
 
@@ -290,7 +290,12 @@ describe("a channel callback", () => {
   it("is the root SERVER span of its own trace, with the verdict and the payment; its row transaction is a child", async () => {
     const created = await t.grpc.payments.createPayment(alipayPayment(), merchant.headers);
     const payment = created.payment!;
-    t.simulator.pay("alipay", payment.paymentNo);
+    // The shopper pays through the simulator's control API; the simulator posts Alipay's notify to the shim.
+    const paid = await fetch(`${t.simulator.url}/simulator/alipay/trades/${encodeURIComponent(payment.paymentNo)}/pay`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${SIMULATOR_CONTROL_TOKEN}` },
+    });
+    expect(paid.status).toBe(200);
     const read = await eventually(
       () => t.grpc.payments.getPayment({ lookup: { key: { case: "paymentId", value: payment.id } } }, merchant.headers),
       (answer) => answer.payment?.status === PaymentStatus.SUCCEEDED,
