@@ -67,10 +67,6 @@ export interface UnitOfWork {
   rowTransaction<T>(session: Session, work: (tx: RowTx) => Promise<T>, options?: TransactionOptions): Promise<T>;
 }
 
-/**
- * The unit of work over an open database. A session forks its EntityManager only when a store
- * makes an ORM call or an ORM transaction is opened on it (store-access.ts, `SessionHandle`).
- */
 export interface UnitOfWorkOptions {
   /**
    * Spans for transactions and statements when enabled: `db.transaction` / `db.row_transaction`
@@ -80,6 +76,10 @@ export interface UnitOfWorkOptions {
   tracing?: Tracing;
 }
 
+/**
+ * The unit of work over an open database. A session forks its EntityManager only when a store
+ * makes an ORM call or an ORM transaction is opened on it (store-access.ts, `SessionHandle`).
+ */
 export function createUnitOfWork(db: Pick<Database, "em">, options: UnitOfWorkOptions = {}): UnitOfWork {
   const rows = db.em();
   const fork = () => db.em();
