@@ -318,9 +318,17 @@ function formatTable(summaries: Summary[]): string {
 
 interface Ratio {
   name: string;
+  /** The ratio of the two medians. */
   value: number | null;
   target?: string;
   met?: boolean;
+  /**
+   * The ratio within each repetition (the service run against the ceiling run just before it):
+   * how far the runs spread, and in how many the target was met. Drift between repetitions on a
+   * shared machine moves both sides of one of these alike.
+   */
+  perRep?: number[];
+  metInReps?: number;
 }
 
 function computeRatios(summaries: Summary[]): Ratio[] {
@@ -328,12 +336,32 @@ function computeRatios(summaries: Summary[]): Ratio[] {
     summaries.find((s) => s.scenario === id && (concurrency === undefined || s.concurrency === concurrency));
   const max = Math.max(...settings.concurrency);
   const ratios: Ratio[] = [];
-  const add = (name: string, a: number | undefined, b: number | undefined, target?: { min?: number; max?: number }) => {
+  const perK = (run: LoadResult) => (run.calls > 0 ? (run.cpuSeconds / run.calls) * 1000 : 0);
+  /** Per repetition, `metric` of a's run over b's run of the same repetition. */
+  const paired = (a: Summary | undefined, b: Summary | undefined, metric: (run: LoadResult) => number): number[] | undefined => {
+    if (!a || !b) return undefined;
+    return a.runs.flatMap((run, i) => {
+      const other = b.runs[i];
+      return other && metric(other) > 0 ? [metric(run) / metric(other)] : [];
+    });
+  };
+  const add = (
+    name: string,
+    a: number | undefined,
+    b: number | undefined,
+    target?: { min?: number; max?: number },
+    perRep?: number[],
+  ) => {
     const value = a !== undefined && b !== undefined && b > 0 ? a / b : null;
     const ratio: Ratio = { name, value };
+    const meets = (x: number) => (target?.min !== undefined ? x >= target.min : x <= target!.max!);
     if (target && value !== null) {
       ratio.target = target.min !== undefined ? `>= ${target.min}` : `<= ${target.max}`;
-      ratio.met = target.min !== undefined ? value >= target.min : value <= target.max!;
+      ratio.met = meets(value);
+      if (perRep && perRep.length > 1) {
+        ratio.perRep = perRep;
+        ratio.metInReps = perRep.filter(meets).length;
+      }
     }
     ratios.push(ratio);
   };
@@ -343,6 +371,7 @@ function computeRatios(summaries: Summary[]): Ratio[] {
       find("service", n)?.throughput,
       find("ceiling", n)?.throughput,
       n === max ? { min: 0.9 } : undefined,
+      paired(find("service", n), find("ceiling", n), (run) => run.throughput),
     );
   }
   for (const n of settings.concurrency) {
@@ -351,6 +380,7 @@ function computeRatios(summaries: Summary[]): Ratio[] {
       find("callback", n)?.throughput,
       find("callback-ceiling", n)?.throughput,
       n === max ? { min: 0.8 } : undefined,
+      paired(find("callback", n), find("callback-ceiling", n), (run) => run.throughput),
     );
   }
   add(
@@ -358,6 +388,7 @@ function computeRatios(summaries: Summary[]): Ratio[] {
     find("callback", max)?.cpuSecondsPer1k,
     find("callback-ceiling", max)?.cpuSecondsPer1k,
     { max: 1.5 },
+    paired(find("callback", max), find("callback-ceiling", max), perK),
   );
   add(`full cycle / ceiling throughput @${max}`, find("full-cycle", max)?.throughput, find("ceiling", max)?.throughput, { min: 0.5 });
   const p99At = settings.concurrency.includes(16) ? 16 : max;
@@ -381,7 +412,10 @@ function formatRatios(ratios: Ratio[]): string {
       // Two decimals, or three where two would round onto the target and hide which side it is on.
       const bound = Number(r.target?.split(" ")[1]);
       const digits = r.target && Number(r.value!.toFixed(2)) === bound && r.value !== bound ? 3 : 2;
-      return `${pad(r.name, width)}  ${r.value!.toFixed(digits)}x${verdict}`;
+      const reps = r.perRep
+        ? `  (per rep ${Math.min(...r.perRep).toFixed(2)}x-${Math.max(...r.perRep).toFixed(2)}x, met in ${r.metInReps} of ${r.perRep.length})`
+        : "";
+      return `${pad(r.name, width)}  ${r.value!.toFixed(digits)}x${verdict}${reps}`;
     })
     .join("\n");
 }
