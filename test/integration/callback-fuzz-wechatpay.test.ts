@@ -43,7 +43,7 @@ afterAll(() => t?.stop());
 
 const position = fc.nat({ max: 1 << 20 });
 
-/** The valid body with one to four bytes flipped, inserted or deleted; headers as signed. */
+/** The valid body with one to four bytes flipped, inserted or deleted (and so not the valid body); headers as signed. */
 const editedBody = (): fc.Arbitrary<Delivery> =>
   fc
     .array(
@@ -63,7 +63,10 @@ const editedBody = (): fc.Arbitrary<Delivery> =>
         else body = Buffer.concat([body.subarray(0, at), body.subarray(at + 1)]);
       }
       return { kind: "body-bytes", headers: valid.headers, body };
-    });
+    })
+    // Edits can cancel out (an insert then a delete at the same place, a byte flipped twice):
+    // the valid callback itself is rightly accepted, so it is not a corruption.
+    .filter((delivery) => !delivery.body.equals(Buffer.from(valid.body)));
 
 /** A `Wechatpay-*` header dropped or changed; the body as signed. */
 const brokenHeaders = (): fc.Arbitrary<Delivery> =>
