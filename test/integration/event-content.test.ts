@@ -9,11 +9,10 @@ import { Channel } from "../../gen/payments/v1/payment_pb.js";
 import { PaymentService, type StreamEventsResponse } from "../../gen/payments/v1/payment_service_pb.js";
 import { PayeeAccountType } from "../../gen/payments/v1/settlement_service_pb.js";
 import { loadConfig } from "../../src/config.js";
-import { newId } from "../../src/ids.js";
-import { accounts, postEntry } from "../../src/ledger/ledger.js";
 import { grpcServerStream, type StreamReader } from "../support/event-stream-client.js";
 import { startTestApp, type TestApp } from "../support/test-app.js";
 import { eventually, grpcError } from "../support/waiting.js";
+import { fundMerchant } from "../support/funding.js";
 
 const ALIPAY_USER = "2088123456789012";
 
@@ -24,21 +23,6 @@ beforeAll(async () => {
 });
 afterAll(() => t?.stop());
 
-/** Puts `amount` into the merchant's available balance (as a settlement order would), against a test account. */
-async function fund(merchantId: string, amount: bigint): Promise<void> {
-  await t.app.uow.transaction(t.app.uow.session(), (tx) =>
-    postEntry(tx, {
-      ref: `test_settlement:${newId()}`,
-      entryType: "settlement",
-      merchantId,
-      currency: "CNY",
-      postings: [
-        { account: "test_funding", amount },
-        { account: accounts.merchantAvailable(merchantId), amount: -amount },
-      ],
-    }),
-  );
-}
 
 function types(reader: StreamReader<StreamEventsResponse>): string[] {
   return reader.messages.map((message) => message.event!.type);
@@ -51,7 +35,7 @@ describe("settlement and payout events", () => {
       { merchantId: merchant.id, channel: Channel.ALIPAY, accountType: PayeeAccountType.ALIPAY_USER_ID, account: ALIPAY_USER },
       t.adminHeaders,
     );
-    await fund(merchant.id, 20_000n);
+    await fundMerchant(t.app.uow, merchant.id, 20_000n);
     const reader = grpcServerStream(`127.0.0.1:${t.app.grpcPort}`, PaymentService.method.streamEvents, {}, merchant.headers);
     await eventually(() => t.app.events.subscriberCount, (n) => n === 1);
 

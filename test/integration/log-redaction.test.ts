@@ -9,12 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Channel } from "../../gen/payments/v1/payment_pb.js";
 import { PayeeAccountType } from "../../gen/payments/v1/settlement_service_pb.js";
 import { loadConfig } from "../../src/config.js";
-import { accounts, postEntry } from "../../src/ledger/ledger.js";
-import { newId } from "../../src/ids.js";
 import { capturingLogger } from "../support/log-lines.js";
 import { ADMIN_TOKEN, SIMULATOR_CONTROL_TOKEN, startTestApp, type TestApp } from "../support/test-app.js";
 import { eventually, grpcError } from "../support/waiting.js";
 import { startReceiver, type WebhookReceiver } from "../support/webhook-fixtures.js";
+import { fundMerchant } from "../support/funding.js";
 
 const PAYEE_ACCOUNT = "2088777766665555";
 const WRONG_API_KEY = "sk_live_wrong_key_that_is_long_enough_0123456789";
@@ -41,21 +40,6 @@ afterAll(async () => {
   await receiver?.close();
 });
 
-/** Puts `amount` into the merchant's available balance, as a settlement order would. */
-async function fund(merchantId: string, amount: bigint): Promise<void> {
-  await t.app.uow.transaction(t.app.uow.session(), (tx) =>
-    postEntry(tx, {
-      ref: `test_settlement:${newId()}`,
-      entryType: "settlement",
-      merchantId,
-      currency: "CNY",
-      postings: [
-        { account: "test_funding", amount },
-        { account: accounts.merchantAvailable(merchantId), amount: -amount },
-      ],
-    }),
-  );
-}
 
 describe("a run's logs", () => {
   it("hold no secret the run used, while holding a line for every RPC, channel call, callback and delivery", async () => {
@@ -94,7 +78,7 @@ describe("a run's logs", () => {
       { merchantId: merchant.id, channel: Channel.ALIPAY, accountType: PayeeAccountType.ALIPAY_USER_ID, account: PAYEE_ACCOUNT },
       t.adminHeaders,
     );
-    await fund(merchant.id, 20_000n);
+    await fundMerchant(t.app.uow, merchant.id, 20_000n);
     await t.grpc.settlement.submitSettlement({ currency: "CNY", amount: 5_000n }, merchant.headers);
     await t.app.payouts.runOnce();
 

@@ -16,7 +16,6 @@ import { signCardWebhook } from "../../src/channels/card/card-webhook-signature.
 import { ValidationError } from "../../src/errors.js";
 import { newId, newTradeNo } from "../../src/ids.js";
 import { checkLedger } from "../../src/ledger/ledger-check.js";
-import { accounts, postEntry } from "../../src/ledger/ledger.js";
 import { SecretBox } from "../../src/merchants/credentials.js";
 import { checkPayoutLedger } from "../../src/payouts/payout-check.js";
 import { createPayoutService, type PayoutView } from "../../src/payouts/payout-service.js";
@@ -27,6 +26,7 @@ import { PayeeAccountType } from "../../gen/payments/v1/settlement_service_pb.js
 import { readGrpcErrorDetails } from "../support/grpc-errors.js";
 import { startTestApp, type TestApp, testKeys } from "../support/test-app.js";
 import { connectError, eventually, grpcError } from "../support/waiting.js";
+import { fundMerchant } from "../support/funding.js";
 
 const ALIPAY_USER = "2088123456789012";
 const WECHAT_OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
@@ -112,25 +112,6 @@ async function balance(merchant: { headers: Record<string, string> }, currency: 
   return t.grpc.settlement.getBalance({ currency }, merchant.headers);
 }
 
-/**
- * Puts `amount` into the merchant's available balance with a balanced entry of the settlement type (what
- * a settlement order posts), against a test account instead of the merchant's pending balance.
- */
-async function fund(merchantId: string, currency: string, amount: bigint): Promise<void> {
-  const session = t.app.uow.session();
-  await t.app.uow.transaction(session, (tx) =>
-    postEntry(tx, {
-      ref: `test_settlement:${newId()}`,
-      entryType: "settlement",
-      merchantId,
-      currency,
-      postings: [
-        { account: "test_funding", amount },
-        { account: accounts.merchantAvailable(merchantId), amount: -amount },
-      ],
-    }),
-  );
-}
 
 /** Creates a payout for a made-up settlement order, to the merchant's current payout account. */
 async function createPayout(merchantId: string, currency: string, amount: bigint): Promise<PayoutView> {
@@ -317,7 +298,7 @@ describe("SetSettlementAccount", () => {
 describe("payouts", () => {
   it("pays out through Alipay, which answers SUCCESS at once, and counts it in paid_out", async () => {
     const merchant = await merchantWithAccount("Alipay Payout Shop", Channel.ALIPAY, PayeeAccountType.ALIPAY_USER_ID, ALIPAY_USER);
-    await fund(merchant.id, "CNY", 10_000n);
+    await fundMerchant(t.app.uow, merchant.id, 10_000n, "CNY");
     const payout = await createPayout(merchant.id, "CNY", 6_000n);
     expect(payout).toMatchObject({ status: "PENDING", channel: "alipay", amount: 6_000n, currency: "CNY", channelPayoutNo: null });
     expect(payout.payoutNo).toMatch(/^T\d{14}[0-9A-Z]{16}$/);
@@ -338,7 +319,7 @@ describe("payouts", () => {
 
   it("pays out through WeChat Pay: accepted as PROCESSING, PAID once its query says so", async () => {
     const merchant = await merchantWithAccount("WeChat Payout Shop", Channel.WECHAT_PAY, PayeeAccountType.WECHAT_OPENID, WECHAT_OPENID);
-    await fund(merchant.id, "CNY", 5_000n);
+    await fundMerchant(t.app.uow, merchant.id, 5_000n, "CNY");
     const payout = await createPayout(merchant.id, "CNY", 5_000n);
     // WeChat transfers are asynchronous: the batch is accepted, the detail query tells the outcome.
     await t.app.payouts.runOnce();
@@ -356,7 +337,7 @@ describe("payouts", () => {
 
   it("pays out through the card acquirer, PAID by its payout.paid webhook; a duplicated webhook applies once", async () => {
     const merchant = await merchantWithAccount("Card Payout Shop", Channel.CARD, PayeeAccountType.BANK_ACCOUNT, BANK_ACCOUNT);
-    await fund(merchant.id, "USD", 9_999n);
+    await fundMerchant(t.app.uow, merchant.id, 9_999n, "USD");
     const payout = await createPayout(merchant.id, "USD", 9_999n);
     faultsFor("card", { duplicatePayoutWebhooks: 3 }, payout.payoutNo);
     await t.app.payouts.runOnce();
@@ -391,7 +372,7 @@ describe("payouts", () => {
 
   it("answers a payout webhook for an unknown payout or another amount with non-success and changes nothing", async () => {
     const merchant = await merchantWithAccount("Card Webhook Shop", Channel.CARD, PayeeAccountType.BANK_ACCOUNT, BANK_ACCOUNT);
-    await fund(merchant.id, "USD", 500n);
+    await fundMerchant(t.app.uow, merchant.id, 500n, "USD");
     const payout = await createPayout(merchant.id, "USD", 500n);
     const secret = testKeys().card.webhookSecret;
     const post = async (payoutNo: string, amount: number) => {
@@ -428,7 +409,7 @@ describe("payouts", () => {
 
   it("returns a failed payout's amount to the available balance and leaves it out of paid_out", async () => {
     const merchant = await merchantWithAccount("Failed Payout Shop", Channel.ALIPAY, PayeeAccountType.ALIPAY_USER_ID, "2088000000000001");
-    await fund(merchant.id, "CNY", 7_000n);
+    await fundMerchant(t.app.uow, merchant.id, 7_000n, "CNY");
     const payout = await createPayout(merchant.id, "CNY", 7_000n);
     expect(await balance(merchant, "CNY")).toMatchObject({ available: 0n, paidOut: 7_000n });
     faultsFor("alipay", { payoutFails: true }, payout.payoutNo);
@@ -447,7 +428,7 @@ describe("payouts", () => {
 
   it("fails a card payout by its payout.failed webhook and gives the amount back", async () => {
     const merchant = await merchantWithAccount("Card Failed Payout Shop", Channel.CARD, PayeeAccountType.BANK_ACCOUNT, BANK_ACCOUNT);
-    await fund(merchant.id, "USD", 1_250n);
+    await fundMerchant(t.app.uow, merchant.id, 1_250n, "USD");
     const payout = await createPayout(merchant.id, "USD", 1_250n);
     faultsFor("card", { payoutFails: true }, payout.payoutNo);
     await t.app.payouts.runOnce();
@@ -464,7 +445,7 @@ describe("payouts", () => {
 
   it("moves nothing on an unknown answer (a timed-out send) and resolves it on the next pass by asking first", async () => {
     const merchant = await merchantWithAccount("Timeout Payout Shop", Channel.ALIPAY, PayeeAccountType.ALIPAY_USER_ID, "2088000000000002");
-    await fund(merchant.id, "CNY", 3_000n);
+    await fundMerchant(t.app.uow, merchant.id, 3_000n, "CNY");
     const payout = await createPayout(merchant.id, "CNY", 3_000n);
     // The transfer happens at Alipay, but its answer never arrives.
     faultsFor("alipay", { apiTimeout: { method: "alipay.fund.trans.uni.transfer", times: 1, apply: true } }, payout.payoutNo);
@@ -491,7 +472,7 @@ describe("payouts", () => {
 
   it("sends each payout once when two sweepers (as two replicas would have) race over the same rows", async () => {
     const merchant = await merchantWithAccount("Racing Payout Shop", Channel.ALIPAY, PayeeAccountType.ALIPAY_USER_ID, "2088000000000003");
-    await fund(merchant.id, "CNY", 10_000n);
+    await fundMerchant(t.app.uow, merchant.id, 10_000n, "CNY");
     const payouts = [];
     for (let i = 0; i < 5; i++) payouts.push(await createPayout(merchant.id, "CNY", 2_000n));
     // A second service with its own adapters, sharing only the database with the app's.
@@ -514,7 +495,7 @@ describe("payouts", () => {
 
   it("pays a payout in flight to the account it was created for, not one set later", async () => {
     const merchant = await merchantWithAccount("Snapshot Shop", Channel.ALIPAY, PayeeAccountType.ALIPAY_USER_ID, "2088000000000004");
-    await fund(merchant.id, "CNY", 1_000n);
+    await fundMerchant(t.app.uow, merchant.id, 1_000n, "CNY");
     const payout = await createPayout(merchant.id, "CNY", 1_000n);
     await t.grpc.settlement.setSettlementAccount(
       { merchantId: merchant.id, channel: Channel.ALIPAY, accountType: PayeeAccountType.ALIPAY_USER_ID, account: "2088000000009999" },
@@ -536,7 +517,7 @@ describe("payouts", () => {
 describe("payout bounds", () => {
   it("keeps at most 255 characters of a channel's failure text and drops a transfer id too long to store", async () => {
     const merchant = await merchantWithAccount("Long Failure Shop", Channel.ALIPAY, PayeeAccountType.ALIPAY_USER_ID, "2088000000000006");
-    await fund(merchant.id, "CNY", 800n);
+    await fundMerchant(t.app.uow, merchant.id, 800n, "CNY");
     const payout = await createPayout(merchant.id, "CNY", 800n);
     const service = serviceSending(payout.payoutNo, () => ({ state: "failed", detail: `\u6536\u6b3e\n${"x".repeat(100_000)}`, channelPayoutNo: "y".repeat(65) }));
     await makeDue(payout.id);
@@ -550,7 +531,7 @@ describe("payout bounds", () => {
 
   it("finds a payout whose status moved without its ledger entry", async () => {
     const merchant = await merchantWithAccount("Broken Payout Shop", Channel.WECHAT_PAY, PayeeAccountType.WECHAT_OPENID, WECHAT_OPENID);
-    await fund(merchant.id, "CNY", 4_321n);
+    await fundMerchant(t.app.uow, merchant.id, 4_321n, "CNY");
     const payout = await createPayout(merchant.id, "CNY", 4_321n);
     // Staged corruption: PAID with no payout_paid entry, so the money seems still in transit.
     await query("update payout set status = 'PAID', next_attempt_at = null where id = ?", [payout.id]);
@@ -585,20 +566,8 @@ describe("payouts on the embedded database", () => {
       { merchantId: merchant.id, channel: Channel.ALIPAY, accountType: PayeeAccountType.ALIPAY_USER_ID, account: "2088000000000005" },
       e.adminHeaders,
     );
-    const session = e.app.uow.session();
-    await e.app.uow.transaction(session, (tx) =>
-      postEntry(tx, {
-        ref: `test_settlement:${newId()}`,
-        entryType: "settlement",
-        merchantId: merchant.id,
-        currency: "CNY",
-        postings: [
-          { account: "test_funding", amount: 2_000n },
-          { account: accounts.merchantAvailable(merchant.id), amount: -2_000n },
-        ],
-      }),
-    );
-    const payout = await e.app.uow.transaction(session, async (tx) => {
+    await fundMerchant(e.app.uow, merchant.id, 2_000n);
+    const payout = await e.app.uow.transaction(e.app.uow.session(), async (tx) => {
       const account = await e.app.payouts.lockPayoutAccount(tx, merchant.id);
       expect(account).toMatchObject({ accountHint: "************0005" });
       return e.app.payouts.createPayout(tx, account!, {

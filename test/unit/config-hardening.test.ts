@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config.js";
+import { loadConfig } from "../../src/config.js";
+import { configError } from "../support/config-errors.js";
 
 // loadConfig only checks that TLS files are readable; their contents are checked when the listeners start.
 const dir = mkdtempSync(join(tmpdir(), "config-hardening-"));
@@ -10,16 +11,6 @@ const certFile = join(dir, "server.crt");
 const keyFile = join(dir, "server.key");
 const caFile = join(dir, "ca.crt");
 for (const file of [certFile, keyFile, caFile]) writeFileSync(file, "-----BEGIN PLACEHOLDER-----\n");
-
-function configError(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error("expected a ConfigError");
-}
 
 describe("HOST and TLS", () => {
   it("refuses a non-loopback HOST without TLS, naming HOST and the ways out", () => {

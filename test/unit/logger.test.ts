@@ -1,21 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config.js";
+import { loadConfig } from "../../src/config.js";
 import { createLogger, REDACTED_FIELDS, wantsPretty } from "../../src/observability/logger.js";
+import { configError } from "../support/config-errors.js";
 
 function capture(redact: readonly string[] = []) {
   const chunks: string[] = [];
   const logger = createLogger({ level: "trace", format: "json", redact, destination: { write: (chunk: string) => void chunks.push(chunk) } });
   return { logger, lines: () => chunks.map((chunk) => JSON.parse(chunk) as Record<string, unknown>) };
-}
-
-function configError(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error("expected a ConfigError");
 }
 
 describe("the logger", () => {
