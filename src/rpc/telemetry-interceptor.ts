@@ -5,7 +5,8 @@
  * - Trace: continues the caller's W3C `traceparent` (gRPC metadata and HTTP headers reach
  *   interceptors alike as request headers).
  * - Request id: the caller's `x-request-id` when it is a sensible token, else a new one; sent back
- *   in the `x-request-id` response header and on the log line.
+ *   in the `x-request-id` response header (in the error's metadata when the call fails) and on the
+ *   log line.
  * - The line names the merchant (once authenticated) and the payment, refund, settlement and
  *   payout ids found in the request and the answer.
  * - Streams are measured to their end, not to their first message.
@@ -79,6 +80,16 @@ function rpcSystem(header: Headers): string {
   return /^application\/(json|proto|connect\+)/.test(type) ? "connect_rpc" : "grpc";
 }
 
+/**
+ * The error with the request id in its metadata (trailers on gRPC, headers on Connect), so a caller
+ * reporting a failure can quote the id its log line carries. Errors reach here mapped already.
+ */
+function withRequestId(error: unknown, requestId: string): unknown {
+  const mapped = error instanceof ConnectError ? error : ConnectError.from(error);
+  mapped.metadata.set("x-request-id", requestId);
+  return mapped;
+}
+
 export function createTelemetryInterceptor(telemetry: Telemetry): Interceptor {
   const { logger, metrics, tracing } = telemetry;
   return (next) => async (req) => {
@@ -116,7 +127,7 @@ export function createTelemetryInterceptor(telemetry: Telemetry): Interceptor {
       response = await span.run(() => next(req));
     } catch (error) {
       finish(error);
-      throw error;
+      throw withRequestId(error, requestId);
     }
     response.header.set("x-request-id", requestId);
     if (!response.stream) {
@@ -131,7 +142,7 @@ export function createTelemetryInterceptor(telemetry: Telemetry): Interceptor {
           yield* messages;
         } catch (error) {
           finish(error);
-          throw error;
+          throw withRequestId(error, requestId);
         }
         finish();
       })(),

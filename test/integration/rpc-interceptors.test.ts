@@ -3,7 +3,8 @@
  * (test/support/stream-probe.ts, served by the app behind its interceptors) is refused and fails
  * exactly as unary RPCs are, over gRPC (grpc-js client) and Connect (connect-es client), whether
  * the error comes before the first message or after some; an RPC missing from the access table is
- * refused for every credential (fail closed).
+ * refused for every credential (fail closed); and every answer, failed ones included, carries the
+ * call's request id.
  */
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -223,5 +224,38 @@ describe("the access table", () => {
       "payments.v1.SettlementService/ListSettlements",
       "payments.v1.SettlementService/SubmitSettlement",
     ].sort());
+  });
+});
+
+describe("request ids", () => {
+  const payments = () => createClient(PaymentService, createConnectTransport({ baseUrl: t.app.httpUrl, httpVersion: "1.1" }));
+  const lookup = (value: string) => ({ lookup: { key: { case: "paymentId" as const, value } } });
+
+  it("answer with the caller's x-request-id, on success and on failure, over Connect and gRPC", async () => {
+    let answered: string | null = null;
+    await payments().listPayments({}, { headers: { ...merchant.headers, "x-request-id": "order-svc.42:a" }, onHeader: (h) => (answered = h.get("x-request-id")) });
+    expect(answered).toBe("order-svc.42:a");
+
+    const connectFailure = await connectError(payments().getPayment(lookup("01M0NOSUCHPAYMENT000000000"), { headers: { ...merchant.headers, "x-request-id": "req-404" } }));
+    expect(connectFailure.code).toBe(Code.NotFound);
+    expect(connectFailure.metadata.get("x-request-id")).toBe("req-404");
+
+    const grpcFailure = await grpcError(t.grpc.payments.getPayment(lookup("01M0NOSUCHPAYMENT000000000"), { ...merchant.headers, "x-request-id": "req-grpc-404" }));
+    expect(grpcFailure.metadata.get("x-request-id")).toEqual(["req-grpc-404"]);
+
+    // Refused before the handler (no credential): the id is there too.
+    const refused = await connectError(payments().listPayments({}, { headers: { "x-request-id": "req-401" } }));
+    expect(refused.code).toBe(Code.Unauthenticated);
+    expect(refused.metadata.get("x-request-id")).toBe("req-401");
+  });
+
+  it("make a new id when the caller sends none or one that is not a plain token", async () => {
+    const ids: Array<string | null> = [];
+    for (const given of [undefined, "has spaces", "x".repeat(129), "quote\"d"]) {
+      const headers: Record<string, string> = { ...merchant.headers, ...(given === undefined ? {} : { "x-request-id": given }) };
+      await payments().listPayments({}, { headers, onHeader: (h) => ids.push(h.get("x-request-id")) });
+    }
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });
