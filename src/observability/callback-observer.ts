@@ -7,6 +7,9 @@ import type { CallbackService } from "../callbacks/callback-service.js";
 import type { Telemetry } from "./telemetry.js";
 import { SpanKind } from "./tracing.js";
 
+/** The most of a refusal's or failure's reason a line carries. */
+const MAX_REASON_CHARS = 512;
+
 /** Verdicts that mean the callback was refused or failed; logged as warnings. */
 const REFUSED = new Set(["rejected", "mismatch", "unknown_payment", "error"]);
 
@@ -28,7 +31,7 @@ export function observeCallbacks(callbacks: CallbackService, telemetry: Telemetr
         const line = {
           callback: channel,
           verdict: result.verdict,
-          reason: result.reason,
+          reason: result.reason?.slice(0, MAX_REASON_CHARS),
           notification_id: result.notificationId,
           payment_id: result.paymentId,
           effect: result.effect,

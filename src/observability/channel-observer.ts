@@ -43,6 +43,8 @@ export interface ChannelCallSink {
 }
 
 export const MAX_DETAIL_CHARS = 256;
+/** The most of an error's text a log line carries (a channel's answer text can be long). */
+export const MAX_LOG_DETAIL_CHARS = 1024;
 
 export interface ChannelObserverOptions {
   logger: Logger;
@@ -97,7 +99,7 @@ export function observeChannel(channel: PaymentChannel, options: ChannelObserver
           outcome = "unknown";
           code = error instanceof ChannelUnavailableError ? channelFailureKind(error) : "ERROR";
         }
-        detail = loggableMessage(error);
+        detail = loggableMessage(error).slice(0, MAX_LOG_DETAIL_CHARS);
         span.setAttributes({ "payments.channel.outcome": outcome, "payments.channel.code": code });
         span.end(error);
         throw error;

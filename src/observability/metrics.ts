@@ -106,83 +106,46 @@ export function createMetrics(): ServiceMetrics {
     return cached.value;
   };
 
-  const sweepBacklog = new Gauge({
-    name: "payments_sweep_backlog",
-    help: "Items overdue for an active query by the sweepers, by kind (payment, refund, payout).",
-    labelNames: ["kind"] as const,
-    registers: [registry],
-    async collect() {
-      const read = await backlogs();
-      if (!read) return;
-      for (const kind of ["payment", "refund", "payout"] as const) this.set({ kind }, read.sweep[kind].count);
-    },
-  });
-  new Gauge({
-    name: "payments_sweep_backlog_oldest_age_seconds",
-    help: "How long the oldest item overdue for an active query has been due, by kind.",
-    labelNames: ["kind"] as const,
-    registers: [registry],
-    async collect() {
-      const read = await backlogs();
-      if (!read) return;
-      for (const kind of ["payment", "refund", "payout"] as const) this.set({ kind }, read.sweep[kind].oldestAgeSeconds);
-    },
-  });
-  new Gauge({
-    name: "payments_outbox_backlog",
-    help: "Committed events not yet numbered for the readers (streams, webhooks, the bus).",
-    registers: [registry],
-    async collect() {
-      const read = await backlogs();
-      if (read) this.set(read.outbox.count);
-    },
-  });
-  new Gauge({
-    name: "payments_outbox_oldest_age_seconds",
-    help: "Age of the oldest event not yet numbered.",
-    registers: [registry],
-    async collect() {
-      const read = await backlogs();
-      if (read) this.set(read.outbox.oldestAgeSeconds);
-    },
-  });
-  new Gauge({
-    name: "payments_webhook_backlog",
-    help: "Webhook deliveries waiting for an attempt (new or retrying).",
-    registers: [registry],
-    async collect() {
-      const read = await backlogs();
-      if (read) this.set(read.webhooks.count);
-    },
-  });
-  new Gauge({
-    name: "payments_webhook_backlog_oldest_age_seconds",
-    help: "Age of the oldest webhook delivery still waiting to succeed.",
-    registers: [registry],
-    async collect() {
-      const read = await backlogs();
-      if (read) this.set(read.webhooks.oldestAgeSeconds);
-    },
-  });
-  new Gauge({
-    name: "payments_webhook_deliveries_failed",
-    help: "Webhook deliveries given up on after the whole retry schedule (kept until retention).",
-    registers: [registry],
-    async collect() {
-      const read = await backlogs();
-      if (read) this.set(read.webhooks.failed);
-    },
-  });
-  new Gauge({
-    name: "payments_discrepancies_open",
-    help: "Open reconciliation discrepancies.",
-    registers: [registry],
-    async collect() {
-      const read = await backlogs();
-      if (read) this.set(read.openDiscrepancies);
-    },
-  });
-  void sweepBacklog;
+  /** A gauge of one figure of the backlogs, set when scraped (left as it was when the read failed). */
+  const backlogGauge = (name: string, help: string, figure: (read: Backlogs) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const read = await backlogs();
+        if (read) this.set(figure(read));
+      },
+    });
+  /** A gauge of a figure of each sweep backlog, labelled by kind. */
+  const sweepGauge = (name: string, help: string, figure: (backlog: Backlog) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["kind"] as const,
+      registers: [registry],
+      async collect() {
+        const read = await backlogs();
+        if (!read) return;
+        for (const kind of ["payment", "refund", "payout"] as const) this.set({ kind }, figure(read.sweep[kind]));
+      },
+    });
+  sweepGauge("payments_sweep_backlog", "Items overdue for an active query by the sweepers, by kind (payment, refund, payout).", (b) => b.count);
+  sweepGauge(
+    "payments_sweep_backlog_oldest_age_seconds",
+    "How long the oldest item overdue for an active query has been due, by kind.",
+    (b) => b.oldestAgeSeconds,
+  );
+  backlogGauge("payments_outbox_backlog", "Committed events not yet numbered for the readers (streams, webhooks, the bus).", (r) => r.outbox.count);
+  backlogGauge("payments_outbox_oldest_age_seconds", "Age of the oldest event not yet numbered.", (r) => r.outbox.oldestAgeSeconds);
+  backlogGauge("payments_webhook_backlog", "Webhook deliveries waiting for an attempt (new or retrying).", (r) => r.webhooks.count);
+  backlogGauge("payments_webhook_backlog_oldest_age_seconds", "Age of the oldest webhook delivery still waiting to succeed.", (r) => r.webhooks.oldestAgeSeconds);
+  backlogGauge(
+    "payments_webhook_deliveries_failed",
+    "Webhook deliveries given up on after the whole retry schedule (kept until retention).",
+    (r) => r.webhooks.failed,
+  );
+  backlogGauge("payments_discrepancies_open", "Open reconciliation discrepancies.", (r) => r.openDiscrepancies);
 
   let poolSource: (() => PoolUse) | undefined;
   new Gauge({

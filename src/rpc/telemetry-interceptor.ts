@@ -52,18 +52,25 @@ const OBJECT_FIELDS: ReadonlyArray<readonly [string, keyof Subject]> = [
   ["merchant", "merchant_id"],
 ];
 
+/** Ids are at most 64 characters once validated; a request's unvalidated one is cut, so a line stays small. */
+const MAX_ID_CHARS = 64;
+
+function boundedId(value: string): string {
+  return value.length <= MAX_ID_CHARS ? value : `${value.slice(0, MAX_ID_CHARS)}...`;
+}
+
 function collectIds(message: unknown, into: Subject): void {
   if (typeof message !== "object" || message === null) return;
   const fields = message as Record<string, unknown>;
   for (const [field, key] of ID_FIELDS) {
     const value = fields[field];
-    if (typeof value === "string" && value !== "" && into[key] === undefined) into[key] = value;
+    if (typeof value === "string" && value !== "" && into[key] === undefined) into[key] = boundedId(value);
   }
   for (const [field, key] of OBJECT_FIELDS) {
     const nested = fields[field];
     if (typeof nested === "object" && nested !== null) {
       const id = (nested as Record<string, unknown>).id;
-      if (typeof id === "string" && id !== "" && into[key] === undefined) into[key] = id;
+      if (typeof id === "string" && id !== "" && into[key] === undefined) into[key] = boundedId(id);
     }
   }
 }

@@ -123,6 +123,15 @@ describe("a run's logs", () => {
       expect(text.includes(secret), `the ${name} is in the log`).toBe(false);
     }
   });
+
+  it("keep at most 64 characters of an id a request names, however long the request's is", async () => {
+    const merchant = await t.createMerchant("Long Id Shop");
+    const longId = "A".repeat(50_000);
+    await grpcError(t.grpc.payments.refundPayment({ paymentId: longId, merchantRefundNo: "r-long", amount: 1n }, merchant.headers));
+    const line = logs.records().find((record) => record.msg === "rpc" && typeof record.payment_id === "string" && record.payment_id.startsWith("AAAA"));
+    expect(line).toMatchObject({ code: "INVALID_ARGUMENT", payment_id: `${"A".repeat(64)}...` });
+    expect(logs.text().includes("A".repeat(65))).toBe(false);
+  });
 });
 
 /** A stretch from the middle of a PEM key: what a leaked key would show. */
