@@ -124,7 +124,29 @@ export function createUnitOfWork(db: Pick<Database, "em">, options: UnitOfWorkOp
 function ormTransaction<T>(session: Session, work: (tx: Tx) => Promise<T>, options: TransactionOptions, onRetry?: () => void): Promise<T> {
   const em = entityManager(session);
   const isolationLevel = options.readCommitted && em.getPlatform() instanceof MySqlPlatform ? IsolationLevel.READ_COMMITTED : undefined;
-  return retryDeadlocks(options, () => em.transactional((tx) => work(tx as unknown as Tx), { isolationLevel }), onRetry);
+  return retryDeadlocks(options, () => inOrmTransaction(em, (tx) => work(tx as unknown as Tx), isolationLevel), onRetry);
+}
+
+/**
+ * An ORM transaction without `em.transactional`: a fork of `em` bound to a knex transaction (a
+ * savepoint when `em` is in one already), committed when `work` resolves and rolled back when it
+ * throws. `em.transactional` would also run `work` inside MikroORM's AsyncLocalStorage and flush
+ * the fork inside another; the first `AsyncLocalStorage.run` turns on Node 20's promise hooks for
+ * the rest of the process's life, and from then on every promise of every request pays for them
+ * (the row layer's own JavaScript took 60% longer with them on; docs/performance.md). Neither is
+ * needed here: stores write only with statements (nothing is persisted, so there is nothing to
+ * flush), and they run every call on the handle they are given, never on a context.
+ */
+function inOrmTransaction<T>(em: SqlEntityManager, work: (tx: SqlEntityManager) => Promise<T>, isolationLevel: IsolationLevel | undefined): Promise<T> {
+  const ctx = em.getTransactionContext();
+  return em.getConnection("write").transactional(
+    (trx) => {
+      const tx = em.fork({ clear: false }) as SqlEntityManager;
+      tx.setTransactionContext(trx);
+      return work(tx);
+    },
+    { ctx, isolationLevel },
+  );
 }
 
 function rowTransaction<T>(session: Session, work: (tx: RowTx) => Promise<T>, options: TransactionOptions, onRetry?: () => void): Promise<T> {
