@@ -173,6 +173,8 @@ async function main(): Promise<void> {
   if (adminTokenPath) logger.info(`admin token: generated, kept in ${adminTokenPath}`);
   // The banner's last line: scripts (and tests) wait for it, since /healthz answers before the banner is out.
   logger.info({ grpc_port: app.grpcPort, http_port: app.httpPort }, `ready (pid ${process.pid})`);
+  // Out now, not with the next batch (logger.ts).
+  logger.flush();
 
   let stopping = false;
   const stop = async (signal: string) => {

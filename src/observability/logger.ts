@@ -110,7 +110,7 @@ export function createLogger(options: LoggerOptions): Logger {
     options.destination ??
     (prettyOutput
       ? pretty({ colorize: true, sync: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" })
-      : pino.destination({ dest: 1, sync: false }));
+      : stdoutDestination(1));
   return pino(
     {
       level: options.level,
@@ -124,6 +124,24 @@ export function createLogger(options: LoggerOptions): Logger {
     },
     destination,
   );
+}
+
+/**
+ * Lines are collected and written in batches of at least {@link LOG_BATCH_BYTES}, and whatever is
+ * waiting at most {@link LOG_FLUSH_MS} later. One write per line cost the busiest paths more than
+ * building the line: each asynchronous write is a trip through libuv's thread pool, about 85 µs of
+ * the main thread's CPU per callback on the bench machine (docs/performance.md). On a normal exit,
+ * a signal handled by main.ts, or an uncaught error, pino writes what is waiting before the
+ * process ends; only a process killed outright (SIGKILL, the OOM killer) loses its last
+ * {@link LOG_FLUSH_MS} of lines.
+ */
+export const LOG_BATCH_BYTES = 8192;
+/** The longest a line waits in the batch (ms). */
+export const LOG_FLUSH_MS = 250;
+
+/** The batching destination for a file descriptor (stdout in the service). */
+export function stdoutDestination(fd: number): DestinationStream {
+  return pino.destination({ dest: fd, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS });
 }
 
 /** A logger that writes nothing (tests that do not read logs). */

@@ -1,6 +1,10 @@
+import { once } from "node:events";
+import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { createLogger, REDACTED_FIELDS, wantsPretty } from "../../src/observability/logger.js";
+import { createLogger, LOG_BATCH_BYTES, REDACTED_FIELDS, stdoutDestination, wantsPretty } from "../../src/observability/logger.js";
 import { configError } from "../support/config-errors.js";
 
 function capture(redact: readonly string[] = []) {
@@ -96,6 +100,57 @@ describe("observability settings", () => {
       const error = configError(env);
       expect(error.variable, JSON.stringify(env)).toBe(variable);
       expect(error.message).toContain(text);
+    }
+  });
+});
+
+describe("the service's log output", () => {
+  /** The batching destination on a file instead of stdout, with the file's text. */
+  function fileDestination() {
+    const dir = mkdtempSync(join(tmpdir(), "log-batch-"));
+    const path = join(dir, "out.log");
+    const fd = openSync(path, "w");
+    const destination = stdoutDestination(fd) as ReturnType<typeof stdoutDestination> & NodeJS.EventEmitter & { end(): void };
+    const logger = createLogger({ level: "info", format: "json", destination });
+    const text = () => readFileSync(path, "utf8");
+    // Ending the destination writes what is left and closes the file.
+    const close = async () => {
+      const closed = once(destination, "close");
+      destination.end();
+      await closed;
+      rmSync(dir, { recursive: true, force: true });
+    };
+    return { logger, destination, text, close };
+  }
+
+  it("holds lines back for the batch, and writes them together by the periodic flush", async () => {
+    const { logger, destination, text, close } = fileDestination();
+    try {
+      const written = once(destination, "write") as Promise<[number]>;
+      logger.info({ payment_id: "p1" }, "first line");
+      logger.info({ payment_id: "p2" }, "second line");
+      // Unbatched, the first line would go out alone and the second in a write of its own.
+      const [bytes] = await written;
+      expect(bytes).toBe(Buffer.byteLength(text()));
+      expect(text()).toContain('"msg":"first line"');
+      expect(text()).toContain('"msg":"second line"');
+    } finally {
+      await close();
+    }
+  });
+
+  it("starts writing as soon as a batch is full, without waiting for the flush", async () => {
+    const { logger, destination, close } = fileDestination();
+    try {
+      const written = once(destination, "write") as Promise<[number]>;
+      const filler = "x".repeat(200);
+      let lines = 0;
+      for (; lines * 250 < LOG_BATCH_BYTES + 500; lines++) logger.info({ filler }, `line ${lines}`);
+      // The first write is the full batch, begun inside the loop above: the periodic flush could not run in between.
+      const [bytes] = await written;
+      expect(bytes).toBeGreaterThanOrEqual(LOG_BATCH_BYTES);
+    } finally {
+      await close();
     }
   });
 });
