@@ -34,7 +34,7 @@ import {
 import type { Telemetry } from "../observability/telemetry.js";
 import { SpanKind } from "../observability/tracing.js";
 import type { OutboxEventRow } from "../outbox/outbox-entity.js";
-import { eventsAfter } from "../outbox/outbox-store.js";
+import { eventHeadsAfter } from "../outbox/outbox-store.js";
 import type { WebhookAttemptRow, WebhookDeliveryRow } from "./webhook-entities.js";
 import { postWebhook, type SendResult } from "./webhook-sender.js";
 import { signatureHeader } from "./webhook-signature.js";
@@ -111,7 +111,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         uow.session(),
         async (tx) => {
           const position = await lockCursor(tx, "webhooks");
-          const events = await eventsAfter(tx, position, FANOUT_BATCH);
+          const events = await eventHeadsAfter(tx, position, FANOUT_BATCH);
           if (events.length === 0) return 0;
           const paymentIds = unique(events.filter((event) => PAYMENT_EVENT.test(event.eventType)).map((event) => event.aggregateId));
           const paymentUrls = await paymentNotifyUrls(tx, paymentIds);
