@@ -10,7 +10,6 @@ import type { RowTx, Session, Tx } from "../db/unit-of-work.js";
 import { Merchant, type MerchantRow } from "../merchants/merchant-entity.js";
 import { OutboxEvent, type OutboxEventRow } from "../outbox/outbox-entity.js";
 import type { PageRequest } from "../pagination.js";
-import { Payment } from "../payments/payment-entity.js";
 import {
   WebhookAttempt,
   type WebhookAttemptRow,
@@ -22,26 +21,27 @@ import {
 /** Attempts kept per delivery: older ones are deleted as new ones are recorded. */
 export const MAX_ATTEMPTS_KEPT = 50;
 
-/** Each id's notify URL (ids not found are absent), for the payments `ids`. */
-export async function paymentNotifyUrls(session: Session, ids: readonly string[]): Promise<Map<string, string>> {
-  if (ids.length === 0) return new Map();
-  const rows = await entityManager(session).find(
-    Payment,
-    { id: { $in: [...ids] } },
-    { fields: ["id", "notifyUrl"], disableIdentityMap: true },
-  );
-  return new Map(rows.map((row) => [row.id, row.notifyUrl]));
+/** Each id's notify URL (ids without one, or not found, are absent), for the payments `ids`. */
+export function paymentNotifyUrls(session: Session, ids: readonly string[]): Promise<Map<string, string>> {
+  return notifyUrls(session, "payment", ids);
 }
 
-/** Each id's notify URL (ids not found are absent), for the merchants `ids`. */
-export async function merchantNotifyUrls(session: Session, ids: readonly string[]): Promise<Map<string, string>> {
+/** Each id's notify URL (ids without one, or not found, are absent), for the merchants `ids`. */
+export function merchantNotifyUrls(session: Session, ids: readonly string[]): Promise<Map<string, string>> {
+  return notifyUrls(session, "merchant", ids);
+}
+
+/**
+ * A plain read rather than the ORM's `find`: the fan-out asks for every batch of events, and
+ * entities (even of two fields) cost about 10 µs of CPU each to make, mostly for rows without a URL.
+ */
+async function notifyUrls(session: Session, table: "payment" | "merchant", ids: readonly string[]): Promise<Map<string, string>> {
   if (ids.length === 0) return new Map();
-  const rows = await entityManager(session).find(
-    Merchant,
-    { id: { $in: [...ids] } },
-    { fields: ["id", "notifyUrl"], disableIdentityMap: true },
+  const rows: Array<{ id: string; notify_url: string }> = await entityManager(session).execute(
+    `select id, notify_url from ${table} where notify_url <> '' and id in (${ids.map(() => "?").join(", ")})`,
+    [...ids],
   );
-  return new Map(rows.map((row) => [row.id, row.notifyUrl]));
+  return new Map(rows.map((row) => [row.id, row.notify_url]));
 }
 
 /** The events `ids` (those still there), by id: what the claimed deliveries send. */
