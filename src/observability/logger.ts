@@ -135,13 +135,13 @@ export function createLogger(options: LoggerOptions): Logger {
  * process ends; only a process killed outright (SIGKILL, the OOM killer) loses its last
  * {@link LOG_FLUSH_MS} of lines.
  */
-export const LOG_BATCH_BYTES = 8192;
+export const LOG_BATCH_BYTES = 32 * 1024;
 /** The longest a line waits in the batch (ms). */
 export const LOG_FLUSH_MS = 250;
 
 /** The batching destination for a file descriptor (stdout in the service). */
 export function stdoutDestination(fd: number): DestinationStream {
-  return pino.destination({ dest: fd, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS });
+  return pino.destination({ dest: fd, sync: false, minLength: LOG_BATCH_BYTES, maxWrite: 2 * LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS });
 }
 
 /** A logger that writes nothing (tests that do not read logs). */
