@@ -110,8 +110,9 @@ describe("the service's log output", () => {
     const dir = mkdtempSync(join(tmpdir(), "log-batch-"));
     const path = join(dir, "out.log");
     const fd = openSync(path, "w");
-    const destination = stdoutDestination(fd) as ReturnType<typeof stdoutDestination> & NodeJS.EventEmitter & { end(): void };
-    const logger = createLogger({ level: "info", format: "json", destination });
+    const stdout = stdoutDestination(fd);
+    const logger = createLogger({ level: "info", format: "json", destination: stdout });
+    const destination = stdout.output;
     const text = () => readFileSync(path, "utf8");
     // Ending the destination writes what is left and closes the file.
     const close = async () => {
