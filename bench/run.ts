@@ -434,8 +434,11 @@ function formatRatios(ratios: Ratio[]): string {
       // Two decimals, or three where two would round onto the target and hide which side it is on.
       const bound = Number(r.target?.split(" ")[1]);
       const digits = r.target && Number(r.value!.toFixed(2)) === bound && r.value !== bound ? 3 : 2;
+      // The median of the paired ratios too: each pair ran back to back, so drift of the machine
+      // between repetitions cancels inside a pair, where the ratio of the two medians can pair a
+      // ceiling repetition from a quiet minute with a service one from a busy minute.
       const reps = r.perRep
-        ? `  (per rep ${Math.min(...r.perRep).toFixed(2)}x-${Math.max(...r.perRep).toFixed(2)}x, met in ${r.metInReps} of ${r.perRep.length})`
+        ? `  (per rep ${Math.min(...r.perRep).toFixed(2)}x-${Math.max(...r.perRep).toFixed(2)}x, median ${median(r.perRep).toFixed(2)}x, met in ${r.metInReps} of ${r.perRep.length})`
         : "";
       return `${pad(r.name, width)}  ${r.value!.toFixed(digits)}x${verdict}${reps}`;
     })
