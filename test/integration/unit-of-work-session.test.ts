@@ -2,8 +2,10 @@
  * A unit-of-work session forks an EntityManager only when a store makes an ORM call or an ORM
  * transaction is opened on it; row statements and row transactions run without one
  * (docs/performance.md). On both drivers: what each use forks, and that a session's row
- * statements still run outside an ORM transaction opened on the same session, as before.
+ * statements still run outside an ORM transaction opened on the same session, as before. And ORM
+ * transactions (commit, rollback, savepoints) run without MikroORM's AsyncLocalStorage.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Database } from "../../src/db/database.js";
 import { createUnitOfWork } from "../../src/db/unit-of-work.js";
@@ -74,6 +76,56 @@ describe("unit-of-work sessions", () => {
       expect((await findDiscrepancy(session, row.id))?.subjectRef).toBe(row.subjectRef);
       expect(await findDiscrepancy(session, newId())).toBeUndefined();
       expect(forks.count - before).toBe(1);
+    });
+  }
+
+  for (const driver of DRIVERS) {
+    it(`ORM transactions commit, roll back, nest as savepoints, and never enter an AsyncLocalStorage (${driver})`, async () => {
+      const { uow } = countingUnitOfWork(await databases.open(driver));
+      // MikroORM's em.transactional would run the work in one; the first run switches Node's promise
+      // hooks on for the whole process, and every promise pays from then on (docs/performance.md).
+      const entered: string[] = [];
+      const run = AsyncLocalStorage.prototype.run;
+      const enterWith = AsyncLocalStorage.prototype.enterWith;
+      AsyncLocalStorage.prototype.run = function (this: AsyncLocalStorage<unknown>, ...args: Parameters<typeof run>) {
+        entered.push("run");
+        return run.apply(this, args);
+      } as typeof run;
+      AsyncLocalStorage.prototype.enterWith = function (this: AsyncLocalStorage<unknown>, store: unknown) {
+        entered.push("enterWith");
+        return enterWith.call(this, store);
+      };
+      try {
+        const session = uow.session();
+        const [committed, rolledBack, outer, inner] = [discrepancy(), discrepancy(), discrepancy(), discrepancy()];
+        await uow.transaction(session, (tx) => insertDiscrepancies(tx, [committed]));
+        await expect(
+          uow.transaction(session, async (tx) => {
+            await insertDiscrepancies(tx, [rolledBack]);
+            throw new Error("abandon");
+          }),
+        ).rejects.toThrow("abandon");
+        await uow.transaction(session, async (tx) => {
+          await insertDiscrepancies(tx, [outer]);
+          await expect(
+            uow.transaction(tx, async (nested) => {
+              await insertDiscrepancies(nested, [inner]);
+              expect(await discrepancyExists(nested, inner.kind, inner.subjectRef)).toBe(true);
+              throw new Error("abandon the savepoint");
+            }),
+          ).rejects.toThrow("abandon the savepoint");
+          expect(await discrepancyExists(tx, outer.kind, outer.subjectRef)).toBe(true);
+        });
+        const check = uow.session();
+        expect(await discrepancyExists(check, committed.kind, committed.subjectRef)).toBe(true);
+        expect(await discrepancyExists(check, rolledBack.kind, rolledBack.subjectRef)).toBe(false);
+        expect(await discrepancyExists(check, outer.kind, outer.subjectRef)).toBe(true);
+        expect(await discrepancyExists(check, inner.kind, inner.subjectRef)).toBe(false);
+      } finally {
+        AsyncLocalStorage.prototype.run = run;
+        AsyncLocalStorage.prototype.enterWith = enterWith;
+      }
+      expect(entered).toEqual([]);
     });
   }
 
