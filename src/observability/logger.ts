@@ -138,9 +138,32 @@ export function createLogger(options: LoggerOptions): Logger {
 export const LOG_BATCH_BYTES = 32 * 1024;
 /** The longest a line waits in the batch (ms). */
 export const LOG_FLUSH_MS = 250;
+/**
+ * The most that may wait to be written. When stdout stops taking lines (a log shipper that hangs, a
+ * pipe nobody reads), lines past this are dropped and counted instead of growing the process's
+ * memory without end; the service keeps serving.
+ */
+export const LOG_MAX_WAITING_BYTES = 16 * 1024 * 1024;
 
-/** The batching destination for a file descriptor (stdout in the service), and the stream under it. */
-export function stdoutDestination(fd: number): DestinationStream & { flush(cb?: (error?: Error) => void): void; readonly output: ReturnType<typeof pino.destination> } {
+/** The batching destination under the service's logger. */
+export interface BatchedDestination extends DestinationStream {
+  /** pino's `logger.flush()`. */
+  flush(cb?: (error?: Error) => void): void;
+  /** Lines dropped because {@link LOG_MAX_WAITING_BYTES} (or the given bound) were already waiting. */
+  dropped(): number;
+  /** The stream under it. */
+  readonly output: ReturnType<typeof pino.destination>;
+}
+
+/** Lines the process's batching destinations dropped so far (the metric `payments_log_lines_dropped_total`). */
+let droppedLines = 0;
+
+export function droppedLogLines(): number {
+  return droppedLines;
+}
+
+/** The batching destination for a file descriptor (stdout in the service). */
+export function stdoutDestination(fd: number, maxWaitingBytes = LOG_MAX_WAITING_BYTES): BatchedDestination {
   // Buffers, not text: in text mode sonic-boom appends each line to one growing string and measures
   // its byte length on every write, which copies the whole batch each time (about 20 KiB of garbage
   // per CreatePayment with 32 KiB batches).
@@ -151,12 +174,19 @@ export function stdoutDestination(fd: number): DestinationStream & { flush(cb?: 
     minLength: LOG_BATCH_BYTES,
     maxWrite: 2 * LOG_BATCH_BYTES,
     periodicFlush: LOG_FLUSH_MS,
+    maxLength: maxWaitingBytes,
+  });
+  let dropped = 0;
+  output.on("drop", () => {
+    dropped++;
+    droppedLines++;
   });
   return {
     output,
     write: (line: string) => void output.write(Buffer.from(line) as unknown as string),
-    // pino's logger.flush(); the exit handler pino registered flushes `output` itself.
+    // The exit handler pino registered flushes `output` itself.
     flush: (cb) => output.flush(cb),
+    dropped: () => dropped,
   };
 }
 

@@ -8,6 +8,7 @@
  * {@link BACKLOG_CACHE_MS}, so scrapes cannot load the database.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { droppedLogLines } from "./logger.js";
 
 /** Latency buckets (seconds) from 1 ms to 30 s: RPCs, channel calls, callbacks, deliveries. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -60,6 +61,7 @@ export interface ServiceMetrics {
   readonly reconciliationRuns: Counter<"channel" | "outcome">;
   readonly reconciliationDiscrepancies: Counter<"channel">;
   readonly channelCallRecordsDropped: Counter;
+  readonly logLinesDropped: Counter;
   /** Sets where the backlog gauges read from (the app, once its database is open). */
   setBacklogSource(source: BacklogSource): void;
   /** Makes the next scrape read the backlogs again instead of reusing a read younger than {@link BACKLOG_CACHE_MS} (tests). */
@@ -73,6 +75,8 @@ export interface ServiceMetrics {
 export function createMetrics(): ServiceMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // Dropped log lines already counted into this registry (they are counted process-wide).
+  let logDropsSeen = 0;
 
   const backlogReadFailures = new Counter({
     name: "payments_backlog_read_failures_total",
@@ -250,6 +254,19 @@ export function createMetrics(): ServiceMetrics {
       name: "payments_channel_call_records_dropped_total",
       help: "Channel call records not stored because the write queue was full or the write failed.",
       registers: [registry],
+    }),
+    logLinesDropped: new Counter({
+      name: "payments_log_lines_dropped_total",
+      help: "Log lines dropped because stdout took none while 16 MiB of lines waited.",
+      registers: [registry],
+      collect() {
+        // Counted by the logger (made before any registry); this registry catches up at each scrape.
+        const total = droppedLogLines();
+        if (total > logDropsSeen) {
+          this.inc(total - logDropsSeen);
+          logDropsSeen = total;
+        }
+      },
     }),
     setBacklogSource(source) {
       backlogSource = source;

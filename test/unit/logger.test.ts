@@ -1,10 +1,12 @@
+import { execFileSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { constants, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { createLogger, LOG_BATCH_BYTES, REDACTED_FIELDS, stdoutDestination, wantsPretty } from "../../src/observability/logger.js";
+import { createLogger, droppedLogLines, LOG_BATCH_BYTES, REDACTED_FIELDS, stdoutDestination, wantsPretty } from "../../src/observability/logger.js";
+import { createMetrics } from "../../src/observability/metrics.js";
 import { configError } from "../support/config-errors.js";
 
 function capture(redact: readonly string[] = []) {
@@ -137,6 +139,38 @@ describe("the service's log output", () => {
       expect(text()).toContain('"msg":"second line"');
     } finally {
       await close();
+    }
+  });
+
+  it("drops lines past the bound while stdout takes nothing, instead of keeping them all", async () => {
+    // A pipe nobody reads, opened without blocking: once its buffer is full every write is EAGAIN,
+    // which sonic-boom retries, keeping the lines, as it would for a stuck log shipper.
+    const dir = mkdtempSync(join(tmpdir(), "log-stuck-"));
+    const fifo = join(dir, "stdout");
+    execFileSync("mkfifo", [fifo]);
+    const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    const bound = 1024 * 1024;
+    const stdout = stdoutDestination(fd, bound);
+    const logger = createLogger({ level: "info", format: "json", destination: stdout });
+    try {
+      const filler = "x".repeat(1000);
+      // 4 MiB of lines: the pipe takes at most its buffer (64 KiB on Linux), the bound 1 MiB.
+      for (let line = 0; line < 4 * 1024; line++) {
+        logger.info({ filler }, `line ${line}`);
+        if (line % 256 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(stdout.dropped()).toBeGreaterThan(2 * 1024);
+      expect(stdout.dropped()).toBeLessThan(4 * 1024);
+      // Operators see it: the metric counts every line dropped in the process.
+      const { body } = await createMetrics().render();
+      expect(body).toContain(`payments_log_lines_dropped_total ${droppedLogLines()}`);
+      expect(droppedLogLines()).toBeGreaterThanOrEqual(stdout.dropped());
+    } finally {
+      // Destroying the stream drops what waits and closes the pipe.
+      const closed = once(stdout.output, "close");
+      stdout.output.destroy();
+      await closed;
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
