@@ -1,6 +1,7 @@
 /** The callback store: every statement on `callback_log` and `callback_inbox`. */
+import { deleteOldestRows } from "../db/raw-sql.js";
 import { insertRow } from "../db/rows.js";
-import { entityManager, isMysql, rowExecutor } from "../db/store-access.js";
+import { entityManager, rowExecutor } from "../db/store-access.js";
 import type { RowScope, Session } from "../db/unit-of-work.js";
 import { CallbackInbox, type CallbackInboxRow, CallbackLog, type CallbackLogRow } from "./callback-entities.js";
 
@@ -27,20 +28,7 @@ const AGED = {
 
 export type AgedCallbackTable = keyof typeof AGED;
 
-/**
- * Deletes at most `limit` rows of `table` older than `cutoff`, oldest first; resolves with how
- * many. MySQL: `DELETE ... ORDER BY ... LIMIT`; SQLite (no LIMIT on DELETE in every build): the
- * ids from a limited sub-select.
- */
-export async function deleteOldestBefore(session: Session, table: AgedCallbackTable, cutoff: Date, limit: number): Promise<number> {
-  const column = AGED[table];
-  const rows = Math.max(1, Math.floor(limit));
-  const mysql = isMysql(session);
-  const sql = mysql
-    ? `delete from \`${table}\` where \`${column}\` < ? order by \`${column}\` limit ${rows}`
-    : `delete from \`${table}\` where \`id\` in (select \`id\` from \`${table}\` where \`${column}\` < ? order by \`${column}\` limit ${rows})`;
-  // Datetimes are stored as UTC DATETIME(3) on MySQL and as epoch milliseconds on SQLite.
-  const bound = mysql ? cutoff.toISOString().replace("T", " ").replace("Z", "") : cutoff.getTime();
-  const result = await entityManager(session).execute<{ affectedRows: number }>(sql, [bound], "run");
-  return Number(result.affectedRows ?? 0);
+/** Deletes at most `limit` rows of `table` older than `cutoff`, oldest first; resolves with how many. */
+export function deleteOldestBefore(session: Session, table: AgedCallbackTable, cutoff: Date, limit: number): Promise<number> {
+  return deleteOldestRows(session, table, AGED[table], cutoff, limit);
 }

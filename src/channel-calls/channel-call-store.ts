@@ -1,4 +1,5 @@
 /** The channel call store: every statement on `channel_call`. */
+import { deleteOldestRows, rawDateValue } from "../db/raw-sql.js";
 import { entityManager, isMysql } from "../db/store-access.js";
 import type { Session } from "../db/unit-of-work.js";
 import { ChannelCall, type ChannelCallRow } from "./channel-call-entity.js";
@@ -13,14 +14,14 @@ const COLUMNS =
  * recorder's, and a prepared statement per size would pile up on every pooled connection (and
  * against the server's `max_prepared_stmt_count`). MySQL: one `?` the driver expands into the rows;
  * SQLite: a placeholder per value. Datetimes as each driver stores them (UTC DATETIME(3) text, epoch
- * milliseconds).
+ * milliseconds, {@link rawDateValue}).
  */
 export async function insertChannelCalls(session: Session, rows: readonly ChannelCallRow[]): Promise<void> {
   if (rows.length === 0) return;
   const mysql = isMysql(session);
   const values = rows.map((row) => [
     row.id,
-    mysql ? row.startedAt.toISOString().replace("T", " ").replace("Z", "") : row.startedAt.getTime(),
+    rawDateValue(session, row.startedAt),
     row.channel,
     row.operation,
     row.paymentNo ?? null,
@@ -50,19 +51,7 @@ export function channelCallsOfPayment(session: Session, paymentNo: string, limit
   );
 }
 
-/**
- * Deletes at most `limit` calls started before `before`, oldest first; resolves with how many.
- * MySQL: `DELETE ... ORDER BY ... LIMIT`; SQLite (no LIMIT on DELETE in every build): the ids
- * from a limited sub-select.
- */
-export async function deleteChannelCallsBefore(session: Session, before: Date, limit: number): Promise<number> {
-  const rows = Math.max(1, Math.floor(limit));
-  const mysql = isMysql(session);
-  const sql = mysql
-    ? `delete from \`channel_call\` where \`started_at\` < ? order by \`started_at\` limit ${rows}`
-    : `delete from \`channel_call\` where \`id\` in (select \`id\` from \`channel_call\` where \`started_at\` < ? order by \`started_at\` limit ${rows})`;
-  // Datetimes are stored as UTC DATETIME(3) on MySQL and as epoch milliseconds on SQLite.
-  const bound = mysql ? before.toISOString().replace("T", " ").replace("Z", "") : before.getTime();
-  const result = await entityManager(session).execute<{ affectedRows: number }>(sql, [bound], "run");
-  return Number(result.affectedRows ?? 0);
+/** Deletes at most `limit` calls started before `before`, oldest first; resolves with how many. */
+export function deleteChannelCallsBefore(session: Session, before: Date, limit: number): Promise<number> {
+  return deleteOldestRows(session, "channel_call", "started_at", before, limit);
 }

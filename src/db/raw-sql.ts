@@ -1,6 +1,7 @@
 /**
- * For stores only: the pieces of hand-written SQL that read a channel's rows for reconciliation the
- * same way on both drivers (the `in (...)` list, raw datetime values, the keyset walk over a day).
+ * For stores only: the pieces of hand-written SQL that work the same way on both drivers (raw
+ * datetime values both ways, the `in (...)` list, retention's oldest-first delete, the keyset walk
+ * over a day that reconciliation reads a channel's rows with).
  * The payment and refund stores keep their own statements' columns; what is the same lives here.
  */
 import { entityManager, isMysql } from "./store-access.js";
@@ -11,6 +12,26 @@ export function rawDate(value: unknown): Date {
   if (value instanceof Date) return value;
   if (typeof value === "string") return new Date(/^\d+$/.test(value) ? Number(value) : `${value.replace(" ", "T")}Z`);
   return new Date(Number(value));
+}
+
+/** A datetime as a hand-written statement's value, as each driver stores it: MySQL UTC `DATETIME(3)` text, SQLite epoch milliseconds. */
+export function rawDateValue(session: Session, date: Date): string | number {
+  return isMysql(session) ? date.toISOString().replace("T", " ").replace("Z", "") : date.getTime();
+}
+
+/**
+ * Deletes at most `limit` rows of `table` whose `column` is before `before`, oldest first;
+ * resolves with how many (retention). MySQL: `DELETE ... ORDER BY ... LIMIT`; SQLite (no LIMIT on
+ * DELETE in every build): the ids from a limited sub-select. `table` and `column` are the caller's
+ * constants, never input.
+ */
+export async function deleteOldestRows(session: Session, table: string, column: string, before: Date, limit: number): Promise<number> {
+  const rows = Math.max(1, Math.floor(limit));
+  const sql = isMysql(session)
+    ? `delete from \`${table}\` where \`${column}\` < ? order by \`${column}\` limit ${rows}`
+    : `delete from \`${table}\` where \`id\` in (select \`id\` from \`${table}\` where \`${column}\` < ? order by \`${column}\` limit ${rows})`;
+  const result = await entityManager(session).execute<{ affectedRows: number }>(sql, [rawDateValue(session, before)], "run");
+  return Number(result.affectedRows ?? 0);
 }
 
 /** A nullable text column of a raw row (undefined where the driver leaves it out). */

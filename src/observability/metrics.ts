@@ -8,7 +8,7 @@
  * {@link BACKLOG_CACHE_MS}, so scrapes cannot load the database.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { droppedLogLines } from "./logger.js";
+import { droppedLogLines, LOG_MAX_WAITING_BYTES } from "./logger.js";
 
 /** Latency buckets (seconds) from 1 ms to 30 s: RPCs, channel calls, callbacks, deliveries. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -257,7 +257,7 @@ export function createMetrics(): ServiceMetrics {
     }),
     logLinesDropped: new Counter({
       name: "payments_log_lines_dropped_total",
-      help: "Log lines dropped because stdout took none while 16 MiB of lines waited.",
+      help: `Log lines dropped because stdout took none while ${LOG_MAX_WAITING_BYTES / 1024 / 1024} MiB of lines waited.`,
       registers: [registry],
       collect() {
         // Counted by the logger (made before any registry); this registry catches up at each scrape.

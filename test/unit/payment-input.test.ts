@@ -8,6 +8,7 @@ import {
   MAX_METADATA_ENTRIES,
   validateCreatePayment,
 } from "../../src/payments/payment-input.js";
+import { thrown } from "../support/thrown.js";
 
 function input(overrides: Partial<CreatePaymentInput> = {}): CreatePaymentInput {
   return {
@@ -26,13 +27,7 @@ function input(overrides: Partial<CreatePaymentInput> = {}): CreatePaymentInput 
 }
 
 function violations(value: CreatePaymentInput): ValidationError {
-  try {
-    validateCreatePayment(value);
-  } catch (error) {
-    if (error instanceof ValidationError) return error;
-    throw error;
-  }
-  throw new Error("expected a ValidationError");
+  return thrown(ValidationError, () => validateCreatePayment(value));
 }
 
 describe("create-payment validation", () => {
@@ -153,14 +148,9 @@ describe("bounded validation errors", () => {
     const v = new Violations();
     for (let i = 0; i < 100_000; i++) v.add(`f${i}`, "BAD", "is bad");
     expect(v.size).toBe(100_000);
-    try {
-      v.throwIfAny();
-    } catch (error) {
-      expect((error as ValidationError).violations).toHaveLength(20);
-      expect((error as ValidationError).message).toMatch(/\.\.\. and 99980 more violations$/);
-      return;
-    }
-    throw new Error("expected a ValidationError");
+    const error = thrown(ValidationError, () => v.throwIfAny());
+    expect(error.violations).toHaveLength(20);
+    expect(error.message).toMatch(/\.\.\. and 99980 more violations$/);
   });
 
   it("says one more violation in the singular", () => {
