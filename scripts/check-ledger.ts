@@ -8,7 +8,7 @@
 import { ConfigError, type DatabaseConfig, loadDatabaseConfig } from "../src/config.js";
 import { openDatabase } from "../src/db/database.js";
 import { createUnitOfWork } from "../src/db/unit-of-work.js";
-import { checkLedger } from "../src/ledger/ledger-check.js";
+import { checkLedgerSnapshot } from "../src/ledger/ledger-check.js";
 
 let config: Readonly<DatabaseConfig>;
 try {
@@ -20,7 +20,7 @@ try {
 }
 const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
 try {
-  const result = await checkLedger(createUnitOfWork(db).session());
+  const result = await checkLedgerSnapshot(createUnitOfWork(db));
   console.log(`checked ${result.entriesChecked} journal entries and ${result.paymentsChecked} payments`);
   for (const violation of result.violations) {
     console.log(`${violation.check} ${violation.subject}: ${violation.detail}`);

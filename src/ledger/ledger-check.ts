@@ -18,7 +18,7 @@
  *     (src/payouts/payout-check.ts).
  * Used by `npm run check-ledger` and the CheckLedger admin RPC.
  */
-import type { Session } from "../db/unit-of-work.js";
+import type { Session, UnitOfWork } from "../db/unit-of-work.js";
 import { isPaid } from "../payments/payment-status.js";
 import * as paymentStore from "../payments/payment-store.js";
 import * as refundStore from "../refunds/refund-store.js";
@@ -53,6 +53,18 @@ export interface LedgerCheckResult {
   paymentsChecked: number;
 }
 
+/**
+ * {@link checkLedger} over one snapshot of the database: all its reads in one transaction (on MySQL
+ * REPEATABLE READ, so every read after the first sees the same committed state). On separate
+ * statements a callback committing between the read of the payments and the read of the postings
+ * showed a PENDING payment with a success's postings, a violation that was not there (seen in CI).
+ * What CheckLedger and `npm run check-ledger` run while traffic flows.
+ */
+export function checkLedgerSnapshot(uow: UnitOfWork): Promise<LedgerCheckResult> {
+  return uow.transaction(uow.session(), (tx) => checkLedger(tx));
+}
+
+/** The ledger's invariants, read through `session` (statement by statement unless it is a transaction). */
 export async function checkLedger(session: Session): Promise<LedgerCheckResult> {
   const violations: LedgerViolation[] = [];
 

@@ -10,7 +10,7 @@ import type { UnitOfWork } from "../db/unit-of-work.js";
 import type { DiscrepancyRow } from "../discrepancies/discrepancy-entity.js";
 import { listDiscrepancies, resolveDiscrepancy } from "../discrepancies/discrepancy-service.js";
 import { Violations } from "../errors.js";
-import { checkLedger } from "../ledger/ledger-check.js";
+import { checkLedgerSnapshot } from "../ledger/ledger-check.js";
 import { merchantBalance } from "../ledger/ledger.js";
 import { isKnownCurrency } from "../money/currency.js";
 import { checkLookupId, checkPrintable } from "../input-text.js";
@@ -79,7 +79,7 @@ export function createSettlementRpc(uow: UnitOfWork, parts: SettlementRpcParts):
       return create(GetBalanceResponseSchema, { currency: req.currency, ...balance });
     },
     async checkLedger() {
-      const result = await checkLedger(uow.session());
+      const result = await checkLedgerSnapshot(uow);
       return create(CheckLedgerResponseSchema, {
         ok: result.ok,
         violations: result.violations,
