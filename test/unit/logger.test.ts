@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { once } from "node:events";
-import { constants, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { constants, createReadStream, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -167,10 +167,14 @@ describe("the service's log output", () => {
       const { body } = await createMetrics().render();
       expect(body).toContain(`payments_log_lines_dropped_total ${droppedLogLines()}`);
     } finally {
-      // Destroying the stream drops what waits and closes the pipe.
+      // Someone reads the pipe at last, so the destination can write what waits and close. Destroying
+      // it instead would leave sonic-boom's pending EAGAIN retry to write on a closed descriptor.
+      const reader = createReadStream(fifo);
+      reader.resume();
       const closed = once(stdout.output, "close");
-      stdout.output.destroy();
+      stdout.output.end();
       await closed;
+      await once(reader, "close");
       rmSync(dir, { recursive: true, force: true });
     }
   });
