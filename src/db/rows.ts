@@ -182,11 +182,6 @@ function whereClause(
   return { sql, props };
 }
 
-/** A mysql2 callback call as a promise. */
-function callback<T>(use: (done: (error: Error | null, result?: unknown) => void) => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => use((error, result) => (error ? reject(error) : resolve(result as T))));
-}
-
 /**
  * Runs one statement: on a row transaction's connection; on MySQL as a prepared statement on the
  * EntityManager's transaction connection or a connection from the ORM's pool; elsewhere through
@@ -214,22 +209,44 @@ function run(executor: RowExecutor, sql: string, params: unknown[], method: "all
   );
 }
 
-/** {@link run} itself. */
-async function execute(executor: RowExecutor, sql: string, params: unknown[], method: "all" | "run", mysql?: boolean): Promise<unknown> {
+/**
+ * {@link run} itself. Plain promise chains rather than `async` functions: a statement is on every
+ * hot path, and each `async` layer and awaited callback wrapper cost a promise and a microtask more.
+ */
+function execute(executor: RowExecutor, sql: string, params: unknown[], method: "all" | "run", mysql?: boolean): Promise<unknown> {
   const em = entityManager(executor);
   const own = (executor as RowTransaction).connection;
-  if (!own && !(mysql ?? isMysql(em))) return em.execute(sql, params, method);
+  if (own) return executeOn(own, em, sql, params, method);
+  if (!(mysql ?? isMysql(em))) return em.execute(sql, params, method);
   // A knex transaction's client hands out the transaction's connection and never returns it to the pool.
-  const client = own ? undefined : ((em.getTransactionContext<{ client: KnexClient }>() ?? em.getConnection().getKnex()).client as unknown as KnexClient);
-  const connection = own ?? (await client!.acquireConnection());
-  try {
-    const result = await callback<{ affectedRows?: number }>((done) => connection.execute(sql, params, done));
-    return method === "all" ? result : { affectedRows: result.affectedRows ?? 0 };
-  } catch (error) {
-    throw em.getDriver().convertException(error as Error);
-  } finally {
-    if (client) await client.releaseConnection(connection);
-  }
+  const client = (em.getTransactionContext<{ client: KnexClient }>() ?? em.getConnection().getKnex()).client as unknown as KnexClient;
+  return client.acquireConnection().then((connection) =>
+    executeOn(connection, em, sql, params, method).then(
+      (result) => {
+        client.releaseConnection(connection);
+        return result;
+      },
+      (error: unknown) => {
+        client.releaseConnection(connection);
+        throw error;
+      },
+    ),
+  );
+}
+
+/** One prepared statement on `connection`; errors arrive as the ORM's exceptions. */
+function executeOn(connection: MysqlConnection, em: SqlEntityManager, sql: string, params: unknown[], method: "all" | "run"): Promise<unknown> {
+  return new Promise((resolve, reject) =>
+    connection.execute(sql, params, (error, result) => {
+      if (error) reject(em.getDriver().convertException(error));
+      else resolve(method === "all" ? result : { affectedRows: (result as { affectedRows?: number }).affectedRows ?? 0 });
+    }),
+  );
+}
+
+/** A text statement (BEGIN, COMMIT, ROLLBACK) on `connection`. */
+function queryOn(connection: MysqlConnection, em: SqlEntityManager, sql: string): Promise<void> {
+  return new Promise((resolve, reject) => connection.query(sql, (error) => (error ? reject(em.getDriver().convertException(error)) : resolve())));
 }
 
 /**
@@ -251,22 +268,18 @@ export async function inRowTransaction<T>(em: SqlEntityManager, work: (tx: RowTr
   }
   const client = em.getConnection().getKnex().client as unknown as KnexClient;
   const connection = await client.acquireConnection();
-  const statement = (sql: string) =>
-    callback<void>((done) => connection.query(sql, done)).catch((error: Error) => {
-      throw em.getDriver().convertException(error);
-    });
   try {
-    await statement("BEGIN");
+    await queryOn(connection, em, "BEGIN");
     const result = await work({ em, connection });
-    await statement("COMMIT");
+    await queryOn(connection, em, "COMMIT");
     return result;
   } catch (error) {
     // Never hand a connection back to the pool inside a transaction: if even ROLLBACK fails,
     // close it, and the pool's validation drops it.
-    await statement("ROLLBACK").catch(() => connection.destroy());
+    await queryOn(connection, em, "ROLLBACK").catch(() => connection.destroy());
     throw error;
   } finally {
-    await client.releaseConnection(connection);
+    client.releaseConnection(connection);
   }
 }
 

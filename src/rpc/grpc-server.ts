@@ -122,6 +122,8 @@ export function createGrpcServer<const Services extends readonly DescService[]>(
 ): grpc.Server {
   const limits: GrpcLimits = { ...DEFAULT_GRPC_LIMITS, ...options.limits };
   const server = new grpc.Server({
+    // No channelz service is served, so its per-call counters and socket tracking would only cost.
+    "grpc.enable_channelz": 0,
     "grpc.max_receive_message_length": options.maxReceiveMessageLength ?? defaultMaxReceiveMessageLength,
     "grpc.max_send_message_length": options.maxSendMessageLength ?? defaultMaxSendMessageLength,
     // Sent in the HTTP/2 SETTINGS; nghttp2 refuses (RST_STREAM REFUSED_STREAM) the streams above it.

@@ -105,10 +105,11 @@ export function createTelemetryInterceptor(telemetry: Telemetry): Interceptor {
     const started = performance.now();
     const given = req.header.get("x-request-id");
     const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
+    // With tracing off the span does nothing: no attributes are worked out for it.
     const span = tracing.start(name, {
       kind: SpanKind.SERVER,
       carrier: req.header,
-      attributes: { "rpc.system": rpcSystem(req.header), "rpc.service": req.service.typeName, "rpc.method": method.name },
+      attributes: tracing.enabled ? { "rpc.system": rpcSystem(req.header), "rpc.service": req.service.typeName, "rpc.method": method.name } : undefined,
     });
     const subject: Subject = {};
     if (!req.stream) collectIds(req.message, subject);
@@ -122,7 +123,7 @@ export function createTelemetryInterceptor(telemetry: Telemetry): Interceptor {
       if (response !== undefined) collectIds(response, subject);
       const caller = req.contextValues.get(callerKey);
       if (caller?.kind === "merchant") subject.merchant_id ??= caller.merchant.id;
-      span.setAttributes({ "rpc.grpc.status_code": code ?? 0, ...Object.fromEntries(Object.entries(subject).map(([key, value]) => [`payments.${key}`, value])) });
+      if (tracing.enabled) span.setAttributes({ "rpc.grpc.status_code": code ?? 0, ...Object.fromEntries(Object.entries(subject).map(([key, value]) => [`payments.${key}`, value])) });
       span.end(code !== undefined && SERVER_FAULTS.has(code) ? error : undefined);
       const line = { rpc: name, code: codeText, request_id: requestId, caller: caller?.kind, ...subject, latency_ms: Math.round(latencyMs), trace_id: span.traceId };
       if (code === undefined || code !== Code.Internal) logger.info(line, "rpc");
