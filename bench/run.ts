@@ -185,14 +185,21 @@ function startProcess(name: string, [script, ...args]: [string, ...string[]], en
     stdio: ["ignore", "pipe", "pipe"],
   });
   let buffered = "";
+  let found = false;
   const firstJson = new Promise<Record<string, unknown>>((resolveJson, reject) => {
     child.stdout!.on("data", (chunk: Buffer) => {
       log.write(chunk);
+      // Only the first JSON line is wanted: past it the output goes to the log file unread, so the
+      // harness spends no CPU on the service's log lines while the machine is being measured.
+      if (found) return;
       buffered += chunk.toString("utf8");
       for (const line of buffered.split("\n").slice(0, -1)) {
         if (line.startsWith("{")) {
           try {
             resolveJson(JSON.parse(line) as Record<string, unknown>);
+            found = true;
+            buffered = "";
+            return;
           } catch {
             // not JSON after all; keep reading
           }
