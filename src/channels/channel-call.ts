@@ -148,13 +148,11 @@ export function createChannelCaller<Failure extends ChannelBusinessFailure>(prot
     }
   }
 
-  async function send(name: ChannelCallName, request: Omit<HttpRequest, "timeoutMs"> & { timeoutMs?: number }): Promise<HttpResponse> {
-    try {
-      return await sendHttpRequest({ ...request, timeoutMs: request.timeoutMs ?? protocol.timeoutMs });
-    } catch (error) {
+  function send(name: ChannelCallName, request: Omit<HttpRequest, "timeoutMs"> & { timeoutMs?: number }): Promise<HttpResponse> {
+    return sendHttpRequest({ ...request, timeoutMs: request.timeoutMs ?? protocol.timeoutMs }).catch((error: unknown) => {
       if (error instanceof HttpTransportError) throw unavailable(name, error.message, { cause: error });
       throw error;
-    }
+    });
   }
 
   async function call<T>(spec: ChannelCall<T>): Promise<ChannelCallOutcome<T, Failure>> {
@@ -192,10 +190,11 @@ export function createChannelCaller<Failure extends ChannelBusinessFailure>(prot
   return {
     channel,
     call,
-    async callOrReject<T>(spec: ChannelCall<T>): Promise<T> {
-      const outcome = await call(spec);
-      if (!outcome.ok) throw rejected(spec, outcome.failure);
-      return outcome.value;
+    callOrReject<T>(spec: ChannelCall<T>): Promise<T> {
+      return call(spec).then((outcome) => {
+        if (!outcome.ok) throw rejected(spec, outcome.failure);
+        return outcome.value;
+      });
     },
     send,
     decode,

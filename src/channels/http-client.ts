@@ -65,9 +65,10 @@ export function sendHttpRequest(request: HttpRequest): Promise<HttpResponse> {
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     return Promise.reject(new HttpTransportError("network", `unsupported protocol ${url.protocol}`));
   }
-  const body = request.body === undefined ? undefined : Buffer.isBuffer(request.body) ? request.body : Buffer.from(request.body, "utf8");
+  // A text body goes as text (node writes it with the headers), measured without being copied into a Buffer.
+  const body = request.body;
   const headers: Record<string, string> = { ...request.headers };
-  if (body !== undefined) headers["content-length"] = String(body.length);
+  if (body !== undefined) headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body, "utf8") : body.length);
   const transport = url.protocol === "https:" ? https : http;
   const target = `${request.method} ${url.origin}${url.pathname}`;
 

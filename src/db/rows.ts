@@ -284,8 +284,8 @@ export async function inRowTransaction<T>(em: SqlEntityManager, work: (tx: RowTr
 }
 
 /** Inserts rows of one entity (all with the same properties) in one statement. */
-export async function insertRows<T extends object>(executor: RowExecutor, entity: AnyEntity, rows: readonly T[]): Promise<void> {
-  if (rows.length === 0) return;
+export function insertRows<T extends object>(executor: RowExecutor, entity: AnyEntity, rows: readonly T[]): Promise<void> {
+  if (rows.length === 0) return Promise.resolve();
   const em = entityManager(executor);
   const info = entityInfo(em, entity);
   const { meta } = info;
@@ -300,8 +300,10 @@ export async function insertRows<T extends object>(executor: RowExecutor, entity
   });
   const params: unknown[] = [];
   for (const row of rows) for (const { name, toDatabase } of columns) params.push(toDatabase((row as Row)[name]));
-  await run(executor, sql, params, "run", info.mysql, summary);
+  return run(executor, sql, params, "run", info.mysql, summary).then(ignore);
 }
+
+function ignore(): void {}
 
 /** Inserts one row. */
 export function insertRow<T extends object>(executor: RowExecutor, entity: AnyEntity, row: T): Promise<void> {
@@ -312,7 +314,7 @@ export function insertRow<T extends object>(executor: RowExecutor, entity: AnyEn
  * The rows matching every `where` equality, as the ORM would hydrate them (plain objects), in
  * `orderBy` order; `limit` caps how many.
  */
-export async function findRows<T>(
+export function findRows<T>(
   executor: RowExecutor,
   entity: AnyEntity,
   where: Readonly<Record<string, unknown>>,
@@ -336,20 +338,19 @@ export async function findRows<T>(
     };
   });
   const values = params.map(({ name, toDatabase }) => toDatabase(where[name]));
-  const rows = (await run(executor, sql, values, "all", info.mysql, summary)) as Row[];
-  return rows.map((raw) => fromDatabase(em, info, raw) as T);
+  return run(executor, sql, values, "all", info.mysql, summary).then((rows) => (rows as Row[]).map((raw) => fromDatabase(em, info, raw) as T));
 }
 
 /** The one row matching every `where` equality, or undefined. */
-export async function findRow<T>(executor: RowExecutor, entity: AnyEntity, where: Readonly<Record<string, unknown>>): Promise<T | undefined> {
-  return (await findRows<T>(executor, entity, where, { limit: 1 }))[0];
+export function findRow<T>(executor: RowExecutor, entity: AnyEntity, where: Readonly<Record<string, unknown>>): Promise<T | undefined> {
+  return findRows<T>(executor, entity, where, { limit: 1 }).then((rows) => rows[0]);
 }
 
 /**
  * `UPDATE ... SET changes WHERE` every `where` equality holds; resolves with the number of rows
  * changed (as `nativeUpdate`).
  */
-export async function updateRows(
+export function updateRows(
   executor: RowExecutor,
   entity: AnyEntity,
   where: Readonly<Record<string, unknown>>,
@@ -366,7 +367,7 @@ export async function updateRows(
   for (const name of names) {
     const value = where[name];
     if (!Array.isArray(value)) continue;
-    if (value.length === 0) return 0;
+    if (value.length === 0) return Promise.resolve(0);
     inSizes ??= new Map();
     inSizes.set(name, value.length);
     kind += `:${name}=${value.length}`;
@@ -386,8 +387,7 @@ export async function updateRows(
     if (Array.isArray(value)) for (const item of value) values.push(toDatabase(item));
     else values.push(toDatabase(value));
   }
-  const result = (await run(executor, sql, values, "run", info.mysql, summary)) as { affectedRows?: number };
-  return result.affectedRows ?? 0;
+  return run(executor, sql, values, "run", info.mysql, summary).then((result) => (result as { affectedRows?: number }).affectedRows ?? 0);
 }
 
 /** Whether the executor's database is MySQL/MariaDB (else the embedded SQLite), for statements the dialects spell differently. */

@@ -164,8 +164,13 @@ function transactionAttributes(system: string, options: TransactionOptions): Att
 }
 
 /** Runs `run` (one whole transaction) again while it fails as a deadlock victim, up to `deadlockAttempts` in all. */
-async function retryDeadlocks<T>(options: TransactionOptions, run: () => Promise<T>, onRetry?: () => void): Promise<T> {
+function retryDeadlocks<T>(options: TransactionOptions, run: () => Promise<T>, onRetry?: () => void): Promise<T> {
   const attempts = options.deadlockAttempts ?? 1;
+  // No retry asked for (the create and callback paths): the transaction itself, without a layer around it.
+  return attempts <= 1 ? run() : retrying(attempts, run, onRetry);
+}
+
+async function retrying<T>(attempts: number, run: () => Promise<T>, onRetry?: () => void): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await run();

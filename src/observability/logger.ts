@@ -115,7 +115,7 @@ export function createLogger(options: LoggerOptions): Logger {
     {
       level: options.level,
       base: { pid: process.pid, ...options.base },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       formatters: {
         level: (label) => ({ level: label }),
         log: (line) => redactFields(line, fields) as Record<string, unknown>,
@@ -124,6 +124,19 @@ export function createLogger(options: LoggerOptions): Logger {
     },
     destination,
   );
+}
+
+let timeMs = Number.NaN;
+let timeField = "";
+
+/** pino's ISO `time` field, formatted once per millisecond: a busy call writes several lines in one. */
+function isoTime(): string {
+  const now = Date.now();
+  if (now !== timeMs) {
+    timeMs = now;
+    timeField = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return timeField;
 }
 
 /**
