@@ -9,6 +9,7 @@ import type { MikroORM, SqlEntityManager } from "@mikro-orm/knex";
 import { MikroORM as LibSqlORM } from "@mikro-orm/libsql";
 import { Migrator } from "@mikro-orm/migrations";
 import { MySqlDriver, MikroORM as MySqlORM } from "@mikro-orm/mysql";
+import { idleInCache } from "./connection-cache.js";
 import { BoundLibSqlDriver } from "./bound-libsql-driver.js";
 import { ENTITIES } from "./entities.js";
 import { MIGRATIONS } from "./migrations/index.js";
@@ -118,7 +119,8 @@ interface TarnPool {
 
 /**
  * The connection pool's use for the metrics: connections lent out (`used`), idle in the pool
- * (`free`), callers waiting for one (`pending`) and the pool's size (`max`). Both databases run on a
+ * (`free`, also those the row helpers keep between statements: connection-cache.ts), callers
+ * waiting for one (`pending`) and the pool's size (`max`). Both databases run on a
  * knex (tarn) pool: on MySQL up to `poolSize` connections, made on demand (`min: 0`, so `used + free`
  * may be below `max`); embedded, the one libSQL connection (`max` 1: `used` 1 while a statement or
  * transaction holds it, and `pending` counts what queues behind it). All zeros before the pool
@@ -128,6 +130,8 @@ export function poolUse(db: Database): PoolUse {
   const client = (db.orm.em as SqlEntityManager).getConnection().getKnex().client as { pool?: TarnPool | null };
   const pool = client.pool;
   if (!pool) return { used: 0, free: 0, pending: 0, max: 0 };
+  // Connections the row helpers keep between statements are lent out as far as tarn knows, and idle.
+  const kept = idleInCache(pool);
   // Pending acquires: every caller not yet handed a connection, also one whose connection is being made.
-  return { used: pool.numUsed(), free: pool.numFree(), pending: pool.numPendingAcquires(), max: pool.max };
+  return { used: pool.numUsed() - kept, free: pool.numFree() + kept, pending: pool.numPendingAcquires(), max: pool.max };
 }

@@ -2,12 +2,14 @@ import { type EntityMetadata, type EntityProperty, type EntitySchema, type Platf
 import type { SqlEntityManager } from "@mikro-orm/knex";
 import { MySqlPlatform } from "@mikro-orm/mysql";
 import { SpanKind, type Tracing } from "../observability/tracing.js";
+import { connectionCache, type KnexClient, type MysqlConnection } from "./connection-cache.js";
 
 /*
  * Row-level SQL for hot paths, used behind repository functions: the same rows `em.insert`,
  * `em.findOne` and `em.nativeUpdate` write and read, without the query builder, knex's query
- * runner and the ORM's per-query layers. On MySQL each statement is a prepared statement on the
- * ORM's own pooled connection (the server skips parsing literals too); elsewhere it goes through
+ * runner and the ORM's per-query layers. On MySQL each statement is a prepared statement on one of
+ * the ORM's pooled connections, kept between statements (connection-cache.ts; the server skips
+ * parsing literals too); elsewhere it goes through
  * `em.execute`. Measured on the bench machine, a statement costs about 0.15 ms of CPU this way
  * instead of 0.3-0.9 ms (docs/performance.md). Statements are cached per entity and column set,
  * each with its values' conversions chosen when it is built (per value, only the conversion runs);
@@ -20,19 +22,6 @@ import { SpanKind, type Tracing } from "../observability/tracing.js";
 type Row = Record<string, unknown>;
 // biome-ignore lint/suspicious/noExplicitAny: any entity schema
 type AnyEntity = EntitySchema<any, any>;
-
-/** The part of a mysql2 (callback API) connection the helpers use. */
-interface MysqlConnection {
-  query(sql: string, callback: (error: Error | null) => void): void;
-  execute(sql: string, values: unknown[], callback: (error: Error | null, result: unknown) => void): void;
-  destroy(): void;
-}
-
-/** The part of a knex client the helpers use: its pool, or a transaction's one connection. */
-interface KnexClient {
-  acquireConnection(): Promise<MysqlConnection>;
-  releaseConnection(connection: MysqlConnection): Promise<void> | void;
-}
 
 /**
  * A transaction for the row helpers only, from {@link inRowTransaction}. It is not an
@@ -218,19 +207,33 @@ function execute(executor: RowExecutor, sql: string, params: unknown[], method: 
   const own = (executor as RowTransaction).connection;
   if (own) return executeOn(own, em, sql, params, method);
   if (!(mysql ?? isMysql(em))) return em.execute(sql, params, method);
+  const context = em.getTransactionContext<{ client: KnexClient }>();
   // A knex transaction's client hands out the transaction's connection and never returns it to the pool.
-  const client = (em.getTransactionContext<{ client: KnexClient }>() ?? em.getConnection().getKnex()).client as unknown as KnexClient;
-  return client.acquireConnection().then((connection) =>
-    executeOn(connection, em, sql, params, method).then(
-      (result) => {
-        client.releaseConnection(connection);
-        return result;
-      },
-      (error: unknown) => {
-        client.releaseConnection(connection);
-        throw error;
-      },
-    ),
+  if (context) return onAcquired(context.client, context.client.acquireConnection(), em, sql, params, method);
+  const client = em.getConnection().getKnex().client as unknown as KnexClient;
+  const cache = connectionCache(client);
+  if (!cache) return onAcquired(client, client.acquireConnection(), em, sql, params, method);
+  const kept = cache.take();
+  if (kept) return releasedAfter(cache, kept, executeOn(kept, em, sql, params, method));
+  return cache.acquire().then((connection) => releasedAfter(cache, connection, executeOn(connection, em, sql, params, method)));
+}
+
+/** Runs the statement on a connection from `acquired`, then gives it back to `client`. */
+function onAcquired(client: KnexClient, acquired: Promise<MysqlConnection>, em: SqlEntityManager, sql: string, params: unknown[], method: "all" | "run"): Promise<unknown> {
+  return acquired.then((connection) => releasedAfter({ release: (used) => client.releaseConnection(used) }, connection, executeOn(connection, em, sql, params, method)));
+}
+
+/** `work`'s outcome, once `connection` has been given back to `to`. */
+function releasedAfter(to: { release(connection: MysqlConnection): unknown }, connection: MysqlConnection, work: Promise<unknown>): Promise<unknown> {
+  return work.then(
+    (result) => {
+      to.release(connection);
+      return result;
+    },
+    (error: unknown) => {
+      to.release(connection);
+      throw error;
+    },
   );
 }
 
@@ -267,7 +270,9 @@ export async function inRowTransaction<T>(em: SqlEntityManager, work: (tx: RowTr
     );
   }
   const client = em.getConnection().getKnex().client as unknown as KnexClient;
-  const connection = await client.acquireConnection();
+  const cache = connectionCache(client);
+  const connection = cache?.take() ?? (await (cache ? cache.acquire() : client.acquireConnection()));
+  let broken = false;
   try {
     await queryOn(connection, em, "BEGIN");
     const result = await work({ em, connection });
@@ -276,10 +281,15 @@ export async function inRowTransaction<T>(em: SqlEntityManager, work: (tx: RowTr
   } catch (error) {
     // Never hand a connection back to the pool inside a transaction: if even ROLLBACK fails,
     // close it, and the pool's validation drops it.
-    await queryOn(connection, em, "ROLLBACK").catch(() => connection.destroy());
+    await queryOn(connection, em, "ROLLBACK").catch(() => {
+      broken = true;
+      connection.destroy();
+    });
     throw error;
   } finally {
-    client.releaseConnection(connection);
+    if (!cache) client.releaseConnection(connection);
+    else if (broken) cache.discard(connection);
+    else cache.release(connection);
   }
 }
 
