@@ -112,6 +112,38 @@ describe("connections kept between row statements", () => {
     ]);
   });
 
+  it("queues a row statement behind the one holding the only connection, without asking the pool", async () => {
+    const db = await open(1);
+    const em = db.em();
+    const row = merchantRow();
+    await insertRow(em, Merchant, row);
+    const client = clientOf(db);
+    const cache = connectionCache(client)!;
+    const held = cache.take()!;
+    const queued = findRows(em, Merchant, { id: row.id });
+    expect(cache.waiting).toBe(1);
+    expect(client.pool.numPendingAcquires()).toBe(0);
+    cache.release(held);
+    expect(await queued).toHaveLength(1);
+    expect(cache.waiting).toBe(0);
+    expect(cache.idleCount).toBe(1);
+  });
+
+  it("fails a row statement that waited longer than knex's acquireConnectionTimeout", async () => {
+    const db = await open(1);
+    const client = clientOf(db) as ReturnType<typeof clientOf> & { config: { acquireConnectionTimeout?: number } };
+    client.config.acquireConnectionTimeout = 100;
+    const cache = connectionCache(client)!;
+    const held = await cache.acquire();
+    const started = Date.now();
+    await expect(findRows(db.em(), Merchant, { id: "none" })).rejects.toThrow(
+      "timed out after 100 ms waiting for a database connection (all 1 in use)",
+    );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(100);
+    expect(cache.waiting).toBe(0);
+    cache.release(held);
+  });
+
   it("counts kept connections as idle in the pool metrics", async () => {
     const db = await open(3);
     await insertRow(db.em(), Merchant, merchantRow());
