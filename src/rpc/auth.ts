@@ -195,24 +195,25 @@ export interface AuthInterceptorOptions {
 export function createAuthInterceptor(options: AuthInterceptorOptions): Interceptor {
   const access = options.access ?? METHOD_ACCESS;
   const { adminToken, merchants } = options;
-  return (next) => async (req) => {
+  // A promise chain, not an async function: one layer and its microtasks less on every call.
+  return (next) => (req) => {
     const name = rpcName(req.method);
     switch (access.get(name)) {
       case "merchant": {
         const session = options.session();
-        const merchant = await merchants.authenticate(session, bearerToken(req.header));
-        req.contextValues.set(callerKey, { kind: "merchant", merchant });
-        req.contextValues.set(sessionKey, session);
-        break;
+        return merchants.authenticate(session, bearerToken(req.header)).then((merchant) => {
+          req.contextValues.set(callerKey, { kind: "merchant", merchant });
+          req.contextValues.set(sessionKey, session);
+          return next(req);
+        });
       }
       case "admin":
         checkAdminToken(bearerToken(req.header), adminToken);
         req.contextValues.set(callerKey, ADMIN_CALLER);
-        break;
+        return next(req);
       default:
         options.log?.(`${name}: refused, the RPC has no entry in the access table`);
         throw new PermissionDeniedError(`${name} is not open to any caller`);
     }
-    return next(req);
   };
 }

@@ -136,16 +136,22 @@ const CHANNEL_CODE = /^[A-Za-z0-9_.:-]{1,64}$/;
  * Put it first among the interceptors, so it sees every error the others raise.
  */
 export function createErrorInterceptor(log: (message: string, error: unknown) => void): Interceptor {
-  return (next) => async (req) => {
+  // A promise chain, not an async function: one layer and its microtasks less on every call. An
+  // interceptor inside may also throw before returning its promise (authentication does).
+  return (next) => (req) => {
     const map = (error: unknown) => toConnectError(error, log, req.method.localName);
-    let res: Awaited<ReturnType<typeof next>>;
+    let answer: ReturnType<typeof next>;
     try {
-      res = await next(req);
+      answer = next(req);
     } catch (error) {
-      throw map(error);
+      return Promise.reject(map(error));
     }
-    if (!res.stream) return res;
-    return { ...res, message: mapStreamErrors(res.message, map) };
+    return answer.then(
+      (res) => (res.stream ? { ...res, message: mapStreamErrors(res.message, map) } : res),
+      (error: unknown) => {
+        throw map(error);
+      },
+    );
   };
 }
 

@@ -99,7 +99,8 @@ function withRequestId(error: unknown, requestId: string): unknown {
 
 export function createTelemetryInterceptor(telemetry: Telemetry): Interceptor {
   const { logger, metrics, tracing } = telemetry;
-  return (next) => async (req) => {
+  // A promise chain, not an async function: one layer and its microtasks less on every call.
+  return (next) => (req) => {
     const method: DescMethod = req.method;
     const name = `${req.service.typeName}/${method.name}`;
     const started = performance.now();
@@ -130,30 +131,35 @@ export function createTelemetryInterceptor(telemetry: Telemetry): Interceptor {
       else logger.error(line, "rpc");
     };
 
-    let response: UnaryResponse | StreamResponse;
-    try {
-      response = await span.run(() => next(req));
-    } catch (error) {
+    const failed = (error: unknown): never => {
       finish(error);
       throw withRequestId(error, requestId);
-    }
-    response.header.set("x-request-id", requestId);
-    if (!response.stream) {
-      finish(undefined, response.message);
-      return response;
-    }
-    const messages = response.message;
-    return {
-      ...response,
-      message: (async function* () {
-        try {
-          yield* messages;
-        } catch (error) {
-          finish(error);
-          throw withRequestId(error, requestId);
-        }
-        finish();
-      })(),
     };
+    let answer: Promise<UnaryResponse | StreamResponse>;
+    try {
+      answer = span.run(() => next(req));
+    } catch (error) {
+      // An interceptor inside threw before returning its promise.
+      answer = Promise.reject(error);
+    }
+    return answer.then((response) => {
+      response.header.set("x-request-id", requestId);
+      if (!response.stream) {
+        finish(undefined, response.message);
+        return response;
+      }
+      const messages = response.message;
+      return {
+        ...response,
+        message: (async function* () {
+          try {
+            yield* messages;
+          } catch (error) {
+            failed(error);
+          }
+          finish();
+        })(),
+      };
+    }, failed);
   };
 }
