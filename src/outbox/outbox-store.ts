@@ -50,8 +50,8 @@ function nextEventId(now: Date): string {
 }
 
 /** Appends an event, not yet sequenced, in the caller's transaction (either kind). */
-export async function appendEvent(tx: RowScope, event: NewOutboxEvent, now: Date = new Date()): Promise<void> {
-  await insertRow<OutboxEventRow>(rowExecutor(tx), OutboxEvent, {
+export function appendEvent(tx: RowScope, event: NewOutboxEvent, now: Date = new Date()): Promise<void> {
+  return insertRow<OutboxEventRow>(rowExecutor(tx), OutboxEvent, {
     id: nextEventId(now),
     merchantId: event.merchantId,
     aggregateId: event.aggregateId,

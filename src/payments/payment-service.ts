@@ -156,10 +156,11 @@ export function createPaymentService(deps: PaymentServiceDeps) {
             createdAt: now,
           };
     // One BEGIN ... COMMIT of prepared statements: the create hot path (docs/performance.md).
-    await deps.uow.rowTransaction(session, async (tx) => {
-      await insertPaymentRows(tx, payment, items, idempotency);
-      await recordPaymentEvent(tx, payment, "payment.created", { payment: paymentObject(payment) }, now);
-    });
+    await deps.uow.rowTransaction(session, (tx) =>
+      insertPaymentRows(tx, payment, items, idempotency).then(() =>
+        recordPaymentEvent(tx, payment, "payment.created", { payment: paymentObject(payment) }, now),
+      ),
+    );
     return { payment, items };
   }
 

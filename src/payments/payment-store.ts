@@ -39,17 +39,20 @@ export type PaymentChanges = Partial<
   >
 >;
 
-/** Inserts a new payment with its order lines and, when given, its idempotency record. Unique keys catch a repeat. */
-export async function insertPayment(
+/**
+ * Inserts a new payment with its order lines and, when given, its idempotency record. Unique keys
+ * catch a repeat. (A promise chain: this is on the create hot path; see docs/performance.md.)
+ */
+export function insertPayment(
   tx: RowTx,
   payment: PaymentRow,
   items: readonly PaymentItemRow[],
   idempotency: IdempotencyRecordRow | undefined,
 ): Promise<void> {
   const rows = rowExecutor(tx);
-  await insertRow(rows, Payment, payment);
-  await insertRows(rows, PaymentItem, items);
-  if (idempotency) await insertRow(rows, IdempotencyRecord, idempotency);
+  const lines = () => insertRows(rows, PaymentItem, items);
+  const record = () => (idempotency ? insertRow(rows, IdempotencyRecord, idempotency) : undefined);
+  return insertRow(rows, Payment, payment).then(lines).then(record);
 }
 
 /** The merchant's idempotency record for an operation and key, if any. */
@@ -117,18 +120,18 @@ export async function withItemsMany(session: Session, payments: PaymentRow[]): P
 }
 
 /** Sets columns that are not the status, only while the payment is in `status`; resolves with whether it was. */
-export async function updateWhileInStatus(
+export function updateWhileInStatus(
   scope: RowScope,
   paymentId: string,
   status: PaymentStatus,
   changes: Partial<PaymentRow>,
 ): Promise<boolean> {
-  return (await updateRows(rowExecutor(scope), Payment, { id: paymentId, status }, changes)) === 1;
+  return updateRows(rowExecutor(scope), Payment, { id: paymentId, status }, changes).then((changed) => changed === 1);
 }
 
 /** Sets columns that are not the status, whatever the status. */
-export async function updatePayment(scope: RowScope, paymentId: string, changes: Partial<PaymentRow>): Promise<void> {
-  await updateRows(rowExecutor(scope), Payment, { id: paymentId }, changes);
+export function updatePayment(scope: RowScope, paymentId: string, changes: Partial<PaymentRow>): Promise<void> {
+  return updateRows(rowExecutor(scope), Payment, { id: paymentId }, changes).then(() => undefined);
 }
 
 /**

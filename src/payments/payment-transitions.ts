@@ -41,12 +41,12 @@ function definedChanges(changes: PaymentChanges): PaymentChanges {
  * Writes an outbox event about a payment (or one of its refunds: their events are the payment's,
  * so a watch of the payment sees them) in the current transaction (either kind).
  */
-export async function recordPaymentEvent(
+export function recordPaymentEvent(
   tx: RowScope,
   payment: Pick<PaymentRow, "id" | "merchantId">,
   eventType: string,
   payload: Record<string, unknown>,
   now: Date = new Date(),
 ): Promise<void> {
-  await appendEvent(tx, { merchantId: payment.merchantId, aggregateId: payment.id, eventType, payload }, now);
+  return appendEvent(tx, { merchantId: payment.merchantId, aggregateId: payment.id, eventType, payload }, now);
 }
