@@ -155,9 +155,13 @@ export function createChannelCaller<Failure extends ChannelBusinessFailure>(prot
     });
   }
 
-  async function call<T>(spec: ChannelCall<T>): Promise<ChannelCallOutcome<T, Failure>> {
-    const response = await send(spec, spec.request);
+  // A promise chain, not an async function: every channel call passes here.
+  function call<T>(spec: ChannelCall<T>): Promise<ChannelCallOutcome<T, Failure>> {
+    return send(spec, spec.request).then((response) => judge(spec, response));
+  }
 
+  /** The steps after send: the 5xx/429 rule, refused statuses, verification, business failure, decoding. */
+  function judge<T>(spec: ChannelCall<T>, response: HttpResponse): ChannelCallOutcome<T, Failure> {
     // Nothing in a 5xx/429 is acted upon, so it need not be verified: asking again is always safe.
     if (response.status >= 500 || response.status === 429) {
       throw unavailable(spec, `HTTP ${response.status} (unverified code ${protocol.unverifiedCode(response, spec)})`);

@@ -69,7 +69,7 @@ export function observeChannel(channel: PaymentChannel, options: ChannelObserver
   const log = logger.child({ channel: name });
 
   function observe<A, R>(operation: ChannelOperation, call: Observed<A, R>, subjectOf: (argument: A) => Subject, summarize: (result: R) => string): Observed<A, R> {
-    return async (argument: A) => {
+    return (argument: A) => {
       const subject = subjectOf(argument);
       const startedAt = new Date();
       const started = performance.now();
@@ -86,31 +86,10 @@ export function observeChannel(channel: PaymentChannel, options: ChannelObserver
             }
           : undefined,
       });
-      let outcome: ChannelCallOutcome = "answer";
-      let code: string | undefined;
-      let detail: string;
-      try {
-        const result = await span.run(() => call(argument));
-        detail = summarize(result);
-        span.end();
-        return result;
-      } catch (error) {
-        if (error instanceof ChannelRejectedError) {
-          outcome = "rejection";
-          code = error.code;
-        } else {
-          outcome = "unknown";
-          code = error instanceof ChannelUnavailableError ? channelFailureKind(error) : "ERROR";
-        }
-        detail = loggableMessage(error).slice(0, MAX_LOG_DETAIL_CHARS);
-        span.setAttributes({ "payments.channel.outcome": outcome, "payments.channel.code": code });
-        span.end(error);
-        throw error;
-      } finally {
+      const finish = (outcome: ChannelCallOutcome, code: string | undefined, detail: string) => {
         const latencyMs = performance.now() - started;
         metrics.channelCalls.inc({ channel: name, operation, outcome });
         metrics.channelCallDuration.observe({ channel: name, operation }, latencyMs / 1000);
-        detail ??= "";
         const line = {
           operation,
           outcome,
@@ -120,11 +99,39 @@ export function observeChannel(channel: PaymentChannel, options: ChannelObserver
           payout_no: subject.payoutNo,
           latency_ms: Math.round(latencyMs),
           trace_id: span.traceId,
+          detail,
         };
-        if (outcome === "answer") log.info({ ...line, detail }, "channel call");
-        else log.warn({ ...line, detail }, "channel call");
+        if (outcome === "answer") log.info(line, "channel call");
+        else log.warn(line, "channel call");
         sink?.record({ channel: name, operation, ...subject, outcome, code, detail: detail.slice(0, MAX_DETAIL_CHARS), startedAt, latencyMs: Math.round(latencyMs), traceId: span.traceId });
+      };
+      const failed = (error: unknown): never => {
+        let outcome: ChannelCallOutcome;
+        let code: string;
+        if (error instanceof ChannelRejectedError) {
+          outcome = "rejection";
+          code = error.code;
+        } else {
+          outcome = "unknown";
+          code = error instanceof ChannelUnavailableError ? channelFailureKind(error) : "ERROR";
+        }
+        span.setAttributes({ "payments.channel.outcome": outcome, "payments.channel.code": code });
+        span.end(error);
+        finish(outcome, code, loggableMessage(error).slice(0, MAX_LOG_DETAIL_CHARS));
+        throw error;
+      };
+      // A promise chain, not an async function: every channel call passes here.
+      let answer: Promise<R>;
+      try {
+        answer = span.run(() => call(argument));
+      } catch (error) {
+        answer = Promise.reject(error);
       }
+      return answer.then((result) => {
+        span.end();
+        finish("answer", undefined, summarize(result));
+        return result;
+      }, failed);
     };
   }
 

@@ -391,7 +391,7 @@ function createHandler(spec: AnyMethodImplSpec, options: GrpcServiceOptions): gr
       const invoke =
         interceptors.length === 0
           ? async (ctx: CallContext, request: Message) => create(spec.method.output, await spec.impl(request, ctx))
-          : (ctx: CallContext, request: Message) => invokeUnary(spec, ctx, request, interceptors);
+          : unaryInvoker(spec, interceptors);
       return ((call, callback) => {
         const ctx = createContext(call, spec.method, options.shutdownSignal);
         answerOnce(call, ctx, callback, invoke(ctx, call.request));
@@ -422,53 +422,73 @@ function createHandler(spec: AnyMethodImplSpec, options: GrpcServiceOptions): gr
 
 type UnaryMethodImplSpec = Extract<AnyMethodImplSpec, { kind: "unary" }>;
 
+/** Where a unary request carries its call's context through the interceptors (object spreads copy it along). */
+const CALL_CONTEXT = Symbol("grpc call context");
+type ContextCarrier = { [CALL_CONTEXT]?: CallContext };
+
 /**
  * Runs a unary implementation through the interceptors, as connect's `invokeUnaryImplementation`
- * does, except that the request's `signal` is a getter: connect's helper reads the context's signal
- * to copy it, which would make the AbortController that {@link createContext} makes only on first use.
+ * does, except that:
+ * - the interceptor chain is built once per method, not per call: the call's context travels on
+ *   the request (under {@link CALL_CONTEXT}) to the implementation at its end;
+ * - the request's `signal` is a getter: connect's helper reads the context's signal to copy it,
+ *   which would make the AbortController that {@link createContext} makes only on first use;
+ * - promise chains rather than async functions (one frame less per call).
  * The implementation gets the call's own context unless an interceptor replaced the request's
  * headers, context values or signal.
  */
-async function invokeUnary(
-  spec: UnaryMethodImplSpec,
-  ctx: CallContext,
-  input: Message,
-  interceptors: Interceptor[],
-): Promise<Message> {
+function unaryInvoker(spec: UnaryMethodImplSpec, interceptors: Interceptor[]): (ctx: CallContext, input: Message) => Promise<Message> {
   const method = spec.method;
-  const implementation = async (req: UnaryRequest | StreamRequest): Promise<UnaryResponse> => {
-    const output = await spec.impl(req.message as Message, handlerContextOf(ctx, req));
-    return {
+  const implementation = (req: UnaryRequest | StreamRequest): Promise<UnaryResponse> => {
+    const ctx = (req as ContextCarrier)[CALL_CONTEXT];
+    if (ctx === undefined) return Promise.reject(new ConnectError("an interceptor dropped the call's context", Code.Internal));
+    let output: ReturnType<typeof spec.impl>;
+    try {
+      output = spec.impl(req.message as Message, handlerContextOf(ctx, req));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return Promise.resolve(output).then((message) => ({
       stream: false,
-      message: create(method.output, output),
+      message: create(method.output, message),
       method,
       service: method.parent,
       header: ctx.responseHeader,
       trailer: ctx.responseTrailer,
-    };
+    }));
   };
   const next = interceptors.reduceRight<(req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>>(
     (inner, interceptor) => interceptor(inner),
     implementation,
   );
-  const request: UnaryRequest = {
-    stream: false,
-    message: input,
-    method,
-    service: method.parent,
-    requestMethod: ctx.requestMethod,
-    url: ctx.url,
-    header: ctx.requestHeader,
-    contextValues: ctx.values,
-    get signal() {
-      return ctx.signal;
-    },
+  return (ctx, input) => {
+    const request: UnaryRequest & ContextCarrier = {
+      stream: false,
+      message: input,
+      method,
+      service: method.parent,
+      requestMethod: ctx.requestMethod,
+      url: ctx.url,
+      header: ctx.requestHeader,
+      contextValues: ctx.values,
+      get signal() {
+        return ctx.signal;
+      },
+      [CALL_CONTEXT]: ctx,
+    };
+    let answer: Promise<UnaryResponse | StreamResponse>;
+    try {
+      answer = next(request);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return answer.then((response) => {
+      if (response.stream) throw new ConnectError("protocol error: a unary call answered with a stream", Code.Internal);
+      copyHeaders(response.header, ctx.responseHeader);
+      copyHeaders(response.trailer, ctx.responseTrailer);
+      return response.message;
+    });
   };
-  const response = await next(request);
-  if (response.stream) throw new ConnectError("protocol error: a unary call answered with a stream", Code.Internal);
-  copyHeaders(response.header, ctx.responseHeader);
-  copyHeaders(response.trailer, ctx.responseTrailer);
-  return response.message;
 }
 
 /** The context the implementation gets: the call's own, or one with what an interceptor replaced. */
