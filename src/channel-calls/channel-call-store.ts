@@ -1,6 +1,7 @@
 /** The channel call store: every statement on `channel_call`. */
 import { deleteOldestRows, rawDateValue } from "../db/raw-sql.js";
-import { entityManager, isMysql } from "../db/store-access.js";
+import { queryChanges } from "../db/rows.js";
+import { entityManager, isMysql, rowExecutor } from "../db/store-access.js";
 import type { Session } from "../db/unit-of-work.js";
 import { ChannelCall, type ChannelCallRow } from "./channel-call-entity.js";
 
@@ -36,7 +37,7 @@ export async function insertChannelCalls(session: Session, rows: readonly Channe
   const sql = mysql
     ? `insert into \`channel_call\` (${COLUMNS}) values ?`
     : `insert into \`channel_call\` (${COLUMNS}) values ${values.map((row) => `(${row.map(() => "?").join(", ")})`).join(", ")}`;
-  await entityManager(session).execute(sql, mysql ? [values] : values.flat(), "run");
+  await queryChanges(rowExecutor(session), sql, mysql ? [values] : values.flat());
 }
 
 /**

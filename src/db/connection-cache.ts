@@ -24,7 +24,7 @@
  */
 /** The part of a mysql2 (callback API) connection the row helpers use. */
 export interface MysqlConnection {
-  query(sql: string, callback: (error: Error | null) => void): void;
+  query(sql: string, values: unknown[], callback: (error: Error | null, result: unknown) => void): void;
   execute(sql: string, values: unknown[], callback: (error: Error | null, result: unknown) => void): void;
   destroy(): void;
 }

@@ -40,6 +40,13 @@ export interface RowTransaction {
 /** Where a row helper runs its statement: an EntityManager (its transaction, if any) or a row transaction. */
 export type RowExecutor = SqlEntityManager | RowTransaction;
 
+/**
+ * How a statement is sent and what it resolves with: prepared, with its rows (`all`) or
+ * `{ affectedRows }` (`run`); or as text with the values escaped by the driver, likewise (`text`,
+ * `text-run`).
+ */
+type Method = "all" | "run" | "text" | "text-run";
+
 /** What a property's value is sent to the driver as (null for null and undefined). */
 type ToDatabase = (value: unknown) => unknown;
 
@@ -176,7 +183,7 @@ function whereClause(
  * EntityManager's transaction connection or a connection from the ORM's pool; elsewhere through
  * `em.execute`. Errors arrive as the ORM's exceptions (e.g. UniqueConstraintViolationException).
  */
-function run(executor: RowExecutor, sql: string, params: unknown[], method: "all" | "run", mysql?: boolean, summary?: string): Promise<unknown> {
+function run(executor: RowExecutor, sql: string, params: unknown[], method: Method, mysql?: boolean, summary?: string): Promise<unknown> {
   // Tracing off in every app of the process: one module variable read, nothing allocated.
   if (statementTracings === undefined) return execute(executor, sql, params, method, mysql);
   const em = entityManager(executor);
@@ -202,11 +209,11 @@ function run(executor: RowExecutor, sql: string, params: unknown[], method: "all
  * {@link run} itself. Plain promise chains rather than `async` functions: a statement is on every
  * hot path, and each `async` layer and awaited callback wrapper cost a promise and a microtask more.
  */
-function execute(executor: RowExecutor, sql: string, params: unknown[], method: "all" | "run", mysql?: boolean): Promise<unknown> {
+function execute(executor: RowExecutor, sql: string, params: unknown[], method: Method, mysql?: boolean): Promise<unknown> {
   const em = entityManager(executor);
   const own = (executor as RowTransaction).connection;
   if (own) return executeOn(own, em, sql, params, method);
-  if (!(mysql ?? isMysql(em))) return em.execute(sql, params, method);
+  if (!(mysql ?? isMysql(em))) return em.execute(sql, params, method === "text" ? "all" : method === "text-run" ? "run" : method);
   const context = em.getTransactionContext<{ client: KnexClient }>();
   // A knex transaction's client hands out the transaction's connection and never returns it to the pool.
   if (context) return onAcquired(context.client, context.client.acquireConnection(), em, sql, params, method);
@@ -219,7 +226,7 @@ function execute(executor: RowExecutor, sql: string, params: unknown[], method: 
 }
 
 /** Runs the statement on a connection from `acquired`, then gives it back to `client`. */
-function onAcquired(client: KnexClient, acquired: Promise<MysqlConnection>, em: SqlEntityManager, sql: string, params: unknown[], method: "all" | "run"): Promise<unknown> {
+function onAcquired(client: KnexClient, acquired: Promise<MysqlConnection>, em: SqlEntityManager, sql: string, params: unknown[], method: Method): Promise<unknown> {
   return acquired.then((connection) => releasedAfter({ release: (used) => client.releaseConnection(used) }, connection, executeOn(connection, em, sql, params, method)));
 }
 
@@ -237,19 +244,24 @@ function releasedAfter(to: { release(connection: MysqlConnection): unknown }, co
   );
 }
 
-/** One prepared statement on `connection`; errors arrive as the ORM's exceptions. */
-function executeOn(connection: MysqlConnection, em: SqlEntityManager, sql: string, params: unknown[], method: "all" | "run"): Promise<unknown> {
-  return new Promise((resolve, reject) =>
-    connection.execute(sql, params, (error, result) => {
+/**
+ * One statement on `connection`: prepared (`all`, `run`), or as text with the values escaped by the
+ * driver (`text`, `text-run`). Errors arrive as the ORM's exceptions.
+ */
+function executeOn(connection: MysqlConnection, em: SqlEntityManager, sql: string, params: unknown[], method: Method): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const done = (error: Error | null, result: unknown) => {
       if (error) reject(em.getDriver().convertException(error));
-      else resolve(method === "all" ? result : { affectedRows: (result as { affectedRows?: number }).affectedRows ?? 0 });
-    }),
-  );
+      else resolve(method === "all" || method === "text" ? result : { affectedRows: (result as { affectedRows?: number }).affectedRows ?? 0 });
+    };
+    if (method === "text" || method === "text-run") connection.query(sql, params, done);
+    else connection.execute(sql, params, done);
+  });
 }
 
 /** A text statement (BEGIN, COMMIT, ROLLBACK) on `connection`. */
 function queryOn(connection: MysqlConnection, em: SqlEntityManager, sql: string): Promise<void> {
-  return new Promise((resolve, reject) => connection.query(sql, (error) => (error ? reject(em.getDriver().convertException(error)) : resolve())));
+  return new Promise((resolve, reject) => connection.query(sql, [], (error) => (error ? reject(em.getDriver().convertException(error)) : resolve())));
 }
 
 /**
@@ -414,6 +426,23 @@ export function isMysqlExecutor(executor: RowExecutor): boolean {
 export async function runStatement(executor: RowExecutor, sql: string, params: readonly unknown[]): Promise<number> {
   const result = (await run(executor, sql, [...params], "run")) as { affectedRows?: number };
   return Number(result.affectedRows ?? 0);
+}
+
+/**
+ * A hand-written statement sent as text, with its values escaped by the driver, on the connection
+ * the helpers would use (the transaction's, or a kept one): for statements whose text changes with
+ * the length of a list (a prepared statement per length would pile up on every pooled connection,
+ * against the server's `max_prepared_stmt_count`) and for the event loops' reads, which the ORM's
+ * `execute` ran as text too, with its own layers. Resolves with the rows as the driver returns
+ * them; elsewhere through `em.execute`, as before.
+ */
+export function queryRows<T = Record<string, unknown>>(executor: RowExecutor, sql: string, params: readonly unknown[] = []): Promise<T[]> {
+  return run(executor, sql, [...params], "text") as Promise<T[]>;
+}
+
+/** As {@link queryRows}, for a statement that changes rows; resolves with how many. */
+export function queryChanges(executor: RowExecutor, sql: string, params: readonly unknown[] = []): Promise<number> {
+  return run(executor, sql, [...params], "text-run").then((result) => Number((result as { affectedRows?: number }).affectedRows ?? 0));
 }
 
 /**

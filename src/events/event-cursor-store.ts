@@ -3,7 +3,7 @@
  * first time it is used (the events migration starts the cursors of an upgraded database after the
  * events that already existed).
  */
-import { findRow, isMysqlExecutor, runStatement } from "../db/rows.js";
+import { findRow, isMysqlExecutor, queryRows, runStatement } from "../db/rows.js";
 import { entityManager, isMysql, rowExecutor } from "../db/store-access.js";
 import type { Session, Tx } from "../db/unit-of-work.js";
 import { EventCursor, type EventCursorRow } from "./event-cursor-entity.js";
@@ -38,8 +38,7 @@ async function readCursor(session: Session, name: CursorName): Promise<EventCurs
  */
 export async function lockCursor(tx: Tx, name: CursorName): Promise<bigint> {
   const lock = isMysql(tx) ? " for update" : "";
-  const select = async () =>
-    (await entityManager(tx).execute(`select position from event_cursor where name = ?${lock}`, [name])) as Array<Record<string, unknown>>;
+  const select = () => queryRows(rowExecutor(tx), `select position from event_cursor where name = ?${lock}`, [name]);
   // The row exists after the first use: create it only then, not on every pass of the loops that lock it.
   let rows = await select();
   if (rows.length === 0) {

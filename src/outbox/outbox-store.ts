@@ -4,7 +4,7 @@
  * the feed walk them by that number.
  */
 import { rawDate } from "../db/raw-sql.js";
-import { findRow, insertRow, isMysqlExecutor, runStatement } from "../db/rows.js";
+import { findRow, insertRow, isMysqlExecutor, queryChanges, queryRows, runStatement } from "../db/rows.js";
 import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
 import type { RowScope, Session, Tx } from "../db/unit-of-work.js";
 import { newId } from "../ids.js";
@@ -67,9 +67,7 @@ export function appendEvent(tx: RowScope, event: NewOutboxEvent, now: Date = new
  * sequencer's transaction after it locked the `sequence` cursor.
  */
 export async function unsequencedEventIds(tx: Tx, limit: number): Promise<string[]> {
-  const rows: Array<{ id: string }> = await entityManager(tx).execute(
-    `select id from outbox_event where seq is null order by id limit ${Math.floor(limit)}`,
-  );
+  const rows = await queryRows<{ id: string }>(rowExecutor(tx), `select id from outbox_event where seq is null order by id limit ${Math.floor(limit)}`);
   return rows.map((row) => row.id);
 }
 
@@ -84,12 +82,11 @@ export async function assignSequence(tx: Tx, ids: readonly string[], first: bigi
   const params: unknown[] = [];
   for (const [index, id] of ids.entries()) params.push(id, (first + BigInt(index)).toString());
   const list = ids.map(() => "?").join(", ");
-  const result = await entityManager(tx).execute(
+  return queryChanges(
+    rowExecutor(tx),
     `update outbox_event set seq = case id ${ids.map(() => "when ? then ?").join(" ")} end where seq is null and id in (${list})`,
     [...params, ...ids],
-    "run",
   );
-  return Number((result as { affectedRows?: number }).affectedRows ?? 0);
 }
 
 /** Which events a reader wants: all, one merchant's, or one object's (a payment and its refunds, a payout, ...). */
@@ -122,7 +119,8 @@ export type SequencedEventHead = Pick<OutboxEventRow, "id" | "merchantId" | "agg
  * event in the callback benchmark).
  */
 export async function eventHeadsAfter(session: Session, afterSeq: bigint, limit: number): Promise<SequencedEventHead[]> {
-  const rows: Array<Record<string, unknown>> = await entityManager(session).execute(
+  const rows = await queryRows(
+    rowExecutor(session),
     `select id, merchant_id, aggregate_id, event_type, seq from outbox_event where seq > ? order by seq limit ${Math.floor(limit)}`,
     [afterSeq.toString()],
   );
@@ -151,7 +149,7 @@ export function findEvent(session: Session, id: string): Promise<OutboxEventRow 
 
 /** The highest place given so far (0 before any). */
 export async function lastSequenced(session: Session): Promise<bigint> {
-  const rows: Array<Record<string, unknown>> = await entityManager(session).execute("select max(seq) as seq from outbox_event");
+  const rows = await queryRows(rowExecutor(session), "select max(seq) as seq from outbox_event");
   return toBigInt(rows[0]?.seq);
 }
 

@@ -4,7 +4,7 @@
  */
 import type { FilterQuery } from "@mikro-orm/core";
 import { rawDate } from "../db/raw-sql.js";
-import { insertRow, runStatement, updateRows } from "../db/rows.js";
+import { insertRow, queryRows, runStatement, updateRows } from "../db/rows.js";
 import { entityManager, rowExecutor } from "../db/store-access.js";
 import type { RowTx, Session, Tx } from "../db/unit-of-work.js";
 import { Merchant, type MerchantRow } from "../merchants/merchant-entity.js";
@@ -37,9 +37,10 @@ export function merchantNotifyUrls(session: Session, ids: readonly string[]): Pr
  */
 async function notifyUrls(session: Session, table: "payment" | "merchant", ids: readonly string[]): Promise<Map<string, string>> {
   if (ids.length === 0) return new Map();
-  const rows: Array<{ id: string; notify_url: string }> = await entityManager(session).execute(
+  const rows = await queryRows<{ id: string; notify_url: string }>(
+    rowExecutor(session),
     `select id, notify_url from ${table} where notify_url <> '' and id in (${ids.map(() => "?").join(", ")})`,
-    [...ids],
+    ids,
   );
   return new Map(rows.map((row) => [row.id, row.notify_url]));
 }
