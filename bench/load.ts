@@ -31,7 +31,7 @@ import {
   GetPaymentResponseSchema,
 } from "../gen/payments/v1/payment_service_pb.js";
 import { ECHO_PATH, EchoMessageSchema } from "./echo-service.js";
-import { cpuSeconds, cpuTimes, peakRssBytes, resetPeakRss } from "./proc-stats.js";
+import { cpuSeconds, cpuTimes, mainThreadCpuSeconds, peakRssBytes, resetPeakRss } from "./proc-stats.js";
 import { type BenchChannel, CREATE_PAYMENT_PATH, createPaymentRequest, GET_PAYMENT_PATH } from "./workload.js";
 
 export interface LoadOptions {
@@ -87,6 +87,8 @@ export interface LoadResult {
   cpuSeconds: number;
   /** Of which in the kernel (system time): socket reads and writes, mostly. */
   cpuSystemSeconds: number;
+  /** Of which on the main (JavaScript) thread; the rest is V8's helper threads and libuv's pool. */
+  cpuMainThreadSeconds: number;
   /** Peak RSS of the server during the window (or since it started, if `rssSinceStart`). */
   peakRssBytes: number;
   rssSinceStart: boolean;
@@ -324,6 +326,7 @@ let pollsAtEnd = 0;
 const cpuAt = () => ({
   server: cpuSeconds(options.serverPid),
   serverSystem: cpuTimes(options.serverPid).system,
+  serverMain: mainThreadCpuSeconds(options.serverPid),
   others: Object.fromEntries(Object.entries(options.otherPids ?? {}).map(([name, pid]) => [name, cpuSeconds(pid)])),
 });
 
@@ -381,6 +384,7 @@ const result: LoadResult = {
   p99Ms: percentile(99),
   cpuSeconds: cpuEnd.server - cpuStart.server,
   cpuSystemSeconds: cpuEnd.serverSystem - cpuStart.serverSystem,
+  cpuMainThreadSeconds: cpuEnd.serverMain - cpuStart.serverMain,
   peakRssBytes: peakRss,
   rssSinceStart: !rssReset,
   otherCpuSeconds: {

@@ -19,6 +19,21 @@ export function cpuTimes(pid: number): { user: number; system: number } {
   }
 }
 
+/**
+ * User + system CPU seconds of the process's main thread (the JavaScript thread, whose task id is
+ * the pid): the rest of the process's CPU is V8's helper threads (parallel scavenges, concurrent
+ * marking and compilation) and libuv's pool.
+ */
+export function mainThreadCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
 /** User + system CPU seconds the process has used since it started. */
 export function cpuSeconds(pid: number): number {
   const { user, system } = cpuTimes(pid);

@@ -292,6 +292,9 @@ interface Summary {
   cpuSecondsPer1k: number;
   /** Share of the server's CPU spent in the kernel. */
   systemCpuShare: number;
+  /** Share of the server's CPU on its main (JavaScript) thread; the rest is V8's helpers and libuv's pool. */
+  mainThreadCpuShare: number;
+  mainThreadCpuSecondsPer1k: number;
   peakRssMiB: number;
   errors: number;
   otherCpuSecondsPer1k: Record<string, number>;
@@ -312,6 +315,8 @@ function summarize(point: Point): Summary {
     p99Ms: median(runs.map((r) => r.p99Ms)),
     cpuSecondsPer1k: median(runs.map((r) => perK(r.cpuSeconds, r.calls))),
     systemCpuShare: median(runs.map((r) => (r.cpuSeconds > 0 ? r.cpuSystemSeconds / r.cpuSeconds : 0))),
+    mainThreadCpuShare: median(runs.map((r) => (r.cpuSeconds > 0 ? r.cpuMainThreadSeconds / r.cpuSeconds : 0))),
+    mainThreadCpuSecondsPer1k: median(runs.map((r) => perK(r.cpuMainThreadSeconds, r.calls))),
     peakRssMiB: median(runs.map((r) => r.peakRssBytes / 2 ** 20)),
     errors: runs.reduce((sum, r) => sum + r.errors, 0),
     otherCpuSecondsPer1k: Object.fromEntries(otherNames.map((name) => [name, median(runs.map((r) => perK(r.otherCpuSeconds[name] ?? 0, r.calls)))])),
@@ -328,7 +333,7 @@ function pad(text: string, width: number, right = false): string {
 }
 
 function formatTable(summaries: Summary[]): string {
-  const header = ["scenario", "in flight", "calls/s", "p50 ms", "p99 ms", "CPU s/1k", "all CPU s/1k", "peak RSS MiB", "errors"];
+  const header = ["scenario", "in flight", "calls/s", "p50 ms", "p99 ms", "CPU s/1k", "main thread", "all CPU s/1k", "peak RSS MiB", "errors"];
   const rows = summaries.map((s) => [
     s.label,
     String(s.concurrency),
@@ -336,6 +341,7 @@ function formatTable(summaries: Summary[]): string {
     s.p50Ms.toFixed(1),
     s.p99Ms.toFixed(1),
     s.cpuSecondsPer1k.toFixed(3),
+    `${Math.round(s.mainThreadCpuShare * 100)}%`,
     (s.cpuSecondsPer1k + Object.values(s.otherCpuSecondsPer1k).reduce((a, b) => a + b, 0)).toFixed(3),
     s.peakRssMiB.toFixed(0),
     String(s.errors),
@@ -419,6 +425,8 @@ function computeRatios(summaries: Summary[]): Ratio[] {
     { max: 1.5 },
     paired(find("callback", max), find("callback-ceiling", max), perK),
   );
+  // Where a CPU difference lies: the JavaScript thread, or V8's helper threads (the collector) and libuv's pool.
+  add(`callback service / ceiling main-thread CPU per callback @${max}`, find("callback", max)?.mainThreadCpuSecondsPer1k, find("callback-ceiling", max)?.mainThreadCpuSecondsPer1k);
   add(`full cycle / ceiling throughput @${max}`, find("full-cycle", max)?.throughput, find("ceiling", max)?.throughput, { min: 0.5 });
   const p99At = settings.concurrency.includes(16) ? 16 : max;
   add(`CreatePayment / ceiling p99 @${p99At}`, find("service", p99At)?.p99Ms, find("ceiling", p99At)?.p99Ms, { max: 3 });
@@ -426,6 +434,7 @@ function computeRatios(summaries: Summary[]): Ratio[] {
   add(`ceiling / grpc-js echo throughput @${max}`, find("ceiling", max)?.throughput, find("echo-grpc-js", max)?.throughput);
   add(`connect-node echo / grpc-js echo @${max}`, find("echo-connect", max)?.throughput, find("echo-grpc-js", max)?.throughput);
   add(`CreatePayment / ceiling CPU per call @${max}`, find("service", max)?.cpuSecondsPer1k, find("ceiling", max)?.cpuSecondsPer1k);
+  add(`CreatePayment / ceiling main-thread CPU per call @${max}`, find("service", max)?.mainThreadCpuSecondsPer1k, find("ceiling", max)?.mainThreadCpuSecondsPer1k);
   add(`Alipay / card service CPU per call @${max}`, find("alipay", max)?.cpuSecondsPer1k, find("service", max)?.cpuSecondsPer1k);
   add(`WeChat Pay / card service CPU per call @${max}`, find("wechatpay", max)?.cpuSecondsPer1k, find("service", max)?.cpuSecondsPer1k);
   add(`Alipay / card service throughput @${max}`, find("alipay", max)?.throughput, find("service", max)?.throughput);
