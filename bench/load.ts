@@ -31,7 +31,7 @@ import {
   GetPaymentResponseSchema,
 } from "../gen/payments/v1/payment_service_pb.js";
 import { ECHO_PATH, EchoMessageSchema } from "./echo-service.js";
-import { cpuSeconds, cpuTimes, mainThreadCpuSeconds, peakRssBytes, resetPeakRss } from "./proc-stats.js";
+import { cpuSeconds, cpuTimes, ioCounts, mainThreadCpuSeconds, peakRssBytes, resetPeakRss } from "./proc-stats.js";
 import { type BenchChannel, CREATE_PAYMENT_PATH, createPaymentRequest, GET_PAYMENT_PATH } from "./workload.js";
 
 export interface LoadOptions {
@@ -89,6 +89,8 @@ export interface LoadResult {
   cpuSystemSeconds: number;
   /** Of which on the main (JavaScript) thread; the rest is V8's helper threads and libuv's pool. */
   cpuMainThreadSeconds: number;
+  /** The server's read and write system calls during the window and the bytes they moved (sockets, pipes, files). */
+  io: { reads: number; writes: number; bytesRead: number; bytesWritten: number };
   /** Peak RSS of the server during the window (or since it started, if `rssSinceStart`). */
   peakRssBytes: number;
   rssSinceStart: boolean;
@@ -327,6 +329,7 @@ const cpuAt = () => ({
   server: cpuSeconds(options.serverPid),
   serverSystem: cpuTimes(options.serverPid).system,
   serverMain: mainThreadCpuSeconds(options.serverPid),
+  serverIo: ioCounts(options.serverPid),
   others: Object.fromEntries(Object.entries(options.otherPids ?? {}).map(([name, pid]) => [name, cpuSeconds(pid)])),
 });
 
@@ -385,6 +388,12 @@ const result: LoadResult = {
   cpuSeconds: cpuEnd.server - cpuStart.server,
   cpuSystemSeconds: cpuEnd.serverSystem - cpuStart.serverSystem,
   cpuMainThreadSeconds: cpuEnd.serverMain - cpuStart.serverMain,
+  io: {
+    reads: cpuEnd.serverIo.reads - cpuStart.serverIo.reads,
+    writes: cpuEnd.serverIo.writes - cpuStart.serverIo.writes,
+    bytesRead: cpuEnd.serverIo.bytesRead - cpuStart.serverIo.bytesRead,
+    bytesWritten: cpuEnd.serverIo.bytesWritten - cpuStart.serverIo.bytesWritten,
+  },
   peakRssBytes: peakRss,
   rssSinceStart: !rssReset,
   otherCpuSeconds: {

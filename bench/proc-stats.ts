@@ -34,6 +34,20 @@ export function mainThreadCpuSeconds(pid: number): number {
   }
 }
 
+/**
+ * Read and write system calls the process has made since it started, and the bytes they moved
+ * (`/proc/<pid>/io`: sockets, pipes and files alike); zeros where it cannot be read.
+ */
+export function ioCounts(pid: number): { reads: number; writes: number; bytesRead: number; bytesWritten: number } {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, "utf8");
+    const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, "m").exec(io)?.[1] ?? 0);
+    return { reads: field("syscr"), writes: field("syscw"), bytesRead: field("rchar"), bytesWritten: field("wchar") };
+  } catch {
+    return { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0 };
+  }
+}
+
 /** User + system CPU seconds the process has used since it started. */
 export function cpuSeconds(pid: number): number {
   const { user, system } = cpuTimes(pid);

@@ -295,6 +295,8 @@ interface Summary {
   /** Share of the server's CPU on its main (JavaScript) thread; the rest is V8's helpers and libuv's pool. */
   mainThreadCpuShare: number;
   mainThreadCpuSecondsPer1k: number;
+  /** The server's write system calls per call (sockets, pipes, files: `/proc/<pid>/io`). */
+  writesPerCall: number;
   peakRssMiB: number;
   errors: number;
   otherCpuSecondsPer1k: Record<string, number>;
@@ -317,6 +319,7 @@ function summarize(point: Point): Summary {
     systemCpuShare: median(runs.map((r) => (r.cpuSeconds > 0 ? r.cpuSystemSeconds / r.cpuSeconds : 0))),
     mainThreadCpuShare: median(runs.map((r) => (r.cpuSeconds > 0 ? r.cpuMainThreadSeconds / r.cpuSeconds : 0))),
     mainThreadCpuSecondsPer1k: median(runs.map((r) => perK(r.cpuMainThreadSeconds, r.calls))),
+    writesPerCall: median(runs.map((r) => (r.calls > 0 && r.io ? r.io.writes / r.calls : 0))),
     peakRssMiB: median(runs.map((r) => r.peakRssBytes / 2 ** 20)),
     errors: runs.reduce((sum, r) => sum + r.errors, 0),
     otherCpuSecondsPer1k: Object.fromEntries(otherNames.map((name) => [name, median(runs.map((r) => perK(r.otherCpuSeconds[name] ?? 0, r.calls)))])),
@@ -333,7 +336,7 @@ function pad(text: string, width: number, right = false): string {
 }
 
 function formatTable(summaries: Summary[]): string {
-  const header = ["scenario", "in flight", "calls/s", "p50 ms", "p99 ms", "CPU s/1k", "main thread", "all CPU s/1k", "peak RSS MiB", "errors"];
+  const header = ["scenario", "in flight", "calls/s", "p50 ms", "p99 ms", "CPU s/1k", "main thread", "writes/call", "all CPU s/1k", "peak RSS MiB", "errors"];
   const rows = summaries.map((s) => [
     s.label,
     String(s.concurrency),
@@ -342,6 +345,7 @@ function formatTable(summaries: Summary[]): string {
     s.p99Ms.toFixed(1),
     s.cpuSecondsPer1k.toFixed(3),
     `${Math.round(s.mainThreadCpuShare * 100)}%`,
+    s.writesPerCall.toFixed(1),
     (s.cpuSecondsPer1k + Object.values(s.otherCpuSecondsPer1k).reduce((a, b) => a + b, 0)).toFixed(3),
     s.peakRssMiB.toFixed(0),
     String(s.errors),
