@@ -15,8 +15,8 @@ import { connectionCache, type KnexClient, ConnectionCache } from "../../src/db/
 import { type Database, openDatabase, poolUse } from "../../src/db/database.js";
 import { findRows, inRowTransaction, insertRow } from "../../src/db/rows.js";
 import { Merchant } from "../../src/merchants/merchant-entity.js";
-import { newId } from "../../src/ids.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
+import { newMerchantRow } from "../support/merchant-rows.js";
 import { eventually } from "../support/waiting.js";
 
 interface Pool {
@@ -29,22 +29,6 @@ interface Pool {
 
 function clientOf(db: Database): KnexClient & { pool: Pool } {
   return (db.orm.em as SqlEntityManager).getConnection().getKnex().client as unknown as KnexClient & { pool: Pool };
-}
-
-function merchantRow() {
-  const id = newId();
-  return {
-    id,
-    name: `shop ${id}`,
-    notifyUrl: "",
-    apiKeyHash: id.padEnd(64, "0").toLowerCase(),
-    apiKeyPrefix: "sk_live_test",
-    webhookSecretSealed: "sealed",
-    previousWebhookSecretSealed: null,
-    previousWebhookSecretExpiresAt: null,
-    createdAt: new Date(),
-    updatedAt: new Date(),
-  };
 }
 
 describe("connections kept between row statements", () => {
@@ -66,12 +50,18 @@ describe("connections kept between row statements", () => {
     return db;
   }
 
-  it("runs one statement after another on the kept connection without asking the pool", async () => {
-    const db = await open(2);
+  /** A database with one merchant row written through the row helpers: their connection is now kept. */
+  async function openWithKeptConnection(poolSize: number) {
+    const db = await open(poolSize);
     const em = db.em();
-    const row = merchantRow();
+    const row = newMerchantRow();
     await insertRow(em, Merchant, row);
     const client = clientOf(db);
+    return { db, em, row, client, cache: connectionCache(client)! };
+  }
+
+  it("runs one statement after another on the kept connection without asking the pool", async () => {
+    const { em, row, client } = await openWithKeptConnection(2);
     let acquisitions = 0;
     const acquire = client.acquireConnection.bind(client);
     client.acquireConnection = () => {
@@ -89,11 +79,7 @@ describe("connections kept between row statements", () => {
   });
 
   it("hands a kept connection to the ORM and to a row transaction when the pool has no other", async () => {
-    const db = await open(1);
-    const em = db.em();
-    const row = merchantRow();
-    await insertRow(em, Merchant, row);
-    const client = clientOf(db);
+    const { em, row, client } = await openWithKeptConnection(1);
     expect(connectionCache(client)!.idleCount).toBe(1);
     expect(client.pool.numUsed()).toBe(1);
 
@@ -113,12 +99,7 @@ describe("connections kept between row statements", () => {
   });
 
   it("queues a row statement behind the one holding the only connection, without asking the pool", async () => {
-    const db = await open(1);
-    const em = db.em();
-    const row = merchantRow();
-    await insertRow(em, Merchant, row);
-    const client = clientOf(db);
-    const cache = connectionCache(client)!;
+    const { em, row, client, cache } = await openWithKeptConnection(1);
     const held = cache.take()!;
     const queued = findRows(em, Merchant, { id: row.id });
     expect(cache.waiting).toBe(1);
@@ -146,19 +127,14 @@ describe("connections kept between row statements", () => {
 
   it("counts kept connections as idle in the pool metrics", async () => {
     const db = await open(3);
-    await insertRow(db.em(), Merchant, merchantRow());
+    await insertRow(db.em(), Merchant, newMerchantRow());
     const use = poolUse(db);
     expect(connectionCache(clientOf(db))!.idleCount).toBe(1);
     expect(use).toMatchObject({ used: 0, free: 1, pending: 0, max: 3 });
   });
 
   it("gives a connection back to the pool while someone waits for one there", async () => {
-    const db = await open(1);
-    const em = db.em();
-    const row = merchantRow();
-    await insertRow(em, Merchant, row);
-    const client = clientOf(db);
-    const cache = connectionCache(client)!;
+    const { client, cache } = await openWithKeptConnection(1);
     const kept = cache.take()!;
     // Someone queues at the pool while the only connection is out.
     const waiting = client.pool.acquire().promise;
@@ -173,7 +149,7 @@ describe("connections kept between row statements", () => {
   it("never hands out a connection that broke; the pool replaces it", async () => {
     const db = await open(1);
     const em = db.em();
-    const row = merchantRow();
+    const row = newMerchantRow();
     await insertRow(em, Merchant, row);
     const cache = connectionCache(clientOf(db))!;
     const kept = cache.take()! as unknown as { threadId: number };
@@ -207,7 +183,7 @@ describe("connections kept between row statements", () => {
 
   it("lets the ORM close while connections are kept", async () => {
     const db = await open(2);
-    await insertRow(db.em(), Merchant, merchantRow());
+    await insertRow(db.em(), Merchant, newMerchantRow());
     expect(connectionCache(clientOf(db))!.idleCount).toBe(1);
     await db.close();
     opened.splice(opened.indexOf(db), 1);

@@ -6,25 +6,9 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { inRowTransaction, insertRow, queryChanges, queryRows } from "../../src/db/rows.js";
-import { newId } from "../../src/ids.js";
 import { Merchant } from "../../src/merchants/merchant-entity.js";
 import { DRIVERS, driverDatabases } from "../support/driver-databases.js";
-
-function merchantRow(name: string) {
-  const id = newId();
-  return {
-    id,
-    name,
-    notifyUrl: "",
-    apiKeyHash: id.padEnd(64, "0").toLowerCase(),
-    apiKeyPrefix: "sk_live_test",
-    webhookSecretSealed: "sealed",
-    previousWebhookSecretSealed: null,
-    previousWebhookSecretExpiresAt: null,
-    createdAt: new Date(),
-    updatedAt: new Date(),
-  };
-}
+import { newMerchantRow } from "../support/merchant-rows.js";
 
 describe("row text statements", () => {
   const databases = driverDatabases("payments-row-text-");
@@ -34,8 +18,8 @@ describe("row text statements", () => {
     it(`run on the row transaction's connection, and on a pooled one outside it (${driver})`, async () => {
       const db = await databases.open(driver);
       const em = db.em();
-      const kept = merchantRow("kept");
-      const dropped = merchantRow("dropped");
+      const kept = newMerchantRow("kept");
+      const dropped = newMerchantRow("dropped");
 
       await inRowTransaction(em, async (tx) => {
         await insertRow(tx, Merchant, kept);
@@ -58,7 +42,7 @@ describe("row text statements", () => {
     it(`expand a list of any length into its placeholders (${driver})`, async () => {
       const db = await databases.open(driver);
       const em = db.em();
-      const rows = Array.from({ length: 7 }, (_, index) => merchantRow(`shop ${index}`));
+      const rows = Array.from({ length: 7 }, (_, index) => newMerchantRow(`shop ${index}`));
       for (const row of rows) await insertRow(em, Merchant, row);
       for (const size of [1, 3, 7]) {
         const ids = rows.slice(0, size).map((row) => row.id);
