@@ -430,7 +430,8 @@ type ContextCarrier = { [CALL_CONTEXT]?: CallContext };
  * Runs a unary implementation through the interceptors, as connect's `invokeUnaryImplementation`
  * does, except that:
  * - the interceptor chain is built once per method, not per call: the call's context travels on
- *   the request (under {@link CALL_CONTEXT}) to the implementation at its end;
+ *   the request (under {@link CALL_CONTEXT}) to the implementation at its end, so an interceptor
+ *   keeps per-call state inside its `(req) => ...` function (ours all do), never in the outer one;
  * - the request's `signal` is a getter: connect's helper reads the context's signal to copy it,
  *   which would make the AbortController that {@link createContext} makes only on first use;
  * - promise chains rather than async functions (one frame less per call).

@@ -227,6 +227,18 @@ describe("grpc-js client", () => {
     expect(trailer.get("x-trace-bin")).toEqual([Buffer.from([0, 1, 2, 255])]);
   });
 
+  it("keeps each call's own context through the interceptor chain, which is built once per method", async () => {
+    const ids = Array.from({ length: 20 }, (_, index) => `req-${index}`);
+    const answers = await Promise.all(
+      ids.map((id) => {
+        const metadata = new grpc.Metadata();
+        metadata.set("x-request-id", id);
+        return callUnary(MerchantService.method.getMerchant, { merchantId: id }, metadata);
+      }),
+    );
+    expect(answers.map(({ response, header }) => [response.merchant?.id, header.get("x-request-id")[0]])).toEqual(ids.map((id) => [id, id]));
+  });
+
   it("receives a ConnectError as its status code, message and google.rpc.Status details", async () => {
     const error = await grpcError(callUnary(MerchantService.method.getMerchant, { merchantId: "missing" }));
 
@@ -499,3 +511,67 @@ function decodeServiceNames(bytes: Uint8Array): string[] {
   }
   return names;
 }
+
+describe("interceptors that replace the unary request", () => {
+  // One adds a header to a copy of the request (its call context travels along); one builds a
+  // request from scratch, leaving the call's context behind: a wiring mistake, answered INTERNAL.
+  const addsHeader: Interceptor = (next) => (request) => {
+    const header = new Headers(request.header);
+    header.set("x-request-id", "set-by-interceptor");
+    return next({ ...request, header });
+  };
+  const rebuilds: Interceptor = (next) => (request) =>
+    request.method.name === "CreateMerchant"
+      ? next({
+          stream: false,
+          message: request.message,
+          method: request.method,
+          service: request.service,
+          requestMethod: request.requestMethod,
+          url: request.url,
+          header: request.header,
+          contextValues: request.contextValues,
+          signal: new AbortController().signal,
+        } as Parameters<typeof next>[0])
+      : next(request);
+  let replacing: grpc.Server;
+  let replacingClient: grpc.Client;
+
+  beforeAll(async () => {
+    replacing = createGrpcServer({ services: [{ service: MerchantService, impl: merchantImpl }], interceptors: [addsHeader, rebuilds] });
+    const replacingPort = await listenGrpc(replacing, "127.0.0.1", 0);
+    replacingClient = new grpc.Client(`127.0.0.1:${replacingPort}`, grpc.credentials.createInsecure());
+  });
+
+  afterAll(async () => {
+    replacingClient?.close();
+    if (replacing) await shutdownGrpc(replacing, 1_000);
+  });
+
+  function call(method: "GetMerchant" | "CreateMerchant", bytes: Buffer): Promise<{ error?: grpc.ServiceError; header: grpc.Metadata }> {
+    return new Promise((resolve) => {
+      let header = new grpc.Metadata();
+      const unary = replacingClient.makeUnaryRequest(
+        `/${MerchantService.typeName}/${method}`,
+        (message: Buffer) => message,
+        (answer: Buffer) => answer,
+        bytes,
+        (error) => resolve({ error: error ?? undefined, header }),
+      );
+      unary.on("metadata", (received) => {
+        header = received;
+      });
+    });
+  }
+
+  it("gives the implementation the replaced request's headers", async () => {
+    const { error, header } = await call("GetMerchant", Buffer.from(toBinary(MerchantService.method.getMerchant.input, create(MerchantService.method.getMerchant.input, { merchantId: "m_1" }))));
+    expect(error).toBeUndefined();
+    expect(header.get("x-request-id")).toEqual(["set-by-interceptor"]);
+  });
+
+  it("answers INTERNAL when an interceptor drops the call's context", async () => {
+    const { error } = await call("CreateMerchant", Buffer.from(toBinary(MerchantService.method.createMerchant.input, create(MerchantService.method.createMerchant.input, { name: "Shop" }))));
+    expect(error?.code).toBe(grpc.status.INTERNAL);
+  });
+});
