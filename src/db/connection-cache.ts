@@ -22,6 +22,7 @@
  *   is released afterwards goes straight to tarn.
  * A statement waits here no longer than knex's `acquireConnectionTimeout` (60 s), as at tarn.
  */
+
 /** The part of a mysql2 (callback API) connection the row helpers use. */
 export interface MysqlConnection {
   query(sql: string, values: unknown[], callback: (error: Error | null, result: unknown) => void): void;
@@ -29,9 +30,11 @@ export interface MysqlConnection {
   destroy(): void;
 }
 
-/** The part of knex's tarn pool used here. */
-interface TarnPool {
+/** The part of knex's tarn pool used here and by the pool gauges (database.ts). */
+export interface TarnPool {
   max: number;
+  numUsed(): number;
+  numFree(): number;
   release(resource: unknown): boolean;
   numPendingAcquires(): number;
   on(event: "acquireRequest" | "poolDestroyRequest", listener: () => void): void;
@@ -210,6 +213,6 @@ export function connectionCache(client: KnexClient): ConnectionCache | undefined
 }
 
 /** Connections the row helpers hold idle in front of this pool (0 when none), for the pool metrics. */
-export function idleInCache(pool: object): number {
-  return caches.get(pool as TarnPool)?.idleCount ?? 0;
+export function idleInCache(pool: TarnPool): number {
+  return caches.get(pool)?.idleCount ?? 0;
 }

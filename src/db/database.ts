@@ -9,7 +9,7 @@ import type { MikroORM, SqlEntityManager } from "@mikro-orm/knex";
 import { MikroORM as LibSqlORM } from "@mikro-orm/libsql";
 import { Migrator } from "@mikro-orm/migrations";
 import { MySqlDriver, MikroORM as MySqlORM } from "@mikro-orm/mysql";
-import { idleInCache } from "./connection-cache.js";
+import { idleInCache, type TarnPool } from "./connection-cache.js";
 import { BoundLibSqlDriver } from "./bound-libsql-driver.js";
 import { ENTITIES } from "./entities.js";
 import { MIGRATIONS } from "./migrations/index.js";
@@ -107,14 +107,6 @@ function wrap(kind: DatabaseKind, orm: MikroORM): Database {
     em: () => orm.em.fork() as SqlEntityManager,
     close: () => orm.close(true),
   };
-}
-
-/** The parts of knex's tarn pool the metrics read. */
-interface TarnPool {
-  numUsed(): number;
-  numFree(): number;
-  numPendingAcquires(): number;
-  max: number;
 }
 
 /**

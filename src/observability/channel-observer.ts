@@ -16,6 +16,7 @@ import { loggableMessage } from "../db/database-errors.js";
 import type { Logger } from "./logger.js";
 import type { ServiceMetrics } from "./metrics.js";
 import { SpanKind, type Tracing } from "./tracing.js";
+import { promiseOf } from "../promise-of.js";
 
 export type ChannelCallOutcome = "answer" | "rejection" | "unknown";
 
@@ -121,13 +122,7 @@ export function observeChannel(channel: PaymentChannel, options: ChannelObserver
         throw error;
       };
       // A promise chain, not an async function: every channel call passes here.
-      let answer: Promise<R>;
-      try {
-        answer = span.run(() => call(argument));
-      } catch (error) {
-        answer = Promise.reject(error);
-      }
-      return answer.then((result) => {
+      return promiseOf(() => span.run(() => call(argument))).then((result) => {
         span.end();
         finish("answer", undefined, summarize(result));
         return result;

@@ -27,6 +27,7 @@ import {
   ValidationError,
 } from "../errors.js";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { promiseOf } from "../promise-of.js";
 
 const DOMAIN = "payments.v1";
 
@@ -140,13 +141,7 @@ export function createErrorInterceptor(log: (message: string, error: unknown) =>
   // interceptor inside may also throw before returning its promise (authentication does).
   return (next) => (req) => {
     const map = (error: unknown) => toConnectError(error, log, req.method.localName);
-    let answer: ReturnType<typeof next>;
-    try {
-      answer = next(req);
-    } catch (error) {
-      return Promise.reject(map(error));
-    }
-    return answer.then(
+    return promiseOf(() => next(req)).then(
       (res) => (res.stream ? { ...res, message: mapStreamErrors(res.message, map) } : res),
       (error: unknown) => {
         throw map(error);

@@ -37,6 +37,7 @@ import { HealthImplementation, type ServingStatus } from "grpc-health-check";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { DEFAULT_GRPC_LIMITS, type GrpcLimits } from "../config.js";
+import { promiseOf } from "../promise-of.js";
 
 /** Options for {@link addServiceToGrpcServer}. */
 export interface GrpcServiceOptions {
@@ -443,13 +444,7 @@ function unaryInvoker(spec: UnaryMethodImplSpec, interceptors: Interceptor[]): (
   const implementation = (req: UnaryRequest | StreamRequest): Promise<UnaryResponse> => {
     const ctx = (req as ContextCarrier)[CALL_CONTEXT];
     if (ctx === undefined) return Promise.reject(new ConnectError("an interceptor dropped the call's context", Code.Internal));
-    let output: ReturnType<typeof spec.impl>;
-    try {
-      output = spec.impl(req.message as Message, handlerContextOf(ctx, req));
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return Promise.resolve(output).then((message) => ({
+    return promiseOf(() => spec.impl(req.message as Message, handlerContextOf(ctx, req))).then((message) => ({
       stream: false,
       message: create(method.output, message),
       method,
@@ -477,13 +472,7 @@ function unaryInvoker(spec: UnaryMethodImplSpec, interceptors: Interceptor[]): (
       },
       [CALL_CONTEXT]: ctx,
     };
-    let answer: Promise<UnaryResponse | StreamResponse>;
-    try {
-      answer = next(request);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return answer.then((response) => {
+    return promiseOf(() => next(request)).then((response) => {
       if (response.stream) throw new ConnectError("protocol error: a unary call answered with a stream", Code.Internal);
       copyHeaders(response.header, ctx.responseHeader);
       copyHeaders(response.trailer, ctx.responseTrailer);

@@ -12,11 +12,12 @@
  * - Streams are measured to their end, not to their first message.
  */
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
 import type { Telemetry } from "../observability/telemetry.js";
 import { SpanKind } from "../observability/tracing.js";
 import { callerKey } from "./auth.js";
+import { promiseOf } from "../promise-of.js";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -135,14 +136,8 @@ export function createTelemetryInterceptor(telemetry: Telemetry): Interceptor {
       finish(error);
       throw withRequestId(error, requestId);
     };
-    let answer: Promise<UnaryResponse | StreamResponse>;
-    try {
-      answer = span.run(() => next(req));
-    } catch (error) {
-      // An interceptor inside threw before returning its promise.
-      answer = Promise.reject(error);
-    }
-    return answer.then((response) => {
+    // An interceptor inside may throw before returning its promise.
+    return promiseOf(() => span.run(() => next(req))).then((response) => {
       response.header.set("x-request-id", requestId);
       if (!response.stream) {
         finish(undefined, response.message);

@@ -573,5 +573,7 @@ describe("interceptors that replace the unary request", () => {
   it("answers INTERNAL when an interceptor drops the call's context", async () => {
     const { error } = await call("CreateMerchant", Buffer.from(toBinary(MerchantService.method.createMerchant.input, create(MerchantService.method.createMerchant.input, { name: "Shop" }))));
     expect(error?.code).toBe(grpc.status.INTERNAL);
+    // Named as the wiring mistake it is, not a TypeError from a missing context.
+    expect(error?.details).toBe("an interceptor dropped the call's context");
   });
 });
