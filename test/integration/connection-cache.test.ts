@@ -5,17 +5,14 @@
  * no other; a connection the server ended is never handed out again; the pool metrics count kept connections
  * as idle; the kept ones go back to the pool when unused; and the ORM closes without waiting on them.
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { SqlEntityManager } from "@mikro-orm/knex";
 import { createConnection } from "mysql2/promise";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { connectionCache, type KnexClient, ConnectionCache } from "../../src/db/connection-cache.js";
-import { type Database, openDatabase, poolUse } from "../../src/db/database.js";
+import { type Database, poolUse } from "../../src/db/database.js";
 import { findRows, inRowTransaction, insertRow } from "../../src/db/rows.js";
 import { Merchant } from "../../src/merchants/merchant-entity.js";
-import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
+import { driverDatabases } from "../support/driver-databases.js";
 import { newMerchantRow } from "../support/merchant-rows.js";
 import { eventually } from "../support/waiting.js";
 
@@ -32,22 +29,11 @@ function clientOf(db: Database): KnexClient & { pool: Pool } {
 }
 
 describe("connections kept between row statements", () => {
-  let server: TestDatabase;
-  const opened: Database[] = [];
+  const databases = driverDatabases("payments-connection-cache-");
+  afterAll(() => databases.close());
 
-  beforeAll(async () => {
-    server = await createTestDatabase();
-  });
-
-  afterAll(async () => {
-    for (const db of opened) await db.close();
-    await server?.drop();
-  });
-
-  async function open(poolSize: number): Promise<Database> {
-    const db = await openDatabase({ url: server.url, dataDir: mkdtempSync(join(tmpdir(), "payments-connection-cache-")), poolSize });
-    opened.push(db);
-    return db;
+  function open(poolSize: number): Promise<Database> {
+    return databases.open("mysql", { poolSize });
   }
 
   /** A database with one merchant row written through the row helpers: their connection is now kept. */
@@ -147,18 +133,13 @@ describe("connections kept between row statements", () => {
   });
 
   it("never hands out a connection that broke; the pool replaces it", async () => {
-    const db = await open(1);
-    const em = db.em();
-    const row = newMerchantRow();
-    await insertRow(em, Merchant, row);
-    const cache = connectionCache(clientOf(db))!;
+    const { db, em, row, client, cache } = await openWithKeptConnection(1);
     const kept = cache.take()! as unknown as { threadId: number };
     cache.release(kept as never);
     // The server ends the connection (as a restart or wait_timeout would) while it is kept.
-    const admin = await createConnection({ uri: server.url });
+    const admin = await createConnection({ uri: db.orm.config.get("clientUrl") });
     await admin.query("KILL ?", [kept.threadId]);
     await admin.end();
-    const client = clientOf(db);
     expect(await eventually(() => client.validateConnection!(kept as never), (valid) => !valid)).toBe(false);
     expect(cache.take()).toBeUndefined();
     expect(await findRows(em, Merchant, { id: row.id })).toHaveLength(1);
@@ -186,6 +167,5 @@ describe("connections kept between row statements", () => {
     await insertRow(db.em(), Merchant, newMerchantRow());
     expect(connectionCache(clientOf(db))!.idleCount).toBe(1);
     await db.close();
-    opened.splice(opened.indexOf(db), 1);
   });
 });

@@ -16,10 +16,11 @@ export function driverDatabases(tempPrefix: string) {
   let mysql: Promise<TestDatabase> | undefined;
   const opened: Database[] = [];
   return {
-    async open(driver: Driver): Promise<Database> {
+    /** `poolSize`: connections of a MySQL database's pool (the service's default otherwise). */
+    async open(driver: Driver, options: { poolSize?: number } = {}): Promise<Database> {
       if (driver === "mysql" && mysql === undefined) mysql = createTestDatabase();
       const url = driver === "mysql" ? (await mysql)?.url : undefined;
-      const db = await openDatabase({ url, dataDir: mkdtempSync(join(tmpdir(), tempPrefix)) });
+      const db = await openDatabase({ url, dataDir: mkdtempSync(join(tmpdir(), tempPrefix)), poolSize: options.poolSize });
       opened.push(db);
       return db;
     },
