@@ -7,10 +7,10 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 /** Clock ticks per second for /proc/<pid>/stat times; 100 on every Linux the harness targets. */
 const TICKS_PER_SECOND = 100;
 
-/** User and system (kernel) CPU seconds the process has used since it started. */
-export function cpuTimes(pid: number): { user: number; system: number } {
+/** User and system (kernel) CPU seconds in a `/proc/.../stat` file (a process's or one thread's). */
+function statTimes(path: string): { user: number; system: number } {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const stat = readFileSync(path, "utf8");
     // The command name (field 2) may hold spaces and parentheses: count fields after the last ")".
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return { user: Number(fields[11]) / TICKS_PER_SECOND, system: Number(fields[12]) / TICKS_PER_SECOND };
@@ -19,19 +19,19 @@ export function cpuTimes(pid: number): { user: number; system: number } {
   }
 }
 
+/** User and system (kernel) CPU seconds the process has used since it started. */
+export function cpuTimes(pid: number): { user: number; system: number } {
+  return statTimes(`/proc/${pid}/stat`);
+}
+
 /**
  * User + system CPU seconds of the process's main thread (the JavaScript thread, whose task id is
  * the pid): the rest of the process's CPU is V8's helper threads (parallel scavenges, concurrent
  * marking and compilation) and libuv's pool.
  */
 export function mainThreadCpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-  } catch {
-    return 0;
-  }
+  const { user, system } = statTimes(`/proc/${pid}/task/${pid}/stat`);
+  return user + system;
 }
 
 /**

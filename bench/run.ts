@@ -294,6 +294,7 @@ interface Summary {
   systemCpuShare: number;
   /** Share of the server's CPU on its main (JavaScript) thread; the rest is V8's helpers and libuv's pool. */
   mainThreadCpuShare: number;
+  /** Main-thread CPU seconds per 1,000 calls. */
   mainThreadCpuSecondsPer1k: number;
   /** The server's write system calls per call (sockets, pipes, files: `/proc/<pid>/io`). */
   writesPerCall: number;
@@ -319,7 +320,7 @@ function summarize(point: Point): Summary {
     systemCpuShare: median(runs.map((r) => (r.cpuSeconds > 0 ? r.cpuSystemSeconds / r.cpuSeconds : 0))),
     mainThreadCpuShare: median(runs.map((r) => (r.cpuSeconds > 0 ? r.cpuMainThreadSeconds / r.cpuSeconds : 0))),
     mainThreadCpuSecondsPer1k: median(runs.map((r) => perK(r.cpuMainThreadSeconds, r.calls))),
-    writesPerCall: median(runs.map((r) => (r.calls > 0 && r.io ? r.io.writes / r.calls : 0))),
+    writesPerCall: median(runs.map((r) => (r.calls > 0 ? r.io.writes / r.calls : 0))),
     peakRssMiB: median(runs.map((r) => r.peakRssBytes / 2 ** 20)),
     errors: runs.reduce((sum, r) => sum + r.errors, 0),
     otherCpuSecondsPer1k: Object.fromEntries(otherNames.map((name) => [name, median(runs.map((r) => perK(r.otherCpuSeconds[name] ?? 0, r.calls)))])),

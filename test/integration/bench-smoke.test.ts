@@ -60,6 +60,7 @@ describe("npm run bench", () => {
         concurrency: number;
         throughput: number;
         errors: number;
+        writesPerCall: number;
         runs: Array<{ firstError?: string; exhausted?: boolean }>;
       }>;
       skipped: Array<{ scenario: string }>;
@@ -73,10 +74,13 @@ describe("npm run bench", () => {
       const what = `${result.scenario} @${result.concurrency}: ${result.runs.map((run) => run.firstError ?? "").join(" ")}`;
       expect(result.errors, what).toBe(0);
       expect(result.throughput, what).toBeGreaterThan(0);
+      // Every answer leaves the server by a write system call (counted from /proc/<pid>/io).
+      expect(result.writesPerCall, what).toBeGreaterThan(0);
       // A callback run that ran out of prepared payments would measure less than its window.
       expect(result.runs.filter((run) => run.exhausted), what).toEqual([]);
     }
     expect(report.ratios.map((ratio) => ratio.name)).toContain("full cycle / ceiling throughput @4");
     expect(report.ratios.map((ratio) => ratio.name)).toContain("callback service / ceiling CPU per callback @4");
+    expect(report.ratios.map((ratio) => ratio.name)).toContain("callback service / ceiling main-thread CPU per callback @4");
   });
 });
