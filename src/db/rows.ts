@@ -332,28 +332,57 @@ export function insertRow<T extends object>(executor: RowExecutor, entity: AnyEn
   return insertRows(executor, entity, [row]);
 }
 
+/** Options of {@link findRows}. */
+export interface FindOptions {
+  orderBy?: ReadonlyArray<readonly [string, "asc" | "desc"]>;
+  limit?: number;
+  /**
+   * Only these properties (a constant array: the statement is cached by its identity); all of
+   * them when absent. A row read on a hot path names what it uses: every column costs a column
+   * definition to parse and a value to decode on each read.
+   */
+  columns?: readonly string[];
+}
+
+/** A key per constant column list, so a statement is looked up without joining the names on every call. */
+const columnListKeys = new WeakMap<readonly string[], string>();
+
+function columnListKey(columns: readonly string[] | undefined): string {
+  if (columns === undefined) return "*";
+  let key = columnListKeys.get(columns);
+  if (key === undefined) {
+    key = columns.join(",");
+    columnListKeys.set(columns, key);
+  }
+  return key;
+}
+
 /**
- * The rows matching every `where` equality, as the ORM would hydrate them (plain objects), in
- * `orderBy` order; `limit` caps how many.
+ * The rows matching every `where` equality, as the ORM would hydrate them (plain objects, with
+ * only `columns` when given), in `orderBy` order; `limit` caps how many.
  */
 export function findRows<T>(
   executor: RowExecutor,
   entity: AnyEntity,
   where: Readonly<Record<string, unknown>>,
-  options: { orderBy?: ReadonlyArray<readonly [string, "asc" | "desc"]>; limit?: number } = {},
+  options: FindOptions = {},
 ): Promise<T[]> {
   const em = entityManager(executor);
   const info = entityInfo(em, entity);
   const { meta } = info;
   const names = Object.keys(where);
   const order = options.orderBy ?? [];
-  const kind = order.length === 0 ? `select::${options.limit ?? ""}` : `select:${order.map(([name, direction]) => `${name} ${direction}`).join(",")}:${options.limit ?? ""}`;
+  const columns = options.columns;
+  const kind =
+    (order.length === 0 ? `select::${options.limit ?? ""}` : `select:${order.map(([name, direction]) => `${name} ${direction}`).join(",")}:${options.limit ?? ""}`) +
+    `:${columnListKey(columns)}`;
   const { sql, summary, params } = statement(em, info, kind, names, (quote) => {
     const condition = whereClause(meta, names, quote);
     const orderSql = order.map(([name, direction]) => `${quote(property(meta, name).fieldNames[0]!)} ${direction}`).join(", ");
+    const selected = columns === undefined ? "*" : columns.map((name) => quote(property(meta, name).fieldNames[0]!)).join(", ");
     return {
       sql:
-        `select * from ${quote(meta.tableName)} where ${condition.sql}` +
+        `select ${selected} from ${quote(meta.tableName)} where ${condition.sql}` +
         (orderSql ? ` order by ${orderSql}` : "") +
         (options.limit !== undefined ? ` limit ${Math.floor(options.limit)}` : ""),
       props: condition.props,
@@ -363,9 +392,20 @@ export function findRows<T>(
   return run(executor, sql, values, "all", info.mysql, summary).then((rows) => (rows as Row[]).map((raw) => fromDatabase(em, info, raw) as T));
 }
 
-/** The one row matching every `where` equality, or undefined. */
-export function findRow<T>(executor: RowExecutor, entity: AnyEntity, where: Readonly<Record<string, unknown>>): Promise<T | undefined> {
-  return findRows<T>(executor, entity, where, { limit: 1 }).then((rows) => rows[0]);
+/** The one row matching every `where` equality (only `columns`, when given), or undefined. */
+export function findRow<T>(
+  executor: RowExecutor,
+  entity: AnyEntity,
+  where: Readonly<Record<string, unknown>>,
+  columns?: readonly string[],
+): Promise<T | undefined> {
+  return findRows<T>(executor, entity, where, columns === undefined ? ONE_ROW : { limit: 1, columns }).then(firstRow);
+}
+
+const ONE_ROW: FindOptions = { limit: 1 };
+
+function firstRow<T>(rows: T[]): T | undefined {
+  return rows[0];
 }
 
 /**

@@ -8,9 +8,15 @@ import { FeeRule, type FeeRuleRow } from "./fee-rule-entity.js";
 export type FeeRuleKey = Pick<FeeRuleRow, "merchantId" | "channel" | "currency">;
 export type FeeRuleValues = Pick<FeeRuleRow, "rateBps" | "fixedFee" | "minFee" | "refundFeePolicy">;
 
-/** The rule for a merchant, channel and currency, or undefined (a prepared row statement: it runs in either kind of transaction). */
-export function findFeeRuleRow(scope: RowScope, key: FeeRuleKey): Promise<FeeRuleRow | undefined> {
-  return findRow<FeeRuleRow>(rowExecutor(scope), FeeRule, key);
+const VALUE_COLUMNS: ReadonlyArray<keyof FeeRuleValues> = ["rateBps", "fixedFee", "minFee", "refundFeePolicy"];
+
+/**
+ * The values of the rule for a merchant, channel and currency, or undefined (a prepared row
+ * statement: it runs in either kind of transaction). Only the values: this is read on every
+ * successful payment.
+ */
+export function findFeeRuleValues(scope: RowScope, key: FeeRuleKey): Promise<FeeRuleValues | undefined> {
+  return findRow<FeeRuleValues>(rowExecutor(scope), FeeRule, key, VALUE_COLUMNS);
 }
 
 /** Replaces the rule's values, or inserts the rule; resolves with the stored row. */

@@ -5,7 +5,7 @@ import type { RowScope, Session } from "../db/unit-of-work.js";
 import { currencyExponent, isKnownCurrency } from "../money/currency.js";
 import type { RefundFeePolicy } from "./fee-calculator.js";
 import type { FeeRuleRow } from "./fee-rule-entity.js";
-import { findFeeRuleRow, upsertFeeRule } from "./fee-rule-store.js";
+import { type FeeRuleValues, findFeeRuleValues, upsertFeeRule } from "./fee-rule-store.js";
 
 export interface FeeRuleInput {
   merchantId: string;
@@ -20,15 +20,16 @@ export interface FeeRuleInput {
 /** No rule for a merchant, channel and currency means no fee, and nothing to return on refunds. */
 export const NO_FEE = { rateBps: 0, fixedFee: 0n, minFee: 0n, refundFeePolicy: "RETAIN" as RefundFeePolicy };
 
-export async function findFeeRule(
+export function findFeeRule(
   session: RowScope,
   merchantId: string,
   channel: string,
   currency: string,
 ): Promise<Pick<FeeRuleRow, "rateBps" | "fixedFee" | "minFee"> & { refundFeePolicy: RefundFeePolicy }> {
-  const rule = await findFeeRuleRow(session, { merchantId, channel, currency });
-  if (!rule) return NO_FEE;
-  return { ...rule, refundFeePolicy: rule.refundFeePolicy as RefundFeePolicy };
+  // The stored policy is one of the two: setFeeRule checks it before writing.
+  return findFeeRuleValues(session, { merchantId, channel, currency }).then(
+    (rule) => (rule as (FeeRuleValues & { refundFeePolicy: RefundFeePolicy }) | undefined) ?? NO_FEE,
+  );
 }
 
 /** Creates or replaces the rule. Applies to payments that succeed from now on. */

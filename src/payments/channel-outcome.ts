@@ -13,7 +13,7 @@ import { newId } from "../ids.js";
 import { accounts, postEntry } from "../ledger/ledger.js";
 import type { PaymentRow } from "./payment-entity.js";
 import { canTransition, type PaymentStatus } from "./payment-status.js";
-import { isInStatusNow, updatePayment } from "./payment-store.js";
+import { isInStatusNow, type PaymentForOutcome, updatePayment } from "./payment-store.js";
 import { recordPaymentEvent, transitionPayment } from "./payment-transitions.js";
 
 export type OutcomeEffect =
@@ -62,7 +62,7 @@ export function decideChannelOutcome(
  */
 export async function applyChannelStatus(
   tx: RowScope,
-  payment: PaymentRow,
+  payment: PaymentForOutcome,
   status: ChannelTradeStatus,
   cause: string,
 ): Promise<OutcomeResult> {
@@ -153,7 +153,7 @@ export async function applyChannelStatus(
  */
 async function recordPaidAfterClose(
   tx: RowScope,
-  payment: PaymentRow,
+  payment: PaymentForOutcome,
   status: ChannelTradeStatus,
   cause: string,
 ): Promise<OutcomeResult> {

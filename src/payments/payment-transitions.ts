@@ -9,7 +9,7 @@ import { type PaymentEventFields, paymentObject } from "../events/event-objects.
 import { appendEvent } from "../outbox/outbox-store.js";
 import type { PaymentRow } from "./payment-entity.js";
 import { allowedSources, type PaymentStatus } from "./payment-status.js";
-import { type PaymentChanges, transitionStatus } from "./payment-store.js";
+import { type PaymentChanges, type PaymentForOutcome, transitionStatus } from "./payment-store.js";
 
 export type { PaymentChanges } from "./payment-store.js";
 
@@ -20,21 +20,27 @@ export type { PaymentChanges } from "./payment-store.js";
  */
 export async function transitionPayment(
   tx: RowScope,
-  payment: PaymentRow,
+  payment: PaymentForOutcome,
   to: PaymentStatus,
   changes: PaymentChanges,
   cause: string,
 ): Promise<boolean> {
   const now = new Date();
   if (!(await transitionStatus(tx, payment.id, allowedSources(to), to, changes, now))) return false;
-  const after: PaymentEventFields = { ...payment, ...definedChanges(changes), status: to };
+  const after: PaymentEventFields = withChanges(payment, changes, to);
   await recordPaymentEvent(tx, payment, `payment.${to.toLowerCase()}`, { payment: paymentObject(after), previous_status: payment.status, cause }, now);
   return true;
 }
 
-/** The changes without the keys left undefined (which the UPDATE leaves alone too). */
-function definedChanges(changes: PaymentChanges): PaymentChanges {
-  return Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined));
+/** The payment with the changes set (keys left undefined are left alone, as the UPDATE leaves them) and its new status. */
+function withChanges(payment: PaymentForOutcome, changes: PaymentChanges, status: PaymentStatus): PaymentEventFields {
+  const after: Record<string, unknown> = { ...payment };
+  for (const key in changes) {
+    const value = changes[key as keyof PaymentChanges];
+    if (value !== undefined) after[key] = value;
+  }
+  after.status = status;
+  return after as unknown as PaymentEventFields;
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
- * The statements a payment callback runs in its row transaction, on both drivers: the guarded
- * UPDATE with a list of allowed statuses (`status in (...)`), the balance upsert written by hand,
- * and a duplicate inbox row rolling back everything written before it in the same transaction.
+ * The statements a payment callback runs in its row transaction, on both drivers: the payment read
+ * with only the columns its outcome needs, the guarded UPDATE with a list of allowed statuses
+ * (`status in (...)`), the balance upsert written by hand, and a duplicate inbox row rolling back
+ * everything written before it in the same transaction.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { insertInboxRow } from "../../src/callbacks/callback-store.js";
@@ -13,6 +14,8 @@ import { discrepancyExists, insertDiscrepancy } from "../../src/discrepancies/di
 import { newId } from "../../src/ids.js";
 import { AccountBalance } from "../../src/ledger/ledger-entities.js";
 import { addToBalance } from "../../src/ledger/ledger-store.js";
+import type { PaymentRow } from "../../src/payments/payment-entity.js";
+import { findByPaymentNo, insertPayment, reloadPayment } from "../../src/payments/payment-store.js";
 import { driverDatabases } from "../support/driver-databases.js";
 
 function discrepancy(status: string, merchantId: string): DiscrepancyRow {
@@ -38,6 +41,43 @@ function discrepancy(status: string, merchantId: string): DiscrepancyRow {
   };
 }
 
+/** A payment with every column set, nothing left to a default, so a wrong column shows. */
+function paymentRow(): PaymentRow {
+  const id = newId();
+  return {
+    id,
+    paymentNo: `P${id}`,
+    merchantId: newId(),
+    merchantOrderNo: `order-${id}`,
+    amount: 9_007_199_254_740_993n,
+    currency: "USD",
+    channel: "card",
+    status: "PENDING",
+    statusReason: "waiting",
+    subject: "Tea",
+    channelTradeNo: `pi_${id}`,
+    actionKind: "CLIENT_SECRET",
+    actionValue: `pi_${id}_secret_x`,
+    refundedAmount: 7n,
+    refundPendingAmount: 5n,
+    fee: 3n,
+    notifyUrl: "https://shop.example/notify",
+    metadata: { cart: "42", note: "π" },
+    paymentMethodToken: "pm_card_visa",
+    requestHash: "a".repeat(64),
+    createdAt: new Date("2026-12-01T10:00:00.123Z"),
+    updatedAt: new Date("2026-12-01T10:00:01.456Z"),
+    paidAt: new Date("2026-12-01T10:00:02.789Z"),
+    succeededAt: null,
+    closedAt: new Date("2026-12-01T10:00:03.001Z"),
+    expiresAt: new Date("2026-12-01T10:30:00.000Z"),
+    nextQueryAt: new Date("2026-12-01T10:01:00.000Z"),
+    queryAttempts: 2,
+    finalChannelQueries: 1,
+    sweepLeaseUntil: null,
+  };
+}
+
 describe("callback row statements", () => {
   const databases = driverDatabases("payments-callback-rows-");
   afterAll(() => databases.close());
@@ -48,6 +88,29 @@ describe("callback row statements", () => {
   }
 
   for (const driver of ["mysql", "sqlite"] as const) {
+    it(`reads a callback's payment with only the columns its outcome needs, converted as a full read (${driver})`, async () => {
+      const db = await open(driver);
+      const uow = createUnitOfWork(db);
+      const payment = paymentRow();
+      await uow.rowTransaction(uow.session(), (tx) => insertPayment(tx, payment, [], undefined));
+
+      const full = await reloadPayment(uow.session(), payment.id);
+      const read = await uow.rowTransaction(uow.session(), (tx) => findByPaymentNo(tx, "card", payment.paymentNo));
+      const outcomeKeys = [
+        "id", "paymentNo", "merchantId", "merchantOrderNo", "status", "amount", "currency", "refundedAmount", "fee", "channel",
+        "channelTradeNo", "subject", "statusReason", "metadata", "createdAt", "paidAt", "closedAt", "expiresAt",
+      ];
+      expect(Object.keys(read!).sort()).toEqual([...outcomeKeys].sort());
+      expect(read).toEqual(Object.fromEntries(outcomeKeys.map((key) => [key, full[key as keyof PaymentRow]])));
+      expect(read!.amount).toBe(payment.amount);
+      expect(read!.metadata).toEqual(payment.metadata);
+      expect(read!.createdAt).toEqual(payment.createdAt);
+      // No secret or token comes along: the client secret, the payment-method token, the notify URL.
+      expect(read).not.toHaveProperty("actionValue");
+      expect(read).not.toHaveProperty("paymentMethodToken");
+      expect(await findByPaymentNo(uow.session(), "alipay", payment.paymentNo)).toBeUndefined();
+    });
+
     it(`updates only rows whose status is in the list, for lists of any length (${driver})`, async () => {
       const db = await open(driver);
       const em = db.em();
