@@ -12,7 +12,7 @@ import type { RowScope } from "./unit-of-work.js";
  * status is one of `from`. Resolves with whether it applied; false means another change won. A
  * change given as undefined is not a change (as with nativeUpdate), never a NULL.
  */
-export async function transitionRowStatus(
+export function transitionRowStatus(
   scope: RowScope,
   // biome-ignore lint/suspicious/noExplicitAny: any entity schema with `id`, `status` and `updatedAt`
   entity: EntitySchema<any, any>,
@@ -23,8 +23,15 @@ export async function transitionRowStatus(
   now: Date,
 ): Promise<boolean> {
   const set: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(changes)) if (value !== undefined) set[name] = value;
+  for (const name in changes) {
+    const value = changes[name];
+    if (value !== undefined) set[name] = value;
+  }
   set.status = to;
   set.updatedAt = now;
-  return (await updateRows(rowExecutor(scope), entity, { id, status: [...from] }, set)) === 1;
+  return updateRows(rowExecutor(scope), entity, { id, status: from }, set).then(isOneRow);
+}
+
+function isOneRow(changed: number): boolean {
+  return changed === 1;
 }

@@ -40,15 +40,31 @@ export type HttpListener = Server | HttpsServer;
 
 class BodyTooLargeError extends Error {}
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new BodyTooLargeError();
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+/**
+ * The request body, at most `limit` bytes. With `data` and `end` listeners rather than the
+ * stream's async iterator, which costs a few microseconds more per callback (an end-of-stream
+ * watcher and a promise per chunk).
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off("data", onData);
+        reject(new BodyTooLargeError());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on("data", onData);
+    req.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    req.once("error", reject);
+    req.once("close", () => {
+      if (!req.complete) reject(new Error("request aborted"));
+    });
+  });
 }
 
 function send(res: ServerResponse, status: number, contentType: string, body: string): void {

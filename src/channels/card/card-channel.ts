@@ -70,6 +70,8 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 const METADATA_VALUE_MAX_CHARS = 500;
 const LIST_PAGE_SIZE = "100";
 const SECONDS_PER_DAY = 86_400;
+/** The acquirer's expected acknowledgement of a webhook. */
+const RECEIVED = JSON.stringify({ received: true });
 
 type JsonObject = WireObject;
 
@@ -330,7 +332,7 @@ export function createCardChannel(config: CardChannelConfig): PaymentChannel {
     },
 
     acceptAnswer(): CallbackAnswer {
-      return { status: 200, contentType: "application/json", body: JSON.stringify({ received: true }) };
+      return { status: 200, contentType: "application/json", body: RECEIVED };
     },
 
     rejectAnswer(reason: string): CallbackAnswer {
