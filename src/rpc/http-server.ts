@@ -41,9 +41,9 @@ export type HttpListener = Server | HttpsServer;
 class BodyTooLargeError extends Error {}
 
 /**
- * The request body, at most `limit` bytes. With `data` and `end` listeners rather than the
- * stream's async iterator, which costs a few microseconds more per callback (an end-of-stream
- * watcher and a promise per chunk).
+ * The request body, at most `limit` bytes; past it reading stops (the caller answers and closes
+ * the connection). With `data` and `end` listeners rather than the stream's async iterator, which
+ * costs a few microseconds more per callback (an end-of-stream watcher and a promise per chunk).
  */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -53,6 +53,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       size += chunk.length;
       if (size > limit) {
         req.off("data", onData);
+        req.pause();
         reject(new BodyTooLargeError());
         return;
       }
@@ -108,8 +109,13 @@ export function createHttpServer(options: HttpServerOptions): HttpListener {
       try {
         rawBody = await readBody(req, MAX_CALLBACK_BYTES);
       } catch (error) {
-        if (error instanceof BodyTooLargeError) send(res, 413, "text/plain", "callback too large");
-        else res.destroy();
+        if (error instanceof BodyTooLargeError) {
+          // The rest of the body is not read: the connection closes once the answer is written.
+          res.setHeader("connection", "close");
+          send(res, 413, "text/plain", "callback too large");
+        } else {
+          res.destroy();
+        }
         return;
       }
       const headers: Record<string, string> = {};

@@ -274,6 +274,21 @@ describe("HTTP listener", () => {
     expect(received()).toMatch(/^HTTP\/1\.1 408/);
   });
 
+  it("answers a callback body past 64 KiB with 413 and closes the connection instead of reading the rest", async () => {
+    const { port } = await startHttp({ headersTimeoutMs: 60_000, requestTimeoutMs: 60_000 });
+    const { socket, received } = await socketTo(port);
+    socket.write(`POST /callbacks/card HTTP/1.1\r\nHost: x\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n`);
+    socket.write(Buffer.alloc(64 * 1024 + 1, "a"));
+    // The client keeps sending what it declared; the server must not keep taking it.
+    const trickle = setInterval(() => socket.writable && socket.write(Buffer.alloc(1024, "a")), 20);
+    cleanups.push(() => clearInterval(trickle));
+
+    await vi.waitFor(() => expect(socket.closed || socket.readableEnded).toBe(true), eventually);
+    expect(received()).toMatch(/^HTTP\/1\.1 413/);
+    expect(received()).toMatch(/callback too large$/);
+    expect(await healthz(port)).toBe(200);
+  });
+
   it("refuses connections above maxConnections", async () => {
     const { port } = await startHttp({ maxConnections: 2, headersTimeoutMs: 60_000, requestTimeoutMs: 60_000 });
     const holders = [await socketTo(port), await socketTo(port)];
