@@ -13,6 +13,8 @@ export const Payment = defineEntity({
     { name: "payment_sweep_idx", properties: ["status", "nextQueryAt"] },
     // Settlement (settlement-store.ts): an order's derived lines and totals, read from the index alone.
     { name: "payment_settlement_idx", properties: ["merchantId", "currency", "succeededAt", "status", "amount", "fee"] },
+    // Reconciliation (payment-store.ts): a channel's payments paid in a bill's day, in pages.
+    { name: "payment_channel_paid_idx", properties: ["channel", "paidAt"] },
   ],
   properties: {
     id: p.string().length(26).primary(),

@@ -13,6 +13,8 @@ export const Refund = defineEntity({
     { name: "refund_sweep_idx", properties: ["status", "nextQueryAt"] },
     // Settlement (settlement-store.ts): the refunds that became final in a period.
     { name: "refund_settlement_idx", properties: ["merchantId", "currency", "succeededAt"] },
+    // Reconciliation (refund-store.ts): a channel's refunds that succeeded in a bill's day, in pages.
+    { name: "refund_channel_succeeded_idx", properties: ["channel", "succeededAt"] },
   ],
   properties: {
     id: p.string().length(26).primary(),
