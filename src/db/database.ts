@@ -15,9 +15,14 @@ import { ENTITIES } from "./entities.js";
 import { MIGRATIONS } from "./migrations/index.js";
 
 export type DatabaseKind = "mysql" | "sqlite";
+/** The server as OpenTelemetry names it (`db.system.name`): MariaDB speaks MySQL's dialect but is its own system. */
+export type DatabaseSystem = "mysql" | "mariadb" | "sqlite";
 
 export interface Database {
+  /** The SQL dialect the stores write. */
   readonly kind: DatabaseKind;
+  /** The server, for telemetry. */
+  readonly system: DatabaseSystem;
   readonly orm: MikroORM;
   /** A fresh EntityManager for one request or one job; never shared. */
   em(): SqlEntityManager;
@@ -57,7 +62,8 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       migrations: { migrationsList: MIGRATIONS, transactional: false, allOrNothing: false, snapshot: false, silent: true },
     });
     await orm.getMigrator().up();
-    return wrap("mysql", orm as unknown as MikroORM);
+    const [server] = await orm.em.getConnection().execute<Array<{ version: string }>>("select version() as version");
+    return wrap("mysql", orm as unknown as MikroORM, /mariadb/i.test(String(server?.version)) ? "mariadb" : "mysql");
   }
   const orm = await LibSqlORM.init({
     ...common,
@@ -77,7 +83,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     },
   });
   await orm.schema.updateSchema();
-  return wrap("sqlite", orm as unknown as MikroORM);
+  return wrap("sqlite", orm as unknown as MikroORM, "sqlite");
 }
 
 /**
@@ -100,9 +106,10 @@ function sqliteMappedType(type: string, platform: Platform): Type<unknown> | und
   return mapped instanceof IntegerType ? new NumberIntegerType() : mapped;
 }
 
-function wrap(kind: DatabaseKind, orm: MikroORM): Database {
+function wrap(kind: DatabaseKind, orm: MikroORM, system: DatabaseSystem): Database {
   return {
     kind,
+    system,
     orm,
     em: () => orm.em.fork() as SqlEntityManager,
     close: () => orm.close(true),

@@ -191,7 +191,7 @@ function run(executor: RowExecutor, sql: string, params: unknown[], method: Meth
   // The embedded database's statements go through the ORM's knex, whose spans are traceOrmStatements' (unit-of-work.ts).
   if (traced === undefined || (!(executor as RowTransaction).connection && !(mysql ?? isMysql(em)))) return execute(executor, sql, params, method, mysql);
   const shape = summary ?? statementSummary(sql);
-  const span = traced.startChild(shape, { kind: SpanKind.CLIENT, attributes: { "db.system.name": "mysql", "db.query.summary": shape } });
+  const span = traced.tracing.startChild(shape, { kind: SpanKind.CLIENT, attributes: { "db.system.name": traced.system, "db.query.summary": shape } });
   if (span === undefined) return execute(executor, sql, params, method, mysql);
   return execute(executor, sql, params, method, mysql).then(
     (result) => {
@@ -490,7 +490,7 @@ export function queryChanges(executor: RowExecutor, sql: string, params: readonl
  * until some app in the process turns tracing on, so that with tracing off a statement costs one
  * variable read and no lookup.
  */
-let statementTracings: WeakMap<object, Tracing> | undefined;
+let statementTracings: WeakMap<object, { tracing: Tracing; system: string }> | undefined;
 
 /**
  * From now on every row statement this ORM runs on MySQL inside a trace is a CLIENT span (a child
@@ -498,10 +498,10 @@ let statementTracings: WeakMap<object, Tracing> | undefined;
  * and never its values; outside a trace it gets none. On the embedded database the ORM's own
  * statement spans cover them (unit-of-work.ts).
  */
-export function traceRowStatements(em: SqlEntityManager, tracing: Tracing): void {
+export function traceRowStatements(em: SqlEntityManager, tracing: Tracing, system: string): void {
   if (!tracing.enabled) return;
   statementTracings ??= new WeakMap();
-  statementTracings.set(em.getMetadata(), tracing);
+  statementTracings.set(em.getMetadata(), { tracing, system });
 }
 
 /** A single-quoted string value, as the ORM's MySQL formatting writes one (backslash and doubled-quote escapes). */

@@ -80,7 +80,7 @@ export interface UnitOfWorkOptions {
  * The unit of work over an open database. A session forks its EntityManager only when a store
  * makes an ORM call or an ORM transaction is opened on it (store-access.ts, `SessionHandle`).
  */
-export function createUnitOfWork(db: Pick<Database, "em">, options: UnitOfWorkOptions = {}): UnitOfWork {
+export function createUnitOfWork(db: Pick<Database, "em"> & Partial<Pick<Database, "system">>, options: UnitOfWorkOptions = {}): UnitOfWork {
   const rows = db.em();
   const fork = () => db.em();
   const plain: UnitOfWork = {
@@ -91,8 +91,8 @@ export function createUnitOfWork(db: Pick<Database, "em">, options: UnitOfWorkOp
   const tracing = options.tracing;
   if (!tracing?.enabled) return plain;
 
-  const system = rows.getPlatform() instanceof MySqlPlatform ? "mysql" : "sqlite";
-  traceRowStatements(rows, tracing);
+  const system = db.system ?? (rows.getPlatform() instanceof MySqlPlatform ? "mysql" : "sqlite");
+  traceRowStatements(rows, tracing, system);
   traceOrmStatements(rows, tracing, system);
   /**
    * One transaction (with its deadlock retries) as a span, the statements in it its children; only
@@ -158,7 +158,7 @@ function rowTransaction<T>(session: Session, work: (tx: RowTx) => Promise<T>, op
 function transactionAttributes(system: string, options: TransactionOptions): Attributes {
   const attributes: Attributes = { "db.system.name": system };
   // The embedded database ignores the isolation asked for (one writer at a time).
-  if (options.readCommitted && system === "mysql") attributes["payments.db.isolation"] = "READ COMMITTED";
+  if (options.readCommitted && system !== "sqlite") attributes["payments.db.isolation"] = "READ COMMITTED";
   if (options.deadlockAttempts !== undefined) attributes["payments.db.deadlock_attempts"] = options.deadlockAttempts;
   return attributes;
 }

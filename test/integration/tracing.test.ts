@@ -130,7 +130,7 @@ function expectCreateTree(spans: CollectedSpan[], caller: { traceId: string; spa
   const [transaction] = named(children, "db.row_transaction");
   expect(transaction, JSON.stringify(names)).toBeDefined();
   expect(transaction!.kind).toBe(OTLP_KIND.INTERNAL);
-  expect(transaction!.attributes["db.system.name"]).toBe("mysql");
+  expect(transaction!.attributes["db.system.name"]).toBe(t.app.db.system);
   const [channelCall] = named(children, "alipay createPayment");
   expect(channelCall, JSON.stringify(names)).toBeDefined();
   expect(channelCall!.kind).toBe(OTLP_KIND.CLIENT);
@@ -145,7 +145,7 @@ function expectCreateTree(spans: CollectedSpan[], caller: { traceId: string; spa
   for (const statement of statements) {
     expect(statement.kind).toBe(OTLP_KIND.CLIENT);
     expect(statement.name).toBe(statement.attributes["db.query.summary"]);
-    expect(statement.attributes["db.system.name"]).toBe("mysql");
+    expect(statement.attributes["db.system.name"]).toBe(t.app.db.system);
   }
   // Outside the transaction, directly under the RPC: storing the channel's action on the payment.
   expect(names).toContain("UPDATE payment");
@@ -153,6 +153,13 @@ function expectCreateTree(spans: CollectedSpan[], caller: { traceId: string; spa
   const ids = new Set(spans.map((span) => span.spanId));
   for (const span of spans) if (span !== server) expect(ids.has(span.parentSpanId), span.name).toBe(true);
 }
+
+describe("db.system.name", () => {
+  it("is the server's own name: mariadb on MariaDB, mysql on MySQL", async () => {
+    const [row] = await t.app.db.em().getConnection().execute<Array<{ version: string }>>("select version() as version");
+    expect(t.app.db.system).toBe(/mariadb/i.test(row!.version) ? "mariadb" : "mysql");
+  });
+});
 
 describe("an incoming RPC", () => {
   it("over gRPC continues the traceparent metadata entry: SERVER span → row transaction with its statements, the Alipay call", async () => {
@@ -253,7 +260,7 @@ describe("an RPC with ORM transactions", () => {
     const children = childrenOf(spans, server!);
     const [transaction] = named(children, "db.transaction");
     expect(transaction, JSON.stringify(children.map((span) => span.name))).toBeDefined();
-    expect(transaction!.attributes["db.system.name"]).toBe("mysql");
+    expect(transaction!.attributes["db.system.name"]).toBe(t.app.db.system);
     expect(transaction!.attributes["payments.db.deadlock_attempts"]).toBe(3);
     const statements = childrenOf(spans, transaction!).map((span) => span.name);
     expect(statements).toContain("INSERT refund");
@@ -534,7 +541,7 @@ describe("a failed transaction", () => {
         const spans = await failCollector.waitForSpans(inTrace(traceId), (found) => found.some((span) => span.name === "duplicate test"));
         const [transaction] = named(spans, "db.row_transaction");
         expect(transaction?.statusCode).toBe(2);
-        expect(transaction?.attributes["db.system.name"]).toBe(driver);
+        expect(transaction?.attributes["db.system.name"]).toBe(db.system);
         expect(transaction?.events.map((event) => event.name)).toContain("exception");
         const inserts = childrenOf(spans, transaction!).filter((span) => span.name === "INSERT discrepancy");
         expect(inserts.map((span) => span.statusCode)).toEqual([0, 2]);
