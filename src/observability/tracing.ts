@@ -13,6 +13,8 @@ import {
   type Attributes,
   type Context,
   context,
+  isSpanContextValid,
+  type Link,
   ROOT_CONTEXT,
   type Span,
   SpanKind,
@@ -40,6 +42,11 @@ export interface StartSpanOptions {
   attributes?: Attributes;
   /** Continue the trace in these headers (`traceparent`, `tracestate`) instead of the active one. */
   carrier?: TraceCarrier;
+  /**
+   * Spans this one follows from, as W3C traceparent values (an event's stored `trace_parent`):
+   * OpenTelemetry span links. Absent and malformed values are skipped.
+   */
+  links?: ReadonlyArray<string | null | undefined>;
 }
 
 /** A started span; `run` makes it the active one for the work (so its database and channel spans are children). */
@@ -132,6 +139,32 @@ const carrierGetter: TextMapGetter<TraceCarrier> = {
 
 let contextManagerSet = false;
 
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/**
+ * The active recorded span as a W3C traceparent, stored with work that another trace picks up
+ * later (an event, whose webhook deliveries link back to it); null outside a recorded trace. With
+ * tracing off no context manager is installed and this is one lookup in the root context.
+ */
+export function activeTraceParent(): string | null {
+  const span = trace.getSpan(context.active());
+  if (!span?.isRecording()) return null;
+  const { traceId, spanId, traceFlags } = span.spanContext();
+  return `00-${traceId}-${spanId}-${traceFlags.toString(16).padStart(2, "0")}`;
+}
+
+function spanLinks(traceParents: ReadonlyArray<string | null | undefined> | undefined): Link[] | undefined {
+  if (!traceParents) return undefined;
+  const links: Link[] = [];
+  for (const value of traceParents) {
+    const match = value ? TRACEPARENT.exec(value) : null;
+    if (!match) continue;
+    const spanContext = { traceId: match[1]!, spanId: match[2]!, traceFlags: Number.parseInt(match[3]!, 16), isRemote: true };
+    if (isSpanContextValid(spanContext)) links.push({ context: spanContext });
+  }
+  return links.length > 0 ? links : undefined;
+}
+
 /** The tracing for a configuration: {@link TRACING_OFF} without an endpoint. */
 export function createTracing(options: TracingOptions): Tracing {
   if (!options.endpoint) return TRACING_OFF;
@@ -164,7 +197,11 @@ export function createTracing(options: TracingOptions): Tracing {
   }
 
   function begin(name: string, startOptions: StartSpanOptions, parent: Context): ActiveSpan {
-    const span: Span = tracer.startSpan(name, { kind: startOptions.kind ?? SpanKind.INTERNAL, attributes: startOptions.attributes }, parent);
+    const span: Span = tracer.startSpan(
+      name,
+      { kind: startOptions.kind ?? SpanKind.INTERNAL, attributes: startOptions.attributes, links: spanLinks(startOptions.links) },
+      parent,
+    );
     const spanContext = trace.setSpan(parent, span);
     let ended = false;
     return {

@@ -25,6 +25,11 @@ export const OutboxEvent = defineEntity({
     createdAt: p.datetime(3),
     /** The event's place in the feed; null until the sequencer has seen the event committed. */
     seq: p.bigint().nullable(),
+    /**
+     * The W3C traceparent of the span that wrote the event, when it was written inside a recorded
+     * trace: the webhook deliveries it causes link back to it (observability/tracing.ts).
+     */
+    traceParent: p.string().length(55).nullable(),
   },
 });
 export type OutboxEventRow = InferEntity<typeof OutboxEvent>;

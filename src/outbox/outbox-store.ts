@@ -8,6 +8,7 @@ import { findRow, insertRow, isMysqlExecutor, queryChanges, queryRows, runStatem
 import { entityManager, rowExecutor, toBigInt } from "../db/store-access.js";
 import type { RowScope, Session, Tx } from "../db/unit-of-work.js";
 import { newId } from "../ids.js";
+import { activeTraceParent } from "../observability/tracing.js";
 import { OutboxEvent, type OutboxEventRow } from "./outbox-entity.js";
 
 /** What an event is about and says; the store adds id and time. */
@@ -59,6 +60,7 @@ export function appendEvent(tx: RowScope, event: NewOutboxEvent, now: Date = new
     payload: event.payload,
     createdAt: now,
     seq: null,
+    traceParent: activeTraceParent(),
   });
 }
 

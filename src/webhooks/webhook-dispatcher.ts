@@ -190,7 +190,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       return;
     }
     const attributes = { "payments.webhook.delivery_id": delivery.id, "payments.event_id": delivery.eventId, "payments.merchant_id": delivery.merchantId };
-    await telemetry.tracing.span("webhook delivery", { kind: SpanKind.CLIENT, attributes }, async (span) => {
+    // A trace of its own, linked to the span that wrote the event (the RPC or callback that caused it).
+    await telemetry.tracing.span("webhook delivery", { kind: SpanKind.CLIENT, attributes, links: [event?.traceParent] }, async (span) => {
       const { outcome, attempt: made, recorded } = await attempt(delivery, holder, event, merchant);
       const result = outcome.status === "SUCCEEDED" ? "delivered" : outcome.status === "FAILED" ? "failed" : "retry";
       telemetry.metrics.webhookAttempts.inc({ outcome: result });

@@ -34,6 +34,7 @@ import { spawnServiceProcess } from "../support/service-process.js";
 import { ADMIN_TOKEN, freePort, SIMULATOR_CONTROL_TOKEN, startTestApp, type TestApp, testKeys } from "../support/test-app.js";
 import { createTestDatabase } from "../support/test-database.js";
 import { connectError, eventually, grpcError, rejection } from "../support/waiting.js";
+import { answerOk, insertEvents, startReceiver } from "../support/webhook-fixtures.js";
 
 let collector: OtlpCollector;
 let t: TestApp;
@@ -324,6 +325,55 @@ describe("a channel callback", () => {
     expect(statements).toContain("UPDATE payment");
     // The callback's trace is its own: none of the create's spans are in it.
     expect(spans.some((span) => span.name.startsWith("payments.v1."))).toBe(false);
+  });
+});
+
+describe("a webhook delivery", () => {
+  /** An app of its own whose merchant's notify URL is a receiver on 127.0.0.1; its event loops are run by hand. */
+  async function withHookedShop(work: (app: TestApp, shop: { id: string; headers: Record<string, string> }) => Promise<void>): Promise<void> {
+    const defaults = loadConfig({});
+    const app = await startTestApp({
+      tracing: createTracing({ endpoint: collector.endpoint, serviceName: SERVICE_NAME, exportDelayMs: 50 }),
+      config: { notifyUrls: { allowHttp: true, allowPrivateNetworks: true }, webhooks: { ...defaults.webhooks, timeoutMs: 3000 } },
+    });
+    const endpoint = await startReceiver(answerOk);
+    try {
+      const created = await app.grpc.merchants.createMerchant({ name: "Hooked Shop", notifyUrl: endpoint.url }, app.adminHeaders);
+      await work(app, { id: created.merchant!.id, headers: { authorization: `Bearer ${created.apiKey}` } });
+    } finally {
+      await app.stop();
+      await endpoint.close();
+    }
+  }
+
+  async function deliverySpan(app: TestApp, merchantId: string): Promise<CollectedSpan | undefined> {
+    await app.app.events.runOnce();
+    await app.app.webhooks.runOnce();
+    const [delivery] = await collector.waitForSpans((span) => span.name === "webhook delivery" && span.attributes["payments.merchant_id"] === merchantId);
+    expect(delivery, "no webhook delivery span").toBeDefined();
+    return delivery;
+  }
+
+  it("is a trace of its own, linked to the span that wrote its event (CreatePayment's row transaction)", async () => {
+    await withHookedShop(async (app, shop) => {
+      const caller = callerContext();
+      await app.grpc.payments.createPayment(alipayPayment(), { ...shop.headers, traceparent: caller.traceparent });
+      const delivery = await deliverySpan(app, shop.id);
+      expect(delivery!.parentSpanId).toBe("");
+      expect(delivery!.traceId).not.toBe(caller.traceId);
+      expect(delivery!.attributes["payments.webhook.outcome"]).toBe("delivered");
+      const created = await traceSpans(caller.traceId, (found) => found.some((span) => span.name === "db.row_transaction"));
+      const [transaction] = named(created, "db.row_transaction");
+      expect(delivery!.links).toEqual([{ traceId: caller.traceId, spanId: transaction!.spanId }]);
+    });
+  });
+
+  it("of an event written outside a trace has no link, and still gets its span", async () => {
+    await withHookedShop(async (app, shop) => {
+      await insertEvents(app.database!.url, [{ merchantId: shop.id, eventType: "payment.succeeded" }]);
+      const delivery = await deliverySpan(app, shop.id);
+      expect(delivery!.links).toEqual([]);
+    });
   });
 });
 

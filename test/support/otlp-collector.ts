@@ -26,6 +26,8 @@ export interface CollectedSpan {
   statusCode: number;
   statusMessage?: string;
   events: Array<{ name: string; attributes: Record<string, AttributeValue> }>;
+  /** The spans this one links to (OpenTelemetry span links). */
+  links: Array<{ traceId: string; spanId: string }>;
   resource: Record<string, AttributeValue>;
   scope: string;
 }
@@ -89,6 +91,7 @@ interface ExportTraceServiceRequest {
         attributes?: OtlpAttributes;
         status?: { code?: number; message?: string };
         events?: Array<{ name: string; attributes?: OtlpAttributes }>;
+        links?: Array<{ traceId: string; spanId: string }>;
       }>;
     }>;
   }>;
@@ -111,6 +114,7 @@ export function decodeExportRequest(request: ExportTraceServiceRequest): Collect
           statusCode: span.status?.code ?? 0,
           statusMessage: span.status?.message,
           events: (span.events ?? []).map((event) => ({ name: event.name, attributes: decodeAttributes(event.attributes) })),
+          links: (span.links ?? []).map((link) => ({ traceId: link.traceId, spanId: link.spanId })),
           resource,
           scope: scopeSpans.scope?.name ?? "",
         });

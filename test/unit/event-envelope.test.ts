@@ -119,6 +119,7 @@ describe("the envelope and its protobuf mapping", () => {
     aggregateId: payment.id,
     payload: { payment: paymentObject(payment), previous_status: "PENDING", cause: "callback" },
     seq: 42n,
+    traceParent: null,
   };
 
   it("carries the same fields in the webhook body and the StreamEvents message", () => {

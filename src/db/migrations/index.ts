@@ -11,6 +11,7 @@ import { Migration20261202070000 } from "./migration-20261202070000-payment-succ
 import { Migration20261202081713 } from "./migration-20261202081713-events.js";
 import { Migration20261202090000 } from "./migration-20261202090000-webhooks.js";
 import { Migration20261202114644 } from "./migration-20261202114644-channel-calls.js";
+import { Migration20261203080000 } from "./migration-20261203080000-event-trace-parent.js";
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261122011910", class: Migration20261122011910 },
@@ -24,4 +25,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261202081713", class: Migration20261202081713 },
   { name: "Migration20261202090000", class: Migration20261202090000 },
   { name: "Migration20261202114644", class: Migration20261202114644 },
+  { name: "Migration20261203080000", class: Migration20261203080000 },
 ];
