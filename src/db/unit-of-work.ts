@@ -80,7 +80,7 @@ export interface UnitOfWorkOptions {
  * The unit of work over an open database. A session forks its EntityManager only when a store
  * makes an ORM call or an ORM transaction is opened on it (store-access.ts, `SessionHandle`).
  */
-export function createUnitOfWork(db: Pick<Database, "em"> & Partial<Pick<Database, "system">>, options: UnitOfWorkOptions = {}): UnitOfWork {
+export function createUnitOfWork(db: Pick<Database, "em" | "system">, options: UnitOfWorkOptions = {}): UnitOfWork {
   const rows = db.em();
   const fork = () => db.em();
   const plain: UnitOfWork = {
@@ -91,7 +91,7 @@ export function createUnitOfWork(db: Pick<Database, "em"> & Partial<Pick<Databas
   const tracing = options.tracing;
   if (!tracing?.enabled) return plain;
 
-  const system = db.system ?? (rows.getPlatform() instanceof MySqlPlatform ? "mysql" : "sqlite");
+  const system = db.system;
   traceRowStatements(rows, tracing, system);
   traceOrmStatements(rows, tracing, system);
   /**

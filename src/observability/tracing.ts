@@ -13,7 +13,7 @@ import {
   type Attributes,
   type Context,
   context,
-  isSpanContextValid,
+  defaultTextMapSetter,
   type Link,
   ROOT_CONTEXT,
   type Span,
@@ -139,28 +139,27 @@ const carrierGetter: TextMapGetter<TraceCarrier> = {
 
 let contextManagerSet = false;
 
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
-
 /**
  * The active recorded span as a W3C traceparent, stored with work that another trace picks up
  * later (an event, whose webhook deliveries link back to it); null outside a recorded trace. With
  * tracing off no context manager is installed and this is one lookup in the root context.
  */
 export function activeTraceParent(): string | null {
-  const span = trace.getSpan(context.active());
-  if (!span?.isRecording()) return null;
-  const { traceId, spanId, traceFlags } = span.spanContext();
-  return `00-${traceId}-${spanId}-${traceFlags.toString(16).padStart(2, "0")}`;
+  const active = context.active();
+  if (!trace.getSpan(active)?.isRecording()) return null;
+  const carrier: Record<string, string> = {};
+  propagator.inject(active, carrier, defaultTextMapSetter);
+  return carrier.traceparent ?? null;
 }
 
+/** Stored traceparents as span links, read by the same propagator that reads callers' headers (invalid ones are skipped). */
 function spanLinks(traceParents: ReadonlyArray<string | null | undefined> | undefined): Link[] | undefined {
   if (!traceParents) return undefined;
   const links: Link[] = [];
-  for (const value of traceParents) {
-    const match = value ? TRACEPARENT.exec(value) : null;
-    if (!match) continue;
-    const spanContext = { traceId: match[1]!, spanId: match[2]!, traceFlags: Number.parseInt(match[3]!, 16), isRemote: true };
-    if (isSpanContextValid(spanContext)) links.push({ context: spanContext });
+  for (const traceparent of traceParents) {
+    if (!traceparent) continue;
+    const linked = trace.getSpanContext(propagator.extract(ROOT_CONTEXT, { traceparent }, carrierGetter));
+    if (linked) links.push({ context: linked });
   }
   return links.length > 0 ? links : undefined;
 }

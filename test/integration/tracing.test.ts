@@ -368,6 +368,16 @@ describe("a webhook delivery", () => {
     });
   });
 
+  it("links only well-formed traceparents: a malformed or all-zero stored value is skipped", async () => {
+    const tracing = createTracing({ endpoint: collector.endpoint, serviceName: SERVICE_NAME, exportDelayMs: 50 });
+    const valid = callerContext();
+    const name = `linked ${valid.traceId}`;
+    tracing.start(name, { links: ["garbage", null, `00-${"0".repeat(32)}-${"1".repeat(16)}-01`, valid.traceparent] }).end();
+    await tracing.shutdown();
+    const [span] = await collector.waitForSpans((found) => found.name === name);
+    expect(span?.links).toEqual([{ traceId: valid.traceId, spanId: valid.spanId }]);
+  });
+
   it("of an event written outside a trace has no link, and still gets its span", async () => {
     await withHookedShop(async (app, shop) => {
       await insertEvents(app.database!.url, [{ merchantId: shop.id, eventType: "payment.succeeded" }]);

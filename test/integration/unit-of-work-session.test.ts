@@ -45,6 +45,7 @@ function countingUnitOfWork(db: Database) {
       forks.count++;
       return db.em();
     },
+    system: db.system,
   });
   return { uow, forks };
 }
