@@ -467,13 +467,17 @@ describe("metrics after a real flow (MySQL)", () => {
     for (const method of after.methods) expect(method).toMatch(/^payments\.v1\.[A-Za-z]+Service\/[A-Za-z]+$/);
   });
 
-  it("docs/alerts.yml uses only metrics the service exports", async () => {
+  it("docs/alerts.yml uses only metrics the service exports, and takes the max of backlog gauges across replicas", async () => {
     const rules = readFileSync(new URL("../../docs/alerts.yml", import.meta.url), "utf8");
     const used = new Set(rules.match(/\bpayments_[a-z_]+\b/g) ?? []);
     expect(used.size).toBeGreaterThanOrEqual(3);
     const { samples, types } = await scrape(t);
     const exported = new Set([...types.keys(), ...samples.map((s) => s.name)]);
     for (const name of used) expect(exported.has(name), name).toBe(true);
+    // Backlog gauges are read from the shared database, the same on every replica: rules take the max across instances.
+    const backlogRules = rules.split("\n").filter((line) => /expr:.*payments_\w*backlog/.test(line));
+    expect(backlogRules.length).toBeGreaterThan(0);
+    for (const line of backlogRules) expect(line, line).toMatch(/max without \(instance\) \(/);
   });
 });
 
